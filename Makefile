@@ -1,0 +1,96 @@
+# Chronik developer targets. Every tool is pinned here and installed into
+# ./bin/tools by the target that needs it; nothing but Go must be preinstalled.
+
+GO              ?= go
+BIN             := bin
+TOOLS           := $(CURDIR)/bin/tools
+FAILPOINT_VER   := v0.0.0-20240528011301-b51a646c7c86
+STATICCHECK_VER := v0.8.2
+FAILPOINT_CTL   := $(TOOLS)/failpoint-ctl
+STATICCHECK     := $(TOOLS)/staticcheck
+# Directories whose sources carry failpoint markers (failpoint-ctl rewrites
+# them in place; failpoint-disable restores them).
+FAILPOINT_DIRS  := core diskio netio server sim
+
+# Simulator knobs: one schedule (SEED=N) or many (SEEDS=N from SEED_BASE).
+SEED      ?=
+SEEDS     ?= 20
+SEED_BASE ?= 1
+FUZZTIME  ?= 30s
+# Deterministic replay of the simulator needs one P and no async preemption.
+SIM_ENV   := GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1
+SIM_TAGS  := -tags synctests
+
+.PHONY: all build run test race sim sim-long fuzz failpoint-enable \
+	failpoint-disable failpoint-test bench lint check tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/chronik ./server/cmd/chronik
+
+run: build
+	./$(BIN)/chronik serve --data-dir ./chronik-data
+
+# The whole suite: unit, conformance, property, crash and fuzz-corpus tests,
+# then a bounded number of simulator seeds.
+test:
+	$(GO) test -count=1 -timeout 20m ./...
+	$(SIM_ENV) $(GO) test -count=1 -timeout 20m $(SIM_TAGS) ./sim/...
+
+race:
+	$(GO) test -count=1 -race -timeout 30m ./...
+
+sim:
+ifneq ($(SEED),)
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seed=$(SEED)
+else
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seeds=$(SEEDS) -seed-base=$(SEED_BASE)
+endif
+
+sim-long:
+	$(SIM_ENV) $(GO) test -count=1 -timeout 6h $(SIM_TAGS) ./sim -run 'TestSim' -seeds=5000 -seed-base=$(SEED_BASE)
+
+# Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+$(FAILPOINT_CTL):
+	GOBIN=$(TOOLS) $(GO) install github.com/pingcap/failpoint/failpoint-ctl@$(FAILPOINT_VER)
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER)
+
+tools: $(FAILPOINT_CTL) $(STATICCHECK)
+
+failpoint-enable: $(FAILPOINT_CTL)
+	$(FAILPOINT_CTL) enable $(FAILPOINT_DIRS)
+
+failpoint-disable: $(FAILPOINT_CTL)
+	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS)
+
+# Runs the tests with failpoints compiled in, and restores the sources even
+# when the tests fail.
+failpoint-test: $(FAILPOINT_CTL)
+	@$(FAILPOINT_CTL) enable $(FAILPOINT_DIRS); \
+	$(GO) test -count=1 -timeout 20m -tags failpoint ./...; rc=$$?; \
+	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS); exit $$rc
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet $(SIM_TAGS) ./sim/...
+	$(STATICCHECK) ./...
+
+check: lint test
+
+clean:
+	rm -rf $(BIN)
