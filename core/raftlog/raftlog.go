@@ -1,0 +1,66 @@
+// Package raftlog routes dragonboat's logging into log/slog.
+//
+// dragonboat keeps its logger factory in package-level state that can be set
+// once per process, so Install is idempotent: the first call wins and later
+// calls only change the level and the destination, which are swapped
+// atomically. This is the one place where Chronik touches a global logger,
+// and only because dragonboat offers no per-NodeHost logger.
+package raftlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	dblogger "github.com/lni/dragonboat/v4/logger"
+)
+
+var (
+	once   sync.Once
+	target atomic.Pointer[sink]
+)
+
+type sink struct {
+	logger *slog.Logger
+	level  slog.Level
+}
+
+// Install sends dragonboat's log lines at or above level to l (tagged with
+// component=dragonboat and pkg=<dragonboat package>). Safe to call many
+// times and concurrently; the newest call's logger and level are used.
+func Install(l *slog.Logger, level slog.Level) {
+	target.Store(&sink{logger: l, level: level})
+	once.Do(func() {
+		dblogger.SetLoggerFactory(func(pkg string) dblogger.ILogger { return pkgLogger{pkg: pkg} })
+	})
+}
+
+type pkgLogger struct{ pkg string }
+
+// SetLevel is ignored: Install's level governs every package, so that one
+// package cannot turn itself up behind the operator's back.
+func (pkgLogger) SetLevel(dblogger.LogLevel) {}
+
+func (p pkgLogger) log(level slog.Level, format string, args []interface{}) {
+	s := target.Load()
+	if s == nil || level < s.level {
+		return
+	}
+	s.logger.Log(context.Background(), level, fmt.Sprintf(format, args...),
+		"component", "dragonboat", "pkg", p.pkg)
+}
+
+func (p pkgLogger) Debugf(f string, a ...interface{})   { p.log(slog.LevelDebug, f, a) }
+func (p pkgLogger) Infof(f string, a ...interface{})    { p.log(slog.LevelInfo, f, a) }
+func (p pkgLogger) Warningf(f string, a ...interface{}) { p.log(slog.LevelWarn, f, a) }
+func (p pkgLogger) Errorf(f string, a ...interface{})   { p.log(slog.LevelError, f, a) }
+
+// Panicf logs and panics, as dragonboat expects: it calls Panicf only on
+// broken invariants of its own.
+func (p pkgLogger) Panicf(f string, a ...interface{}) {
+	msg := fmt.Sprintf(f, a...)
+	p.log(slog.LevelError, "%s", []interface{}{msg})
+	panic(fmt.Sprintf("dragonboat/%s: %s", p.pkg, msg))
+}
