@@ -17,8 +17,9 @@ import (
 //   - Lock is an in-process exclusive lock per path, held per adapter (not
 //     an flock): a second Lock of a held path fails with ErrLocked. It
 //     creates the lock file if missing.
-//   - MkdirAll ignores perm; OpenDir returns a File whose Sync is
-//     fsys.SyncDir and whose Read/Write fail.
+//   - MkdirAll ignores perm; OpenDir (and Open of a directory, where fsys
+//     refuses it) returns a File whose Sync is fsys.SyncDir and whose
+//     Read/Write fail.
 //   - GetDiskUsage reports the Sim's capacity when it has one, otherwise a
 //     fixed 1 TiB device that is half free.
 //   - OpenOptions are applied but have no effect (no file descriptor).
@@ -64,9 +65,14 @@ func (v *vfsFS) Link(oldname, newname string) error {
 	return dst.Close()
 }
 
+// Open opens a file, or a directory (dragonboat's tan LogDB opens its
+// directories with Open and Syncs them), read-only.
 func (v *vfsFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := v.fs.Open(name)
 	if err != nil {
+		if fi, serr := v.fs.Stat(name); serr == nil && fi.IsDir {
+			return &vfsDir{fs: v.fs, name: name}, nil
+		}
 		return nil, err
 	}
 	vf := &vfsFile{f: f}

@@ -8,8 +8,12 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/errors/oserror"
+	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/vfs"
 )
+
+// dragonboat's NodeHostConfig.Expert.FS takes the adapter as it is.
+var _ = config.NodeHostConfig{Expert: config.ExpertConfig{FS: NewVFS(NewSim(0))}}
 
 func TestVFSAdapter(t *testing.T) {
 	for _, impl := range fsImpls {
@@ -94,6 +98,10 @@ func TestVFSAdapter(t *testing.T) {
 			must(t, l.Close())
 
 			d, err := v.OpenDir(dir)
+			must(t, err)
+			must(t, d.Sync())
+			must(t, d.Close())
+			d, err = v.Open(dir) // as dragonboat's tan does
 			must(t, err)
 			must(t, d.Sync())
 			must(t, d.Close())
