@@ -25,7 +25,8 @@ var (
 
 // PathError records the operation and path of a failed I/O call. Every error
 // returned by an FS or File implementation in this package is a *PathError
-// whose Err wraps one of the sentinels above or the operating system's error.
+// whose Err wraps one of the sentinels above or the operating system's error,
+// except the bare io.EOF of ReadAt. For Rename, Path is "oldname -> newname".
 type PathError struct {
 	Op   string // "open", "create", "read", "write", "sync", "truncate", ...
 	Path string
