@@ -14,9 +14,11 @@ import (
 // config.NodeHostConfig.Expert.FS. Differences from vfs.Default:
 //   - Link copies the content (and Syncs the copy) instead of hard-linking;
 //     it fails with ErrExist if newname exists.
-//   - Lock is an in-process exclusive lock per path, held per adapter (not
-//     an flock): a second Lock of a held path fails with ErrLocked. It
-//     creates the lock file if missing.
+//   - Lock: over OS, the operating system's advisory file lock (as
+//     vfs.Default), so a second process on the same directory is refused;
+//     over any other FS, an in-process exclusive lock per path, held per
+//     adapter: a second Lock of a held path fails with ErrLocked. It creates
+//     the lock file if missing.
 //   - MkdirAll ignores perm; OpenDir (and Open of a directory, where fsys
 //     refuses it) returns a File whose Sync is fsys.SyncDir and whose
 //     Read/Write fail.
@@ -128,6 +130,18 @@ func (v *vfsFS) Lock(name string) (io.Closer, error) {
 	}
 	v.locks[key] = struct{}{}
 	v.mu.Unlock()
+	if _, ok := v.fs.(*OS); ok {
+		// On a real disk the lock must exclude other processes too (two
+		// brokers on one data directory would corrupt it): take the OS's
+		// advisory file lock as well. POSIX locks do not conflict within a
+		// process, hence the in-process check above.
+		osLock, err := vfs.Default.Lock(name)
+		if err != nil {
+			v.unlock(key)
+			return nil, newPathError("lock", name, ErrLocked, err)
+		}
+		return &vfsLock{v: v, key: key, os: osLock}, nil
+	}
 	f, err := v.fs.OpenRW(name)
 	if err != nil {
 		f, err = v.fs.Create(name)
@@ -151,12 +165,19 @@ func (v *vfsFS) unlock(key string) {
 type vfsLock struct {
 	v    *vfsFS
 	key  string
+	os   io.Closer // the OS file lock, for an OS-backed adapter
 	once sync.Once
 }
 
 func (l *vfsLock) Close() error {
-	l.once.Do(func() { l.v.unlock(l.key) })
-	return nil
+	var err error
+	l.once.Do(func() {
+		if l.os != nil {
+			err = l.os.Close()
+		}
+		l.v.unlock(l.key)
+	})
+	return err
 }
 
 func (v *vfsFS) List(dir string) ([]string, error) { return v.fs.List(dir) }
