@@ -267,8 +267,14 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 	return nil
 }
 
+// frameSource is the part of net.Conn that readFrame needs.
+type frameSource interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}
+
 // readFrame reads one frame; hdr is a frameHeaderBytes scratch buffer.
-func readFrame(c net.Conn, hdr []byte) (uint16, []byte, error) {
+func readFrame(c frameSource, hdr []byte) (uint16, []byte, error) {
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		return 0, nil, err
 	}
