@@ -67,7 +67,8 @@
 // vice versa. Delivery uses one time.AfterFunc timer per direction, stopped
 // on close or reset; the Sim starts no goroutine that outlives a call.
 //
-// Invariants (checked with panics that print the values):
+// Invariants (checked with panics that print the values; the O(n) checks
+// only with -tags invariants):
 //   - per direction, queued bytes == buffered + in-flight bytes <=
 //     simPipeBytesMax;
 //   - in-flight chunks are sorted by delivery time.

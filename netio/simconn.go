@@ -43,12 +43,24 @@ func (p *pipe) signalLocked() {
 	p.changed = make(chan struct{})
 }
 
+// checkLocked verifies the pipe's invariants: O(1) ones always, O(n) ones
+// with -tags invariants.
 func (p *pipe) checkLocked() {
-	n := len(p.buf)
-	for _, c := range p.inflight {
-		n += len(c.data)
+	if p.queuedBytes < 0 || p.queuedBytes > simPipeBytesMax {
+		panic("netio: pipe queued bytes out of range: " + itoa(p.queuedBytes))
 	}
-	if n != p.queuedBytes || n > simPipeBytesMax {
+	if !invariantsExpensive {
+		return
+	}
+	n := len(p.buf)
+	for i, c := range p.inflight {
+		n += len(c.data)
+		if i > 0 && c.deliverAt.Before(p.inflight[i-1].deliverAt) {
+			panic("netio: in-flight chunks out of order at " + itoa(i) + ": " +
+				c.deliverAt.String() + " < " + p.inflight[i-1].deliverAt.String())
+		}
+	}
+	if n != p.queuedBytes {
 		panic("netio: pipe accounting broken: queued=" + itoa(p.queuedBytes) + " actual=" + itoa(n))
 	}
 }
