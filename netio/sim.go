@@ -1,12 +1,14 @@
 package netio
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -175,6 +177,9 @@ func (s *Sim) Heal() {
 }
 
 func (s *Sim) cutLocked(from, to string) bool {
+	if from == to {
+		return false // a host always reaches itself (loopback)
+	}
 	if s.isolated[from] || s.isolated[to] {
 		return true
 	}
@@ -233,6 +238,9 @@ func (s *Sim) Crash(host string) {
 		lns = append(lns, l)
 	}
 	s.mu.Unlock()
+	// Map order is random; reset in a fixed order so wake-ups are too.
+	slices.SortFunc(conns, func(a, b *simConn) int { return cmp.Compare(a.local.port, b.local.port) })
+	slices.SortFunc(lns, func(a, b *simListener) int { return cmp.Compare(a.addr.port, b.addr.port) })
 	for _, c := range conns {
 		c.reset("host " + host + " crashed")
 	}
@@ -281,7 +289,10 @@ func (n simNetwork) Listen(addr string) (net.Listener, error) {
 	defer s.mu.Unlock()
 	h := s.hostLocked(n.host)
 	if port == 0 {
-		port = h.ephemeralPortLocked()
+		var ok bool
+		if port, ok = h.ephemeralPortLocked(); !ok {
+			return nil, &net.OpError{Op: "listen", Net: "sim", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+		}
 	}
 	if _, ok := h.listeners[port]; ok {
 		return nil, &net.OpError{Op: "listen", Net: "sim", Addr: simAddr{n.host, port},
@@ -297,20 +308,21 @@ func (n simNetwork) Listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// ephemeralPortLocked returns a port not used by a listener of h. Ports of
-// dialled connections just count up (wrapping); uniqueness among them does
-// not matter to the simulation.
-func (h *simHost) ephemeralPortLocked() int {
-	for {
+// ephemeralPortLocked returns a port not used by a listener of h, or false
+// if every ephemeral port has one. Ports of dialled connections just count up
+// (wrapping); uniqueness among them does not matter to the simulation.
+func (h *simHost) ephemeralPortLocked() (int, bool) {
+	for range 65536 - simEphemeralPortMin {
 		p := h.nextPort
 		h.nextPort++
 		if h.nextPort > 65535 {
 			h.nextPort = simEphemeralPortMin
 		}
 		if _, used := h.listeners[p]; !used {
-			return p
+			return p, true
 		}
 	}
+	return 0, false
 }
 
 func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
@@ -350,7 +362,8 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	var local, remote *simConn
 	if l != nil {
 		lh := s.hostLocked(n.host)
-		local, remote = newSimConnPair(s, simAddr{n.host, lh.ephemeralPortLocked()}, raddr)
+		lport, _ := lh.ephemeralPortLocked() // 0 if all taken: harmless for a dialled end
+		local, remote = newSimConnPair(s, simAddr{n.host, lport}, raddr)
 		lh.conns[local] = struct{}{}
 		s.hosts[host].conns[remote] = struct{}{}
 	}

@@ -132,6 +132,15 @@ func TestSimIsolate(t *testing.T) {
 		if _, err := s.Host("newcomer").Dial(context.Background(), "c:1"); err == nil {
 			t.Fatal("dial to isolated host succeeded")
 		}
+		// Loopback is never cut.
+		self, err := s.Host("c").Dial(context.Background(), "c:1")
+		if err != nil {
+			t.Fatalf("isolated host cannot reach itself: %v", err)
+		}
+		self.Close()
+		if acc, err := ln.Accept(); err == nil {
+			acc.Close()
+		}
 		s.Heal()
 		c, srv := simPair(t, s, "newcomer", "c", 2)
 		defer c.Close()
