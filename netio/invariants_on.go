@@ -1,0 +1,6 @@
+//go:build invariants
+
+package netio
+
+// invariantsExpensive enables O(n) invariant checks.
+const invariantsExpensive = true
