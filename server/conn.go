@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -145,7 +146,8 @@ func (c *conn) logClose(err error) {
 	switch {
 	case err == nil:
 		c.log.Debug("connection closed")
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
 		c.log.Debug("connection closed by client", "err", err)
 	case errors.Is(err, errIdle):
 		c.log.Info("closing idle connection", "idle_timeout", c.s.cfg.IdleTimeout)
