@@ -157,3 +157,28 @@ func TestApiVersionsInvalidSoftwareName(t *testing.T) {
 		t.Fatalf("v2: error %d", r.ErrorCode)
 	}
 }
+
+// Concurrent requests from one kgo client share its connection (pipelined);
+// every one is matched to its response by correlation id.
+func TestKgoConcurrentRequests(t *testing.T) {
+	ts := startServer(t, Config{})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ts.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	errs := make(chan error, 20)
+	for range cap(errs) {
+		go func() {
+			_, err := cl.Request(ctx, kmsg.NewPtrApiVersionsRequest())
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := recv(t, errs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

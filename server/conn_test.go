@@ -191,6 +191,9 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 		return req.ResponseKind(), nil
 	}})
 	ts := startServer(t, Config{Registry: reg})
+	// other stays open throughout and keeps being answered.
+	other := dial(t, ts.addr)
+	otherCorr := int32(0)
 	hdr := func(key, version int16, rest ...byte) []byte {
 		b := binary.BigEndian.AppendUint16(nil, uint16(key))
 		b = binary.BigEndian.AppendUint16(b, uint16(version))
@@ -230,6 +233,12 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 				t.Errorf("allocated %d bytes for a rejected frame", grown)
 			}
 			waitLog(t, ts.logs, tc.log)
+			otherCorr++
+			req := kmsg.NewPtrApiVersionsRequest()
+			send(t, other, frameRequest(req, otherCorr, nil))
+			if r := readAPIVersions(t, other, otherCorr, 0); r.ErrorCode != 0 || len(r.ApiKeys) == 0 {
+				t.Fatalf("other connection: %+v", r)
+			}
 			apiVersionsOK(t, ts.addr)
 		})
 	}

@@ -109,6 +109,9 @@ type Server struct {
 	log *slog.Logger
 	mem *memSem
 
+	// closed is closed when Shutdown begins (wakes Serve's accept backoff).
+	closed chan struct{}
+
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
@@ -129,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		mem:       newMemSem(cfg.MaxRequestMemoryBytes),
+		closed:    make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 	}, nil
@@ -169,7 +173,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
 			t := time.NewTimer(backoff)
-			<-t.C
+			select {
+			case <-t.C:
+			case <-s.closed:
+				t.Stop()
+				return ErrServerClosed
+			}
 			continue
 		}
 		backoff = 0
@@ -212,7 +221,10 @@ func (s *Server) startConn(nc net.Conn) {
 // returns only after every goroutine the Server started has exited.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	if !s.closing {
+		s.closing = true
+		close(s.closed)
+	}
 	for ln := range s.listeners {
 		ln.Close()
 	}
