@@ -197,7 +197,7 @@ func (l *Log) loadSealed(s *segment) error {
 	l.logger.Warn("plog: rebuilding index of sealed segment", "path", s.path)
 	s.index, s.tindex, s.maxTs, s.maxTsOffset, s.bytesSinceIndex = nil, nil, -1, -1, 0
 	want := s.base
-	_, err := walkFrames(s.f, 0, s.size, true, func(pos int64, h frameHeader, bi batchInfo) bool {
+	pos, err := walkFrames(s.f, 0, s.size, true, func(pos int64, h frameHeader, bi batchInfo) bool {
 		if bi.baseOffset != want {
 			return false
 		}
@@ -209,7 +209,7 @@ func (l *Log) loadSealed(s *segment) error {
 		err = fmt.Errorf("offsets end at %d, next segment starts at %d", want, s.next)
 	}
 	if err != nil {
-		return corruptAt(s, s.size, err)
+		return corruptAt(s, pos, err)
 	}
 	s.sealTimeIndex()
 	return l.writeIndexFilesW(s, encodeIndex(s.index), encodeTimeIndex(s.tindex))
