@@ -81,7 +81,8 @@ func buildConfigs(entries []ConfigEntry) ([]ConfigEntry, Result) {
 	if len(entries) > MaxConfigEntries {
 		return nil, fail(kerr.InvalidConfig.Code, "%d configs beyond limit %d", len(entries), MaxConfigEntries)
 	}
-	out := slices.Clone(entries)
+	var out []ConfigEntry // nil when empty, as after a snapshot restore
+	out = append(out, entries...)
 	slices.SortStableFunc(out, func(a, b ConfigEntry) int { return cmpStr(a.Key, b.Key) })
 	for i, c := range out {
 		if msg := checkConfig(c.Key, c.Value); msg != "" {
@@ -208,11 +209,11 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 			return fail(kerr.InvalidRequest.Code, "unknown config op %d", op.Op), false
 		}
 	}
-	configs := make([]ConfigEntry, 0, len(m))
+	var configs []ConfigEntry // nil when empty, as after a snapshot restore
 	for _, k := range sortedKeys(m) {
 		configs = append(configs, ConfigEntry{Key: k, Value: m[k]})
 	}
-	if slices.Equal(configs, old.Configs) || len(configs) == 0 && len(old.Configs) == 0 {
+	if slices.Equal(configs, old.Configs) {
 		return Result{}, false
 	}
 	t := old.clone()

@@ -12,12 +12,18 @@ import (
 // harness feeds commands to a StateMachine at consecutive indexes and
 // checks the state invariants after each.
 type harness struct {
-	t     testing.TB
+	t     fataler
 	m     *StateMachine
 	index uint64
 }
 
-func newHarness(t testing.TB) *harness {
+// fataler is what harness needs of *testing.T and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+func newHarness(t fataler) *harness {
 	return &harness{t: t, m: New(slog.New(slog.DiscardHandler))}
 }
 
