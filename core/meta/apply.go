@@ -1,0 +1,325 @@
+package meta
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// apply executes cmd at raft index and reports whether the state changed.
+// It is deterministic: its only inputs are the state, index and cmd.
+func (s *state) apply(index uint64, cmd Command) (Result, bool) {
+	switch c := cmd.(type) {
+	case RegisterBroker:
+		return s.registerBroker(index, c)
+	case UnregisterBroker:
+		return s.unregisterBroker(index, c)
+	case CreateTopic:
+		return s.createTopic(index, c)
+	case DeleteTopic:
+		return s.deleteTopic(index, c)
+	case CreatePartitions:
+		return s.createPartitions(index, c)
+	case AlterConfigs:
+		return s.alterConfigs(index, c)
+	case AllocateProducerIDs:
+		return s.allocateProducerIDs(c)
+	case CommitOffsets:
+		return s.commitOffsets(c)
+	case DeleteGroups:
+		return s.deleteGroups(c)
+	case DeleteOffsets:
+		return s.deleteOffsets(c)
+	default:
+		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
+	}
+}
+
+func (s *state) registerBroker(index uint64, c RegisterBroker) (Result, bool) {
+	if c.NodeID < 0 || c.Host == "" || c.Port <= 0 || c.Port > math.MaxUint16 {
+		return fail(kerr.InvalidRequest.Code, "bad broker registration: node %d host %q port %d", c.NodeID, c.Host, c.Port), false
+	}
+	b := Broker(c)
+	old, exists := s.brokers[c.NodeID]
+	if exists && old == b {
+		return Result{}, false
+	}
+	if !exists && len(s.brokers) >= MaxBrokers {
+		return fail(kerr.InvalidRequest.Code, "broker limit %d reached", MaxBrokers), false
+	}
+	s.brokers[c.NodeID] = b
+	s.topologyChanged(index)
+	return Result{}, true
+}
+
+func (s *state) unregisterBroker(index uint64, c UnregisterBroker) (Result, bool) {
+	if _, ok := s.brokers[c.NodeID]; !ok {
+		return fail(kerr.BrokerIDNotRegistered.Code, "broker %d is not registered", c.NodeID), false
+	}
+	delete(s.brokers, c.NodeID)
+	s.topologyChanged(index)
+	return Result{}, true
+}
+
+// replicationFactor resolves rf (-1 = default) against the registered
+// brokers and returns 0 with a failure if it cannot be met.
+func (s *state) replicationFactor(rf int16) (int, Result) {
+	n := len(s.brokers)
+	if rf == -1 {
+		rf = int16(min(3, n))
+	}
+	if rf < 1 || int(rf) > n || int(rf) > MaxReplicationFactorHigh {
+		return 0, fail(kerr.InvalidReplicationFactor.Code, "replication factor %d with %d registered brokers", rf, n)
+	}
+	return int(rf), Result{}
+}
+
+// buildConfigs validates entries and returns them sorted by key.
+func buildConfigs(entries []ConfigEntry) ([]ConfigEntry, Result) {
+	if len(entries) > MaxConfigEntries {
+		return nil, fail(kerr.InvalidConfig.Code, "%d configs beyond limit %d", len(entries), MaxConfigEntries)
+	}
+	var out []ConfigEntry // nil when empty, as after a snapshot restore
+	out = append(out, entries...)
+	slices.SortStableFunc(out, func(a, b ConfigEntry) int { return cmpStr(a.Key, b.Key) })
+	for i, c := range out {
+		if msg := checkConfig(c.Key, c.Value); msg != "" {
+			return nil, fail(kerr.InvalidConfig.Code, "%s", msg)
+		}
+		if i > 0 && out[i-1].Key == c.Key {
+			return nil, fail(kerr.InvalidConfig.Code, "duplicate topic config %q", c.Key)
+		}
+	}
+	return out, Result{}
+}
+
+func (s *state) createTopic(index uint64, c CreateTopic) (Result, bool) {
+	if !validTopicName(c.Name) {
+		return fail(kerr.InvalidTopicException.Code, "invalid topic name %q", c.Name), false
+	}
+	if _, ok := s.topics[c.Name]; ok {
+		return fail(kerr.TopicAlreadyExists.Code, "topic %q already exists", c.Name), false
+	}
+	if c.Partitions <= 0 || c.Partitions > MaxPartitionsPerTopic {
+		return fail(kerr.InvalidPartitions.Code, "partitions %d outside [1, %d]", c.Partitions, MaxPartitionsPerTopic), false
+	}
+	rf, res := s.replicationFactor(c.ReplicationFactor)
+	if res.Code != 0 {
+		return res, false
+	}
+	configs, res := buildConfigs(c.Configs)
+	if res.Code != 0 {
+		return res, false
+	}
+	t := &Topic{Name: c.Name, ID: s.deriveTopicID(index, c.Name), Configs: configs}
+	s.addPartitions(t, c.Partitions, rf)
+	s.topics[t.Name] = t
+	s.topicByID[t.ID] = t.Name
+	s.topologyChanged(index)
+	return Result{Topic: t}, true
+}
+
+// addPartitions appends count partitions with fresh shard ids to t, which
+// must not be published yet.
+func (s *state) addPartitions(t *Topic, count int32, rf int) {
+	for _, reps := range s.place(count, rf) {
+		t.Partitions = append(t.Partitions, Partition{
+			Index:    int32(len(t.Partitions)),
+			ShardID:  s.nextShardID,
+			Replicas: reps,
+		})
+		s.nextShardID++
+	}
+}
+
+func (s *state) deleteTopic(index uint64, c DeleteTopic) (Result, bool) {
+	name := c.Name
+	switch {
+	case name != "":
+		if _, ok := s.topics[name]; !ok {
+			return fail(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", name), false
+		}
+	case !c.ID.IsZero():
+		n, ok := s.topicByID[c.ID]
+		if !ok {
+			return fail(kerr.UnknownTopicID.Code, "unknown topic id %s", c.ID), false
+		}
+		name = n
+	default:
+		return fail(kerr.InvalidRequest.Code, "delete topic without name or id"), false
+	}
+	t := s.topics[name]
+	delete(s.topics, name)
+	delete(s.topicByID, t.ID)
+	for g, byTopic := range s.offsets { // order-free: only deletes
+		delete(byTopic, name)
+		if len(byTopic) == 0 {
+			delete(s.offsets, g)
+		}
+	}
+	s.topologyChanged(index)
+	return Result{Topic: t}, true
+}
+
+func (s *state) createPartitions(index uint64, c CreatePartitions) (Result, bool) {
+	old, ok := s.topics[c.Topic]
+	if !ok {
+		return fail(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", c.Topic), false
+	}
+	have := int32(len(old.Partitions))
+	if c.Count <= have || c.Count > MaxPartitionsPerTopic {
+		return fail(kerr.InvalidPartitions.Code, "topic %q has %d partitions; cannot change to %d (increase only, max %d)",
+			c.Topic, have, c.Count, MaxPartitionsPerTopic), false
+	}
+	rf, res := s.replicationFactor(int16(len(old.Partitions[0].Replicas)))
+	if res.Code != 0 {
+		return res, false
+	}
+	t := old.clone()
+	s.addPartitions(t, c.Count-have, rf)
+	s.topics[t.Name] = t
+	s.topologyChanged(index)
+	return Result{Topic: t}, true
+}
+
+func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
+	old, ok := s.topics[c.Topic]
+	if !ok {
+		return fail(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", c.Topic), false
+	}
+	m := make(map[string]string, len(old.Configs))
+	for _, e := range old.Configs {
+		m[e.Key] = e.Value
+	}
+	for _, op := range c.Ops {
+		if _, known := topicConfigs[op.Key]; !known {
+			return fail(kerr.InvalidConfig.Code, "unknown or unsupported topic config %q", op.Key), false
+		}
+		switch op.Op {
+		case ConfigSet:
+			if msg := checkConfig(op.Key, op.Value); msg != "" {
+				return fail(kerr.InvalidConfig.Code, "%s", msg), false
+			}
+			m[op.Key] = op.Value
+		case ConfigDelete:
+			delete(m, op.Key)
+		default:
+			return fail(kerr.InvalidRequest.Code, "unknown config op %d", op.Op), false
+		}
+	}
+	var configs []ConfigEntry // nil when empty, as after a snapshot restore
+	for _, k := range sortedKeys(m) {
+		configs = append(configs, ConfigEntry{Key: k, Value: m[k]})
+	}
+	if slices.Equal(configs, old.Configs) {
+		return Result{}, false
+	}
+	t := old.clone()
+	t.Configs = configs
+	s.topics[t.Name] = t
+	s.topologyChanged(index)
+	return Result{}, true
+}
+
+func (s *state) allocateProducerIDs(c AllocateProducerIDs) (Result, bool) {
+	if c.Count < 1 || c.Count > MaxProducerIDBlock {
+		return fail(kerr.InvalidRequest.Code, "producer id block size %d outside [1, %d]", c.Count, MaxProducerIDBlock), false
+	}
+	if s.nextProducerID > math.MaxInt64-int64(c.Count) {
+		return fail(kerr.UnknownServerError.Code, "producer ids exhausted at %d", s.nextProducerID), false
+	}
+	b := ProducerIDBlock{First: s.nextProducerID, Count: c.Count}
+	s.nextProducerID += int64(c.Count)
+	return Result{ProducerIDs: b}, true
+}
+
+// partitionExists reports whether topic has partition p.
+func (s *state) partitionExists(topic string, p int32) bool {
+	t, ok := s.topics[topic]
+	return ok && p >= 0 && int(p) < len(t.Partitions)
+}
+
+func (s *state) commitOffsets(c CommitOffsets) (Result, bool) {
+	if c.Group == "" || len(c.Offsets) == 0 || len(c.Offsets) > MaxCommitEntries {
+		return fail(kerr.InvalidRequest.Code, "commit for group %q with %d offsets", c.Group, len(c.Offsets)), false
+	}
+	res := Result{Partitions: make([]PartitionCode, len(c.Offsets))}
+	for i, o := range c.Offsets {
+		res.Partitions[i] = PartitionCode{Topic: o.Topic, Partition: o.Partition}
+		if !s.partitionExists(o.Topic, o.Partition) {
+			res.Partitions[i].Code = kerr.UnknownTopicOrPartition.Code
+			res.Code = kerr.UnknownTopicOrPartition.Code
+		}
+	}
+	if res.Code != 0 {
+		res.Message = "unknown topic or partition; nothing committed"
+		return res, false
+	}
+	byTopic := s.offsets[c.Group]
+	if byTopic == nil {
+		byTopic = map[string]map[int32]OffsetValue{}
+		s.offsets[c.Group] = byTopic
+	}
+	for _, o := range c.Offsets {
+		parts := byTopic[o.Topic]
+		if parts == nil {
+			parts = map[int32]OffsetValue{}
+			byTopic[o.Topic] = parts
+		}
+		parts[o.Partition] = OffsetValue{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
+			Metadata: o.Metadata, CommitTimestampMs: c.CommitTimestampMs}
+	}
+	return res, true
+}
+
+func (s *state) deleteGroups(c DeleteGroups) (Result, bool) {
+	if len(c.Groups) > MaxDeleteGroups {
+		return fail(kerr.InvalidRequest.Code, "%d groups beyond limit %d", len(c.Groups), MaxDeleteGroups), false
+	}
+	res := Result{Groups: make([]GroupCode, len(c.Groups))}
+	changed := false
+	for i, g := range c.Groups {
+		res.Groups[i].Group = g
+		if _, ok := s.offsets[g]; !ok {
+			res.Groups[i].Code = kerr.GroupIDNotFound.Code
+			continue
+		}
+		delete(s.offsets, g)
+		changed = true
+	}
+	return res, changed
+}
+
+func (s *state) deleteOffsets(c DeleteOffsets) (Result, bool) {
+	if len(c.Partitions) > MaxCommitEntries {
+		return fail(kerr.InvalidRequest.Code, "%d partitions beyond limit %d", len(c.Partitions), MaxCommitEntries), false
+	}
+	byTopic, ok := s.offsets[c.Group]
+	if !ok {
+		return fail(kerr.GroupIDNotFound.Code, "group %q has no committed offsets", c.Group), false
+	}
+	res := Result{Partitions: make([]PartitionCode, len(c.Partitions))}
+	changed := false
+	for i, tp := range c.Partitions {
+		res.Partitions[i] = PartitionCode{Topic: tp.Topic, Partition: tp.Partition}
+		if !s.partitionExists(tp.Topic, tp.Partition) {
+			res.Partitions[i].Code = kerr.UnknownTopicOrPartition.Code
+			continue
+		}
+		parts := byTopic[tp.Topic]
+		if _, had := parts[tp.Partition]; !had {
+			continue
+		}
+		delete(parts, tp.Partition)
+		changed = true
+		if len(parts) == 0 {
+			delete(byTopic, tp.Topic)
+		}
+	}
+	if len(byTopic) == 0 {
+		delete(s.offsets, c.Group)
+	}
+	return res, changed
+}

@@ -1,0 +1,188 @@
+package meta
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// Generators produce commands within the codec limits, with nil (never
+// empty) slices so that a decoded command compares equal.
+
+func genStr(maxLen int) *rapid.Generator[string] {
+	return rapid.StringOfN(rapid.RuneFrom(nil, &unicodeAny), 0, maxLen/4, maxLen)
+}
+
+var unicodeAny = unicodeRange()
+
+func genSlice[T any](g *rapid.Generator[T], maxLen int) *rapid.Generator[[]T] {
+	return rapid.Custom(func(t *rapid.T) []T {
+		n := rapid.IntRange(0, maxLen).Draw(t, "n")
+		var out []T
+		for i := 0; i < n; i++ {
+			out = append(out, g.Draw(t, "elem"))
+		}
+		return out
+	})
+}
+
+func genCommand() *rapid.Generator[Command] {
+	str := func(n int) *rapid.Generator[string] { return genStr(n) }
+	i32 := rapid.Int32()
+	cfg := rapid.Custom(func(t *rapid.T) ConfigEntry {
+		return ConfigEntry{Key: str(MaxConfigKeyLen).Draw(t, "k"), Value: str(MaxConfigValueLen).Draw(t, "v")}
+	})
+	op := rapid.Custom(func(t *rapid.T) ConfigOp {
+		return ConfigOp{Key: str(MaxConfigKeyLen).Draw(t, "k"), Op: ConfigOpType(rapid.IntRange(0, 1).Draw(t, "op")),
+			Value: str(MaxConfigValueLen).Draw(t, "v")}
+	})
+	oc := rapid.Custom(func(t *rapid.T) OffsetCommit {
+		return OffsetCommit{Topic: str(MaxTopicNameLen).Draw(t, "t"), Partition: i32.Draw(t, "p"),
+			Offset: rapid.Int64().Draw(t, "o"), LeaderEpoch: i32.Draw(t, "e"), Metadata: str(64).Draw(t, "m")}
+	})
+	tp := rapid.Custom(func(t *rapid.T) TopicPartition {
+		return TopicPartition{Topic: str(MaxTopicNameLen).Draw(t, "t"), Partition: i32.Draw(t, "p")}
+	})
+	return rapid.OneOf(
+		rapid.Custom(func(t *rapid.T) Command {
+			return RegisterBroker{NodeID: i32.Draw(t, "id"), Host: str(MaxHostLen).Draw(t, "h"), Port: i32.Draw(t, "port"),
+				Rack: str(MaxRackLen).Draw(t, "r"), RaftAddr: str(MaxRaftAddrLen).Draw(t, "ra")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command { return UnregisterBroker{NodeID: i32.Draw(t, "id")} }),
+		rapid.Custom(func(t *rapid.T) Command {
+			return CreateTopic{Name: str(MaxTopicNameLen).Draw(t, "n"), Partitions: i32.Draw(t, "p"),
+				ReplicationFactor: rapid.Int16().Draw(t, "rf"), Configs: genSlice(cfg, 5).Draw(t, "c")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			var id TopicID
+			copy(id[:], rapid.SliceOfN(rapid.Byte(), 16, 16).Draw(t, "id"))
+			return DeleteTopic{Name: str(MaxTopicNameLen).Draw(t, "n"), ID: id}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return CreatePartitions{Topic: str(MaxTopicNameLen).Draw(t, "n"), Count: i32.Draw(t, "c")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return AlterConfigs{Topic: str(MaxTopicNameLen).Draw(t, "n"), Ops: genSlice(op, 5).Draw(t, "ops")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command { return AllocateProducerIDs{Count: i32.Draw(t, "c")} }),
+		rapid.Custom(func(t *rapid.T) Command {
+			return CommitOffsets{Group: str(MaxGroupIDLen).Draw(t, "g"), CommitTimestampMs: rapid.Int64().Draw(t, "ts"),
+				Offsets: genSlice(oc, 5).Draw(t, "o")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return DeleteGroups{Groups: genSlice(str(MaxGroupIDLen), 5).Draw(t, "g")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return DeleteOffsets{Group: str(MaxGroupIDLen).Draw(t, "g"), Partitions: genSlice(tp, 5).Draw(t, "p")}
+		}),
+	)
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cmd := genCommand().Draw(t, "cmd")
+		b := Encode(cmd)
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("decode %#v: %v", cmd, err)
+		}
+		if !reflect.DeepEqual(got, cmd) {
+			t.Fatalf("round trip:\n got %#v\nwant %#v", got, cmd)
+		}
+		// Every strict prefix is rejected, never a panic.
+		for i := 0; i < len(b); i++ {
+			if _, err := Decode(b[:i]); !errors.Is(err, ErrBadCommand) {
+				t.Fatalf("prefix %d of %d: err %v", i, len(b), err)
+			}
+		}
+	})
+}
+
+func TestDecodeRejects(t *testing.T) {
+	valid := Encode(CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1})
+	long := func(n int) string { return strings.Repeat("a", n) }
+	manyGroups := DeleteGroups{}
+	for i := 0; i <= MaxDeleteGroups; i++ {
+		manyGroups.Groups = append(manyGroups.Groups, "g")
+	}
+	cases := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"version only", []byte{CommandVersion}},
+		{"bad version", append([]byte{9}, valid[1:]...)},
+		{"unknown kind", []byte{CommandVersion, 200}},
+		{"kind zero", []byte{CommandVersion, 0}},
+		{"trailing byte", append(bytes.Clone(valid), 0)},
+		{"truncated", valid[:len(valid)-1]},
+		{"topic name too long", Encode(CreateTopic{Name: long(MaxTopicNameLen + 1)})},
+		{"host too long", Encode(RegisterBroker{Host: long(MaxHostLen + 1)})},
+		{"metadata too long", Encode(CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Metadata: long(MaxOffsetMetadataLen + 1)}}})},
+		{"too many groups", Encode(manyGroups)},
+		{"bad config op", Encode(AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "k", Op: 7}}})},
+		{"int32 overflow", append([]byte{CommandVersion, byte(KindUnregisterBroker)}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)},
+		{"int16 overflow", rfOverflow()},
+		{"huge count", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"bad uvarint", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{"too large", make([]byte, MaxCommandBytes+1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if cmd, err := Decode(c.b); !errors.Is(err, ErrBadCommand) {
+				t.Fatalf("Decode = %#v, %v; want ErrBadCommand", cmd, err)
+			}
+		})
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		r := Result{
+			Code:        rapid.Int16().Draw(t, "code"),
+			Message:     genStr(MaxResultMessageLen).Draw(t, "msg"),
+			ProducerIDs: ProducerIDBlock{First: rapid.Int64().Draw(t, "first"), Count: rapid.Int32().Draw(t, "count")},
+			Partitions: genSlice(rapid.Custom(func(t *rapid.T) PartitionCode {
+				return PartitionCode{Topic: genStr(20).Draw(t, "t"), Partition: rapid.Int32().Draw(t, "p"), Code: rapid.Int16().Draw(t, "c")}
+			}), 4).Draw(t, "parts"),
+			Groups: genSlice(rapid.Custom(func(t *rapid.T) GroupCode {
+				return GroupCode{Group: genStr(20).Draw(t, "g"), Code: rapid.Int16().Draw(t, "c")}
+			}), 4).Draw(t, "groups"),
+		}
+		if rapid.Bool().Draw(t, "topic") {
+			r.Topic = &Topic{Name: "t", ID: TopicID{1}, Partitions: []Partition{{Index: 0, ShardID: 1000, Replicas: []int32{1, 2}}},
+				Configs: []ConfigEntry{{Key: "retention.ms", Value: "1"}}}
+		}
+		packed := r.Pack()
+		if packed.Value != uint64(uint16(r.Code)) {
+			t.Fatalf("Value %d for code %d", packed.Value, r.Code)
+		}
+		got, err := DecodeResult(packed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("round trip:\n got %#v\nwant %#v", got, r)
+		}
+		packed.Value++
+		if _, err := DecodeResult(packed); !errors.Is(err, ErrBadResult) {
+			t.Fatalf("mismatched Value accepted: %v", err)
+		}
+	})
+}
+
+// rfOverflow is a CreateTopic whose replication factor does not fit int16.
+func rfOverflow() []byte {
+	e := &enc{}
+	e.u8(CommandVersion)
+	e.u8(byte(KindCreateTopic))
+	e.str("t")
+	e.svar(1)
+	e.svar(1 << 15)
+	e.uvar(0)
+	return e.b
+}

@@ -1,0 +1,356 @@
+package meta
+
+import "fmt"
+
+// CommandVersion is the first byte of every encoded command. Decode rejects
+// other versions; a future version adds a case, never changes this one.
+const CommandVersion byte = 1
+
+// Kind identifies a command type on the wire (second byte). Values are
+// frozen.
+type Kind byte
+
+const (
+	KindRegisterBroker      Kind = 1
+	KindUnregisterBroker    Kind = 2
+	KindCreateTopic         Kind = 3
+	KindDeleteTopic         Kind = 4
+	KindCreatePartitions    Kind = 5
+	KindAlterConfigs        Kind = 6
+	KindAllocateProducerIDs Kind = 7
+	KindCommitOffsets       Kind = 8
+	KindDeleteGroups        Kind = 9
+	KindDeleteOffsets       Kind = 10
+)
+
+// Command is one controller-shard command. The set is closed: only the
+// types in this package implement it.
+type Command interface {
+	Kind() Kind
+	encode(e *enc)
+}
+
+// RegisterBroker adds a broker or replaces its addresses (upsert by NodeID).
+type RegisterBroker struct {
+	NodeID   int32
+	Host     string
+	Port     int32
+	Rack     string
+	RaftAddr string
+}
+
+// UnregisterBroker removes a broker. Partitions that name it as a replica
+// keep it; only future placements skip it.
+type UnregisterBroker struct {
+	NodeID int32
+}
+
+// ConfigEntry is one topic config key and value.
+type ConfigEntry struct {
+	Key   string
+	Value string
+}
+
+// CreateTopic creates a topic with Partitions partitions. ReplicationFactor
+// -1 means min(3, registered brokers). Replicas are placed in apply.
+// ValidateOnly requests are answered by the proposer and never proposed.
+type CreateTopic struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Configs           []ConfigEntry
+}
+
+// DeleteTopic deletes a topic by Name or, if Name is empty, by ID, together
+// with every committed offset on it.
+type DeleteTopic struct {
+	Name string
+	ID   TopicID
+}
+
+// CreatePartitions raises a topic's partition count to Count.
+type CreatePartitions struct {
+	Topic string
+	Count int32
+}
+
+// ConfigOpType is an incremental config operation.
+type ConfigOpType byte
+
+const (
+	ConfigSet    ConfigOpType = 0
+	ConfigDelete ConfigOpType = 1
+)
+
+// ConfigOp sets or deletes one key. Value is ignored for ConfigDelete.
+type ConfigOp struct {
+	Key   string
+	Op    ConfigOpType
+	Value string
+}
+
+// AlterConfigs applies Ops to a topic's configs, all or nothing.
+type AlterConfigs struct {
+	Topic string
+	Ops   []ConfigOp
+}
+
+// AllocateProducerIDs reserves Count (1..MaxProducerIDBlock) contiguous
+// producer ids.
+type AllocateProducerIDs struct {
+	Count int32
+}
+
+// OffsetCommit is one partition's committed offset.
+type OffsetCommit struct {
+	Topic       string
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+}
+
+// CommitOffsets commits offsets for Group, all or nothing: if any partition
+// is unknown, nothing is committed. CommitTimestampMs comes from the
+// proposer, never from a clock in apply.
+type CommitOffsets struct {
+	Group             string
+	CommitTimestampMs int64
+	Offsets           []OffsetCommit
+}
+
+// DeleteGroups deletes every committed offset of each group.
+type DeleteGroups struct {
+	Groups []string
+}
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// DeleteOffsets deletes some committed offsets of Group (Kafka OffsetDelete).
+type DeleteOffsets struct {
+	Group      string
+	Partitions []TopicPartition
+}
+
+func (RegisterBroker) Kind() Kind      { return KindRegisterBroker }
+func (UnregisterBroker) Kind() Kind    { return KindUnregisterBroker }
+func (CreateTopic) Kind() Kind         { return KindCreateTopic }
+func (DeleteTopic) Kind() Kind         { return KindDeleteTopic }
+func (CreatePartitions) Kind() Kind    { return KindCreatePartitions }
+func (AlterConfigs) Kind() Kind        { return KindAlterConfigs }
+func (AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
+func (CommitOffsets) Kind() Kind       { return KindCommitOffsets }
+func (DeleteGroups) Kind() Kind        { return KindDeleteGroups }
+func (DeleteOffsets) Kind() Kind       { return KindDeleteOffsets }
+
+func (k Kind) String() string {
+	switch k {
+	case KindRegisterBroker:
+		return "RegisterBroker"
+	case KindUnregisterBroker:
+		return "UnregisterBroker"
+	case KindCreateTopic:
+		return "CreateTopic"
+	case KindDeleteTopic:
+		return "DeleteTopic"
+	case KindCreatePartitions:
+		return "CreatePartitions"
+	case KindAlterConfigs:
+		return "AlterConfigs"
+	case KindAllocateProducerIDs:
+		return "AllocateProducerIDs"
+	case KindCommitOffsets:
+		return "CommitOffsets"
+	case KindDeleteGroups:
+		return "DeleteGroups"
+	case KindDeleteOffsets:
+		return "DeleteOffsets"
+	default:
+		return fmt.Sprintf("Kind(%d)", byte(k))
+	}
+}
+
+// Encode returns the wire form of cmd: version, kind, fields. It does not
+// check limits; a command beyond them fails Decode, so apply answers it with
+// INVALID_REQUEST.
+func Encode(cmd Command) []byte {
+	e := &enc{b: make([]byte, 0, 64)}
+	e.u8(CommandVersion)
+	e.u8(byte(cmd.Kind()))
+	cmd.encode(e)
+	return e.b
+}
+
+// Decode parses an encoded command. Any malformed input returns an error
+// wrapping ErrBadCommand; it never panics.
+func Decode(b []byte) (Command, error) {
+	if len(b) > MaxCommandBytes {
+		return nil, fmt.Errorf("%w: %d bytes beyond limit %d", ErrBadCommand, len(b), MaxCommandBytes)
+	}
+	d := &dec{b: b, sentinel: ErrBadCommand}
+	if v := d.u8(); d.err == nil && v != CommandVersion {
+		d.fail("unknown version %d", v)
+	}
+	k := Kind(d.u8())
+	if d.err != nil {
+		return nil, d.err
+	}
+	cmd := decodeBody(d, k)
+	d.done()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return cmd, nil
+}
+
+func decodeBody(d *dec, k Kind) Command {
+	switch k {
+	case KindRegisterBroker:
+		return RegisterBroker{NodeID: d.i32(), Host: d.str(MaxHostLen), Port: d.i32(),
+			Rack: d.str(MaxRackLen), RaftAddr: d.str(MaxRaftAddrLen)}
+	case KindUnregisterBroker:
+		return UnregisterBroker{NodeID: d.i32()}
+	case KindCreateTopic:
+		return CreateTopic{Name: d.str(MaxTopicNameLen), Partitions: d.i32(),
+			ReplicationFactor: d.i16(), Configs: decodeConfigs(d)}
+	case KindDeleteTopic:
+		return DeleteTopic{Name: d.str(MaxTopicNameLen), ID: d.id()}
+	case KindCreatePartitions:
+		return CreatePartitions{Topic: d.str(MaxTopicNameLen), Count: d.i32()}
+	case KindAlterConfigs:
+		return decodeAlterConfigs(d)
+	case KindAllocateProducerIDs:
+		return AllocateProducerIDs{Count: d.i32()}
+	case KindCommitOffsets:
+		return decodeCommitOffsets(d)
+	case KindDeleteGroups:
+		n := d.count(MaxDeleteGroups)
+		var c DeleteGroups
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Groups = append(c.Groups, d.str(MaxGroupIDLen))
+		}
+		return c
+	case KindDeleteOffsets:
+		c := DeleteOffsets{Group: d.str(MaxGroupIDLen)}
+		n := d.count(MaxCommitEntries)
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Partitions = append(c.Partitions, TopicPartition{Topic: d.str(MaxTopicNameLen), Partition: d.i32()})
+		}
+		return c
+	default:
+		d.fail("unknown kind %d", byte(k))
+		return nil
+	}
+}
+
+func decodeConfigs(d *dec) []ConfigEntry {
+	n := d.count(MaxConfigEntries)
+	var out []ConfigEntry
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, ConfigEntry{Key: d.str(MaxConfigKeyLen), Value: d.str(MaxConfigValueLen)})
+	}
+	return out
+}
+
+func decodeAlterConfigs(d *dec) Command {
+	c := AlterConfigs{Topic: d.str(MaxTopicNameLen)}
+	n := d.count(MaxConfigEntries)
+	for i := 0; i < n && d.err == nil; i++ {
+		op := ConfigOp{Key: d.str(MaxConfigKeyLen), Op: ConfigOpType(d.u8()), Value: d.str(MaxConfigValueLen)}
+		if op.Op != ConfigSet && op.Op != ConfigDelete {
+			d.fail("unknown config op %d", op.Op)
+		}
+		c.Ops = append(c.Ops, op)
+	}
+	return c
+}
+
+func decodeCommitOffsets(d *dec) Command {
+	c := CommitOffsets{Group: d.str(MaxGroupIDLen), CommitTimestampMs: d.svar()}
+	n := d.count(MaxCommitEntries)
+	for i := 0; i < n && d.err == nil; i++ {
+		c.Offsets = append(c.Offsets, OffsetCommit{Topic: d.str(MaxTopicNameLen), Partition: d.i32(),
+			Offset: d.svar(), LeaderEpoch: d.i32(), Metadata: d.str(MaxOffsetMetadataLen)})
+	}
+	return c
+}
+
+func (c RegisterBroker) encode(e *enc) {
+	e.svar(int64(c.NodeID))
+	e.str(c.Host)
+	e.svar(int64(c.Port))
+	e.str(c.Rack)
+	e.str(c.RaftAddr)
+}
+
+func (c UnregisterBroker) encode(e *enc) { e.svar(int64(c.NodeID)) }
+
+func (c CreateTopic) encode(e *enc) {
+	e.str(c.Name)
+	e.svar(int64(c.Partitions))
+	e.svar(int64(c.ReplicationFactor))
+	encodeConfigs(e, c.Configs)
+}
+
+func encodeConfigs(e *enc, cs []ConfigEntry) {
+	e.uvar(uint64(len(cs)))
+	for _, c := range cs {
+		e.str(c.Key)
+		e.str(c.Value)
+	}
+}
+
+func (c DeleteTopic) encode(e *enc) {
+	e.str(c.Name)
+	e.id(c.ID)
+}
+
+func (c CreatePartitions) encode(e *enc) {
+	e.str(c.Topic)
+	e.svar(int64(c.Count))
+}
+
+func (c AlterConfigs) encode(e *enc) {
+	e.str(c.Topic)
+	e.uvar(uint64(len(c.Ops)))
+	for _, op := range c.Ops {
+		e.str(op.Key)
+		e.u8(byte(op.Op))
+		e.str(op.Value)
+	}
+}
+
+func (c AllocateProducerIDs) encode(e *enc) { e.svar(int64(c.Count)) }
+
+func (c CommitOffsets) encode(e *enc) {
+	e.str(c.Group)
+	e.svar(c.CommitTimestampMs)
+	e.uvar(uint64(len(c.Offsets)))
+	for _, o := range c.Offsets {
+		e.str(o.Topic)
+		e.svar(int64(o.Partition))
+		e.svar(o.Offset)
+		e.svar(int64(o.LeaderEpoch))
+		e.str(o.Metadata)
+	}
+}
+
+func (c DeleteGroups) encode(e *enc) {
+	e.uvar(uint64(len(c.Groups)))
+	for _, g := range c.Groups {
+		e.str(g)
+	}
+}
+
+func (c DeleteOffsets) encode(e *enc) {
+	e.str(c.Group)
+	e.uvar(uint64(len(c.Partitions)))
+	for _, p := range c.Partitions {
+		e.str(p.Topic)
+		e.svar(int64(p.Partition))
+	}
+}

@@ -1,0 +1,63 @@
+// Package meta is the controller shard's replicated state machine: the
+// cluster metadata that every Chronik node agrees on through one dragonboat
+// shard (ControllerShardID, replicated on up to three nodes).
+//
+// # State
+//
+//   - brokers: node id -> advertised Kafka address, rack, Raft address;
+//   - topics: name -> id, partitions (each with its own dragonboat shard id
+//     and replica list, Replicas[0] the preferred leader), configs;
+//   - the partition shard-id counter (from FirstPartitionShardID up);
+//   - the producer-id counter;
+//   - committed consumer-group offsets: group -> topic -> partition.
+//
+// # Commands
+//
+// RegisterBroker, UnregisterBroker, CreateTopic, DeleteTopic,
+// CreatePartitions, AlterConfigs, AllocateProducerIDs, CommitOffsets,
+// DeleteGroups, DeleteOffsets. Encode/Decode give their wire form:
+//
+//	version (1 byte) | kind (1 byte) | fields
+//
+// with unsigned integers as uvarints, signed ones as zigzag varints and
+// strings/lists with a uvarint length. Every length and count has a named
+// limit (limits.go); Decode returns ErrBadCommand for anything malformed and
+// never panics. Each command's outcome is a Result (Kafka error code,
+// message, payload) packed into dragonboat's sm.Result as Value = error code
+// and Data = EncodeResult; DecodeResult unpacks it for the proposer.
+//
+// # Determinism
+//
+// Apply depends only on the state, the raft index and the command: no
+// clock, no randomness, no I/O. Topic ids are a hash of (index, name);
+// commit timestamps come from the command; replica placement is computed
+// in apply from the sorted broker ids and a placement cursor in the state.
+// No Go map is ever iterated where the order can reach a result, a View or
+// a snapshot: such walks go through sortedKeys. Snapshots of equal states
+// are byte-identical.
+//
+// # Concurrency
+//
+// dragonboat drives Update, Lookup, SaveSnapshot and RecoverFromSnapshot; a
+// RWMutex serializes them. View, Version and Changed are lock-free
+// (atomic.Pointer) and safe from any goroutine. Changed returns a channel
+// that is closed and replaced on every state change; the View is published
+// before the channel closes, so "ch := Changed(); v := View(); <-ch" never
+// misses a change. No goroutines are started.
+//
+// # Invariants
+//
+//   - Partition shard ids are >= FirstPartitionShardID, unique, and never
+//     reused: the counter only grows, also across topic deletion.
+//   - A topic's partitions never shrink; Partitions[i].Index == i.
+//   - At placement time every replica is a registered broker and a
+//     partition's replicas are distinct; a later UnregisterBroker does not
+//     move existing replicas.
+//   - Topic ids are non-zero and unique among live topics.
+//   - Committed offsets only name existing partitions; deleting a topic
+//     deletes its offsets.
+//   - Producer-id blocks never overlap: the counter only grows.
+//   - Topic values published in a View are never modified (copy on write).
+//   - Update never returns an error (dragonboat would stop the node): an
+//     undecodable entry becomes an INVALID_REQUEST result.
+package meta

@@ -1,0 +1,45 @@
+package meta
+
+import "sort"
+
+// View is an immutable picture of the controller state after one applied
+// entry: brokers sorted by NodeID, topics sorted by Name. Nothing reachable
+// from a View is ever modified; callers must not modify it either. Views
+// share unchanged slices and topics with their predecessors.
+type View struct {
+	// Version is the raft index of the last applied entry.
+	Version uint64
+	// TopologyVersion is the raft index of the last change to brokers or
+	// topics; a reconciler can skip Views where it did not move.
+	TopologyVersion uint64
+	Brokers         []Broker
+	Topics          []*Topic
+}
+
+// Broker returns the broker with id.
+func (v *View) Broker(id int32) (Broker, bool) {
+	i := sort.Search(len(v.Brokers), func(i int) bool { return v.Brokers[i].NodeID >= id })
+	if i < len(v.Brokers) && v.Brokers[i].NodeID == id {
+		return v.Brokers[i], true
+	}
+	return Broker{}, false
+}
+
+// Topic returns the topic named name, or nil.
+func (v *View) Topic(name string) *Topic {
+	i := sort.Search(len(v.Topics), func(i int) bool { return v.Topics[i].Name >= name })
+	if i < len(v.Topics) && v.Topics[i].Name == name {
+		return v.Topics[i]
+	}
+	return nil
+}
+
+// TopicByID returns the topic with id, or nil. It scans: O(topics).
+func (v *View) TopicByID(id TopicID) *Topic {
+	for _, t := range v.Topics {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
