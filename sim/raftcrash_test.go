@@ -199,17 +199,20 @@ func (c *raftCluster) applied(id uint64, deadline time.Time) ([]string, error) {
 	}
 }
 
-// TestRaftSurvivesCrash runs three dragonboat NodeHosts inside a synctest
+// TestSimRaftCrash runs three dragonboat NodeHosts inside a synctest
 // bubble on diskio.Sim and netio.Sim, keeps proposing from three clients,
 // crashes the leader by the crash model (torn unsynced tail), restarts it on
 // its crash image, then a follower, and checks that every acknowledged entry
 // is on every replica, exactly once, in the same order everywhere.
-func TestRaftSurvivesCrash(t *testing.T) {
-	for seed := int64(1); seed <= 5; seed++ {
+func TestSimRaftCrash(t *testing.T) {
+	for _, seed := range seedsToRun() {
 		for _, mode := range []diskio.CrashMode{diskio.CrashSyncedOnly, diskio.CrashRandomPrefix, diskio.CrashTornPrefix} {
 			t.Run(fmt.Sprintf("seed=%d/%v", seed, mode), func(t *testing.T) {
 				captureRaftLog(t)
 				synctest.Test(t, func(t *testing.T) { runRaftCrash(t, seed, mode) })
+				if t.Failed() {
+					t.Logf("reproduce: make sim SEED=%d", seed)
+				}
 			})
 		}
 	}
