@@ -195,7 +195,13 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 				want = kerr.UnknownTopicOrPartition.Code
 			} else {
 				next := maps.Clone(mt.configs)
+				seen := map[string]bool{}
 				for _, op := range c.Ops {
+					if seen[op.Key] {
+						want = kerr.InvalidRequest.Code
+						break
+					}
+					seen[op.Key] = true
 					if _, known := topicConfigs[op.Key]; !known || op.Op == ConfigSet && checkConfig(op.Key, op.Value) != "" {
 						want = kerr.InvalidConfig.Code
 						break

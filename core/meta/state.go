@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -148,7 +149,7 @@ func (s *state) checkInvariants() error {
 				return fmt.Errorf("topic %q partition %d has no replicas", name, i)
 			}
 		}
-		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmpStr(a.Key, b.Key) }) {
+		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) }) {
 			return fmt.Errorf("topic %q configs not sorted", name)
 		}
 	}
@@ -169,14 +170,4 @@ func (s *state) checkInvariants() error {
 		}
 	}
 	return nil
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -8,7 +8,7 @@ import (
 // validTopicName applies Kafka's rule: 1..249 characters of [a-zA-Z0-9._-],
 // and not "." or "..".
 func validTopicName(name string) bool {
-	if len(name) == 0 || len(name) > MaxTopicNameLen || name == "." || name == ".." {
+	if len(name) == 0 || len(name) > TopicNameLenMax || name == "." || name == ".." {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
