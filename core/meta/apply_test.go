@@ -2,9 +2,11 @@ package meta
 
 import (
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -340,5 +342,62 @@ func TestRegisterBrokerUpsert(t *testing.T) {
 	v := h.m.View()
 	if len(v.Brokers) != 2 || v.Brokers[0].NodeID != 1 || v.Brokers[0].Host != "other" || v.TopologyVersion != v.Version {
 		t.Fatalf("view %+v", v)
+	}
+}
+
+// TestApplyDefensiveLimits covers checks in apply that Decode already makes
+// unreachable from the wire, and limits too large to reach in a table.
+func TestApplyDefensiveLimits(t *testing.T) {
+	s := newState()
+	for i := int32(0); i < BrokersMax; i++ {
+		if r, _ := s.apply(1, RegisterBroker{NodeID: i, Host: "h", Port: 1}); r.Code != 0 {
+			t.Fatalf("broker %d: %+v", i, r)
+		}
+	}
+	if r, _ := s.apply(2, RegisterBroker{NodeID: BrokersMax, Host: "h", Port: 1}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("broker beyond limit: %+v", r)
+	}
+	if r, _ := s.apply(2, RegisterBroker{NodeID: 0, Host: "h2", Port: 1}); r.Code != 0 {
+		t.Fatalf("address change at the limit: %+v", r)
+	}
+	s.nextProducerID = math.MaxInt64 - 5
+	if r, _ := s.apply(3, AllocateProducerIDs{Count: 6}); r.Code != kerr.UnknownServerError.Code {
+		t.Fatalf("pid exhaustion: %+v", r)
+	}
+	if r, _ := s.apply(3, AllocateProducerIDs{Count: 5}); r.Code != 0 || r.ProducerIDs.First != math.MaxInt64-5 {
+		t.Fatalf("last pids: %+v", r)
+	}
+	big := make([]OffsetCommit, CommitEntriesMax+1)
+	if r, _ := s.apply(4, CommitOffsets{Group: "g", Offsets: big}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big commit: %+v", r)
+	}
+	if r, _ := s.apply(4, DeleteOffsets{Group: "g", Partitions: make([]TopicPartition, CommitEntriesMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big offset delete: %+v", r)
+	}
+	if r, _ := s.apply(4, DeleteGroups{Groups: make([]string, DeleteGroupsMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big group delete: %+v", r)
+	}
+	if r, _ := s.apply(4, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: make([]ConfigEntry, ConfigEntriesMax+1)}); r.Code != kerr.InvalidConfig.Code {
+		t.Fatalf("many configs: %+v", r)
+	}
+	if r, _ := s.apply(4, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: ReplicationFactorMax + 1}); r.Code != kerr.InvalidReplicationFactor.Code {
+		t.Fatalf("rf beyond max: %+v", r)
+	}
+	s.apply(5, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: 1})
+	if r, _ := s.apply(6, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "retention.ms", Op: 9}}}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("bad op: %+v", r)
+	}
+	if r, _ := s.apply(6, AlterConfigs{Topic: "t", Ops: make([]ConfigOp, ConfigEntriesMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("many ops: %+v", r)
+	}
+	if err := s.checkInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailMessageBounded(t *testing.T) {
+	r := fail(1, "%s", strings.Repeat("\u00e9", ResultMessageLenMax))
+	if len(r.Message) > ResultMessageLenMax || !utf8.ValidString(r.Message) {
+		t.Fatalf("message of %d bytes, valid %v", len(r.Message), utf8.ValidString(r.Message))
 	}
 }

@@ -26,6 +26,15 @@
 // message, payload) packed into dragonboat's sm.Result as Value = error code
 // and Data = EncodeResult; DecodeResult unpacks it for the proposer.
 //
+// # Replica placement
+//
+// Done in apply, from the state only. The replication factor defaults to
+// min(3, registered brokers). Partition p of a placement of n partitions
+// gets rf consecutive brokers (wrapping) from the sorted broker ids,
+// starting at (cursor + p) mod brokers; the cursor then advances by n, so
+// preferred leaders rotate across partitions and topics. CreatePartitions
+// places new partitions the same way with the topic's current factor.
+//
 // # Determinism
 //
 // Apply depends only on the state, the raft index and the command: no

@@ -184,5 +184,14 @@ func (m *StateMachine) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <
 	return nil
 }
 
+// CheckInvariants checks the state's invariants (see doc.go) and returns
+// the first broken one. It walks the whole state: for tests, fuzzing and
+// the simulator, not for every Update.
+func (m *StateMachine) CheckInvariants() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.checkInvariants()
+}
+
 // Close releases nothing; the state machine holds no resources.
 func (m *StateMachine) Close() error { return nil }
