@@ -11,6 +11,7 @@ import (
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/goleak"
 )
 
 func entry(index uint64, cmd []byte) sm.Entry { return sm.Entry{Index: index, Cmd: cmd} }
@@ -223,3 +224,29 @@ func TestRecoverReadError(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestWatcherMissesNothing runs a watcher the way a reconciler would and
+// checks that it always reaches the final version without polling.
+func TestWatcherMissesNothing(t *testing.T) {
+	const updates = 200
+	h := newHarness(t)
+	done := make(chan uint64)
+	go func() {
+		for {
+			ch := h.m.Changed() // before View, so no change slips between
+			if v := h.m.View(); v.Version == updates {
+				done <- v.Version
+				return
+			}
+			<-ch
+		}
+	}()
+	for i := 0; i < updates; i++ {
+		h.must(AllocateProducerIDs{Count: 1})
+	}
+	if got := <-done; got != updates {
+		t.Fatalf("watcher ended at %d", got)
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
