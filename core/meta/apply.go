@@ -103,6 +103,9 @@ func (s *state) createTopic(index uint64, c CreateTopic) (Result, bool) {
 	if _, ok := s.topics[c.Name]; ok {
 		return fail(kerr.TopicAlreadyExists.Code, "topic %q already exists", c.Name), false
 	}
+	if other := s.collidingTopic(c.Name); other != "" {
+		return fail(kerr.InvalidTopicException.Code, "topic %q collides with existing topic %q ('.' and '_' collide)", c.Name, other), false
+	}
 	if c.Partitions <= 0 || c.Partitions > PartitionsPerTopicMax {
 		return fail(kerr.InvalidPartitions.Code, "partitions %d outside [1, %d]", c.Partitions, PartitionsPerTopicMax), false
 	}
@@ -120,6 +123,19 @@ func (s *state) createTopic(index uint64, c CreateTopic) (Result, bool) {
 	s.topicByID[t.ID] = t.Name
 	s.topologyChanged(index)
 	return Result{Topic: t}, true
+}
+
+// collidingTopic returns the existing topic whose name equals name up to
+// '.' versus '_', or "". Existing topics never collide with each other, so
+// at most one matches and the map order cannot change the answer.
+func (s *state) collidingTopic(name string) string {
+	key := collisionKey(name)
+	for other := range s.topics {
+		if collisionKey(other) == key {
+			return other
+		}
+	}
+	return ""
 }
 
 // addPartitions appends count partitions with fresh shard ids to t, which

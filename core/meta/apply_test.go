@@ -105,6 +105,8 @@ func TestApplyErrors(t *testing.T) {
 		{"create dotdot", three, CreateTopic{Name: "..", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create bad char", three, CreateTopic{Name: "a/b", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create name 249", three, CreateTopic{Name: strings.Repeat("x", 249), Partitions: 1, ReplicationFactor: -1}, 0},
+		{"create collides", append(withBrokers(1), CreateTopic{Name: "a.b", Partitions: 1, ReplicationFactor: 1}),
+			CreateTopic{Name: "a_b", Partitions: 1, ReplicationFactor: 1}, kerr.InvalidTopicException.Code},
 		{"create exists", withTopic, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1}, kerr.TopicAlreadyExists.Code},
 		{"create good configs", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{
 			{"retention.ms", "-1"}, {"cleanup.policy", "delete"}, {"compression.type", "zstd"}, {"message.timestamp.type", "LogAppendTime"},

@@ -19,7 +19,9 @@ import (
 //   - a topic's Partitions[i].Index == i, and its partition count never
 //     shrinks while it exists;
 //   - topicByID is exactly the inverse of topics' IDs; no ID is zero;
-//   - every committed offset names an existing topic and partition;
+//   - every committed offset names an existing topic and partition, and no
+//     group or group/topic offset map is empty (empty ones are pruned, so a
+//     restored state equals the live one);
 //   - nextProducerID only grows.
 type state struct {
 	applied         uint64 // raft index of the last applied entry
@@ -157,10 +159,16 @@ func (s *state) checkInvariants() error {
 		return fmt.Errorf("%d topic ids for %d topics", len(s.topicByID), len(s.topics))
 	}
 	for _, g := range sortedKeys(s.offsets) {
+		if len(s.offsets[g]) == 0 {
+			return fmt.Errorf("group %q has an empty offset map", g)
+		}
 		for _, tn := range sortedKeys(s.offsets[g]) {
 			t, ok := s.topics[tn]
 			if !ok {
 				return fmt.Errorf("group %q has offsets for missing topic %q", g, tn)
+			}
+			if len(s.offsets[g][tn]) == 0 {
+				return fmt.Errorf("group %q has an empty offset map for topic %q", g, tn)
 			}
 			for p := range s.offsets[g][tn] {
 				if p < 0 || int(p) >= len(t.Partitions) {
