@@ -18,6 +18,7 @@ import (
 //     reused;
 //   - a topic's Partitions[i].Index == i, and its partition count never
 //     shrinks while it exists;
+//   - no two topic names differ only in '.' versus '_';
 //   - topicByID is exactly the inverse of topics' IDs; no ID is zero;
 //   - every committed offset names an existing topic and partition, and no
 //     group or group/topic offset map is empty (empty ones are pruned, so a
@@ -125,11 +126,16 @@ func (s *state) place(count int32, rf int) [][]int32 {
 // checkInvariants returns an error describing the first broken invariant.
 func (s *state) checkInvariants() error {
 	shards := map[uint64]string{}
+	collisions := map[string]string{}
 	for _, name := range sortedKeys(s.topics) {
 		t := s.topics[name]
 		if t.Name != name || !validTopicName(name) {
 			return fmt.Errorf("topic key %q holds topic %q", name, t.Name)
 		}
+		if other, dup := collisions[collisionKey(name)]; dup {
+			return fmt.Errorf("topics %q and %q collide", other, name)
+		}
+		collisions[collisionKey(name)] = name
 		if t.ID.IsZero() || s.topicByID[t.ID] != name {
 			return fmt.Errorf("topic %q id %s not indexed", name, t.ID)
 		}
