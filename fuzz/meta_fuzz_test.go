@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -57,8 +58,10 @@ func FuzzDecodeCommand(f *testing.F) {
 }
 
 // FuzzApply splits the input into entries (a length byte before each) and
-// feeds them, after a fixed setup, through Update: it must never panic or
-// return an error, and every result must decode.
+// feeds them, after a fixed setup, through Update on two state machines: it
+// must never panic or return an error, every result must decode, both must
+// agree, the invariants must hold, and a snapshot must restore to a machine
+// that saves the same bytes.
 func FuzzApply(f *testing.F) {
 	seeds := metaSeeds()
 	for _, s := range seeds {
@@ -71,7 +74,8 @@ func FuzzApply(f *testing.F) {
 	}
 	f.Add(all)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m := meta.New(slog.New(slog.DiscardHandler))
+		log := slog.New(slog.DiscardHandler)
+		m, twin := meta.New(log), meta.New(log)
 		index := uint64(0)
 		update := func(cmd []byte) {
 			index++
@@ -81,6 +85,10 @@ func FuzzApply(f *testing.F) {
 			}
 			if _, err := meta.DecodeResult(res); err != nil {
 				t.Fatalf("result does not decode: %v", err)
+			}
+			res2, err := twin.Update(sm.Entry{Index: index, Cmd: cmd})
+			if err != nil || !reflect.DeepEqual(res, res2) {
+				t.Fatalf("twin result differs: %v", err)
 			}
 		}
 		for i := int32(1); i <= 3; i++ {
@@ -94,6 +102,23 @@ func FuzzApply(f *testing.F) {
 		}
 		if m.Version() != index {
 			t.Fatalf("version %d after %d entries", m.Version(), index)
+		}
+		if err := m.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+		var snap, snapTwin, again bytes.Buffer
+		if err := m.SaveSnapshot(&snap, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := twin.SaveSnapshot(&snapTwin, nil, nil); err != nil || !bytes.Equal(snap.Bytes(), snapTwin.Bytes()) {
+			t.Fatalf("twin snapshots differ (err %v)", err)
+		}
+		restored := meta.New(log)
+		if err := restored.RecoverFromSnapshot(bytes.NewReader(snap.Bytes()), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := restored.SaveSnapshot(&again, nil, nil); err != nil || !bytes.Equal(again.Bytes(), snap.Bytes()) {
+			t.Fatalf("restored snapshot differs (err %v)", err)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -46,8 +47,8 @@ func (s *state) registerBroker(index uint64, c RegisterBroker) (Result, bool) {
 	if exists && old == b {
 		return Result{}, false
 	}
-	if !exists && len(s.brokers) >= MaxBrokers {
-		return fail(kerr.InvalidRequest.Code, "broker limit %d reached", MaxBrokers), false
+	if !exists && len(s.brokers) >= BrokersMax {
+		return fail(kerr.InvalidRequest.Code, "broker limit %d reached", BrokersMax), false
 	}
 	s.brokers[c.NodeID] = b
 	s.topologyChanged(index)
@@ -70,7 +71,7 @@ func (s *state) replicationFactor(rf int16) (int, Result) {
 	if rf == -1 {
 		rf = int16(min(3, n))
 	}
-	if rf < 1 || int(rf) > n || int(rf) > MaxReplicationFactorHigh {
+	if rf < 1 || int(rf) > n || int(rf) > ReplicationFactorMax {
 		return 0, fail(kerr.InvalidReplicationFactor.Code, "replication factor %d with %d registered brokers", rf, n)
 	}
 	return int(rf), Result{}
@@ -78,12 +79,12 @@ func (s *state) replicationFactor(rf int16) (int, Result) {
 
 // buildConfigs validates entries and returns them sorted by key.
 func buildConfigs(entries []ConfigEntry) ([]ConfigEntry, Result) {
-	if len(entries) > MaxConfigEntries {
-		return nil, fail(kerr.InvalidConfig.Code, "%d configs beyond limit %d", len(entries), MaxConfigEntries)
+	if len(entries) > ConfigEntriesMax {
+		return nil, fail(kerr.InvalidConfig.Code, "%d configs beyond limit %d", len(entries), ConfigEntriesMax)
 	}
 	var out []ConfigEntry // nil when empty, as after a snapshot restore
 	out = append(out, entries...)
-	slices.SortStableFunc(out, func(a, b ConfigEntry) int { return cmpStr(a.Key, b.Key) })
+	slices.SortStableFunc(out, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) })
 	for i, c := range out {
 		if msg := checkConfig(c.Key, c.Value); msg != "" {
 			return nil, fail(kerr.InvalidConfig.Code, "%s", msg)
@@ -102,8 +103,11 @@ func (s *state) createTopic(index uint64, c CreateTopic) (Result, bool) {
 	if _, ok := s.topics[c.Name]; ok {
 		return fail(kerr.TopicAlreadyExists.Code, "topic %q already exists", c.Name), false
 	}
-	if c.Partitions <= 0 || c.Partitions > MaxPartitionsPerTopic {
-		return fail(kerr.InvalidPartitions.Code, "partitions %d outside [1, %d]", c.Partitions, MaxPartitionsPerTopic), false
+	if other := s.collidingTopic(c.Name); other != "" {
+		return fail(kerr.InvalidTopicException.Code, "topic %q collides with existing topic %q ('.' and '_' collide)", c.Name, other), false
+	}
+	if c.Partitions <= 0 || c.Partitions > PartitionsPerTopicMax {
+		return fail(kerr.InvalidPartitions.Code, "partitions %d outside [1, %d]", c.Partitions, PartitionsPerTopicMax), false
 	}
 	rf, res := s.replicationFactor(c.ReplicationFactor)
 	if res.Code != 0 {
@@ -119,6 +123,19 @@ func (s *state) createTopic(index uint64, c CreateTopic) (Result, bool) {
 	s.topicByID[t.ID] = t.Name
 	s.topologyChanged(index)
 	return Result{Topic: t}, true
+}
+
+// collidingTopic returns the existing topic whose name equals name up to
+// '.' versus '_', or "". Existing topics never collide with each other, so
+// at most one matches and the map order cannot change the answer.
+func (s *state) collidingTopic(name string) string {
+	key := collisionKey(name)
+	for other := range s.topics {
+		if collisionKey(other) == key {
+			return other
+		}
+	}
+	return ""
 }
 
 // addPartitions appends count partitions with fresh shard ids to t, which
@@ -169,9 +186,9 @@ func (s *state) createPartitions(index uint64, c CreatePartitions) (Result, bool
 		return fail(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", c.Topic), false
 	}
 	have := int32(len(old.Partitions))
-	if c.Count <= have || c.Count > MaxPartitionsPerTopic {
+	if c.Count <= have || c.Count > PartitionsPerTopicMax {
 		return fail(kerr.InvalidPartitions.Code, "topic %q has %d partitions; cannot change to %d (increase only, max %d)",
-			c.Topic, have, c.Count, MaxPartitionsPerTopic), false
+			c.Topic, have, c.Count, PartitionsPerTopicMax), false
 	}
 	rf, res := s.replicationFactor(int16(len(old.Partitions[0].Replicas)))
 	if res.Code != 0 {
@@ -193,7 +210,15 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 	for _, e := range old.Configs {
 		m[e.Key] = e.Value
 	}
+	if len(c.Ops) > ConfigEntriesMax {
+		return fail(kerr.InvalidRequest.Code, "%d config ops beyond limit %d", len(c.Ops), ConfigEntriesMax), false
+	}
+	seen := make(map[string]bool, len(c.Ops))
 	for _, op := range c.Ops {
+		if seen[op.Key] { // Kafka rejects a key twice in one request
+			return fail(kerr.InvalidRequest.Code, "config %q appears twice", op.Key), false
+		}
+		seen[op.Key] = true
 		if _, known := topicConfigs[op.Key]; !known {
 			return fail(kerr.InvalidConfig.Code, "unknown or unsupported topic config %q", op.Key), false
 		}
@@ -224,8 +249,8 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 }
 
 func (s *state) allocateProducerIDs(c AllocateProducerIDs) (Result, bool) {
-	if c.Count < 1 || c.Count > MaxProducerIDBlock {
-		return fail(kerr.InvalidRequest.Code, "producer id block size %d outside [1, %d]", c.Count, MaxProducerIDBlock), false
+	if c.Count < 1 || c.Count > ProducerIDBlockMax {
+		return fail(kerr.InvalidRequest.Code, "producer id block size %d outside [1, %d]", c.Count, ProducerIDBlockMax), false
 	}
 	if s.nextProducerID > math.MaxInt64-int64(c.Count) {
 		return fail(kerr.UnknownServerError.Code, "producer ids exhausted at %d", s.nextProducerID), false
@@ -242,7 +267,7 @@ func (s *state) partitionExists(topic string, p int32) bool {
 }
 
 func (s *state) commitOffsets(c CommitOffsets) (Result, bool) {
-	if c.Group == "" || len(c.Offsets) == 0 || len(c.Offsets) > MaxCommitEntries {
+	if c.Group == "" || len(c.Offsets) == 0 || len(c.Offsets) > CommitEntriesMax {
 		return fail(kerr.InvalidRequest.Code, "commit for group %q with %d offsets", c.Group, len(c.Offsets)), false
 	}
 	res := Result{Partitions: make([]PartitionCode, len(c.Offsets))}
@@ -275,8 +300,8 @@ func (s *state) commitOffsets(c CommitOffsets) (Result, bool) {
 }
 
 func (s *state) deleteGroups(c DeleteGroups) (Result, bool) {
-	if len(c.Groups) > MaxDeleteGroups {
-		return fail(kerr.InvalidRequest.Code, "%d groups beyond limit %d", len(c.Groups), MaxDeleteGroups), false
+	if len(c.Groups) > DeleteGroupsMax {
+		return fail(kerr.InvalidRequest.Code, "%d groups beyond limit %d", len(c.Groups), DeleteGroupsMax), false
 	}
 	res := Result{Groups: make([]GroupCode, len(c.Groups))}
 	changed := false
@@ -293,8 +318,8 @@ func (s *state) deleteGroups(c DeleteGroups) (Result, bool) {
 }
 
 func (s *state) deleteOffsets(c DeleteOffsets) (Result, bool) {
-	if len(c.Partitions) > MaxCommitEntries {
-		return fail(kerr.InvalidRequest.Code, "%d partitions beyond limit %d", len(c.Partitions), MaxCommitEntries), false
+	if len(c.Partitions) > CommitEntriesMax {
+		return fail(kerr.InvalidRequest.Code, "%d partitions beyond limit %d", len(c.Partitions), CommitEntriesMax), false
 	}
 	byTopic, ok := s.offsets[c.Group]
 	if !ok {

@@ -2,9 +2,11 @@ package meta
 
 import (
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -97,12 +99,14 @@ func TestApplyErrors(t *testing.T) {
 		{"create rf -2", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -2}, kerr.InvalidReplicationFactor.Code},
 		{"create partitions 0", three, CreateTopic{Name: "t", Partitions: 0, ReplicationFactor: -1}, kerr.InvalidPartitions.Code},
 		{"create partitions -1", three, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1}, kerr.InvalidPartitions.Code},
-		{"create partitions too many", three, CreateTopic{Name: "t", Partitions: MaxPartitionsPerTopic + 1, ReplicationFactor: -1}, kerr.InvalidPartitions.Code},
+		{"create partitions too many", three, CreateTopic{Name: "t", Partitions: PartitionsPerTopicMax + 1, ReplicationFactor: -1}, kerr.InvalidPartitions.Code},
 		{"create empty name", three, CreateTopic{Name: "", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create dot", three, CreateTopic{Name: ".", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create dotdot", three, CreateTopic{Name: "..", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create bad char", three, CreateTopic{Name: "a/b", Partitions: 1, ReplicationFactor: -1}, kerr.InvalidTopicException.Code},
 		{"create name 249", three, CreateTopic{Name: strings.Repeat("x", 249), Partitions: 1, ReplicationFactor: -1}, 0},
+		{"create collides", append(withBrokers(1), CreateTopic{Name: "a.b", Partitions: 1, ReplicationFactor: 1}),
+			CreateTopic{Name: "a_b", Partitions: 1, ReplicationFactor: 1}, kerr.InvalidTopicException.Code},
 		{"create exists", withTopic, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1}, kerr.TopicAlreadyExists.Code},
 		{"create good configs", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{
 			{"retention.ms", "-1"}, {"cleanup.policy", "delete"}, {"compression.type", "zstd"}, {"message.timestamp.type", "LogAppendTime"},
@@ -122,7 +126,7 @@ func TestApplyErrors(t *testing.T) {
 		{"partitions ok", withTopic, CreatePartitions{Topic: "t", Count: 5}, 0},
 		{"partitions same", withTopic, CreatePartitions{Topic: "t", Count: 2}, kerr.InvalidPartitions.Code},
 		{"partitions shrink", withTopic, CreatePartitions{Topic: "t", Count: 1}, kerr.InvalidPartitions.Code},
-		{"partitions too many", withTopic, CreatePartitions{Topic: "t", Count: MaxPartitionsPerTopic + 1}, kerr.InvalidPartitions.Code},
+		{"partitions too many", withTopic, CreatePartitions{Topic: "t", Count: PartitionsPerTopicMax + 1}, kerr.InvalidPartitions.Code},
 		{"partitions unknown", withTopic, CreatePartitions{Topic: "u", Count: 5}, kerr.UnknownTopicOrPartition.Code},
 		{"partitions too few brokers", append(append([]Command{}, withTopic...), UnregisterBroker{NodeID: 3}),
 			CreatePartitions{Topic: "t", Count: 5}, kerr.InvalidReplicationFactor.Code},
@@ -132,11 +136,12 @@ func TestApplyErrors(t *testing.T) {
 		{"alter unknown key", withTopic, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "x", Value: "1"}}}, kerr.InvalidConfig.Code},
 		{"alter delete unknown key", withTopic, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "x", Op: ConfigDelete}}}, kerr.InvalidConfig.Code},
 		{"alter bad value", withTopic, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "min.insync.replicas", Value: "0"}}}, kerr.InvalidConfig.Code},
+		{"alter duplicate key", withTopic, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "retention.ms", Value: "1"}, {Key: "retention.ms", Op: ConfigDelete}}}, kerr.InvalidRequest.Code},
 		{"alter unknown topic", withTopic, AlterConfigs{Topic: "u"}, kerr.UnknownTopicOrPartition.Code},
 
-		{"pid ok", nil, AllocateProducerIDs{Count: MaxProducerIDBlock}, 0},
+		{"pid ok", nil, AllocateProducerIDs{Count: ProducerIDBlockMax}, 0},
 		{"pid zero", nil, AllocateProducerIDs{Count: 0}, kerr.InvalidRequest.Code},
-		{"pid too many", nil, AllocateProducerIDs{Count: MaxProducerIDBlock + 1}, kerr.InvalidRequest.Code},
+		{"pid too many", nil, AllocateProducerIDs{Count: ProducerIDBlockMax + 1}, kerr.InvalidRequest.Code},
 
 		{"commit ok", withTopic, CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "t", Partition: 1, Offset: 1}}}, 0},
 		{"commit unknown topic", withTopic, CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "u"}}}, kerr.UnknownTopicOrPartition.Code},
@@ -339,5 +344,62 @@ func TestRegisterBrokerUpsert(t *testing.T) {
 	v := h.m.View()
 	if len(v.Brokers) != 2 || v.Brokers[0].NodeID != 1 || v.Brokers[0].Host != "other" || v.TopologyVersion != v.Version {
 		t.Fatalf("view %+v", v)
+	}
+}
+
+// TestApplyDefensiveLimits covers checks in apply that Decode already makes
+// unreachable from the wire, and limits too large to reach in a table.
+func TestApplyDefensiveLimits(t *testing.T) {
+	s := newState()
+	for i := int32(0); i < BrokersMax; i++ {
+		if r, _ := s.apply(1, RegisterBroker{NodeID: i, Host: "h", Port: 1}); r.Code != 0 {
+			t.Fatalf("broker %d: %+v", i, r)
+		}
+	}
+	if r, _ := s.apply(2, RegisterBroker{NodeID: BrokersMax, Host: "h", Port: 1}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("broker beyond limit: %+v", r)
+	}
+	if r, _ := s.apply(2, RegisterBroker{NodeID: 0, Host: "h2", Port: 1}); r.Code != 0 {
+		t.Fatalf("address change at the limit: %+v", r)
+	}
+	s.nextProducerID = math.MaxInt64 - 5
+	if r, _ := s.apply(3, AllocateProducerIDs{Count: 6}); r.Code != kerr.UnknownServerError.Code {
+		t.Fatalf("pid exhaustion: %+v", r)
+	}
+	if r, _ := s.apply(3, AllocateProducerIDs{Count: 5}); r.Code != 0 || r.ProducerIDs.First != math.MaxInt64-5 {
+		t.Fatalf("last pids: %+v", r)
+	}
+	big := make([]OffsetCommit, CommitEntriesMax+1)
+	if r, _ := s.apply(4, CommitOffsets{Group: "g", Offsets: big}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big commit: %+v", r)
+	}
+	if r, _ := s.apply(4, DeleteOffsets{Group: "g", Partitions: make([]TopicPartition, CommitEntriesMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big offset delete: %+v", r)
+	}
+	if r, _ := s.apply(4, DeleteGroups{Groups: make([]string, DeleteGroupsMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("big group delete: %+v", r)
+	}
+	if r, _ := s.apply(4, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: make([]ConfigEntry, ConfigEntriesMax+1)}); r.Code != kerr.InvalidConfig.Code {
+		t.Fatalf("many configs: %+v", r)
+	}
+	if r, _ := s.apply(4, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: ReplicationFactorMax + 1}); r.Code != kerr.InvalidReplicationFactor.Code {
+		t.Fatalf("rf beyond max: %+v", r)
+	}
+	s.apply(5, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: 1})
+	if r, _ := s.apply(6, AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "retention.ms", Op: 9}}}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("bad op: %+v", r)
+	}
+	if r, _ := s.apply(6, AlterConfigs{Topic: "t", Ops: make([]ConfigOp, ConfigEntriesMax+1)}); r.Code != kerr.InvalidRequest.Code {
+		t.Fatalf("many ops: %+v", r)
+	}
+	if err := s.checkInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailMessageBounded(t *testing.T) {
+	r := fail(1, "%s", strings.Repeat("\u00e9", ResultMessageLenMax))
+	if len(r.Message) > ResultMessageLenMax || !utf8.ValidString(r.Message) {
+		t.Fatalf("message of %d bytes, valid %v", len(r.Message), utf8.ValidString(r.Message))
 	}
 }

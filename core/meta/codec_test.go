@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 
 	"pgregory.net/rapid"
 )
@@ -17,7 +18,11 @@ func genStr(maxLen int) *rapid.Generator[string] {
 	return rapid.StringOfN(rapid.RuneFrom(nil, &unicodeAny), 0, maxLen/4, maxLen)
 }
 
-var unicodeAny = unicodeRange()
+// unicodeAny is the rune table genStr draws from: ASCII plus a few
+// multi-byte runes, so that byte lengths and rune counts differ.
+var unicodeAny = unicode.RangeTable{R16: []unicode.Range16{
+	{Lo: 0x20, Hi: 0x7e, Stride: 1}, {Lo: 0xe9, Hi: 0xe9, Stride: 1}, {Lo: 0x4e16, Hi: 0x4e16, Stride: 1},
+}}
 
 func genSlice[T any](g *rapid.Generator[T], maxLen int) *rapid.Generator[[]T] {
 	return rapid.Custom(func(t *rapid.T) []T {
@@ -34,50 +39,50 @@ func genCommand() *rapid.Generator[Command] {
 	str := func(n int) *rapid.Generator[string] { return genStr(n) }
 	i32 := rapid.Int32()
 	cfg := rapid.Custom(func(t *rapid.T) ConfigEntry {
-		return ConfigEntry{Key: str(MaxConfigKeyLen).Draw(t, "k"), Value: str(MaxConfigValueLen).Draw(t, "v")}
+		return ConfigEntry{Key: str(ConfigKeyLenMax).Draw(t, "k"), Value: str(ConfigValueLenMax).Draw(t, "v")}
 	})
 	op := rapid.Custom(func(t *rapid.T) ConfigOp {
-		return ConfigOp{Key: str(MaxConfigKeyLen).Draw(t, "k"), Op: ConfigOpType(rapid.IntRange(0, 1).Draw(t, "op")),
-			Value: str(MaxConfigValueLen).Draw(t, "v")}
+		return ConfigOp{Key: str(ConfigKeyLenMax).Draw(t, "k"), Op: ConfigOpType(rapid.IntRange(0, 1).Draw(t, "op")),
+			Value: str(ConfigValueLenMax).Draw(t, "v")}
 	})
 	oc := rapid.Custom(func(t *rapid.T) OffsetCommit {
-		return OffsetCommit{Topic: str(MaxTopicNameLen).Draw(t, "t"), Partition: i32.Draw(t, "p"),
+		return OffsetCommit{Topic: str(TopicNameLenMax).Draw(t, "t"), Partition: i32.Draw(t, "p"),
 			Offset: rapid.Int64().Draw(t, "o"), LeaderEpoch: i32.Draw(t, "e"), Metadata: str(64).Draw(t, "m")}
 	})
 	tp := rapid.Custom(func(t *rapid.T) TopicPartition {
-		return TopicPartition{Topic: str(MaxTopicNameLen).Draw(t, "t"), Partition: i32.Draw(t, "p")}
+		return TopicPartition{Topic: str(TopicNameLenMax).Draw(t, "t"), Partition: i32.Draw(t, "p")}
 	})
 	return rapid.OneOf(
 		rapid.Custom(func(t *rapid.T) Command {
-			return RegisterBroker{NodeID: i32.Draw(t, "id"), Host: str(MaxHostLen).Draw(t, "h"), Port: i32.Draw(t, "port"),
-				Rack: str(MaxRackLen).Draw(t, "r"), RaftAddr: str(MaxRaftAddrLen).Draw(t, "ra")}
+			return RegisterBroker{NodeID: i32.Draw(t, "id"), Host: str(HostLenMax).Draw(t, "h"), Port: i32.Draw(t, "port"),
+				Rack: str(RackLenMax).Draw(t, "r"), RaftAddr: str(RaftAddrLenMax).Draw(t, "ra")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command { return UnregisterBroker{NodeID: i32.Draw(t, "id")} }),
 		rapid.Custom(func(t *rapid.T) Command {
-			return CreateTopic{Name: str(MaxTopicNameLen).Draw(t, "n"), Partitions: i32.Draw(t, "p"),
+			return CreateTopic{Name: str(TopicNameLenMax).Draw(t, "n"), Partitions: i32.Draw(t, "p"),
 				ReplicationFactor: rapid.Int16().Draw(t, "rf"), Configs: genSlice(cfg, 5).Draw(t, "c")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
 			var id TopicID
 			copy(id[:], rapid.SliceOfN(rapid.Byte(), 16, 16).Draw(t, "id"))
-			return DeleteTopic{Name: str(MaxTopicNameLen).Draw(t, "n"), ID: id}
+			return DeleteTopic{Name: str(TopicNameLenMax).Draw(t, "n"), ID: id}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
-			return CreatePartitions{Topic: str(MaxTopicNameLen).Draw(t, "n"), Count: i32.Draw(t, "c")}
+			return CreatePartitions{Topic: str(TopicNameLenMax).Draw(t, "n"), Count: i32.Draw(t, "c")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
-			return AlterConfigs{Topic: str(MaxTopicNameLen).Draw(t, "n"), Ops: genSlice(op, 5).Draw(t, "ops")}
+			return AlterConfigs{Topic: str(TopicNameLenMax).Draw(t, "n"), Ops: genSlice(op, 5).Draw(t, "ops")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command { return AllocateProducerIDs{Count: i32.Draw(t, "c")} }),
 		rapid.Custom(func(t *rapid.T) Command {
-			return CommitOffsets{Group: str(MaxGroupIDLen).Draw(t, "g"), CommitTimestampMs: rapid.Int64().Draw(t, "ts"),
+			return CommitOffsets{Group: str(GroupIDLenMax).Draw(t, "g"), CommitTimestampMs: rapid.Int64().Draw(t, "ts"),
 				Offsets: genSlice(oc, 5).Draw(t, "o")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
-			return DeleteGroups{Groups: genSlice(str(MaxGroupIDLen), 5).Draw(t, "g")}
+			return DeleteGroups{Groups: genSlice(str(GroupIDLenMax), 5).Draw(t, "g")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
-			return DeleteOffsets{Group: str(MaxGroupIDLen).Draw(t, "g"), Partitions: genSlice(tp, 5).Draw(t, "p")}
+			return DeleteOffsets{Group: str(GroupIDLenMax).Draw(t, "g"), Partitions: genSlice(tp, 5).Draw(t, "p")}
 		}),
 	)
 }
@@ -106,7 +111,7 @@ func TestDecodeRejects(t *testing.T) {
 	valid := Encode(CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1})
 	long := func(n int) string { return strings.Repeat("a", n) }
 	manyGroups := DeleteGroups{}
-	for i := 0; i <= MaxDeleteGroups; i++ {
+	for i := 0; i <= DeleteGroupsMax; i++ {
 		manyGroups.Groups = append(manyGroups.Groups, "g")
 	}
 	cases := []struct {
@@ -120,16 +125,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"kind zero", []byte{CommandVersion, 0}},
 		{"trailing byte", append(bytes.Clone(valid), 0)},
 		{"truncated", valid[:len(valid)-1]},
-		{"topic name too long", Encode(CreateTopic{Name: long(MaxTopicNameLen + 1)})},
-		{"host too long", Encode(RegisterBroker{Host: long(MaxHostLen + 1)})},
-		{"metadata too long", Encode(CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Metadata: long(MaxOffsetMetadataLen + 1)}}})},
+		{"topic name too long", Encode(CreateTopic{Name: long(TopicNameLenMax + 1)})},
+		{"host too long", Encode(RegisterBroker{Host: long(HostLenMax + 1)})},
+		{"metadata too long", Encode(CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Metadata: long(OffsetMetadataLenMax + 1)}}})},
 		{"too many groups", Encode(manyGroups)},
 		{"bad config op", Encode(AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "k", Op: 7}}})},
 		{"int32 overflow", append([]byte{CommandVersion, byte(KindUnregisterBroker)}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)},
 		{"int16 overflow", rfOverflow()},
 		{"huge count", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"bad uvarint", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
-		{"too large", make([]byte, MaxCommandBytes+1)},
+		{"too large", make([]byte, CommandBytesMax+1)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -144,7 +149,7 @@ func TestResultRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		r := Result{
 			Code:        rapid.Int16().Draw(t, "code"),
-			Message:     genStr(MaxResultMessageLen).Draw(t, "msg"),
+			Message:     genStr(ResultMessageLenMax).Draw(t, "msg"),
 			ProducerIDs: ProducerIDBlock{First: rapid.Int64().Draw(t, "first"), Count: rapid.Int32().Draw(t, "count")},
 			Partitions: genSlice(rapid.Custom(func(t *rapid.T) PartitionCode {
 				return PartitionCode{Topic: genStr(20).Draw(t, "t"), Partition: rapid.Int32().Draw(t, "p"), Code: rapid.Int16().Draw(t, "c")}

@@ -95,7 +95,7 @@ type AlterConfigs struct {
 	Ops   []ConfigOp
 }
 
-// AllocateProducerIDs reserves Count (1..MaxProducerIDBlock) contiguous
+// AllocateProducerIDs reserves Count (1..ProducerIDBlockMax) contiguous
 // producer ids.
 type AllocateProducerIDs struct {
 	Count int32
@@ -188,8 +188,8 @@ func Encode(cmd Command) []byte {
 // Decode parses an encoded command. Any malformed input returns an error
 // wrapping ErrBadCommand; it never panics.
 func Decode(b []byte) (Command, error) {
-	if len(b) > MaxCommandBytes {
-		return nil, fmt.Errorf("%w: %d bytes beyond limit %d", ErrBadCommand, len(b), MaxCommandBytes)
+	if len(b) > CommandBytesMax {
+		return nil, fmt.Errorf("%w: %d bytes beyond limit %d", ErrBadCommand, len(b), CommandBytesMax)
 	}
 	d := &dec{b: b, sentinel: ErrBadCommand}
 	if v := d.u8(); d.err == nil && v != CommandVersion {
@@ -210,17 +210,17 @@ func Decode(b []byte) (Command, error) {
 func decodeBody(d *dec, k Kind) Command {
 	switch k {
 	case KindRegisterBroker:
-		return RegisterBroker{NodeID: d.i32(), Host: d.str(MaxHostLen), Port: d.i32(),
-			Rack: d.str(MaxRackLen), RaftAddr: d.str(MaxRaftAddrLen)}
+		return RegisterBroker{NodeID: d.i32(), Host: d.str(HostLenMax), Port: d.i32(),
+			Rack: d.str(RackLenMax), RaftAddr: d.str(RaftAddrLenMax)}
 	case KindUnregisterBroker:
 		return UnregisterBroker{NodeID: d.i32()}
 	case KindCreateTopic:
-		return CreateTopic{Name: d.str(MaxTopicNameLen), Partitions: d.i32(),
+		return CreateTopic{Name: d.str(TopicNameLenMax), Partitions: d.i32(),
 			ReplicationFactor: d.i16(), Configs: decodeConfigs(d)}
 	case KindDeleteTopic:
-		return DeleteTopic{Name: d.str(MaxTopicNameLen), ID: d.id()}
+		return DeleteTopic{Name: d.str(TopicNameLenMax), ID: d.id()}
 	case KindCreatePartitions:
-		return CreatePartitions{Topic: d.str(MaxTopicNameLen), Count: d.i32()}
+		return CreatePartitions{Topic: d.str(TopicNameLenMax), Count: d.i32()}
 	case KindAlterConfigs:
 		return decodeAlterConfigs(d)
 	case KindAllocateProducerIDs:
@@ -228,17 +228,17 @@ func decodeBody(d *dec, k Kind) Command {
 	case KindCommitOffsets:
 		return decodeCommitOffsets(d)
 	case KindDeleteGroups:
-		n := d.count(MaxDeleteGroups)
+		n := d.count(DeleteGroupsMax)
 		var c DeleteGroups
 		for i := 0; i < n && d.err == nil; i++ {
-			c.Groups = append(c.Groups, d.str(MaxGroupIDLen))
+			c.Groups = append(c.Groups, d.str(GroupIDLenMax))
 		}
 		return c
 	case KindDeleteOffsets:
-		c := DeleteOffsets{Group: d.str(MaxGroupIDLen)}
-		n := d.count(MaxCommitEntries)
+		c := DeleteOffsets{Group: d.str(GroupIDLenMax)}
+		n := d.count(CommitEntriesMax)
 		for i := 0; i < n && d.err == nil; i++ {
-			c.Partitions = append(c.Partitions, TopicPartition{Topic: d.str(MaxTopicNameLen), Partition: d.i32()})
+			c.Partitions = append(c.Partitions, TopicPartition{Topic: d.str(TopicNameLenMax), Partition: d.i32()})
 		}
 		return c
 	default:
@@ -248,19 +248,19 @@ func decodeBody(d *dec, k Kind) Command {
 }
 
 func decodeConfigs(d *dec) []ConfigEntry {
-	n := d.count(MaxConfigEntries)
+	n := d.count(ConfigEntriesMax)
 	var out []ConfigEntry
 	for i := 0; i < n && d.err == nil; i++ {
-		out = append(out, ConfigEntry{Key: d.str(MaxConfigKeyLen), Value: d.str(MaxConfigValueLen)})
+		out = append(out, ConfigEntry{Key: d.str(ConfigKeyLenMax), Value: d.str(ConfigValueLenMax)})
 	}
 	return out
 }
 
 func decodeAlterConfigs(d *dec) Command {
-	c := AlterConfigs{Topic: d.str(MaxTopicNameLen)}
-	n := d.count(MaxConfigEntries)
+	c := AlterConfigs{Topic: d.str(TopicNameLenMax)}
+	n := d.count(ConfigEntriesMax)
 	for i := 0; i < n && d.err == nil; i++ {
-		op := ConfigOp{Key: d.str(MaxConfigKeyLen), Op: ConfigOpType(d.u8()), Value: d.str(MaxConfigValueLen)}
+		op := ConfigOp{Key: d.str(ConfigKeyLenMax), Op: ConfigOpType(d.u8()), Value: d.str(ConfigValueLenMax)}
 		if op.Op != ConfigSet && op.Op != ConfigDelete {
 			d.fail("unknown config op %d", op.Op)
 		}
@@ -270,11 +270,11 @@ func decodeAlterConfigs(d *dec) Command {
 }
 
 func decodeCommitOffsets(d *dec) Command {
-	c := CommitOffsets{Group: d.str(MaxGroupIDLen), CommitTimestampMs: d.svar()}
-	n := d.count(MaxCommitEntries)
+	c := CommitOffsets{Group: d.str(GroupIDLenMax), CommitTimestampMs: d.svar()}
+	n := d.count(CommitEntriesMax)
 	for i := 0; i < n && d.err == nil; i++ {
-		c.Offsets = append(c.Offsets, OffsetCommit{Topic: d.str(MaxTopicNameLen), Partition: d.i32(),
-			Offset: d.svar(), LeaderEpoch: d.i32(), Metadata: d.str(MaxOffsetMetadataLen)})
+		c.Offsets = append(c.Offsets, OffsetCommit{Topic: d.str(TopicNameLenMax), Partition: d.i32(),
+			Offset: d.svar(), LeaderEpoch: d.i32(), Metadata: d.str(OffsetMetadataLenMax)})
 	}
 	return c
 }

@@ -26,6 +26,23 @@
 // message, payload) packed into dragonboat's sm.Result as Value = error code
 // and Data = EncodeResult; DecodeResult unpacks it for the proposer.
 //
+// # Proposer side
+//
+//	res, err := nh.SyncPropose(ctx, session, meta.Encode(meta.CreateTopic{...}))
+//	r, err := meta.DecodeResult(res) // r.Code, r.Message, r.Topic
+//
+// Reads: StateMachine.View (lock-free, local), or nh.SyncRead with a Query
+// type for a linearizable read (Lookup returns copies).
+//
+// # Replica placement
+//
+// Done in apply, from the state only. The replication factor defaults to
+// min(3, registered brokers). Partition p of a placement of n partitions
+// gets rf consecutive brokers (wrapping) from the sorted broker ids,
+// starting at (cursor + p) mod brokers; the cursor then advances by n, so
+// preferred leaders rotate across partitions and topics. CreatePartitions
+// places new partitions the same way with the topic's current factor.
+//
 // # Determinism
 //
 // Apply depends only on the state, the raft index and the command: no
@@ -53,11 +70,14 @@
 //   - At placement time every replica is a registered broker and a
 //     partition's replicas are distinct; a later UnregisterBroker does not
 //     move existing replicas.
-//   - Topic ids are non-zero and unique among live topics.
+//   - Topic ids are non-zero and unique among live topics; no two topic
+//     names differ only in '.' versus '_' (Kafka's collision rule).
 //   - Committed offsets only name existing partitions; deleting a topic
 //     deletes its offsets.
 //   - Producer-id blocks never overlap: the counter only grows.
 //   - Topic values published in a View are never modified (copy on write).
+//   - CheckInvariants verifies the above on demand (tests, fuzzing, the
+//     simulator); snapshot recovery runs it and rejects a state that fails.
 //   - Update never returns an error (dragonboat would stop the node): an
 //     undecodable entry becomes an INVALID_REQUEST result.
 package meta

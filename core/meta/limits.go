@@ -10,27 +10,28 @@ const (
 	FirstPartitionShardID uint64 = 1000
 )
 
-// Limits on commands. Decode rejects anything beyond them with ErrBadCommand;
+// Limits. Names put the qualifier last (TopicNameLenMax); lengths are in
+// bytes. Decode rejects a command beyond a codec limit with ErrBadCommand;
 // apply rejects semantically invalid values with a Kafka error code.
 const (
-	MaxCommandBytes          = 16 << 20 // one encoded command
-	MaxTopicNameLen          = 249      // Kafka's limit
-	MaxGroupIDLen            = 1024
-	MaxHostLen               = 255
-	MaxRackLen               = 255
-	MaxRaftAddrLen           = 300
-	MaxConfigEntries         = 64 // per topic and per command
-	MaxConfigKeyLen          = 128
-	MaxConfigValueLen        = 1024
-	MaxPartitionsPerTopic    = 10000
-	MaxOffsetMetadataLen     = 4096
-	MaxCommitEntries         = 10000 // partitions in one CommitOffsets/DeleteOffsets
-	MaxDeleteGroups          = 1000
-	MaxProducerIDBlock       = 1000
-	MaxResultMessageLen      = 1024
-	MaxSnapshotBytes         = 1 << 30
-	MaxBrokers               = 1024
-	MaxReplicationFactorHigh = 16 // largest replication factor accepted by apply
+	CommandBytesMax       = 16 << 20 // one encoded command
+	TopicNameLenMax       = 249      // Kafka's limit
+	GroupIDLenMax         = 1024
+	HostLenMax            = 255
+	RackLenMax            = 255
+	RaftAddrLenMax        = 300
+	ConfigEntriesMax      = 64 // configs per topic, ops per AlterConfigs
+	ConfigKeyLenMax       = 128
+	ConfigValueLenMax     = 1024
+	PartitionsPerTopicMax = 10000
+	ReplicationFactorMax  = 16
+	OffsetMetadataLenMax  = 4096
+	CommitEntriesMax      = 10000 // partitions per CommitOffsets/DeleteOffsets
+	DeleteGroupsMax       = 1000  // groups per DeleteGroups
+	ProducerIDBlockMax    = 1000  // producer ids per AllocateProducerIDs
+	BrokersMax            = 1024  // registered brokers
+	ResultMessageLenMax   = 1024
+	SnapshotBytesMax      = 1 << 30
 )
 
 // Sentinel errors.

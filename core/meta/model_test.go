@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,7 +38,7 @@ type modelTopic struct {
 func offKey(g, t string, p int32) string { return fmt.Sprintf("%s\x00%s\x00%d", g, t, p) }
 
 var (
-	poolTopics  = []string{"a", "b", "c.d", "bad/name", "", ".."}
+	poolTopics  = []string{"a", "b", "c.d", "c_d", "bad/name", "", ".."}
 	poolGroups  = []string{"g1", "g2", "g3"}
 	poolConfigs = []ConfigEntry{
 		{"retention.ms", "100"}, {"retention.ms", "-2"}, {"segment.bytes", "1024"}, {"cleanup.policy", "delete"},
@@ -65,6 +66,11 @@ func (md *model) expectCreate(c CreateTopic) int16 {
 	}
 	if _, ok := md.topics[c.Name]; ok {
 		return kerr.TopicAlreadyExists.Code
+	}
+	for other := range md.topics {
+		if strings.ReplaceAll(other, ".", "_") == strings.ReplaceAll(c.Name, ".", "_") {
+			return kerr.InvalidTopicException.Code
+		}
 	}
 	if c.Partitions <= 0 {
 		return kerr.InvalidPartitions.Code
@@ -195,7 +201,13 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 				want = kerr.UnknownTopicOrPartition.Code
 			} else {
 				next := maps.Clone(mt.configs)
+				seen := map[string]bool{}
 				for _, op := range c.Ops {
+					if seen[op.Key] {
+						want = kerr.InvalidRequest.Code
+						break
+					}
+					seen[op.Key] = true
 					if _, known := topicConfigs[op.Key]; !known || op.Op == ConfigSet && checkConfig(op.Key, op.Value) != "" {
 						want = kerr.InvalidConfig.Code
 						break
@@ -229,7 +241,7 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 			c := CommitOffsets{Group: rapid.SampledFrom(poolGroups).Draw(t, "group"), CommitTimestampMs: rapid.Int64Range(0, 100).Draw(t, "ts")}
 			want := int16(0)
 			for i, n := 0, rapid.IntRange(1, 3).Draw(t, "n"); i < n; i++ {
-				o := OffsetCommit{Topic: rapid.SampledFrom(poolTopics[:3]).Draw(t, "topic"), Partition: rapid.Int32Range(-1, 4).Draw(t, "p"),
+				o := OffsetCommit{Topic: rapid.SampledFrom(poolTopics[:4]).Draw(t, "topic"), Partition: rapid.Int32Range(-1, 4).Draw(t, "p"),
 					Offset: rapid.Int64Range(0, 1000).Draw(t, "off"), LeaderEpoch: rapid.Int32Range(0, 3).Draw(t, "epoch")}
 				if !md.partitionExists(o.Topic, o.Partition) {
 					want = kerr.UnknownTopicOrPartition.Code
@@ -260,7 +272,7 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 		},
 		"deleteOffsets": func(t *rapid.T) {
 			c := DeleteOffsets{Group: rapid.SampledFrom(poolGroups).Draw(t, "group")}
-			c.Partitions = append(c.Partitions, TopicPartition{Topic: rapid.SampledFrom(poolTopics[:3]).Draw(t, "topic"),
+			c.Partitions = append(c.Partitions, TopicPartition{Topic: rapid.SampledFrom(poolTopics[:4]).Draw(t, "topic"),
 				Partition: rapid.Int32Range(-1, 4).Draw(t, "p")})
 			want := kerr.GroupIDNotFound.Code
 			if md.hasGroup(c.Group) {

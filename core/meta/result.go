@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"strings"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -62,8 +63,8 @@ func (r Result) Err() error { return kerr.ErrorForCode(r.Code) }
 
 func fail(code int16, format string, args ...any) Result {
 	msg := fmt.Sprintf(format, args...)
-	if len(msg) > MaxResultMessageLen {
-		msg = msg[:MaxResultMessageLen]
+	if len(msg) > ResultMessageLenMax {
+		msg = strings.ToValidUTF8(msg[:ResultMessageLenMax], "")
 	}
 	return Result{Code: code, Message: msg}
 }
@@ -105,18 +106,18 @@ func DecodeResult(res sm.Result) (Result, error) {
 	if v := d.u8(); d.err == nil && v != ResultVersion {
 		d.fail("unknown version %d", v)
 	}
-	r := Result{Code: d.i16(), Message: d.str(MaxResultMessageLen)}
+	r := Result{Code: d.i16(), Message: d.str(ResultMessageLenMax)}
 	if d.boolean() {
 		r.Topic = decodeTopic(d)
 	}
 	r.ProducerIDs = ProducerIDBlock{First: d.svar(), Count: d.i32()}
-	n := d.count(MaxCommitEntries)
+	n := d.count(CommitEntriesMax)
 	for i := 0; i < n && d.err == nil; i++ {
-		r.Partitions = append(r.Partitions, PartitionCode{Topic: d.str(MaxTopicNameLen), Partition: d.i32(), Code: d.i16()})
+		r.Partitions = append(r.Partitions, PartitionCode{Topic: d.str(TopicNameLenMax), Partition: d.i32(), Code: d.i16()})
 	}
-	n = d.count(MaxDeleteGroups)
+	n = d.count(DeleteGroupsMax)
 	for i := 0; i < n && d.err == nil; i++ {
-		r.Groups = append(r.Groups, GroupCode{Group: d.str(MaxGroupIDLen), Code: d.i16()})
+		r.Groups = append(r.Groups, GroupCode{Group: d.str(GroupIDLenMax), Code: d.i16()})
 	}
 	d.done()
 	if d.err == nil && res.Value != uint64(uint16(r.Code)) {
@@ -145,11 +146,11 @@ func encodeTopic(e *enc, t *Topic) {
 }
 
 func decodeTopic(d *dec) *Topic {
-	t := &Topic{Name: d.str(MaxTopicNameLen), ID: d.id()}
-	n := d.count(MaxPartitionsPerTopic)
+	t := &Topic{Name: d.str(TopicNameLenMax), ID: d.id()}
+	n := d.count(PartitionsPerTopicMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		p := Partition{Index: d.i32(), ShardID: d.uvar()}
-		nr := d.count(MaxReplicationFactorHigh)
+		nr := d.count(ReplicationFactorMax)
 		for j := 0; j < nr && d.err == nil; j++ {
 			p.Replicas = append(p.Replicas, d.i32())
 		}

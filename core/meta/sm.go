@@ -29,8 +29,11 @@ type StateMachine struct {
 
 var _ sm.IStateMachine = (*StateMachine)(nil)
 
-// New returns an empty state machine that logs to log.
+// New returns an empty state machine that logs to log (nil: discard).
 func New(log *slog.Logger) *StateMachine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := &StateMachine{log: log, st: newState()}
 	ch := make(chan struct{})
 	m.changed.Store(&ch)
@@ -41,6 +44,9 @@ func New(log *slog.Logger) *StateMachine {
 // Factory returns a dragonboat CreateStateMachineFunc for the controller
 // shard.
 func Factory(log *slog.Logger) sm.CreateStateMachineFunc {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return func(shardID, replicaID uint64) sm.IStateMachine {
 		return New(log.With("shard", shardID, "replica", replicaID))
 	}
@@ -182,6 +188,15 @@ func (m *StateMachine) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <
 	m.st = st
 	m.publish(true)
 	return nil
+}
+
+// CheckInvariants checks the state's invariants (see doc.go) and returns
+// the first broken one. It walks the whole state: for tests, fuzzing and
+// the simulator, not for every Update.
+func (m *StateMachine) CheckInvariants() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.st.checkInvariants()
 }
 
 // Close releases nothing; the state machine holds no resources.

@@ -98,16 +98,16 @@ func decodeSnapshot(b []byte) (*state, error) {
 }
 
 func decodeSnapshotTopology(d *dec, s *state) {
-	n := d.count(MaxBrokers)
+	n := d.count(BrokersMax)
 	for i := 0; i < n && d.err == nil; i++ {
-		b := Broker{NodeID: d.i32(), Host: d.str(MaxHostLen), Port: d.i32(),
-			Rack: d.str(MaxRackLen), RaftAddr: d.str(MaxRaftAddrLen)}
+		b := Broker{NodeID: d.i32(), Host: d.str(HostLenMax), Port: d.i32(),
+			Rack: d.str(RackLenMax), RaftAddr: d.str(RaftAddrLenMax)}
 		if _, dup := s.brokers[b.NodeID]; dup {
 			d.fail("duplicate broker %d", b.NodeID)
 		}
 		s.brokers[b.NodeID] = b
 	}
-	n = d.count(MaxSnapshotBytes)
+	n = d.count(SnapshotBytesMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		t := decodeTopic(d)
 		if _, dup := s.topics[t.Name]; dup {
@@ -119,19 +119,19 @@ func decodeSnapshotTopology(d *dec, s *state) {
 }
 
 func decodeSnapshotOffsets(d *dec, s *state) {
-	ng := d.count(MaxSnapshotBytes)
+	ng := d.count(SnapshotBytesMax)
 	for i := 0; i < ng && d.err == nil; i++ {
-		g := d.str(MaxGroupIDLen)
+		g := d.str(GroupIDLenMax)
 		byTopic := map[string]map[int32]OffsetValue{}
-		nt := d.count(MaxSnapshotBytes)
+		nt := d.count(SnapshotBytesMax)
 		for j := 0; j < nt && d.err == nil; j++ {
-			tn := d.str(MaxTopicNameLen)
+			tn := d.str(TopicNameLenMax)
 			parts := map[int32]OffsetValue{}
-			np := d.count(MaxPartitionsPerTopic)
+			np := d.count(PartitionsPerTopicMax)
 			for k := 0; k < np && d.err == nil; k++ {
 				p := d.i32()
 				parts[p] = OffsetValue{Offset: d.svar(), LeaderEpoch: d.i32(),
-					Metadata: d.str(MaxOffsetMetadataLen), CommitTimestampMs: d.svar()}
+					Metadata: d.str(OffsetMetadataLenMax), CommitTimestampMs: d.svar()}
 			}
 			if len(parts) != np || np == 0 {
 				d.fail("group %q topic %q: %d offsets, %d distinct", g, tn, np, len(parts))
@@ -148,14 +148,14 @@ func decodeSnapshotOffsets(d *dec, s *state) {
 	}
 }
 
-// readSnapshot reads at most MaxSnapshotBytes from r.
+// readSnapshot reads at most SnapshotBytesMax from r.
 func readSnapshot(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxSnapshotBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, SnapshotBytesMax+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxSnapshotBytes {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadSnapshot, MaxSnapshotBytes)
+	if len(b) > SnapshotBytesMax {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadSnapshot, SnapshotBytesMax)
 	}
 	return b, nil
 }

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -17,8 +18,11 @@ import (
 //     reused;
 //   - a topic's Partitions[i].Index == i, and its partition count never
 //     shrinks while it exists;
+//   - no two topic names differ only in '.' versus '_';
 //   - topicByID is exactly the inverse of topics' IDs; no ID is zero;
-//   - every committed offset names an existing topic and partition;
+//   - every committed offset names an existing topic and partition, and no
+//     group or group/topic offset map is empty (empty ones are pruned, so a
+//     restored state equals the live one);
 //   - nextProducerID only grows.
 type state struct {
 	applied         uint64 // raft index of the last applied entry
@@ -122,11 +126,16 @@ func (s *state) place(count int32, rf int) [][]int32 {
 // checkInvariants returns an error describing the first broken invariant.
 func (s *state) checkInvariants() error {
 	shards := map[uint64]string{}
+	collisions := map[string]string{}
 	for _, name := range sortedKeys(s.topics) {
 		t := s.topics[name]
 		if t.Name != name || !validTopicName(name) {
 			return fmt.Errorf("topic key %q holds topic %q", name, t.Name)
 		}
+		if other, dup := collisions[collisionKey(name)]; dup {
+			return fmt.Errorf("topics %q and %q collide", other, name)
+		}
+		collisions[collisionKey(name)] = name
 		if t.ID.IsZero() || s.topicByID[t.ID] != name {
 			return fmt.Errorf("topic %q id %s not indexed", name, t.ID)
 		}
@@ -148,7 +157,7 @@ func (s *state) checkInvariants() error {
 				return fmt.Errorf("topic %q partition %d has no replicas", name, i)
 			}
 		}
-		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmpStr(a.Key, b.Key) }) {
+		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) }) {
 			return fmt.Errorf("topic %q configs not sorted", name)
 		}
 	}
@@ -156,10 +165,16 @@ func (s *state) checkInvariants() error {
 		return fmt.Errorf("%d topic ids for %d topics", len(s.topicByID), len(s.topics))
 	}
 	for _, g := range sortedKeys(s.offsets) {
+		if len(s.offsets[g]) == 0 {
+			return fmt.Errorf("group %q has an empty offset map", g)
+		}
 		for _, tn := range sortedKeys(s.offsets[g]) {
 			t, ok := s.topics[tn]
 			if !ok {
 				return fmt.Errorf("group %q has offsets for missing topic %q", g, tn)
+			}
+			if len(s.offsets[g][tn]) == 0 {
+				return fmt.Errorf("group %q has an empty offset map for topic %q", g, tn)
 			}
 			for p := range s.offsets[g][tn] {
 				if p < 0 || int(p) >= len(t.Partitions) {
@@ -169,14 +184,4 @@ func (s *state) checkInvariants() error {
 		}
 	}
 	return nil
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

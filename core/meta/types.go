@@ -1,9 +1,9 @@
 package meta
 
 import (
+	"cmp"
 	"encoding/hex"
 	"slices"
-	"sort"
 )
 
 // TopicID is a topic's Kafka UUID, derived in apply from (raft index, name).
@@ -45,15 +45,7 @@ type Topic struct {
 
 // Config returns the value of key and whether it is set.
 func (t *Topic) Config(key string) (string, bool) {
-	i, ok := slices.BinarySearchFunc(t.Configs, key, func(c ConfigEntry, k string) int {
-		switch {
-		case c.Key < k:
-			return -1
-		case c.Key > k:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(t.Configs, key, func(c ConfigEntry, k string) int { return cmp.Compare(c.Key, k) })
 	if !ok {
 		return "", false
 	}
@@ -87,11 +79,11 @@ type GroupOffset struct {
 
 // sortedKeys returns m's keys in ascending order; every map walk whose order
 // can reach output goes through it.
-func sortedKeys[K ~string | ~int32, V any](m map[K]V) []K {
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	slices.Sort(keys)
 	return keys
 }

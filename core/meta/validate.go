@@ -3,12 +3,13 @@ package meta
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // validTopicName applies Kafka's rule: 1..249 characters of [a-zA-Z0-9._-],
 // and not "." or "..".
 func validTopicName(name string) bool {
-	if len(name) == 0 || len(name) > MaxTopicNameLen || name == "." || name == ".." {
+	if len(name) == 0 || len(name) > TopicNameLenMax || name == "." || name == ".." {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -21,6 +22,10 @@ func validTopicName(name string) bool {
 	}
 	return true
 }
+
+// collisionKey is what Kafka compares to reject names that differ only in
+// '.' versus '_' (they collide in metric names).
+func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 // configRule checks one value of an allowed topic config.
 type configRule func(v string) bool

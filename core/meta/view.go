@@ -1,6 +1,10 @@
 package meta
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+	"sort"
+)
 
 // View is an immutable picture of the controller state after one applied
 // entry: brokers sorted by NodeID, topics sorted by Name. Nothing reachable
@@ -42,4 +46,28 @@ func (v *View) TopicByID(id TopicID) *Topic {
 		}
 	}
 	return nil
+}
+
+// HostedPartition is a partition that a node holds a replica of.
+type HostedPartition struct {
+	Topic     string
+	TopicID   TopicID
+	Partition int32
+	ShardID   uint64
+	Replicas  []int32 // shared with the View: do not modify
+}
+
+// HostedPartitions returns the partitions with a replica on node, sorted by
+// ShardID: what a node's reconciler should run. O(partitions).
+func (v *View) HostedPartitions(node int32) []HostedPartition {
+	var out []HostedPartition
+	for _, t := range v.Topics {
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, node) {
+				out = append(out, HostedPartition{Topic: t.Name, TopicID: t.ID, Partition: p.Index, ShardID: p.ShardID, Replicas: p.Replicas})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b HostedPartition) int { return cmp.Compare(a.ShardID, b.ShardID) })
+	return out
 }
