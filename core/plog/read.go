@@ -3,6 +3,7 @@ package plog
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Read returns whole batches, concatenated as Kafka sends them in a fetch,
@@ -50,8 +51,15 @@ func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]byte, error
 	return nil, fmt.Errorf("plog: read raced with truncation %d times: %w", readAttemptsMax, lastErr)
 }
 
+// readBufPool recycles read chunks (readChunkBytesMax each) across Reads.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readChunkBytesMax); return &b }}
+
 func readSegments(segs []*segment, sizes []int64, pos, offset int64, maxBytes int, upper int64) ([]byte, error) {
-	var out []byte
+	avail := sizes[0] - pos
+	for _, n := range sizes[1:] {
+		avail += n
+	}
+	out := make([]byte, 0, min(int64(maxBytes), avail))
 	for j, s := range segs {
 		var done bool
 		var err error
@@ -67,9 +75,11 @@ func readSegments(segs []*segment, sizes []int64, pos, offset int64, maxBytes in
 // readSegment appends to out the batches of s from pos on that end at or after
 // offset, within the limits; done reports that a limit was reached.
 func readSegment(s *segment, size, pos, offset int64, maxBytes int, upper int64, out []byte) ([]byte, bool, error) {
-	var buf []byte
+	pooled := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(pooled)
+	buf := *pooled
 	for pos < size {
-		want := max(int64(maxBytes-len(out))+FrameHeaderBytes, readChunkBytesMin)
+		want := min(max(int64(maxBytes-len(out))+FrameHeaderBytes, readChunkBytesMin), readChunkBytesMax)
 		n := min(want, size-pos)
 		buf = growBuf(buf, int(n))
 		if err := readFull(s.f, buf, pos); err != nil {
