@@ -183,35 +183,42 @@ func (l *Log) OffsetForTimestamp(tsMs int64) (offset int64, found bool, err erro
 		l.mu.Unlock()
 		return 0, false, ErrClosed
 	}
-	var s *segment
-	var size, pos int64
-	for _, c := range l.segs {
-		if c.maxTs >= tsMs && c.next > l.start {
-			s, size = c, c.size
-			break
-		}
+	type probe struct {
+		s         *segment
+		pos, size int64
 	}
-	if s == nil {
-		l.mu.Unlock()
-		return 0, false, nil
+	var probes []probe
+	for _, c := range l.segs {
+		if c.maxTs < tsMs || c.next <= l.start {
+			continue
+		}
+		var pos int64
+		for _, e := range c.tindex {
+			if e.ts >= tsMs {
+				break
+			}
+			pos = c.lookup(c.base + int64(e.rel))
+		}
+		probes = append(probes, probe{c, pos, c.size})
 	}
 	start := l.start
-	for _, e := range s.tindex {
-		if e.ts >= tsMs {
-			break
-		}
-		pos = s.lookup(s.base + int64(e.rel))
-	}
 	l.mu.Unlock()
-	_, werr := walkFrames(s.f, pos, size, false, func(_ int64, _ frameHeader, bi batchInfo) bool {
-		if bi.maxTimestamp >= tsMs && bi.lastOffset() >= start {
-			offset, found = max(bi.baseOffset, start), true
-			return false
+	// Usually the first candidate answers; later ones matter only when the
+	// qualifying batches of a segment lie below the log start.
+	for _, p := range probes {
+		_, werr := walkFrames(p.s.f, p.pos, p.size, false, func(_ int64, _ frameHeader, bi batchInfo) bool {
+			if bi.maxTimestamp >= tsMs && bi.lastOffset() >= start {
+				offset, found = max(bi.baseOffset, start), true
+				return false
+			}
+			return true
+		})
+		if werr != nil {
+			return 0, false, corruptAt(p.s, p.pos, werr)
 		}
-		return true
-	})
-	if werr != nil {
-		return 0, false, corruptAt(s, pos, werr)
+		if found {
+			return offset, true, nil
+		}
 	}
-	return offset, found, nil
+	return 0, false, nil
 }
