@@ -77,8 +77,8 @@ func (l *Log) removeSegments(doomed []*segment) error {
 	return first
 }
 
-// ApplyRetention deletes the oldest sealed segments while the log exceeds
-// RetentionBytes or while their newest batch (maxTimestamp) is older than
+// ApplyRetention deletes the oldest sealed segments while the rest of the log
+// would still hold at least RetentionBytes (Kafka retention.bytes) or while their newest batch (maxTimestamp) is older than
 // RetentionAge by the Clock, and moves the log start past them. The active
 // segment is never deleted. It runs after every roll, and may be called
 // periodically.
@@ -103,7 +103,8 @@ func (l *Log) applyRetentionW() error {
 	}
 	newStart := l.start
 	for _, s := range l.segs[:len(l.segs)-1] {
-		bySize := l.opts.RetentionBytes >= 0 && total > l.opts.RetentionBytes
+		// As Kafka: delete only while what remains still holds RetentionBytes.
+		bySize := l.opts.RetentionBytes >= 0 && total-s.size >= l.opts.RetentionBytes
 		byAge := l.opts.RetentionAge >= 0 && s.maxTs >= 0 && s.maxTs < nowMs-l.opts.RetentionAge.Milliseconds()
 		if !bySize && !byAge {
 			break

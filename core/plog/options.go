@@ -57,6 +57,7 @@ const (
 	EpochEntriesMax    = 1 << 16   // leader-epoch cache entries; the oldest are dropped beyond
 	ReadBytesLimit     = 64 << 20  // a Read's maxBytes is clamped to this
 	readChunkBytesMin  = 64 << 10
+	readChunkBytesMax  = 1<<20 + 64<<10
 	readAttemptsMax    = 4
 	headerScanBytesMax = FrameHeaderBytes + batchHeaderBytes
 )

@@ -3,6 +3,7 @@ package plog
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Read returns whole batches, concatenated as Kafka sends them in a fetch,
@@ -50,8 +51,15 @@ func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]byte, error
 	return nil, fmt.Errorf("plog: read raced with truncation %d times: %w", readAttemptsMax, lastErr)
 }
 
+// readBufPool recycles read chunks (readChunkBytesMax each) across Reads.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readChunkBytesMax); return &b }}
+
 func readSegments(segs []*segment, sizes []int64, pos, offset int64, maxBytes int, upper int64) ([]byte, error) {
-	var out []byte
+	avail := sizes[0] - pos
+	for _, n := range sizes[1:] {
+		avail += n
+	}
+	out := make([]byte, 0, min(int64(maxBytes), avail))
 	for j, s := range segs {
 		var done bool
 		var err error
@@ -67,9 +75,11 @@ func readSegments(segs []*segment, sizes []int64, pos, offset int64, maxBytes in
 // readSegment appends to out the batches of s from pos on that end at or after
 // offset, within the limits; done reports that a limit was reached.
 func readSegment(s *segment, size, pos, offset int64, maxBytes int, upper int64, out []byte) ([]byte, bool, error) {
-	var buf []byte
+	pooled := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(pooled)
+	buf := *pooled
 	for pos < size {
-		want := max(int64(maxBytes-len(out))+FrameHeaderBytes, readChunkBytesMin)
+		want := min(max(int64(maxBytes-len(out))+FrameHeaderBytes, readChunkBytesMin), readChunkBytesMax)
 		n := min(want, size-pos)
 		buf = growBuf(buf, int(n))
 		if err := readFull(s.f, buf, pos); err != nil {
@@ -173,35 +183,42 @@ func (l *Log) OffsetForTimestamp(tsMs int64) (offset int64, found bool, err erro
 		l.mu.Unlock()
 		return 0, false, ErrClosed
 	}
-	var s *segment
-	var size, pos int64
-	for _, c := range l.segs {
-		if c.maxTs >= tsMs && c.next > l.start {
-			s, size = c, c.size
-			break
-		}
+	type probe struct {
+		s         *segment
+		pos, size int64
 	}
-	if s == nil {
-		l.mu.Unlock()
-		return 0, false, nil
+	var probes []probe
+	for _, c := range l.segs {
+		if c.maxTs < tsMs || c.next <= l.start {
+			continue
+		}
+		var pos int64
+		for _, e := range c.tindex {
+			if e.ts >= tsMs {
+				break
+			}
+			pos = c.lookup(c.base + int64(e.rel))
+		}
+		probes = append(probes, probe{c, pos, c.size})
 	}
 	start := l.start
-	for _, e := range s.tindex {
-		if e.ts >= tsMs {
-			break
-		}
-		pos = s.lookup(s.base + int64(e.rel))
-	}
 	l.mu.Unlock()
-	_, werr := walkFrames(s.f, pos, size, false, func(_ int64, _ frameHeader, bi batchInfo) bool {
-		if bi.maxTimestamp >= tsMs && bi.lastOffset() >= start {
-			offset, found = max(bi.baseOffset, start), true
-			return false
+	// Usually the first candidate answers; later ones matter only when the
+	// qualifying batches of a segment lie below the log start.
+	for _, p := range probes {
+		_, werr := walkFrames(p.s.f, p.pos, p.size, false, func(_ int64, _ frameHeader, bi batchInfo) bool {
+			if bi.maxTimestamp >= tsMs && bi.lastOffset() >= start {
+				offset, found = max(bi.baseOffset, start), true
+				return false
+			}
+			return true
+		})
+		if werr != nil {
+			return 0, false, corruptAt(p.s, p.pos, werr)
 		}
-		return true
-	})
-	if werr != nil {
-		return 0, false, corruptAt(s, pos, werr)
+		if found {
+			return offset, true, nil
+		}
 	}
-	return offset, found, nil
+	return 0, false, nil
 }
