@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/pingcap/failpoint"
+
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/diskio"
 )
@@ -153,7 +155,12 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 		r += bi.size
 		w += FrameHeaderBytes + bi.size
 	}
-	if _, err := seg.f.WriteAt(buf, seg.size); err != nil {
+	var err error
+	failpoint.Inject("writeError", func() { err = errFailpoint })
+	if err == nil {
+		_, err = seg.f.WriteAt(buf, seg.size)
+	}
+	if err != nil {
 		return AppendResult{}, l.undoWriteW(seg, err)
 	}
 	l.mu.Lock()
@@ -258,7 +265,12 @@ func (l *Log) leadSyncLocked() {
 	l.syncDone = done
 	target, f := l.written, l.active().f
 	l.mu.Unlock()
-	err := f.Sync()
+	var err error
+	failpoint.Inject("syncError", func() { err = errFailpoint })
+	if err == nil {
+		err = f.Sync()
+	}
+	failpoint.Inject("afterSync", func() {})
 	l.mu.Lock()
 	l.syncing = false
 	if err != nil {
