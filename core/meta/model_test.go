@@ -25,7 +25,6 @@ type model struct {
 	nextShard  uint64
 	nextPID    int64
 	offsets    map[string]OffsetValue // "group\x00topic\x00partition"
-	groupCount map[string]int
 }
 
 type modelTopic struct {
