@@ -20,11 +20,11 @@ import (
 // apart from the implementation: maps, no caches, no placement algorithm
 // (placement is checked by its properties instead).
 type model struct {
-	brokers    map[int32]Broker
-	topics     map[string]*modelTopic
-	nextShard  uint64
-	nextPID    int64
-	offsets    map[string]OffsetValue // "group\x00topic\x00partition"
+	brokers   map[int32]Broker
+	topics    map[string]*modelTopic
+	nextShard uint64
+	nextPID   int64
+	offsets   map[string]OffsetValue // "group\x00topic\x00partition"
 }
 
 type modelTopic struct {
