@@ -1,0 +1,169 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// serveConfig is everything `chronik serve` takes, from flags or from
+// CHRONIK_* environment variables (a flag given on the command line wins).
+type serveConfig struct {
+	NodeID         uint64
+	KafkaAddr      string            // listen address for Kafka clients
+	AdvertisedAddr string            // what Metadata tells clients; defaults to KafkaAddr
+	RaftAddr       string            // listen and advertised address for Raft traffic
+	Peers          map[uint64]string // node id -> raft address; empty = single node
+	DataDir        string
+	HTTPAddr       string // metrics and health; "" or "off" disables
+	LogLevel       slog.Level
+	LogFormat      string // text | json
+}
+
+// envPrefix is the prefix of the environment variables: --node-id is
+// CHRONIK_NODE_ID, and so on.
+const envPrefix = "CHRONIK_"
+
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	fs := flag.NewFlagSet("chronik serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		nodeID    = fs.Uint64("node-id", 1, "this node's id (1..)")
+		kafka     = fs.String("kafka-addr", "127.0.0.1:9092", "listen address for Kafka clients")
+		adv       = fs.String("advertised-addr", "", "address clients are told to use (default: --kafka-addr)")
+		raft      = fs.String("raft-addr", "127.0.0.1:9093", "listen and advertised address for Raft traffic between nodes")
+		peers     = fs.String("peers", "", "cluster members as 1=host:raftport,2=host:raftport,...; empty means a single node")
+		dataDir   = fs.String("data-dir", "./chronik-data", "data directory")
+		httpAddr  = fs.String("http-addr", "127.0.0.1:9644", `address for /metrics, /healthz, /readyz ("off" disables)`)
+		logLevel  = fs.String("log-level", "info", "debug|info|warn|error")
+		logFormat = fs.String("log-format", "text", "text|json")
+	)
+	// Environment first, so that flags given explicitly override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return serveConfig{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return serveConfig{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c := serveConfig{
+		NodeID: *nodeID, KafkaAddr: *kafka, AdvertisedAddr: *adv, RaftAddr: *raft,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat,
+	}
+	if c.AdvertisedAddr == "" {
+		c.AdvertisedAddr = c.KafkaAddr
+	}
+	if c.HTTPAddr == "off" {
+		c.HTTPAddr = ""
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return serveConfig{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var err error
+	if c.Peers, err = parsePeers(*peers); err != nil {
+		return serveConfig{}, fmt.Errorf("--peers: %w", err)
+	}
+	return c, c.validate()
+}
+
+func (c serveConfig) validate() error {
+	if c.NodeID == 0 {
+		return fmt.Errorf("--node-id must be at least 1")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	for name, addr := range map[string]string{"--kafka-addr": c.KafkaAddr, "--advertised-addr": c.AdvertisedAddr, "--raft-addr": c.RaftAddr} {
+		if _, _, err := splitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	host, _, _ := splitHostPort(c.AdvertisedAddr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		// Clients cannot connect to 0.0.0.0: never advertise it.
+		return fmt.Errorf("--advertised-addr %q is unspecified; set it to an address clients can reach", c.AdvertisedAddr)
+	}
+	if len(c.Peers) > 0 {
+		addr, ok := c.Peers[c.NodeID]
+		if !ok {
+			return fmt.Errorf("--peers does not list this node (--node-id %d)", c.NodeID)
+		}
+		if addr != c.RaftAddr {
+			return fmt.Errorf("--peers lists node %d at %s but --raft-addr is %s", c.NodeID, addr, c.RaftAddr)
+		}
+	}
+	return nil
+}
+
+// splitHostPort splits host:port and checks the port.
+func splitHostPort(addr string) (string, int32, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, int32(port), nil
+}
+
+// parsePeers reads "1=host:port,2=host:port".
+func parsePeers(s string) (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	if strings.TrimSpace(s) == "" {
+		return peers, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		idStr, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not id=host:port", part)
+		}
+		id, err := strconv.ParseUint(idStr, 10, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("bad node id %q", idStr)
+		}
+		if _, _, err := splitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("node %d: %w", id, err)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("node %d listed twice", id)
+		}
+		peers[id] = addr
+	}
+	return peers, nil
+}
+
+// peerIDs returns the peer ids in order.
+func (c serveConfig) peerIDs() []uint64 {
+	ids := make([]uint64, 0, len(c.Peers))
+	for id := range c.Peers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+func newLogger(c serveConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
