@@ -256,15 +256,23 @@ func (c *cluster) produce(topic string, p int32, b []byte, d time.Duration) Prod
 // fetchAll reads the whole partition from n's local replica.
 func fetchAll(t testing.TB, n *Node, topic string, p int32) ([]byte, int64) {
 	t.Helper()
+	b, hw, code := tryFetchAll(t, n, topic, p)
+	if code != 0 {
+		t.Fatalf("node %d fetch %s/%d: code %d", n.ID(), topic, p, code)
+	}
+	return b, hw
+}
+
+func tryFetchAll(t testing.TB, n *Node, topic string, p int32) ([]byte, int64, int16) {
 	var out []byte
 	off := int64(0)
 	for {
 		r := n.FetchLocal(topic, p, off, 1<<20)
 		if r.ErrorCode != 0 {
-			t.Fatalf("node %d fetch %s/%d at %d: code %d", n.ID(), topic, p, off, r.ErrorCode)
+			return nil, -1, r.ErrorCode
 		}
 		if len(r.Records) == 0 {
-			return out, r.HighWatermark
+			return out, r.HighWatermark, 0
 		}
 		out = append(out, r.Records...)
 		bs := splitBatches(t, r.Records)
