@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -100,14 +99,14 @@ type cluster struct {
 	disks map[uint64]*diskio.Sim
 	nodes map[uint64]*Node
 	auto  bool
+	log   *slog.Logger
 }
 
 func hostName(id uint64) string { return fmt.Sprintf("n%d", id) }
 func raftAddr(id uint64) string { return hostName(id) + ":7100" }
 
 func newCluster(t testing.TB, seed int64, size int) *cluster {
-	captureRaftLog(t)
-	c := &cluster{t: t, net: netio.NewSim(seed), peers: map[uint64]string{},
+	c := &cluster{t: t, log: captureRaftLog(t), net: netio.NewSim(seed), peers: map[uint64]string{},
 		disks: map[uint64]*diskio.Sim{}, nodes: map[uint64]*Node{}}
 	for id := uint64(1); id <= uint64(size); id++ {
 		c.peers[id] = raftAddr(id)
@@ -125,7 +124,7 @@ func (c *cluster) config(id uint64) Config {
 	c.mu.Unlock()
 	return Config{
 		NodeID: id, RaftAddr: raftAddr(id), Host: hostName(id), Port: 9092, Peers: c.peers,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: c.log,
 		DataDir: "/data", FS: disk, Net: c.net.Host(hostName(id)), Clock: clock.Real(),
 		RTTMillisecond: 10, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log:                   plog.Options{SegmentBytesMax: 1 << 20},
@@ -283,10 +282,11 @@ func tryFetchAll(t testing.TB, n *Node, topic string, p int32) ([]byte, int64, i
 
 // captureRaftLog keeps dragonboat's warnings and prints them only if t
 // fails.
-func captureRaftLog(t testing.TB) {
+func captureRaftLog(t testing.TB) *slog.Logger {
 	var buf bytes.Buffer
 	var mu sync.Mutex
-	raftlog.Install(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil)), slog.LevelWarn)
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	raftlog.Install(logger, slog.LevelWarn)
 	t.Cleanup(func() {
 		if t.Failed() {
 			mu.Lock()
@@ -294,6 +294,7 @@ func captureRaftLog(t testing.TB) {
 			mu.Unlock()
 		}
 	})
+	return logger
 }
 
 func tail(s string, n int) string {
