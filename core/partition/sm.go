@@ -98,14 +98,14 @@ func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("partition: shard %d: open log: %w", s.shardID, err)
 	}
-	producers, applied, err := s.loadProducers(l)
+	producers, ck, err := s.loadProducers(l)
 	if err != nil {
 		_ = l.Close()
 		return 0, err
 	}
 	s.log, s.producers = l, producers
-	s.applied = max(applied, l.LastDurableRaftIndex())
-	s.lastEpoch = lastEpochOf(l)
+	s.applied = max(ck.applied, l.LastDurableRaftIndex())
+	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
 	s.rep = newReplica(s.shardID, s.replicaID, producers)
 	s.publish()
 	s.reg.register(s.rep)
@@ -114,9 +114,20 @@ func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	return s.applied, nil
 }
 
+// lastEpochOf finds the newest epoch in l's leader-epoch cache (-1 if
+// none). OffsetForLeaderEpoch(e) is defined exactly for e <= the newest
+// epoch, so a binary search over int32 finds it in 32 steps.
 func lastEpochOf(l *plog.Log) int32 {
-	e, _ := l.OffsetForLeaderEpoch(math.MaxInt32)
-	return max(e, -1)
+	lo, hi := int64(-1), int64(math.MaxInt32) // invariant: lo defined (or -1), hi+1 undefined
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if e, _ := l.OffsetForLeaderEpoch(int32(mid)); e != plog.UndefinedEpoch {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return int32(lo)
 }
 
 // publish makes the state after an apply visible to readers and wakes

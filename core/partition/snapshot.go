@@ -18,7 +18,8 @@ import (
 // Snapshot stream (big-endian; frozen, see doc.go):
 //
 //	header: magic "CPSN" uint32 | version uint16 | reserved uint16 |
-//	        appliedIndex uint64 | logStart int64 | highWatermark int64
+//	        appliedIndex uint64 | logStart int64 | highWatermark int64 |
+//	        lastEpoch int32 (newest stamped epoch, -1: none) | reserved uint32
 //	chunks: tagBatches uint8 | n uint32 | n bytes of whole v2 batches
 //	        (base offsets and leader epochs as stamped in the log)
 //	end:    tagEnd uint8 | producer table (producers.go) | crc32c uint32
@@ -26,7 +27,7 @@ import (
 const (
 	SnapshotMagic   uint32 = 0x4350534e // "CPSN"
 	SnapshotVersion uint16 = 1
-	snapshotHeader         = 32
+	snapshotHeader         = 40
 	tagBatches      uint8  = 1
 	tagEnd          uint8  = 2
 	// SnapshotChunkBytes is the target size of one chunk of batches; a chunk
@@ -43,12 +44,13 @@ const (
 type snapshotPoint struct {
 	applied   uint64
 	start, hw int64
+	lastEpoch int32
 	producers []byte // encoded table
 }
 
 func (s *stateMachine) PrepareSnapshot() (any, error) {
 	return &snapshotPoint{
-		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(),
+		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
 		producers: s.producers.appendTo(nil),
 	}, nil
 }
@@ -84,6 +86,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 	binary.BigEndian.PutUint64(h[8:], pt.applied)
 	binary.BigEndian.PutUint64(h[16:], uint64(start))
 	binary.BigEndian.PutUint64(h[24:], uint64(pt.hw))
+	binary.BigEndian.PutUint32(h[32:], uint32(pt.lastEpoch))
 	if _, err := cw.Write(h); err != nil {
 		return err
 	}
@@ -167,6 +170,7 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	}
 	applied := binary.BigEndian.Uint64(h[8:])
 	start, hw := int64(binary.BigEndian.Uint64(h[16:])), int64(binary.BigEndian.Uint64(h[24:]))
+	lastEpoch := int32(binary.BigEndian.Uint32(h[32:]))
 	if start < 0 || hw < start {
 		return fmt.Errorf("%w: snapshot start %d hw %d", errCorruptState, start, hw)
 	}
@@ -184,7 +188,7 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 		_ = l.Close()
 		return fmt.Errorf("%w: snapshot checksum", errCorruptState)
 	}
-	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, lastEpochOf(l)
+	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, max(lastEpoch, lastEpochOf(l))
 	if err := s.Sync(); err != nil {
 		return err
 	}
