@@ -133,10 +133,12 @@ func lastEpochOf(l *plog.Log) int32 {
 // publish makes the state after an apply visible to readers and wakes
 // long polls if the high watermark moved.
 func (s *stateMachine) publish() {
-	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r := s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Read under r.mu (in-memory, no I/O) so that a concurrent
+	// ApplyRetention's start is never overwritten by an older one.
+	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r.log, r.producers, r.start, r.applied = s.log, s.producers, start, s.applied
 	if hw != r.hw {
 		r.hw = hw
