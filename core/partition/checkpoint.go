@@ -30,15 +30,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the offset it covers. The caller has synced the log first, so the
 // checkpoint only describes durable data.
 func (s *stateMachine) writeCheckpoint() error {
+	return writeCheckpointIn(s.opts.FS, s.dir, s.applied, s.log.NextOffset(), s.lastEpoch, s.producers)
+}
+
+func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, lastEpoch int32, t *producerTable) error {
 	b := make([]byte, checkpointHeader, 4096)
 	binary.BigEndian.PutUint32(b, CheckpointMagic)
 	binary.BigEndian.PutUint16(b[4:], CheckpointVersion)
-	binary.BigEndian.PutUint64(b[8:], s.applied)
-	binary.BigEndian.PutUint64(b[16:], uint64(s.log.NextOffset()))
-	binary.BigEndian.PutUint32(b[24:], uint32(s.lastEpoch))
-	b = s.producers.appendTo(b)
+	binary.BigEndian.PutUint64(b[8:], applied)
+	binary.BigEndian.PutUint64(b[16:], uint64(covered))
+	binary.BigEndian.PutUint32(b[24:], uint32(lastEpoch))
+	b = t.appendTo(b)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return writeFileAtomic(s.opts.FS, s.dir, checkpointName, checkpointTmpName, b)
+	return writeFileAtomic(fs, dir, checkpointName, checkpointTmpName, b)
 }
 
 func writeFileAtomic(fs diskio.FS, dir, name, tmpName string, b []byte) error {

@@ -156,12 +156,20 @@
 // table; SaveSnapshot streams the log from that start up to that high
 // watermark with plog.Read while Update keeps appending above it. If
 // retention deletes the start first, streaming starts from the new start.
-// RecoverFromSnapshot closes and removes the local log, creates an empty
-// log starting at the first streamed batch's base offset (an empty segment
-// file named by that offset), appends the batches one run of equal leader
-// epochs at a time (so each keeps its offset and epoch; all tagged with the
-// snapshot's applied index), applies the log start, restores the table,
-// verifies the checksum and writes the checkpoint. Memory is one chunk.
+// RecoverFromSnapshot builds the new state in a staging directory
+// (<shard>/recover/): an empty log starting at the first streamed batch's
+// base offset (an empty segment file named by that offset), the batches
+// appended one run of equal leader epochs at a time (so each keeps its
+// offset and epoch; all tagged with the snapshot's applied index), the log
+// start applied, the table restored, the checksum verified, the log synced
+// and a checkpoint written. Then it swaps: remove the live checkpoint,
+// remove the live log, rename the staged log and checkpoint into place,
+// SyncDir. A crash anywhere leaves one of: the old log at the index it
+// proves (without checkpoint: producer table rescanned), no log (index 0),
+// or the new log at the snapshot's index; Open removes a leftover staging
+// directory. Never a partial log claiming the snapshot's index
+// (TestSnapshotRecoveryCutByCrash). A failed recovery before the swap
+// leaves the old state serving. Memory is bounded by one chunk.
 // The leader-epoch cache below the first streamed batch is not carried:
 // OffsetForLeaderEpoch for epochs older than the log start may differ from
 // the sender's.

@@ -21,8 +21,10 @@ import (
 //	log/                 the plog.Log
 //	producers.state      producer checkpoint (see doc.go)
 //	producers.state.tmp  its atomic-write temporary
+//	recover/             snapshot recovery staging (log/, producers.state)
 const (
 	logDirName        = "log"
+	stagingDirName    = "recover"
 	checkpointName    = "producers.state"
 	checkpointTmpName = "producers.state.tmp"
 )
@@ -82,9 +84,11 @@ func newStateMachine(opts Options, reg *Registry, shardID, replicaID uint64) *st
 	}
 }
 
-func (s *stateMachine) logOptions() plog.Options {
+func (s *stateMachine) logOptions() plog.Options { return s.logOptionsIn(s.dir) }
+
+func (s *stateMachine) logOptionsIn(dir string) plog.Options {
 	o := s.opts.Log
-	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(s.dir, logDirName), s.opts.Clock, s.logger
+	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(dir, logDirName), s.opts.Clock, s.logger
 	return o
 }
 
@@ -92,6 +96,11 @@ func (s *stateMachine) logOptions() plog.Options {
 // the batches after it) and returns the last applied index that is durable.
 func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	if err := s.opts.FS.MkdirAll(s.dir); err != nil {
+		return 0, err
+	}
+	// A snapshot recovery cut by a crash left only its staging directory:
+	// the live state is still whole (see RecoverFromSnapshot).
+	if err := s.opts.FS.RemoveAll(path.Join(s.dir, stagingDirName)); err != nil {
 		return 0, err
 	}
 	l, err := plog.Open(s.logOptions())

@@ -377,14 +377,15 @@ func TestSnapshotRecoverOnEmptyReplica(t *testing.T) {
 			}
 			sameState(t, "reopened", stateOf(t, b), stateOf(t, a))
 			b.close()
-			// A truncated snapshot fails cleanly.
-			if len(snap) > 40 {
-				c, _ := openHarness(t, testOptions(diskio.NewSim(5)))
-				if err := c.sm.RecoverFromSnapshot(bytes.NewReader(snap[:len(snap)-3]), nil); err == nil {
-					t.Fatal("truncated snapshot accepted")
-				}
-				c.sm.reg.unregister(c.sm.rep)
+			// A truncated snapshot fails and leaves the old state serving.
+			c, _ := openHarness(t, testOptions(diskio.NewSim(5)))
+			c.produce(1, tb{pid: -1, records: 3})
+			before := stateOf(t, c)
+			if err := c.sm.RecoverFromSnapshot(bytes.NewReader(snap[:len(snap)-3]), nil); err == nil {
+				t.Fatal("truncated snapshot accepted")
 			}
+			sameState(t, "after a failed recovery", stateOf(t, c), before)
+			c.close()
 		})
 	}
 }
@@ -425,4 +426,73 @@ func TestRetentionIsLocalAndSnapshotsFromItsStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameState(t, "recovered from a trimmed log", stateOf(t, b), stateOf(t, h))
+}
+
+// TestSnapshotRecoveryCutByCrash fails snapshot recovery at each of its
+// disk steps, crashes, and reopens: the replica holds its old state at its
+// old index, nothing at index 0, or the snapshot's state at its index; never
+// a partial log claiming an index it does not hold.
+func TestSnapshotRecoveryCutByCrash(t *testing.T) {
+	cmds := workload(120)
+	a, _ := openHarness(t, testOptions(diskio.NewSim(3)))
+	for _, c := range cmds {
+		a.apply(c)
+	}
+	snap, newState := snapshotOf(t, a), stateOf(t, a)
+	a.close()
+	dir := "/data/partitions/1/"
+	for i, rule := range []diskio.FaultRule{
+		{Op: diskio.OpWrite, PathPattern: dir + "recover/log/*.log"},
+		{Op: diskio.OpCreate, PathPattern: dir + "recover/producers.state.tmp"},
+		{Op: diskio.OpRemove, PathPattern: dir + "producers.state"},
+		{Op: diskio.OpRemove, PathPattern: dir + "log"},
+		{Op: diskio.OpRename, PathPattern: dir + "recover/log"},
+		{Op: diskio.OpRename, PathPattern: dir + "recover/producers.state"},
+		{Op: diskio.OpRemove, PathPattern: dir + "recover"},
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			fs := diskio.NewSim(int64(i))
+			b, _ := openHarness(t, testOptions(fs))
+			for _, c := range workload(30) {
+				b.apply(c)
+			}
+			if err := b.sm.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			oldState, oldIndex := stateOf(t, b), b.sm.applied
+			rule.Probability = 1
+			fs.SetFaults(diskio.Faults{Rules: []diskio.FaultRule{rule}})
+			err := b.sm.RecoverFromSnapshot(bytes.NewReader(snap), nil)
+			fs.SetFaults(diskio.Faults{})
+			fs.Freeze()
+			if err == nil {
+				_ = b.sm.Close()
+			} else {
+				b.reg.unregister(b.sm.rep)
+				if b.sm.log != nil {
+					_ = b.sm.log.Close()
+				}
+			}
+			c, idx := openHarness(t, testOptions(fs.CrashImage(diskio.CrashSyncedOnly)))
+			defer c.close()
+			got := stateOf(t, c)
+			switch idx {
+			case 0: // the old log was removed, the new one not yet in place
+				if got.hw != 0 || len(got.data) != 0 {
+					t.Fatalf("Open returned 0 over a log ending at %d", got.hw)
+				}
+			case oldIndex:
+				if _, err := c.sm.opts.FS.Stat(dir + checkpointName); err != nil {
+					got.producers, oldState.producers = nil, nil // rebuilt by a scan
+				}
+				sameState(t, "old state", got, oldState)
+			case uint64(len(cmds)):
+				got.producers, newState.producers = nil, nil // may be rebuilt by a scan
+				sameState(t, "new state", got, newState)
+			default:
+				t.Fatalf("Open returned %d: neither the old index %d nor the snapshot's %d (recovery: %v)", idx, oldIndex, len(cmds), err)
+			}
+			t.Logf("fault %v %s: recovery %v; reopened at %d", rule.Op, rule.PathPattern, err, idx)
+		})
+	}
 }
