@@ -239,6 +239,30 @@ func (r *Replica) OffsetForLeaderEpoch(epoch int32) (leaderEpoch int32, endOffse
 	return l.OffsetForLeaderEpoch(epoch)
 }
 
+// ApplyRetention runs the log's size and time retention (Options.Log
+// RetentionBytes, RetentionAge) and moves the log start past the deleted
+// segments. The node calls it periodically. It is local to this replica, as
+// in Kafka (each broker deletes its own segments): log start offsets may
+// differ between replicas, while offsets, epochs and producer state do not.
+func (r *Replica) ApplyRetention() error {
+	l, _, _, err := r.current()
+	if err != nil {
+		return err
+	}
+	if err := l.ApplyRetention(); err != nil {
+		if errors.Is(err, plog.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == l {
+		r.start = max(r.start, l.StartOffset())
+	}
+	return nil
+}
+
 // ProducerState describes one idempotent producer (DescribeProducers).
 type ProducerState struct {
 	ProducerID        int64

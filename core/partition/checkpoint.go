@@ -17,7 +17,7 @@ import (
 const (
 	CheckpointMagic   uint32 = 0x43505053 // "CPPS"
 	CheckpointVersion uint16 = 1
-	checkpointHeader         = 24
+	checkpointHeader         = 32
 	// CheckpointBytesMax bounds the file (ProducersMax full producers).
 	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + 4
 	// scanChunkBytes is the read size of the producer-state scan on Open.
@@ -30,14 +30,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the offset it covers. The caller has synced the log first, so the
 // checkpoint only describes durable data.
 func (s *stateMachine) writeCheckpoint() error {
+	return writeCheckpointIn(s.opts.FS, s.dir, s.applied, s.log.NextOffset(), s.lastEpoch, s.producers)
+}
+
+func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, lastEpoch int32, t *producerTable) error {
 	b := make([]byte, checkpointHeader, 4096)
 	binary.BigEndian.PutUint32(b, CheckpointMagic)
 	binary.BigEndian.PutUint16(b[4:], CheckpointVersion)
-	binary.BigEndian.PutUint64(b[8:], s.applied)
-	binary.BigEndian.PutUint64(b[16:], uint64(s.log.NextOffset()))
-	b = s.producers.appendTo(b)
+	binary.BigEndian.PutUint64(b[8:], applied)
+	binary.BigEndian.PutUint64(b[16:], uint64(covered))
+	binary.BigEndian.PutUint32(b[24:], uint32(lastEpoch))
+	b = t.appendTo(b)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return writeFileAtomic(s.opts.FS, s.dir, checkpointName, checkpointTmpName, b)
+	return writeFileAtomic(fs, dir, checkpointName, checkpointTmpName, b)
 }
 
 func writeFileAtomic(fs diskio.FS, dir, name, tmpName string, b []byte) error {
@@ -64,6 +69,7 @@ func writeFileAtomic(fs diskio.FS, dir, name, tmpName string, b []byte) error {
 type checkpoint struct {
 	applied   uint64
 	covered   int64
+	lastEpoch int32
 	producers *producerTable
 }
 
@@ -105,6 +111,7 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 	return &checkpoint{
 		applied:   binary.BigEndian.Uint64(b[8:]),
 		covered:   int64(binary.BigEndian.Uint64(b[16:])),
+		lastEpoch: int32(binary.BigEndian.Uint32(b[24:])),
 		producers: t,
 	}, nil
 }
@@ -112,7 +119,8 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 // loadProducers rebuilds the producer table: the checkpoint, then the batch
 // headers of the log after the offset it covers. A missing, unreadable or
 // inconsistent checkpoint means a scan from the log start (logged).
-func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, uint64, error) {
+// The returned checkpoint is zero (lastEpoch -1) if none was usable.
+func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, checkpoint, error) {
 	ck, err := readCheckpoint(s.opts.FS, s.dir)
 	if err != nil {
 		s.logger.Warn("producer checkpoint unusable: rebuilding from the log", "err", err)
@@ -123,14 +131,14 @@ func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, uint64, error
 			"covered", ck.covered, "logEnd", l.NextOffset())
 		ck = nil
 	}
-	t, covered, applied := newProducerTable(ProducersMax), int64(0), uint64(0)
+	used := checkpoint{lastEpoch: -1, producers: newProducerTable(ProducersMax)}
 	if ck != nil {
-		t, covered, applied = ck.producers, ck.covered, ck.applied
+		used = *ck
 	}
-	if err := scanProducers(l, t, max(covered, l.StartOffset()), covered); err != nil {
-		return nil, 0, err
+	if err := scanProducers(l, used.producers, max(used.covered, l.StartOffset()), used.covered); err != nil {
+		return nil, checkpoint{}, err
 	}
-	return t, applied, nil
+	return used.producers, used, nil
 }
 
 // scanProducers records the idempotent batches of [from, log end) in t,

@@ -21,8 +21,10 @@ import (
 //	log/                 the plog.Log
 //	producers.state      producer checkpoint (see doc.go)
 //	producers.state.tmp  its atomic-write temporary
+//	recover/             snapshot recovery staging (log/, producers.state)
 const (
 	logDirName        = "log"
+	stagingDirName    = "recover"
 	checkpointName    = "producers.state"
 	checkpointTmpName = "producers.state.tmp"
 )
@@ -82,9 +84,11 @@ func newStateMachine(opts Options, reg *Registry, shardID, replicaID uint64) *st
 	}
 }
 
-func (s *stateMachine) logOptions() plog.Options {
+func (s *stateMachine) logOptions() plog.Options { return s.logOptionsIn(s.dir) }
+
+func (s *stateMachine) logOptionsIn(dir string) plog.Options {
 	o := s.opts.Log
-	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(s.dir, logDirName), s.opts.Clock, s.logger
+	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(dir, logDirName), s.opts.Clock, s.logger
 	return o
 }
 
@@ -94,18 +98,23 @@ func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	if err := s.opts.FS.MkdirAll(s.dir); err != nil {
 		return 0, err
 	}
+	// A snapshot recovery cut by a crash left only its staging directory:
+	// the live state is still whole (see RecoverFromSnapshot).
+	if err := s.opts.FS.RemoveAll(path.Join(s.dir, stagingDirName)); err != nil {
+		return 0, err
+	}
 	l, err := plog.Open(s.logOptions())
 	if err != nil {
 		return 0, fmt.Errorf("partition: shard %d: open log: %w", s.shardID, err)
 	}
-	producers, applied, err := s.loadProducers(l)
+	producers, ck, err := s.loadProducers(l)
 	if err != nil {
 		_ = l.Close()
 		return 0, err
 	}
 	s.log, s.producers = l, producers
-	s.applied = max(applied, l.LastDurableRaftIndex())
-	s.lastEpoch = lastEpochOf(l)
+	s.applied = max(ck.applied, l.LastDurableRaftIndex())
+	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
 	s.rep = newReplica(s.shardID, s.replicaID, producers)
 	s.publish()
 	s.reg.register(s.rep)
@@ -114,18 +123,31 @@ func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	return s.applied, nil
 }
 
+// lastEpochOf finds the newest epoch in l's leader-epoch cache (-1 if
+// none). OffsetForLeaderEpoch(e) is defined exactly for e <= the newest
+// epoch, so a binary search over int32 finds it in 32 steps.
 func lastEpochOf(l *plog.Log) int32 {
-	e, _ := l.OffsetForLeaderEpoch(math.MaxInt32)
-	return max(e, -1)
+	lo, hi := int64(-1), int64(math.MaxInt32) // invariant: lo defined (or -1), hi+1 undefined
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if e, _ := l.OffsetForLeaderEpoch(int32(mid)); e != plog.UndefinedEpoch {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return int32(lo)
 }
 
 // publish makes the state after an apply visible to readers and wakes
 // long polls if the high watermark moved.
 func (s *stateMachine) publish() {
-	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r := s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Read under r.mu (in-memory, no I/O) so that a concurrent
+	// ApplyRetention's start is never overwritten by an older one.
+	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r.log, r.producers, r.start, r.applied = s.log, s.producers, start, s.applied
 	if hw != r.hw {
 		r.hw = hw

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,12 +14,14 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/chronik-go/chronik/core/plog"
+	"github.com/chronik-go/chronik/diskio"
 )
 
 // Snapshot stream (big-endian; frozen, see doc.go):
 //
 //	header: magic "CPSN" uint32 | version uint16 | reserved uint16 |
-//	        appliedIndex uint64 | logStart int64 | highWatermark int64
+//	        appliedIndex uint64 | logStart int64 | highWatermark int64 |
+//	        lastEpoch int32 (newest stamped epoch, -1: none) | reserved uint32
 //	chunks: tagBatches uint8 | n uint32 | n bytes of whole v2 batches
 //	        (base offsets and leader epochs as stamped in the log)
 //	end:    tagEnd uint8 | producer table (producers.go) | crc32c uint32
@@ -26,7 +29,7 @@ import (
 const (
 	SnapshotMagic   uint32 = 0x4350534e // "CPSN"
 	SnapshotVersion uint16 = 1
-	snapshotHeader         = 32
+	snapshotHeader         = 40
 	tagBatches      uint8  = 1
 	tagEnd          uint8  = 2
 	// SnapshotChunkBytes is the target size of one chunk of batches; a chunk
@@ -43,12 +46,13 @@ const (
 type snapshotPoint struct {
 	applied   uint64
 	start, hw int64
+	lastEpoch int32
 	producers []byte // encoded table
 }
 
 func (s *stateMachine) PrepareSnapshot() (any, error) {
 	return &snapshotPoint{
-		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(),
+		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
 		producers: s.producers.appendTo(nil),
 	}, nil
 }
@@ -84,6 +88,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 	binary.BigEndian.PutUint64(h[8:], pt.applied)
 	binary.BigEndian.PutUint64(h[16:], uint64(start))
 	binary.BigEndian.PutUint64(h[24:], uint64(pt.hw))
+	binary.BigEndian.PutUint32(h[32:], uint32(pt.lastEpoch))
 	if _, err := cw.Write(h); err != nil {
 		return err
 	}
@@ -148,12 +153,18 @@ func chunkEnd(chunk []byte) (int64, error) {
 	return h.baseOffset + int64(h.lastOffsetDelta) + 1, nil
 }
 
-// RecoverFromSnapshot replaces the local log with the snapshot's: the log
-// directory is removed, a log starting at the snapshot's first batch is
-// created and the batches are appended (grouped by their leader epoch, so
-// every batch keeps its epoch and offset), then the log start and producer
-// table are restored and the checkpoint written. Memory is bounded by one
-// chunk.
+// RecoverFromSnapshot replaces the local log with the snapshot's. The new
+// state is built in a staging directory (recover/): a log starting at the
+// snapshot's first batch (an empty segment file named by that offset, so
+// plog's recovery starts the log there), the batches appended one run of
+// equal leader epochs at a time (each keeps its offset and epoch), the log
+// start applied, the table restored, the checksum verified, the log synced
+// and a checkpoint written. Only then is it swapped in: the old checkpoint
+// is removed first, then the old log, then the staged log and checkpoint
+// are renamed into place. A crash at any point leaves either the old state
+// (consistent with the index Open reports) or the new one (a missing
+// checkpoint only means a rescan), never a partial log claiming the
+// snapshot's index. Memory is bounded by one chunk.
 func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	crc := crc32.New(castagnoli)
@@ -167,29 +178,69 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	}
 	applied := binary.BigEndian.Uint64(h[8:])
 	start, hw := int64(binary.BigEndian.Uint64(h[16:])), int64(binary.BigEndian.Uint64(h[24:]))
+	lastEpoch := int32(binary.BigEndian.Uint32(h[32:]))
 	if start < 0 || hw < start {
 		return fmt.Errorf("%w: snapshot start %d hw %d", errCorruptState, start, hw)
 	}
-	s.detachLog()
+	staging := path.Join(s.dir, stagingDirName)
 	l, producers, err := s.restoreLog(tr, done, applied, start, hw)
-	if err != nil {
-		if l != nil {
-			_ = l.Close()
+	if err == nil {
+		var sum [4]byte
+		if _, rerr := io.ReadFull(br, sum[:]); rerr != nil || binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
+			err = fmt.Errorf("%w: snapshot checksum", errCorruptState)
 		}
+	}
+	if err == nil {
+		lastEpoch = max(lastEpoch, lastEpochOf(l))
+		if err = l.Sync(context.Background()); err == nil {
+			err = writeCheckpointIn(s.opts.FS, staging, applied, l.NextOffset(), lastEpoch, producers)
+		}
+	}
+	if l != nil {
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return err
 	}
-	var sum [4]byte
-	want := crc.Sum32()
-	if _, err := io.ReadFull(br, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != want {
-		_ = l.Close()
-		return fmt.Errorf("%w: snapshot checksum", errCorruptState)
-	}
-	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, lastEpochOf(l)
-	if err := s.Sync(); err != nil {
+	s.detachLog()
+	if err := s.swapIn(staging); err != nil {
 		return err
 	}
+	if l, err = plog.Open(s.logOptions()); err != nil {
+		return err
+	}
+	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, lastEpoch
 	s.publish()
 	s.logger.Info("partition replica recovered from snapshot", "applied", applied, "logStart", start, "hw", hw)
+	return nil
+}
+
+// swapIn replaces the live log and checkpoint with the staged ones.
+func (s *stateMachine) swapIn(staging string) error {
+	fs := s.opts.FS
+	steps := []func() error{
+		func() error { return removeIfExists(fs, path.Join(s.dir, checkpointName)) },
+		func() error { return fs.SyncDir(s.dir) },
+		func() error { return fs.RemoveAll(path.Join(s.dir, logDirName)) },
+		func() error { return fs.Rename(path.Join(staging, logDirName), path.Join(s.dir, logDirName)) },
+		func() error { return fs.Rename(path.Join(staging, checkpointName), path.Join(s.dir, checkpointName)) },
+		func() error { return fs.SyncDir(s.dir) },
+		func() error { return fs.RemoveAll(staging) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("partition: shard %d: installing snapshot: %w", s.shardID, err)
+		}
+	}
+	return nil
+}
+
+func removeIfExists(fs diskio.FS, name string) error {
+	if err := fs.Remove(name); err != nil && !errors.Is(err, diskio.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 
@@ -298,12 +349,13 @@ func readProducerTable(r io.Reader) (*producerTable, error) {
 	return t, err
 }
 
-// freshLog creates an empty log whose first offset is base: an empty
-// segment file named by base offset, no checkpoint (plog's recovery then
-// starts the log there), and opens it.
+// freshLog creates an empty staging log whose first offset is base: an
+// empty segment file named by base offset, no checkpoint (plog's recovery
+// then starts the log there), and opens it.
 func (s *stateMachine) freshLog(base int64) (*plog.Log, error) {
-	fs, dir := s.opts.FS, path.Join(s.dir, logDirName)
-	if err := fs.RemoveAll(dir); err != nil {
+	staging := path.Join(s.dir, stagingDirName)
+	fs, dir := s.opts.FS, path.Join(staging, logDirName)
+	if err := fs.RemoveAll(staging); err != nil {
 		return nil, err
 	}
 	if err := fs.MkdirAll(dir); err != nil {
@@ -323,7 +375,7 @@ func (s *stateMachine) freshLog(base int64) (*plog.Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := plog.Open(s.logOptions())
+	l, err := plog.Open(s.logOptionsIn(staging))
 	if err != nil {
 		return nil, err
 	}
