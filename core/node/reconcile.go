@@ -140,12 +140,8 @@ func (n *Node) retentionLoop() {
 			if !ok {
 				continue
 			}
-			// partition.Replica does not expose retention yet; pick it up
-			// as soon as it does (see doc.go, "Not done").
-			if r, ok := any(rep).(interface{ ApplyRetention() error }); ok {
-				if err := r.ApplyRetention(); err != nil {
-					n.log.Warn("retention", "shard", h.ShardID, "err", err)
-				}
+			if err := rep.ApplyRetention(); err != nil && !errors.Is(err, partition.ErrClosed) {
+				n.log.Warn("retention", "shard", h.ShardID, "err", err)
 			}
 		}
 	}
