@@ -124,7 +124,7 @@ func (c *cluster) config(id uint64) Config {
 	c.mu.Unlock()
 	return Config{
 		NodeID: id, RaftAddr: raftAddr(id), Host: hostName(id), Port: 9092, Peers: c.peers,
-		Logger: c.log,
+		Logger:  c.log,
 		DataDir: "/data", FS: disk, Net: c.net.Host(hostName(id)), Clock: clock.Real(),
 		RTTMillisecond: 10, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log:                   plog.Options{SegmentBytesMax: 1 << 20},

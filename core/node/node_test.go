@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -135,6 +136,38 @@ func TestSingleNode(t *testing.T) {
 		}
 		if got, _ := c.node(1).FetchOffsets("g"); len(got) != 1 || got[0].Offset != 7 {
 			t.Fatalf("offsets after restart: %+v", got)
+		}
+	})
+}
+
+func TestDeleteTopicRemovesShards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 8, 3)
+		defer c.closeAll()
+		c.createTopic("gone", 2, 3)
+		c.produce("gone", 0, batch(-1, 0, 1, 10, 0), 20*time.Second)
+		pt, _ := partitionOf(c.node(1).view(), "gone", 0)
+		r := c.node(2).DeleteTopics(context.Background(), []string{"gone"})
+		if r[0].ErrorCode != 0 {
+			t.Fatalf("delete: %+v", r[0])
+		}
+		waitFor(t, 20*time.Second, "shards stopped and removed", func() bool {
+			for _, id := range c.ids() {
+				n := c.node(id)
+				if _, ok := n.reg.Get(pt.ShardID); ok || n.isHosted(pt.ShardID) {
+					return false
+				}
+				c.mu.Lock()
+				_, err := c.disks[id].Stat(n.popts.Dir + "/" + strconv.FormatUint(pt.ShardID, 10))
+				c.mu.Unlock()
+				if err == nil {
+					return false
+				}
+			}
+			return true
+		})
+		if md := c.node(3).Metadata(context.Background(), []string{"gone"}); md.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("deleted topic in metadata: %+v", md.Topics[0])
 		}
 	})
 }
