@@ -33,6 +33,8 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.deleteGroups(c)
 	case DeleteOffsets:
 		return s.deleteOffsets(c)
+	case SetPartitionLeader:
+		return s.setPartitionLeader(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}

@@ -84,6 +84,9 @@ func genCommand() *rapid.Generator[Command] {
 		rapid.Custom(func(t *rapid.T) Command {
 			return DeleteOffsets{Group: str(GroupIDLenMax).Draw(t, "g"), Partitions: genSlice(tp, 5).Draw(t, "p")}
 		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return SetPartitionLeader{ShardID: rapid.Uint64().Draw(t, "s"), Leader: i32.Draw(t, "l"), Term: rapid.Uint64().Draw(t, "term")}
+		}),
 	)
 }
 

@@ -21,6 +21,7 @@ const (
 	KindCommitOffsets       Kind = 8
 	KindDeleteGroups        Kind = 9
 	KindDeleteOffsets       Kind = 10
+	KindSetPartitionLeader  Kind = 11
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -169,6 +170,8 @@ func (k Kind) String() string {
 		return "DeleteGroups"
 	case KindDeleteOffsets:
 		return "DeleteOffsets"
+	case KindSetPartitionLeader:
+		return "SetPartitionLeader"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -241,6 +244,8 @@ func decodeBody(d *dec, k Kind) Command {
 			c.Partitions = append(c.Partitions, TopicPartition{Topic: d.str(TopicNameLenMax), Partition: d.i32()})
 		}
 		return c
+	case KindSetPartitionLeader:
+		return SetPartitionLeader{ShardID: d.uvar(), Leader: d.i32(), Term: d.uvar()}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

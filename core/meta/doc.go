@@ -15,7 +15,9 @@
 //
 // RegisterBroker, UnregisterBroker, CreateTopic, DeleteTopic,
 // CreatePartitions, AlterConfigs, AllocateProducerIDs, CommitOffsets,
-// DeleteGroups, DeleteOffsets. Encode/Decode give their wire form:
+// DeleteGroups, DeleteOffsets, SetPartitionLeader (leader.go: the leader
+// and Raft term each partition shard last reported, so that every node can
+// answer Metadata; stale terms are no-ops). Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields
 //

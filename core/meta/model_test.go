@@ -123,6 +123,29 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 			}
 			expectCode(t, c, st.run(t, c), want)
 		},
+		"leader": func(t *rapid.T) {
+			v := st.h.m.View()
+			if len(v.Topics) == 0 {
+				t.Skip("no topics")
+			}
+			tp := rapid.SampledFrom(v.Topics).Draw(t, "topic")
+			p := rapid.SampledFrom(tp.Partitions).Draw(t, "partition")
+			c := SetPartitionLeader{ShardID: p.ShardID, Leader: rapid.SampledFrom(append(slices.Clone(p.Replicas), 99)).Draw(t, "leader"),
+				Term: rapid.Uint64Range(0, 4).Draw(t, "term")}
+			want := int16(0)
+			if c.Term == 0 || !slices.Contains(p.Replicas, c.Leader) {
+				want = kerr.InvalidRequest.Code
+			}
+			expectCode(t, c, st.run(t, c), want)
+			got := st.h.m.View().Topic(tp.Name).Partitions[p.Index]
+			wantLeader, wantTerm := p.Leader, p.LeaderEpoch
+			if want == 0 && c.Term >= p.LeaderEpoch {
+				wantLeader, wantTerm = c.Leader, c.Term
+			}
+			if got.Leader != wantLeader || got.LeaderEpoch != wantTerm {
+				t.Fatalf("after %+v: leader %d term %d, want %d term %d", c, got.Leader, got.LeaderEpoch, wantLeader, wantTerm)
+			}
+		},
 		"unregister": func(t *rapid.T) {
 			c := UnregisterBroker{NodeID: rapid.Int32Range(0, 5).Draw(t, "id")}
 			want := kerr.BrokerIDNotRegistered.Code

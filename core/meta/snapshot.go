@@ -14,13 +14,17 @@ import (
 //	|        |         | nextProducerID, placementCursor,        | big-endian|
 //	|        |         | brokers (by id), topics (by name),      |           |
 //	|        |         | offsets (group, topic, partition sorted)|           |
+//	|        |         | v2: leaders (shard, leader, term)       |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 1
+	SnapshotVersion = 2
+	// snapshotVersionNoLeaders is the layout without the leaders section;
+	// still decoded (every leader then reads as not reported).
+	snapshotVersionNoLeaders = 1
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -61,6 +65,7 @@ func (s *state) encodeSnapshot() []byte {
 			}
 		}
 	}
+	s.encodeSnapshotLeaders(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -79,7 +84,8 @@ func decodeSnapshot(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: bad magic %q", ErrBadSnapshot, body[:len(snapshotMagic)])
 	}
 	d := &dec{b: body[len(snapshotMagic):], sentinel: ErrBadSnapshot}
-	if v := d.u8(); v != SnapshotVersion {
+	v := d.u8()
+	if v != SnapshotVersion && v != snapshotVersionNoLeaders {
 		return nil, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
 	s := newState()
@@ -87,6 +93,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	s.nextProducerID, s.placementCursor = d.svar(), d.uvar()
 	decodeSnapshotTopology(d, s)
 	decodeSnapshotOffsets(d, s)
+	if v >= SnapshotVersion {
+		decodeSnapshotLeaders(d, s)
+	}
 	d.done()
 	if d.err != nil {
 		return nil, d.err

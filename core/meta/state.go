@@ -156,6 +156,9 @@ func (s *state) checkInvariants() error {
 			if len(p.Replicas) == 0 {
 				return fmt.Errorf("topic %q partition %d has no replicas", name, i)
 			}
+			if !checkLeader(p) {
+				return fmt.Errorf("topic %q partition %d: leader %d term %d (replicas %v)", name, i, p.Leader, p.LeaderEpoch, p.Replicas)
+			}
 		}
 		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) }) {
 			return fmt.Errorf("topic %q configs not sorted", name)

@@ -29,6 +29,19 @@ type Partition struct {
 	Index    int32
 	ShardID  uint64
 	Replicas []int32
+	// Leader and LeaderEpoch are the last leader reported for the shard by
+	// SetPartitionLeader and the Raft term it leads in. LeaderEpoch 0 means
+	// none reported yet (Leader is then 0 and meaningless): use LeaderID.
+	Leader      int32
+	LeaderEpoch uint64
+}
+
+// LeaderID returns the reported leader, or -1 if none was reported.
+func (p Partition) LeaderID() int32 {
+	if p.LeaderEpoch == 0 {
+		return -1
+	}
+	return p.Leader
 }
 
 // Topic is a topic as the controller knows it. Partitions are sorted by
@@ -57,7 +70,8 @@ func (t *Topic) clone() *Topic {
 	c := &Topic{Name: t.Name, ID: t.ID, Configs: slices.Clone(t.Configs)}
 	c.Partitions = make([]Partition, len(t.Partitions))
 	for i, p := range t.Partitions {
-		c.Partitions[i] = Partition{Index: p.Index, ShardID: p.ShardID, Replicas: slices.Clone(p.Replicas)}
+		c.Partitions[i] = Partition{Index: p.Index, ShardID: p.ShardID, Replicas: slices.Clone(p.Replicas),
+			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch}
 	}
 	return c
 }

@@ -1,12 +1,13 @@
 package partition
 
 // This file is the contract between the partition state machine (this
-// package) and the node that hosts it (core/node). Bodies marked
-// "not implemented" are being filled in.
+// package) and the node that hosts it (core/node).
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
@@ -40,10 +41,8 @@ type DeleteRecords struct {
 	Offset int64 // new log start offset; -1 means the high watermark
 }
 
-// EncodeProduce and EncodeDeleteRecords build entry payloads for
+// EncodeProduce and EncodeDeleteRecords (codec.go) build entry payloads for
 // NodeHost.SyncPropose on a partition shard.
-func EncodeProduce(p Produce) []byte             { panic("not implemented") }
-func EncodeDeleteRecords(d DeleteRecords) []byte { panic("not implemented") }
 
 // ProduceResult is what applying a Produce returned (sm.Result, decoded).
 type ProduceResult struct {
@@ -61,11 +60,8 @@ type DeleteRecordsResult struct {
 	LogStartOffset int64
 }
 
-// DecodeProduceResult and DecodeDeleteRecordsResult unpack sm.Result.
-func DecodeProduceResult(r sm.Result) (ProduceResult, error) { panic("not implemented") }
-func DecodeDeleteRecordsResult(r sm.Result) (DeleteRecordsResult, error) {
-	panic("not implemented")
-}
+// DecodeProduceResult and DecodeDeleteRecordsResult (codec.go) unpack
+// sm.Result.
 
 // Options configure every partition replica on a node.
 type Options struct {
@@ -81,57 +77,190 @@ type Options struct {
 // Registry holds the replicas open on this node, so the node reads them
 // directly (fetch, offsets) rather than through dragonboat's Lookup.
 // Safe for concurrent use.
-type Registry struct{}
+type Registry struct {
+	mu       sync.Mutex
+	replicas map[uint64]*Replica // by shard id
+}
 
-func NewRegistry() *Registry { panic("not implemented") }
+func NewRegistry() *Registry { return &Registry{replicas: make(map[uint64]*Replica)} }
 
 // Get returns the open replica of shardID.
-func (r *Registry) Get(shardID uint64) (*Replica, bool) { panic("not implemented") }
+func (r *Registry) Get(shardID uint64) (*Replica, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep, ok := r.replicas[shardID]
+	return rep, ok
+}
+
+func (r *Registry) register(rep *Replica) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replicas[rep.shardID] = rep
+}
+
+// unregister removes rep only if it is still the registered one (a newer
+// replica of the same shard may have replaced it).
+func (r *Registry) unregister(rep *Replica) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.replicas[rep.shardID] == rep {
+		delete(r.replicas, rep.shardID)
+	}
+}
 
 // Factory returns the dragonboat constructor for partition shards on this
 // node: each state machine it creates registers itself in reg when opened
 // and removes itself when closed.
 func Factory(opts Options, reg *Registry) sm.CreateOnDiskStateMachineFunc {
-	panic("not implemented")
+	return func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
+		return newStateMachine(opts, reg, shardID, replicaID)
+	}
 }
 
 // RemoveData deletes a replica's files after its shard was stopped for good
 // (topic deleted, replica moved away).
-func RemoveData(opts Options, shardID uint64) error { panic("not implemented") }
+func RemoveData(opts Options, shardID uint64) error {
+	return opts.FS.RemoveAll(replicaDir(opts, shardID))
+}
 
 // Replica is the read side of one partition replica. Everything it returns
 // is applied, i.e. committed: it never serves above the high watermark.
-type Replica struct{}
+// All methods are safe for concurrent use with the state machine.
+type Replica struct {
+	shardID, replicaID uint64
+
+	mu sync.Mutex // guards the fields below; never held across I/O
+	// log is nil while closed or while a snapshot replaces it.
+	log *plog.Log
+	// Invariant: start <= hw == log.NextOffset() after every apply.
+	hw, start int64
+	applied   uint64
+	// waitc is closed (and replaced) by every apply that moves hw.
+	waitc  chan struct{}
+	closed bool
+	// producers is the state machine's table, read here under mu.
+	producers *producerTable
+}
+
+func newReplica(shardID, replicaID uint64, producers *producerTable) *Replica {
+	return &Replica{shardID: shardID, replicaID: replicaID, waitc: make(chan struct{}), producers: producers}
+}
 
 // HighWatermark is the offset after the last applied record.
-func (r *Replica) HighWatermark() int64 { panic("not implemented") }
+func (r *Replica) HighWatermark() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hw
+}
 
 // LogStartOffset is the first offset still readable.
-func (r *Replica) LogStartOffset() int64 { panic("not implemented") }
+func (r *Replica) LogStartOffset() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.start
+}
 
 // AppliedIndex is the Raft index of the last applied entry.
-func (r *Replica) AppliedIndex() uint64 { panic("not implemented") }
+func (r *Replica) AppliedIndex() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
+func (r *Replica) current() (*plog.Log, int64, int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.log == nil {
+		return nil, 0, 0, ErrClosed
+	}
+	return r.log, r.start, r.hw, nil
+}
 
 // Fetch returns whole batches starting with the one containing offset, up
 // to maxBytes (at least one batch if any), never beyond the high
 // watermark. offset == HighWatermark returns no bytes; outside
 // [LogStartOffset, HighWatermark] returns plog.ErrOffsetOutOfRange.
+// A replica closed (or being replaced by a snapshot) returns ErrClosed.
 func (r *Replica) Fetch(offset int64, maxBytes int) ([]byte, error) {
-	panic("not implemented")
+	l, start, hw, err := r.current()
+	if err != nil {
+		return nil, err
+	}
+	if offset < start || offset > hw {
+		return nil, fmt.Errorf("%w: offset %d outside [%d, %d]", plog.ErrOffsetOutOfRange, offset, start, hw)
+	}
+	if offset == hw {
+		return nil, nil
+	}
+	b, err := l.Read(offset, maxBytes, hw)
+	if errors.Is(err, plog.ErrClosed) {
+		return nil, ErrClosed
+	}
+	return b, err
 }
 
 // WaitBeyond returns a channel closed once the high watermark exceeds
-// offset or the replica closes (Fetch long polls with it).
-func (r *Replica) WaitBeyond(offset int64) <-chan struct{} { panic("not implemented") }
+// offset or the replica closes (Fetch long polls with it). The channel is
+// a broadcast closed by the next apply that moves the high watermark, so a
+// waiter may wake while the high watermark is still <= offset: re-check
+// and wait again.
+func (r *Replica) WaitBeyond(offset int64) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.hw > offset {
+		return closedChan
+	}
+	return r.waitc
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // OffsetForTimestamp: first offset whose batch maxTimestamp >= tsMs.
+// Batches above the high watermark are never reported.
 func (r *Replica) OffsetForTimestamp(tsMs int64) (offset int64, found bool, err error) {
-	panic("not implemented")
+	l, _, hw, err := r.current()
+	if err != nil {
+		return 0, false, err
+	}
+	off, ok, err := l.OffsetForTimestamp(tsMs)
+	if err != nil || !ok || off >= hw {
+		return 0, false, err
+	}
+	return off, true, nil
 }
 
 // OffsetForLeaderEpoch: Kafka semantics over the epochs stamped in the log.
+// A closed replica answers (plog.UndefinedEpoch, plog.UndefinedOffset).
 func (r *Replica) OffsetForLeaderEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
-	panic("not implemented")
+	l, _, _, err := r.current()
+	if err != nil {
+		return plog.UndefinedEpoch, plog.UndefinedOffset
+	}
+	return l.OffsetForLeaderEpoch(epoch)
+}
+
+// ApplyRetention runs the log's size and time retention (Options.Log
+// RetentionBytes, RetentionAge) and moves the log start past the deleted
+// segments. The node calls it periodically. It is local to this replica, as
+// in Kafka (each broker deletes its own segments): log start offsets may
+// differ between replicas, while offsets, epochs and producer state do not.
+func (r *Replica) ApplyRetention() error {
+	l, _, _, err := r.current()
+	if err != nil {
+		return err
+	}
+	if err := l.ApplyRetention(); err != nil {
+		if errors.Is(err, plog.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == l {
+		r.start = max(r.start, l.StartOffset())
+	}
+	return nil
 }
 
 // ProducerState describes one idempotent producer (DescribeProducers).
@@ -145,4 +274,12 @@ type ProducerState struct {
 }
 
 // Producers lists the producers this replica knows, by producer id.
-func (r *Replica) Producers() []ProducerState { panic("not implemented") }
+// CoordinatorEpoch and CurrentTxnStartMs are -1 (no transactions yet).
+func (r *Replica) Producers() []ProducerState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.producers == nil {
+		return nil
+	}
+	return r.producers.states()
+}

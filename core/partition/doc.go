@@ -1,6 +1,206 @@
 // Package partition is the replicated state machine of one Kafka partition:
-// a dragonboat on-disk state machine over a plog.Log. Offsets are assigned
-// when an entry is applied, so every replica assigns the same ones; the
-// idempotent-producer state lives in the replicated state, so a retried
-// batch gets its original offset after any leader change or restart.
+// a dragonboat on-disk state machine (statemachine.IOnDiskStateMachine) over
+// a plog.Log. Offsets are assigned when an entry is applied, so every
+// replica assigns the same ones; the idempotent-producer state lives in the
+// replicated state, so a retried batch gets its original offset after any
+// leader change or restart.
+//
+// The node proposes EncodeProduce / EncodeDeleteRecords payloads with
+// NodeHost.SyncPropose, decodes the sm.Result with DecodeProduceResult /
+// DecodeDeleteRecordsResult, and reads (fetch, offsets, producers) through
+// the Registry's Replica, never through dragonboat's Lookup (which answers
+// only the small Query set).
+//
+// # Command encoding (frozen; big-endian)
+//
+//	Produce:       | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	DeleteRecords: | version=1 | kind=2 | offset int64 |       (10 bytes)
+//
+// A new command gets a new kind, a new layout a new version; decoders keep
+// accepting every version ever written (they live in Raft logs and
+// snapshots). DecodeCommand never panics (FuzzPartitionDecodeCommand).
+//
+// Results share one 37-byte layout, in sm.Result.Data, with the error code
+// also in sm.Result.Value:
+//
+//	| version=1 | kind | errorCode int16 | baseOffset int64 | lastOffset int64 |
+//	| logAppendTimeMs int64 (-1: CreateTime) | logStartOffset int64 | flags (1 = duplicate) |
+//
+// An undecodable entry is answered with kind 0 and INVALID_REQUEST (42) and
+// logged; it never returns a Go error (dragonboat stops on Update errors).
+//
+// # Apply
+//
+// Produce: the batches are validated (plog.ValidateBatches with
+// Options.Log.BatchBytesMax, which must be equal on every replica),
+// checked for idempotence (below), then appended with epoch =
+// max(command's LeaderEpoch, newest epoch stamped), so epochs never decrease
+// along the log. There is no fsync per entry (see Durability). The result
+// carries the assigned offsets. Error codes:
+//
+//	CORRUPT_MESSAGE (2)    framing, CRC-32C
+//	INVALID_RECORD (87)    magic, record count; a producer id >= 0 with a
+//	                       negative epoch or sequence
+//	MESSAGE_TOO_LARGE (10) batch > max.message.bytes
+//	OUT_OF_ORDER_SEQUENCE_NUMBER (45), INVALID_PRODUCER_EPOCH (47): below
+//
+// DeleteRecords: offset -1 means the high watermark; above it is
+// OFFSET_OUT_OF_RANGE (1); at or below the log start a no-op. The new start
+// is durable (plog checkpoint) before the result.
+//
+// A failing log (write error, plog.ErrLogFailed) makes Update return an
+// error, which stops the replica: fail-stop, like a Kafka log-dir failure.
+// Answering KAFKA_STORAGE_ERROR and carrying on would let replicas diverge.
+//
+// # Idempotence (Kafka 3.x ProducerStateManager rules)
+//
+// For every batch with producerId >= 0 the table keeps, per producer id, the
+// producer epoch and the last BatchesPerProducerMax (5) batches (first and
+// last sequence, base and last offset). A request's batches are checked in
+// order, each against the table as the earlier batches of the request would
+// leave it, and the request is appended whole or not at all:
+//
+//  1. Same epoch and (firstSeq, lastSeq) equal to one of the last 5: a
+//     duplicate. If every batch of the request is a duplicate the result is
+//     success with Duplicate=true, the original base offset of the first and
+//     last offset of the last, and nothing is appended. A request mixing
+//     duplicates and new batches is OUT_OF_ORDER_SEQUENCE_NUMBER (clients
+//     never send it).
+//  2. Unknown producer id (new, evicted, or state lost): any sequence is
+//     accepted, as Kafka >= 2.5 (KIP-360) does. UNKNOWN_PRODUCER_ID is not
+//     returned.
+//  3. Epoch below the producer's: INVALID_PRODUCER_EPOCH (47). Kafka >= 2.7
+//     answers this rather than PRODUCER_FENCED (90) on produce, so that the
+//     client aborts and retries instead of dying; PRODUCER_FENCED is for the
+//     transaction coordinator.
+//  4. Epoch above the producer's: the first sequence must be 0, else
+//     OUT_OF_ORDER_SEQUENCE_NUMBER (45); the batch list is reset.
+//  5. Same epoch: firstSeq must follow the last sequence (lastSeq+1, or 0
+//     after math.MaxInt32: sequences wrap), else
+//     OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+//
+// A batch's last sequence is firstSeq + lastOffsetDelta, wrapping as
+// Kafka's DefaultRecordBatch.incrementSequence. Rejected and duplicate
+// requests change nothing. Producers whose data was deleted (retention,
+// DeleteRecords) are kept: retention is local to each replica, and the
+// table must be the same everywhere.
+//
+// The table tracks at most ProducersMax (10,000) producer ids; beyond that
+// the one that appended least recently is forgotten (Kafka expires by time,
+// transactional.id.expiration / producer.id.expiration.ms; a forgotten
+// producer is treated as unknown, rule 2). Recency is by append only, never
+// by lookups, so the table is a pure function of the log's batches in
+// offset order: replaying or rescanning the log rebuilds exactly the table
+// that live applies built.
+//
+// # Durability: why acknowledging after apply is safe without a plog fsync
+//
+// A Produce is acknowledged when its entry is applied, and dragonboat
+// applies only entries committed on a quorum whose Raft logs (tan) are
+// fsynced. The plog write at apply is not fsynced: after a crash it may have
+// lost a tail (or hold a torn one, which plog's recovery truncates). Open
+// then returns the last applied index that is durable, so dragonboat
+// replays every later entry from its fsynced Raft log, and applying is
+// deterministic, so the replay rebuilds the identical log and table.
+// dragonboat compacts its Raft log only after Sync returns; Sync fsyncs the
+// plog and then writes the producer checkpoint recording the applied index,
+// so every compacted entry is covered by durable state. Entries that append
+// nothing (rejections, duplicates, bad commands) are covered by that
+// applied index; entries below it are skipped if they are ever offered
+// again.
+//
+// Open returns max(checkpoint's applied index, plog.LastDurableRaftIndex):
+// the checkpoint is written only after the plog is synced, so the log holds
+// every batch of the entries up to its index, and every batch found on disk
+// (plog's recovery keeps only whole, verified batches, in Raft index order)
+// belongs to an applied entry.
+//
+// # Files (under Options.Dir/<shardID>/)
+//
+//	log/                 the plog.Log
+//	producers.state      producer checkpoint, written atomically (tmp + Sync +
+//	                     Rename + SyncDir) by Sync, Close and snapshot recovery
+//
+// Producer checkpoint (big-endian, frozen):
+//
+//	 0 magic uint32 = CheckpointMagic "CPPS"
+//	 4 version uint16 = 1, reserved uint16
+//	 8 appliedIndex uint64   last applied Raft index, all durable
+//	16 coveredOffset int64   log end offset when written: the table covers [.., covered)
+//	24 lastEpoch int32       newest stamped leader epoch (-1: none), reserved uint32
+//	32 producer table        (count uint32, then per producer, least recently
+//	                         appended first: pid int64, epoch int16,
+//	                         lastTimestampMs int64, n uint8, n x (firstSeq
+//	                         int32, lastSeq int32, baseOffset int64, lastOffset int64))
+//	.. crc uint32            CRC-32C of everything before it
+//
+// Open rebuilds the table from the checkpoint plus a scan of the batches
+// after coveredOffset (bounded reads, headers parsed): its cost is the data
+// applied since the last Sync, not the log. Without a usable checkpoint
+// (missing, corrupt, or covering more than the log holds) the scan starts at
+// the log start (logged); producers known only from deleted data are then
+// lost, which rule 2 tolerates.
+//
+// # Snapshot stream (big-endian, frozen)
+//
+//	header (40 bytes): magic "CPSN" uint32 | version uint16 = 1 | reserved uint16 |
+//	        appliedIndex uint64 | logStart int64 | highWatermark int64 |
+//	        lastEpoch int32 | reserved uint32
+//	chunks: tag 1 | n uint32 | n bytes of whole v2 batches, as stamped in the
+//	        log (base offset, leader epoch), about SnapshotChunkBytes each
+//	end:    tag 2 | producer table (as in the checkpoint) | crc32c uint32 of
+//	        every byte of the stream before it
+//
+// PrepareSnapshot (mutually excluded with Update) captures the applied
+// index, log start, high watermark, newest epoch and an encoded copy of the
+// table; SaveSnapshot streams the log from that start up to that high
+// watermark with plog.Read while Update keeps appending above it. If
+// retention deletes the start first, streaming starts from the new start.
+// RecoverFromSnapshot builds the new state in a staging directory
+// (<shard>/recover/): an empty log starting at the first streamed batch's
+// base offset (an empty segment file named by that offset), the batches
+// appended one run of equal leader epochs at a time (so each keeps its
+// offset and epoch; all tagged with the snapshot's applied index), the log
+// start applied, the table restored, the checksum verified, the log synced
+// and a checkpoint written. Then it swaps: remove the live checkpoint,
+// remove the live log, rename the staged log and checkpoint into place,
+// SyncDir. A crash anywhere leaves one of: the old log at the index it
+// proves (without checkpoint: producer table rescanned), no log (index 0),
+// or the new log at the snapshot's index; Open removes a leftover staging
+// directory. Never a partial log claiming the snapshot's index
+// (TestSnapshotRecoveryCutByCrash). A failed recovery before the swap
+// leaves the old state serving. Memory is bounded by one chunk.
+// The leader-epoch cache below the first streamed batch is not carried:
+// OffsetForLeaderEpoch for epochs older than the log start may differ from
+// the sender's.
+//
+// # Concurrency
+//
+// dragonboat excludes Update, Sync, PrepareSnapshot, RecoverFromSnapshot and
+// Close from each other; Lookup and SaveSnapshot run concurrently with them.
+// Replica methods are safe at any time: they read a snapshot of
+// (log, start, hw, applied) under Replica.mu, which is never held across I/O,
+// and read the log outside it (plog is safe for concurrent use). The apply
+// path mutates the producer table under the same mutex. WaitBeyond returns
+// a broadcast channel, closed and replaced by each apply that moves the high
+// watermark, and closed by Close: no goroutines. No goroutine is started by
+// this package.
+//
+// Retention: Replica.ApplyRetention, called periodically by the node, runs
+// plog's size/time retention. It is local to each replica (as in Kafka:
+// each broker deletes its own segments), so log start offsets may differ
+// between replicas; everything replicated (offsets, producer table, epochs)
+// does not depend on it.
+//
+// # Invariants
+//
+//   - Replica: start <= hw == log end offset after every apply; hw never
+//     moves backwards except by snapshot recovery onto a newer state.
+//   - applied only increases; every entry <= applied is in durable state
+//     once Sync returned.
+//   - lastEpoch never decreases; every stamped epoch <= lastEpoch.
+//   - The producer table equals the table rebuilt from the log's batches in
+//     offset order; len <= ProducersMax; <= 5 batches per producer, all of
+//     its current epoch.
+//   - Nothing above hw is ever returned by a Replica.
 package partition

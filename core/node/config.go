@@ -1,0 +1,130 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lni/dragonboat/v4/config"
+
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/plog"
+	"github.com/chronik-go/chronik/diskio"
+	"github.com/chronik-go/chronik/netio"
+)
+
+// Sentinel errors. Kafka-level outcomes are error codes in results; these
+// are for the node itself.
+var (
+	ErrClosed        = errors.New("node: closed")
+	ErrInvalidConfig = errors.New("node: invalid config")
+)
+
+// Defaults. Timing defaults hold a stable leader on a loaded 2-core
+// machine with three in-process replicas (design brief).
+const (
+	DefaultRTTMillisecond   = 5
+	DefaultElectionRTT      = 20
+	DefaultHeartbeatRTT     = 2
+	DefaultPartitions       = 1
+	DefaultSnapshotEntries  = 10000
+	DefaultCompactionOver   = 5000
+	DefaultRetentionEvery   = 5 * time.Minute
+	DefaultLogDBWriteBuffer = 4 << 20
+	DefaultLogDBShards      = 1
+
+	controllerVotersMax = 3
+	pidBlockSize        = 100 // producer ids fetched from the controller at once
+)
+
+// Config configures one node. Zero values take the defaults above.
+type Config struct {
+	NodeID   uint64 // >= 1; also this node's replica id in every shard
+	RaftAddr string // host:port for Raft traffic (dialled through Net)
+	Host     string // advertised Kafka host
+	Port     int32  // advertised Kafka port
+	Rack     string
+	// Peers maps node id -> Raft address of every node known at start,
+	// including this one. Empty: a cluster of this node alone. The
+	// controller's voters are the first up-to-3 ids in sorted order.
+	Peers map[uint64]string
+
+	DataDir string
+	FS      diskio.FS
+	Net     netio.Network
+	Clock   clock.Clock
+	Logger  *slog.Logger
+
+	RTTMillisecond uint64
+	ElectionRTT    uint64
+	HeartbeatRTT   uint64
+
+	DefaultPartitions        int32 // for CreateTopics with -1 and auto-create
+	DefaultReplicationFactor int16 // -1/0: min(3, registered brokers), resolved by the controller
+	AutoCreateTopics         bool
+
+	SnapshotEntries    uint64 // partition shards: entries between snapshots
+	CompactionOverhead uint64 // partition shards: entries kept after a snapshot
+	RetentionInterval  time.Duration
+
+	// Log is the template for every partition log (FS, Dir, Clock, Logger
+	// are filled in per replica).
+	Log plog.Options
+
+	// LogDB sizes tan's buffers; zero: DefaultLogDBWriteBuffer x
+	// DefaultLogDBShards (tan's own default is 16 x 128 MiB per NodeHost).
+	LogDBWriteBufferBytes uint64
+	LogDBShards           uint64
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeID == 0 || c.RaftAddr == "" || c.FS == nil || c.Net == nil || c.DataDir == "" || c.Host == "" || c.Port <= 0 {
+		return c, fmt.Errorf("%w: NodeID, RaftAddr, Host, Port, DataDir, FS and Net are required", ErrInvalidConfig)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	peers := make(map[uint64]string, len(c.Peers)+1)
+	for id, a := range c.Peers {
+		peers[id] = a
+	}
+	if a, ok := peers[c.NodeID]; ok && a != c.RaftAddr {
+		return c, fmt.Errorf("%w: Peers names %q for this node, RaftAddr is %q", ErrInvalidConfig, a, c.RaftAddr)
+	}
+	peers[c.NodeID] = c.RaftAddr
+	c.Peers = peers
+	def := func(v *uint64, d uint64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.RTTMillisecond, DefaultRTTMillisecond)
+	def(&c.ElectionRTT, DefaultElectionRTT)
+	def(&c.HeartbeatRTT, DefaultHeartbeatRTT)
+	def(&c.SnapshotEntries, DefaultSnapshotEntries)
+	def(&c.CompactionOverhead, DefaultCompactionOver)
+	def(&c.LogDBWriteBufferBytes, DefaultLogDBWriteBuffer)
+	def(&c.LogDBShards, DefaultLogDBShards)
+	if c.DefaultPartitions <= 0 {
+		c.DefaultPartitions = DefaultPartitions
+	}
+	if c.DefaultReplicationFactor <= 0 {
+		c.DefaultReplicationFactor = -1
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionEvery
+	}
+	return c, nil
+}
+
+// logDBConfig keeps tan's memory small (see the design brief).
+func (c Config) logDBConfig() config.LogDBConfig {
+	cfg := config.GetTinyMemLogDBConfig()
+	cfg.KVWriteBufferSize = c.LogDBWriteBufferBytes
+	cfg.Shards = c.LogDBShards
+	return cfg
+}

@@ -1,0 +1,300 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-go/chronik/core/partition"
+	"github.com/chronik-go/chronik/core/plog"
+)
+
+// ProduceResult is the outcome of one partition's produce. ErrorCode is a
+// Kafka error code; 0 means the batches are committed and applied.
+type ProduceResult struct {
+	ErrorCode       int16
+	BaseOffset      int64
+	LastOffset      int64
+	LogAppendTimeMs int64
+	LogStartOffset  int64
+	Duplicate       bool
+	LeaderEpoch     int32 // the term this node proposed in
+}
+
+// FetchResult is one partition's fetch: whole batches from the one
+// holding the requested offset, never beyond HighWatermark.
+type FetchResult struct {
+	ErrorCode        int16
+	HighWatermark    int64
+	LastStableOffset int64 // == HighWatermark (no transactions yet)
+	LogStartOffset   int64
+	Records          []byte
+	LeaderEpoch      int32
+}
+
+// leaderPartition resolves topic/partition to its shard, checks that this
+// node leads it and is ready (see ensureReady), and returns the local
+// replica.
+func (n *Node) leaderPartition(ctx context.Context, topic string, part int32) (uint64, *partition.Replica, int32, int16) {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	if n.closed.Load() {
+		return 0, nil, -1, kerr.NotLeaderForPartition.Code
+	}
+	p, ok := partitionOf(n.view(), topic, part)
+	if !ok {
+		return 0, nil, -1, kerr.UnknownTopicOrPartition.Code
+	}
+	term, ok := n.leaderTerm(p.ShardID)
+	if !ok {
+		return 0, nil, -1, kerr.NotLeaderForPartition.Code
+	}
+	if err := n.ensureReady(ctx, p.ShardID, term); err != nil {
+		return 0, nil, -1, n.errCode(ctx, err)
+	}
+	rep, ok := n.reg.Get(p.ShardID)
+	if !ok {
+		return 0, nil, -1, kerr.NotLeaderForPartition.Code
+	}
+	return p.ShardID, rep, epochOf(term), 0
+}
+
+// errCode maps a dragonboat/context error of a request to a Kafka code.
+// Every mapping is retriable and none is a success: a timed-out proposal
+// may still commit later, which the idempotent producer state absorbs.
+func (n *Node) errCode(ctx context.Context, err error) int16 {
+	switch {
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, dragonboat.ErrTimeout):
+		return kerr.RequestTimedOut.Code
+	default: // ErrShardNotReady, ErrRejected, ErrAborted, ErrClosed, ErrShardClosed, errNotLeader, ...
+		return kerr.NotLeaderForPartition.Code
+	}
+}
+
+// maxMessageBytes is the topic's max.message.bytes, or the log default.
+func (n *Node) maxMessageBytes(topic string) int {
+	if t := n.view().Topic(topic); t != nil {
+		if v, ok := t.Config("max.message.bytes"); ok {
+			if b, err := strconv.Atoi(v); err == nil && b > 0 {
+				return min(b, plog.BatchBytesLimit)
+			}
+		}
+	}
+	if n.cfg.Log.BatchBytesMax > 0 {
+		return n.cfg.Log.BatchBytesMax
+	}
+	return plog.DefaultBatchBytesMax
+}
+
+// Produce appends batches (one or more v2 record batches of one
+// partition) as one Raft entry and answers only once it is applied. The
+// batches are validated first; invalid ones are never proposed.
+func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []byte) ProduceResult {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	res := ProduceResult{BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, LeaderEpoch: -1}
+	if n.view().Topic(topic) == nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
+		n.autoCreate(ctx, topic)
+	}
+	if _, err := plog.ValidateBatches(batches, n.maxMessageBytes(topic)); err != nil {
+		res.ErrorCode = batchErrCode(err)
+		return res
+	}
+	shard, _, epoch, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		res.ErrorCode = code
+		return res
+	}
+	res.LeaderEpoch = epoch
+	cmd := partition.EncodeProduce(partition.Produce{LeaderEpoch: epoch, Batches: batches})
+	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
+	if err != nil {
+		res.ErrorCode = n.errCode(ctx, err)
+		return res
+	}
+	pr, err := partition.DecodeProduceResult(r)
+	if err != nil {
+		n.log.Error("undecodable produce result", "shard", shard, "err", err)
+		res.ErrorCode = kerr.UnknownServerError.Code
+		return res
+	}
+	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
+	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
+	return res
+}
+
+func batchErrCode(err error) int16 {
+	switch {
+	case errors.Is(err, plog.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, plog.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	default:
+		return kerr.InvalidRecord.Code
+	}
+}
+
+// Fetch reads from this node's replica, as leader only.
+func (n *Node) Fetch(ctx context.Context, topic string, part int32, offset int64, maxBytes int) FetchResult {
+	res := FetchResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, LeaderEpoch: -1}
+	_, rep, epoch, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		res.ErrorCode = code
+		return res
+	}
+	res.LeaderEpoch = epoch
+	return readReplica(rep, offset, maxBytes, res)
+}
+
+func readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
+	b, err := rep.Fetch(offset, maxBytes)
+	switch {
+	case errors.Is(err, plog.ErrOffsetOutOfRange):
+		res.ErrorCode = kerr.OffsetOutOfRange.Code
+	case errors.Is(err, partition.ErrClosed):
+		res.ErrorCode = kerr.NotLeaderForPartition.Code
+	case err != nil:
+		res.ErrorCode = kerr.KafkaStorageError.Code
+	}
+	// Read after the fetch: never below what was served.
+	res.HighWatermark = rep.HighWatermark()
+	res.LastStableOffset = res.HighWatermark
+	res.LogStartOffset = rep.LogStartOffset()
+	if err == nil {
+		res.Records = b
+	}
+	return res
+}
+
+// FetchLocal reads this node's replica whatever its role (tests, replica
+// comparison, follower diagnostics). Not for clients: a follower's high
+// watermark may lag the leader's.
+func (n *Node) FetchLocal(topic string, part int32, offset int64, maxBytes int) FetchResult {
+	res := FetchResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, LeaderEpoch: -1}
+	p, ok := partitionOf(n.view(), topic, part)
+	if !ok {
+		res.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return res
+	}
+	rep, ok := n.reg.Get(p.ShardID)
+	if !ok {
+		res.ErrorCode = kerr.NotLeaderForPartition.Code
+		return res
+	}
+	return readReplica(rep, offset, maxBytes, res)
+}
+
+// WaitBeyond blocks until this node's replica of the partition has a high
+// watermark above offset, or ctx is done (Fetch long polls). It returns
+// ctx's error, or nil.
+func (n *Node) WaitBeyond(ctx context.Context, topic string, part int32, offset int64) error {
+	for {
+		p, ok := partitionOf(n.view(), topic, part)
+		if !ok {
+			return nil
+		}
+		rep, ok := n.reg.Get(p.ShardID)
+		if !ok {
+			return nil
+		}
+		if rep.HighWatermark() > offset {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-rep.WaitBeyond(offset):
+		}
+	}
+}
+
+// Kafka's special ListOffsets timestamps.
+const (
+	TimestampLatest   int64 = -1
+	TimestampEarliest int64 = -2
+)
+
+// ListOffsetsResult is one partition's ListOffsets answer.
+type ListOffsetsResult struct {
+	ErrorCode   int16
+	Offset      int64 // -1: no batch at or after the timestamp
+	Timestamp   int64
+	LeaderEpoch int32
+}
+
+// ListOffsets answers earliest (-2), latest (-1) or the first offset whose
+// batch max timestamp is >= ts.
+func (n *Node) ListOffsets(ctx context.Context, topic string, part int32, ts int64) ListOffsetsResult {
+	res := ListOffsetsResult{Offset: -1, Timestamp: -1, LeaderEpoch: -1}
+	_, rep, epoch, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		res.ErrorCode = code
+		return res
+	}
+	res.LeaderEpoch = epoch
+	switch ts {
+	case TimestampLatest:
+		res.Offset = rep.HighWatermark()
+	case TimestampEarliest:
+		res.Offset = rep.LogStartOffset()
+	default:
+		off, found, err := rep.OffsetForTimestamp(ts)
+		switch {
+		case err != nil:
+			res.ErrorCode = kerr.KafkaStorageError.Code
+		case found:
+			res.Offset, res.Timestamp = off, ts
+		}
+	}
+	return res
+}
+
+// EpochEndResult is one partition's OffsetForLeaderEpoch answer.
+type EpochEndResult struct {
+	ErrorCode   int16
+	LeaderEpoch int32
+	EndOffset   int64
+}
+
+// OffsetForLeaderEpoch answers with Kafka semantics from the epochs
+// stamped in the leader's log.
+func (n *Node) OffsetForLeaderEpoch(ctx context.Context, topic string, part int32, epoch int32) EpochEndResult {
+	_, rep, cur, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		return EpochEndResult{ErrorCode: code, LeaderEpoch: -1, EndOffset: -1}
+	}
+	if epoch > cur {
+		return EpochEndResult{ErrorCode: kerr.FencedLeaderEpoch.Code, LeaderEpoch: -1, EndOffset: -1}
+	}
+	e, off := rep.OffsetForLeaderEpoch(epoch)
+	return EpochEndResult{LeaderEpoch: e, EndOffset: off}
+}
+
+// DeleteRecordsResult is one partition's DeleteRecords answer.
+type DeleteRecordsResult struct {
+	ErrorCode    int16
+	LowWatermark int64
+}
+
+// DeleteRecords moves the log start offset to offset (-1: the high
+// watermark) through the partition's Raft log.
+func (n *Node) DeleteRecords(ctx context.Context, topic string, part int32, offset int64) DeleteRecordsResult {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	shard, _, _, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		return DeleteRecordsResult{ErrorCode: code, LowWatermark: -1}
+	}
+	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), partition.EncodeDeleteRecords(partition.DeleteRecords{Offset: offset}))
+	if err != nil {
+		return DeleteRecordsResult{ErrorCode: n.errCode(ctx, err), LowWatermark: -1}
+	}
+	dr, err := partition.DecodeDeleteRecordsResult(r)
+	if err != nil {
+		return DeleteRecordsResult{ErrorCode: kerr.UnknownServerError.Code, LowWatermark: -1}
+	}
+	return DeleteRecordsResult{ErrorCode: dr.ErrorCode, LowWatermark: dr.LogStartOffset}
+}

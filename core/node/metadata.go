@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-go/chronik/core/meta"
+)
+
+// ClusterView is what Metadata answers: every registered broker and the
+// requested topics.
+type ClusterView struct {
+	ControllerID int32 // the controller shard's leader, -1 if unknown
+	Brokers      []meta.Broker
+	Topics       []TopicMetadata
+}
+
+// TopicMetadata is one topic in a ClusterView.
+type TopicMetadata struct {
+	Name       string
+	ID         meta.TopicID
+	ErrorCode  int16
+	Partitions []PartitionMetadata
+}
+
+// PartitionMetadata is one partition in a ClusterView.
+//
+// ISR is an approximation: it lists every replica. Raft commits on a
+// majority and dragonboat exposes no per-follower match state through its
+// public API, so the node cannot tell which followers are caught up.
+// OfflineReplicas are the replicas that are not registered brokers.
+type PartitionMetadata struct {
+	Partition       int32
+	ErrorCode       int16 // LEADER_NOT_AVAILABLE while Leader is -1
+	Leader          int32
+	LeaderEpoch     int32
+	Replicas        []int32
+	ISR             []int32
+	OfflineReplicas []int32
+}
+
+// Metadata describes the cluster. topics nil means every topic; a missing
+// requested topic is created first if auto-creation is on, otherwise it
+// is answered with UNKNOWN_TOPIC_OR_PARTITION. Leaders come from
+// dragonboat for shards hosted here (fresher) and from the controller view
+// otherwise; a leader that is not a registered broker is reported as -1.
+func (n *Node) Metadata(ctx context.Context, topics []string) ClusterView {
+	if topics != nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
+		for _, name := range topics {
+			if n.view().Topic(name) == nil {
+				n.autoCreate(ctx, name)
+			}
+		}
+	}
+	v := n.view()
+	cv := ClusterView{ControllerID: -1, Brokers: v.Brokers}
+	if !n.closed.Load() {
+		if l, _, ok, err := n.nh.GetLeaderID(meta.ControllerShardID); err == nil && ok {
+			if _, reg := v.Broker(int32(l)); reg {
+				cv.ControllerID = int32(l)
+			}
+		}
+	}
+	if topics == nil {
+		for _, t := range v.Topics {
+			cv.Topics = append(cv.Topics, n.topicMetadata(v, t))
+		}
+		return cv
+	}
+	for _, name := range topics {
+		t := v.Topic(name)
+		if t == nil {
+			cv.Topics = append(cv.Topics, TopicMetadata{Name: name, ErrorCode: kerr.UnknownTopicOrPartition.Code})
+			continue
+		}
+		cv.Topics = append(cv.Topics, n.topicMetadata(v, t))
+	}
+	return cv
+}
+
+func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
+	tm := TopicMetadata{Name: t.Name, ID: t.ID}
+	for _, p := range t.Partitions {
+		leader, epoch := p.LeaderID(), p.LeaderEpoch
+		if n.isHosted(p.ShardID) && !n.closed.Load() {
+			if l, term, ok, err := n.nh.GetLeaderID(p.ShardID); err == nil && ok && term >= epoch {
+				leader, epoch = int32(l), term
+			}
+		}
+		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.Replicas, ISR: p.Replicas}
+		if _, ok := v.Broker(leader); ok && leader >= 0 {
+			pm.Leader, pm.LeaderEpoch = leader, epochOf(epoch)
+		} else {
+			pm.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		for _, r := range p.Replicas {
+			if _, ok := v.Broker(r); !ok {
+				pm.OfflineReplicas = append(pm.OfflineReplicas, r)
+			}
+		}
+		tm.Partitions = append(tm.Partitions, pm)
+	}
+	return tm
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/meta"
+	"github.com/chronik-go/chronik/core/partition"
+)
+
+// reconcileLoop runs the partition shards the controller places on this
+// node and stops (and deletes) those it no longer does. It wakes on every
+// controller change, and retries after failures on a timer.
+func (n *Node) reconcileLoop() {
+	for {
+		ch := n.meta.Load().Changed()
+		var retry <-chan time.Time
+		var t clock.Timer
+		if !n.reconcile(n.view()) {
+			t = n.cfg.Clock.NewTimer(reconcileRetryEvery)
+			retry = t.C()
+		}
+		select {
+		case <-n.ctx.Done():
+		case <-ch:
+		case <-retry:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if n.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// reconcile brings the running shards in line with v, in shard-id order.
+// It reports whether everything succeeded.
+func (n *Node) reconcile(v *meta.View) bool {
+	hosted := v.HostedPartitions(int32(n.cfg.NodeID))
+	want := make(map[uint64]bool, len(hosted))
+	ok := true
+	for _, h := range hosted {
+		want[h.ShardID] = true
+		if n.isHosted(h.ShardID) {
+			continue
+		}
+		if err := n.startPartition(v, h); err != nil {
+			n.log.Warn("start partition shard", "topic", h.Topic, "partition", h.Partition, "shard", h.ShardID, "err", err)
+			ok = false
+			continue
+		}
+		n.setHosted(h.ShardID, true)
+	}
+	n.mu.Lock()
+	var drop []uint64
+	for _, id := range sortedIDs(n.hosted) {
+		if !want[id] {
+			drop = append(drop, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range drop {
+		if err := n.stopPartition(id); err != nil {
+			n.log.Warn("remove partition shard", "shard", id, "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (n *Node) isHosted(id uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hosted[id]
+}
+
+func (n *Node) setHosted(id uint64, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on {
+		n.hosted[id] = true
+	} else {
+		delete(n.hosted, id)
+		delete(n.ready, id)
+	}
+}
+
+func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
+	members := map[uint64]dragonboat.Target{}
+	for _, r := range h.Replicas {
+		b, ok := v.Broker(r)
+		if !ok {
+			return fmt.Errorf("replica %d is not a registered broker", r)
+		}
+		members[uint64(r)] = b.RaftAddr
+	}
+	if n.nh.HasNodeInfo(h.ShardID, n.cfg.NodeID) {
+		members = nil // a restart: dragonboat has the bootstrap record
+	}
+	err := n.nh.StartOnDiskReplica(members, false, n.pf, n.raftConfig(h.ShardID))
+	if errors.Is(err, dragonboat.ErrShardAlreadyExist) {
+		return nil
+	}
+	if err == nil {
+		n.log.Info("partition shard started", "topic", h.Topic, "partition", h.Partition, "shard", h.ShardID)
+	}
+	return err
+}
+
+// stopPartition stops a shard for good and deletes its data: its topic was
+// deleted (shard ids are never reused, so the data can never be needed).
+func (n *Node) stopPartition(id uint64) error {
+	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, removeDataTimeout)
+	defer cancel()
+	if err := n.nh.SyncRemoveData(ctx, id, n.cfg.NodeID); err != nil {
+		return err
+	}
+	if err := partition.RemoveData(n.popts, id); err != nil {
+		return err
+	}
+	n.setHosted(id, false)
+	n.log.Info("partition shard removed", "shard", id)
+	return nil
+}
+
+// retentionLoop applies local retention to every hosted replica.
+func (n *Node) retentionLoop() {
+	for n.cfg.Clock.Sleep(n.ctx, n.cfg.RetentionInterval) == nil {
+		for _, h := range n.view().HostedPartitions(int32(n.cfg.NodeID)) {
+			rep, ok := n.reg.Get(h.ShardID)
+			if !ok {
+				continue
+			}
+			if err := rep.ApplyRetention(); err != nil && !errors.Is(err, partition.ErrClosed) {
+				n.log.Warn("retention", "shard", h.ShardID, "err", err)
+			}
+		}
+	}
+}

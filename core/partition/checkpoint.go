@@ -1,0 +1,170 @@
+package partition
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path"
+
+	"github.com/chronik-go/chronik/core/plog"
+	"github.com/chronik-go/chronik/diskio"
+)
+
+// Producer checkpoint (producers.state, big-endian, written atomically by
+// tmp + Sync + Rename + SyncDir). Frozen.
+const (
+	CheckpointMagic   uint32 = 0x43505053 // "CPPS"
+	CheckpointVersion uint16 = 1
+	checkpointHeader         = 32
+	// CheckpointBytesMax bounds the file (ProducersMax full producers).
+	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + 4
+	// scanChunkBytes is the read size of the producer-state scan on Open.
+	scanChunkBytes = 1 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// writeCheckpoint persists the producer table with the applied index and
+// the offset it covers. The caller has synced the log first, so the
+// checkpoint only describes durable data.
+func (s *stateMachine) writeCheckpoint() error {
+	return writeCheckpointIn(s.opts.FS, s.dir, s.applied, s.log.NextOffset(), s.lastEpoch, s.producers)
+}
+
+func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, lastEpoch int32, t *producerTable) error {
+	b := make([]byte, checkpointHeader, 4096)
+	binary.BigEndian.PutUint32(b, CheckpointMagic)
+	binary.BigEndian.PutUint16(b[4:], CheckpointVersion)
+	binary.BigEndian.PutUint64(b[8:], applied)
+	binary.BigEndian.PutUint64(b[16:], uint64(covered))
+	binary.BigEndian.PutUint32(b[24:], uint32(lastEpoch))
+	b = t.appendTo(b)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return writeFileAtomic(fs, dir, checkpointName, checkpointTmpName, b)
+}
+
+func writeFileAtomic(fs diskio.FS, dir, name, tmpName string, b []byte) error {
+	tmp := path.Join(dir, tmpName)
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err = f.WriteAt(b, 0); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := fs.Rename(tmp, path.Join(dir, name)); err != nil {
+		return err
+	}
+	return fs.SyncDir(dir)
+}
+
+type checkpoint struct {
+	applied   uint64
+	covered   int64
+	lastEpoch int32
+	producers *producerTable
+}
+
+// readCheckpoint returns (nil, nil) if there is none.
+func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
+	f, err := fs.Open(path.Join(dir, checkpointName))
+	if errors.Is(err, diskio.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size < checkpointHeader+8 || size > CheckpointBytesMax {
+		return nil, fmt.Errorf("%w: checkpoint of %d bytes", errCorruptState, size)
+	}
+	b := make([]byte, size)
+	if n, err := f.ReadAt(b, 0); n != len(b) && err != nil && err != io.EOF {
+		return nil, err
+	} else if n != len(b) {
+		return nil, fmt.Errorf("%w: checkpoint short read", errCorruptState)
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum || binary.BigEndian.Uint32(b) != CheckpointMagic ||
+		binary.BigEndian.Uint16(b[4:]) != CheckpointVersion {
+		return nil, fmt.Errorf("%w: checkpoint header or CRC", errCorruptState)
+	}
+	t, n, err := decodeProducerTable(body[checkpointHeader:], ProducersMax)
+	if err != nil {
+		return nil, err
+	}
+	if checkpointHeader+n != len(body) {
+		return nil, fmt.Errorf("%w: checkpoint trailing bytes", errCorruptState)
+	}
+	return &checkpoint{
+		applied:   binary.BigEndian.Uint64(b[8:]),
+		covered:   int64(binary.BigEndian.Uint64(b[16:])),
+		lastEpoch: int32(binary.BigEndian.Uint32(b[24:])),
+		producers: t,
+	}, nil
+}
+
+// loadProducers rebuilds the producer table: the checkpoint, then the batch
+// headers of the log after the offset it covers. A missing, unreadable or
+// inconsistent checkpoint means a scan from the log start (logged).
+// The returned checkpoint is zero (lastEpoch -1) if none was usable.
+func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, checkpoint, error) {
+	ck, err := readCheckpoint(s.opts.FS, s.dir)
+	if err != nil {
+		s.logger.Warn("producer checkpoint unusable: rebuilding from the log", "err", err)
+		ck = nil
+	}
+	if ck != nil && ck.covered > l.NextOffset() {
+		s.logger.Warn("producer checkpoint ahead of the log: rebuilding from the log",
+			"covered", ck.covered, "logEnd", l.NextOffset())
+		ck = nil
+	}
+	used := checkpoint{lastEpoch: -1, producers: newProducerTable(ProducersMax)}
+	if ck != nil {
+		used = *ck
+	}
+	if err := scanProducers(l, used.producers, max(used.covered, l.StartOffset()), used.covered); err != nil {
+		return nil, checkpoint{}, err
+	}
+	return used.producers, used, nil
+}
+
+// scanProducers records the idempotent batches of [from, log end) in t,
+// reading bounded chunks and parsing only batch headers. Batches starting
+// below covered are already in t.
+func scanProducers(l *plog.Log, t *producerTable, from, covered int64) error {
+	end := l.NextOffset()
+	var hdrs []batchHeader
+	for off := from; off < end; {
+		b, err := l.Read(off, scanChunkBytes, end)
+		if err != nil {
+			return fmt.Errorf("partition: producer scan at %d: %w", off, err)
+		}
+		if hdrs, err = parseBatchHeaders(b, hdrs[:0]); err != nil || len(hdrs) == 0 {
+			return fmt.Errorf("partition: producer scan at %d: %d batches: %v", off, len(hdrs), err)
+		}
+		for _, h := range hdrs {
+			last := h.baseOffset + int64(h.lastOffsetDelta)
+			if h.producerID >= 0 && last >= off && h.baseOffset >= covered {
+				t.record(h.producerID, h.producerEpoch, batchMeta{
+					firstSeq: h.baseSequence, lastSeq: nextSeq(h.baseSequence, h.lastOffsetDelta),
+					baseOffset: h.baseOffset, lastOffset: last,
+				}, h.maxTimestampMs)
+			}
+			off = last + 1
+		}
+	}
+	return nil
+}

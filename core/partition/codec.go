@@ -1,0 +1,152 @@
+package partition
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+)
+
+// Command and result encoding. These constants are frozen: they are in
+// every Raft log and snapshot ever written. A new command gets a new kind;
+// a changed layout gets a new version (see doc.go).
+const (
+	CommandVersion uint8 = 1
+
+	KindProduce       uint8 = 1
+	KindDeleteRecords uint8 = 2
+	kindUnknown       uint8 = 0 // results of undecodable commands only
+
+	commandHeaderBytes  = 2                      // version, kind
+	produceHeaderBytes  = commandHeaderBytes + 4 // + leaderEpoch int32
+	deleteCommandBytes  = commandHeaderBytes + 8 // + offset int64
+	resultVersion       = 1
+	resultBytes         = 2 + 2 + 4*8 + 1 // version, kind, errorCode, 4 x int64, flags
+	resultFlagDuplicate = 1
+)
+
+// EncodeProduce and EncodeDeleteRecords build entry payloads for
+// NodeHost.SyncPropose on a partition shard.
+//
+//	Produce:       | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	DeleteRecords: | version=1 | kind=2 | offset int64 |
+func EncodeProduce(p Produce) []byte {
+	b := make([]byte, produceHeaderBytes, produceHeaderBytes+len(p.Batches))
+	b[0], b[1] = CommandVersion, KindProduce
+	binary.BigEndian.PutUint32(b[2:], uint32(p.LeaderEpoch))
+	return append(b, p.Batches...)
+}
+
+func EncodeDeleteRecords(d DeleteRecords) []byte {
+	b := make([]byte, deleteCommandBytes)
+	b[0], b[1] = CommandVersion, KindDeleteRecords
+	binary.BigEndian.PutUint64(b[2:], uint64(d.Offset))
+	return b
+}
+
+// Command is a decoded entry payload: exactly one of Produce and
+// DeleteRecords is set, per Kind.
+type Command struct {
+	Kind          uint8
+	Produce       Produce
+	DeleteRecords DeleteRecords
+}
+
+// DecodeCommand decodes an entry payload. Produce.Batches aliases b.
+// Errors wrap ErrBadCommand; it never panics.
+func DecodeCommand(b []byte) (Command, error) {
+	if len(b) < commandHeaderBytes {
+		return Command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	if b[0] != CommandVersion {
+		return Command{}, fmt.Errorf("%w: version %d", ErrBadCommand, b[0])
+	}
+	switch b[1] {
+	case KindProduce:
+		if len(b) < produceHeaderBytes {
+			return Command{}, fmt.Errorf("%w: produce of %d bytes", ErrBadCommand, len(b))
+		}
+		return Command{Kind: KindProduce, Produce: Produce{
+			LeaderEpoch: int32(binary.BigEndian.Uint32(b[2:])),
+			Batches:     b[produceHeaderBytes:],
+		}}, nil
+	case KindDeleteRecords:
+		if len(b) != deleteCommandBytes {
+			return Command{}, fmt.Errorf("%w: delete-records of %d bytes", ErrBadCommand, len(b))
+		}
+		return Command{Kind: KindDeleteRecords, DeleteRecords: DeleteRecords{
+			Offset: int64(binary.BigEndian.Uint64(b[2:])),
+		}}, nil
+	default:
+		return Command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, b[1])
+	}
+}
+
+// Results share one layout (resultBytes, big-endian):
+//
+//	| version=1 | kind | errorCode int16 | baseOffset | lastOffset | logAppendTimeMs | logStartOffset | flags |
+//
+// sm.Result.Value holds the error code (as uint16) as well, so a node can
+// check it without decoding.
+func encodeResult(kind uint8, p ProduceResult) sm.Result {
+	b := make([]byte, resultBytes)
+	b[0], b[1] = resultVersion, kind
+	binary.BigEndian.PutUint16(b[2:], uint16(p.ErrorCode))
+	binary.BigEndian.PutUint64(b[4:], uint64(p.BaseOffset))
+	binary.BigEndian.PutUint64(b[12:], uint64(p.LastOffset))
+	binary.BigEndian.PutUint64(b[20:], uint64(p.LogAppendTimeMs))
+	binary.BigEndian.PutUint64(b[28:], uint64(p.LogStartOffset))
+	if p.Duplicate {
+		b[36] = resultFlagDuplicate
+	}
+	return sm.Result{Value: uint64(uint16(p.ErrorCode)), Data: b}
+}
+
+func encodeProduceResult(p ProduceResult) sm.Result { return encodeResult(KindProduce, p) }
+
+func encodeDeleteRecordsResult(d DeleteRecordsResult) sm.Result {
+	return encodeResult(KindDeleteRecords, ProduceResult{
+		ErrorCode: d.ErrorCode, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1,
+		LogStartOffset: d.LogStartOffset,
+	})
+}
+
+func decodeResult(r sm.Result) (uint8, ProduceResult, error) {
+	b := r.Data
+	if len(b) != resultBytes || b[0] != resultVersion {
+		return 0, ProduceResult{}, fmt.Errorf("%w: result of %d bytes", ErrBadCommand, len(b))
+	}
+	return b[1], ProduceResult{
+		ErrorCode:       int16(binary.BigEndian.Uint16(b[2:])),
+		BaseOffset:      int64(binary.BigEndian.Uint64(b[4:])),
+		LastOffset:      int64(binary.BigEndian.Uint64(b[12:])),
+		LogAppendTimeMs: int64(binary.BigEndian.Uint64(b[20:])),
+		LogStartOffset:  int64(binary.BigEndian.Uint64(b[28:])),
+		Duplicate:       b[36]&resultFlagDuplicate != 0,
+	}, nil
+}
+
+// DecodeProduceResult unpacks the sm.Result of a Produce entry. The result
+// of an undecodable entry decodes too (its ErrorCode is INVALID_REQUEST).
+func DecodeProduceResult(r sm.Result) (ProduceResult, error) {
+	kind, p, err := decodeResult(r)
+	if err != nil {
+		return ProduceResult{}, err
+	}
+	if kind != KindProduce && kind != kindUnknown {
+		return ProduceResult{}, fmt.Errorf("%w: result kind %d, want produce", ErrBadCommand, kind)
+	}
+	return p, nil
+}
+
+// DecodeDeleteRecordsResult unpacks the sm.Result of a DeleteRecords entry.
+func DecodeDeleteRecordsResult(r sm.Result) (DeleteRecordsResult, error) {
+	kind, p, err := decodeResult(r)
+	if err != nil {
+		return DeleteRecordsResult{}, err
+	}
+	if kind != KindDeleteRecords && kind != kindUnknown {
+		return DeleteRecordsResult{}, fmt.Errorf("%w: result kind %d, want delete-records", ErrBadCommand, kind)
+	}
+	return DeleteRecordsResult{ErrorCode: p.ErrorCode, LogStartOffset: p.LogStartOffset}, nil
+}

@@ -1,0 +1,209 @@
+package partition
+
+import (
+	"container/list"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Idempotence limits.
+const (
+	// BatchesPerProducerMax is how many recent batches per producer are
+	// remembered for duplicate detection (Kafka's 5: a producer has at most
+	// 5 requests in flight per partition).
+	BatchesPerProducerMax = 5
+	// ProducersMax caps the producer ids tracked per partition; beyond it the
+	// producer that appended least recently is forgotten (Kafka expires
+	// producers by time instead; a forgotten producer is treated as new).
+	ProducersMax = 10_000
+	// NoSequence and NoProducerID are Kafka's "none" values.
+	NoSequence   int32 = -1
+	NoProducerID int64 = -1
+)
+
+// batchMeta identifies one appended idempotent batch.
+type batchMeta struct {
+	firstSeq, lastSeq      int32
+	baseOffset, lastOffset int64
+}
+
+// producer is one idempotent producer's state.
+// Invariant: len(batches) <= BatchesPerProducerMax, oldest first, all of
+// epoch; lastTimestampMs is the maxTimestamp of the newest batch.
+type producer struct {
+	id              int64
+	epoch           int16
+	lastTimestampMs int64
+	batches         []batchMeta
+	elem            *list.Element // in producerTable.lru
+}
+
+func (p *producer) lastSeq() int32 {
+	if len(p.batches) == 0 {
+		return NoSequence
+	}
+	return p.batches[len(p.batches)-1].lastSeq
+}
+
+// producerTable is a replica's idempotent-producer state. It is a function
+// of the log's contents (batches in offset order) and nothing else: LRU
+// order is by append, never by lookups, so rebuilding from the log gives
+// the same table as live applies did.
+// Invariant: len(byID) == lru.Len() <= limit.
+type producerTable struct {
+	limit int
+	byID  map[int64]*producer
+	lru   *list.List // of *producer, least recently appended first
+}
+
+func newProducerTable(limit int) *producerTable {
+	return &producerTable{limit: limit, byID: make(map[int64]*producer), lru: list.New()}
+}
+
+// record registers an appended batch (after a successful check).
+func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int64) {
+	p, ok := t.byID[pid]
+	if !ok {
+		p = &producer{id: pid, epoch: epoch}
+		p.elem = t.lru.PushBack(p)
+		t.byID[pid] = p
+		for t.lru.Len() > t.limit {
+			old := t.lru.Remove(t.lru.Front()).(*producer)
+			delete(t.byID, old.id)
+		}
+	} else {
+		t.lru.MoveToBack(p.elem)
+	}
+	if epoch != p.epoch {
+		p.epoch, p.batches = epoch, p.batches[:0]
+	}
+	if len(p.batches) == BatchesPerProducerMax {
+		copy(p.batches, p.batches[1:])
+		p.batches = p.batches[:len(p.batches)-1]
+	}
+	p.batches = append(p.batches, m)
+	p.lastTimestampMs = maxTsMs
+}
+
+func (t *producerTable) states() []ProducerState {
+	out := make([]ProducerState, 0, len(t.byID))
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		p := e.Value.(*producer)
+		out = append(out, ProducerState{
+			ProducerID: p.id, ProducerEpoch: p.epoch, LastSequence: p.lastSeq(),
+			LastTimestampMs: p.lastTimestampMs, CoordinatorEpoch: -1, CurrentTxnStartMs: -1,
+		})
+	}
+	slices.SortFunc(out, func(a, b ProducerState) int { return cmpInt64(a.ProducerID, b.ProducerID) })
+	return out
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Producer-table encoding (checkpoint file and snapshots), big-endian, in
+// LRU order (least recently appended first) so decoding rebuilds the order:
+//
+//	count uint32
+//	count x ( pid int64 | epoch int16 | lastTimestampMs int64 | n uint8 |
+//	          n x (firstSeq int32 | lastSeq int32 | baseOffset int64 | lastOffset int64) )
+const (
+	producerFixedBytes = 8 + 2 + 8 + 1
+	batchMetaBytes     = 4 + 4 + 8 + 8
+)
+
+func (t *producerTable) appendTo(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(t.lru.Len()))
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		p := e.Value.(*producer)
+		b = binary.BigEndian.AppendUint64(b, uint64(p.id))
+		b = binary.BigEndian.AppendUint16(b, uint16(p.epoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(p.lastTimestampMs))
+		b = append(b, uint8(len(p.batches)))
+		for _, m := range p.batches {
+			b = binary.BigEndian.AppendUint32(b, uint32(m.firstSeq))
+			b = binary.BigEndian.AppendUint32(b, uint32(m.lastSeq))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.baseOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.lastOffset))
+		}
+	}
+	return b
+}
+
+// decodeProducerTable is the inverse of appendTo; it checks every length
+// and never panics on bad bytes. It returns the bytes it consumed.
+func decodeProducerTable(b []byte, limit int) (*producerTable, int, error) {
+	t := newProducerTable(limit)
+	if len(b) < 4 {
+		return nil, 0, fmt.Errorf("%w: producer table of %d bytes", errCorruptState, len(b))
+	}
+	n, pos := binary.BigEndian.Uint32(b), 4
+	if int64(n) > int64(limit) {
+		return nil, 0, fmt.Errorf("%w: %d producers > %d", errCorruptState, n, limit)
+	}
+	for range n {
+		if len(b)-pos < producerFixedBytes {
+			return nil, 0, fmt.Errorf("%w: producer table truncated", errCorruptState)
+		}
+		p := &producer{
+			id:              int64(binary.BigEndian.Uint64(b[pos:])),
+			epoch:           int16(binary.BigEndian.Uint16(b[pos+8:])),
+			lastTimestampMs: int64(binary.BigEndian.Uint64(b[pos+10:])),
+		}
+		k := int(b[pos+18])
+		pos += producerFixedBytes
+		if k > BatchesPerProducerMax || len(b)-pos < k*batchMetaBytes {
+			return nil, 0, fmt.Errorf("%w: producer %d: %d batches", errCorruptState, p.id, k)
+		}
+		if _, dup := t.byID[p.id]; dup || p.id < 0 {
+			return nil, 0, fmt.Errorf("%w: producer id %d", errCorruptState, p.id)
+		}
+		for range k {
+			p.batches = append(p.batches, batchMeta{
+				firstSeq:   int32(binary.BigEndian.Uint32(b[pos:])),
+				lastSeq:    int32(binary.BigEndian.Uint32(b[pos+4:])),
+				baseOffset: int64(binary.BigEndian.Uint64(b[pos+8:])),
+				lastOffset: int64(binary.BigEndian.Uint64(b[pos+16:])),
+			})
+			pos += batchMetaBytes
+		}
+		p.elem = t.lru.PushBack(p)
+		t.byID[p.id] = p
+	}
+	return t, pos, nil
+}
+
+// clone returns a deep copy (PrepareSnapshot; the pending overlay).
+func (t *producerTable) clone() *producerTable {
+	c := newProducerTable(t.limit)
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		p := e.Value.(*producer)
+		q := &producer{id: p.id, epoch: p.epoch, lastTimestampMs: p.lastTimestampMs, batches: slices.Clone(p.batches)}
+		q.elem = c.lru.PushBack(q)
+		c.byID[q.id] = q
+	}
+	return c
+}
+
+// nextSeq is Kafka's DefaultRecordBatch.incrementSequence: sequences wrap
+// from math.MaxInt32 to 0.
+func nextSeq(seq, increment int32) int32 {
+	if seq > math.MaxInt32-increment {
+		return increment - (math.MaxInt32 - seq) - 1
+	}
+	return seq + increment
+}
+
+// inSequence is Kafka's ProducerStateManager.inSequence.
+func inSequence(lastSeq, seq int32) bool {
+	return int64(seq) == int64(lastSeq)+1 || (seq == 0 && lastSeq == math.MaxInt32)
+}

@@ -1,0 +1,329 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path"
+	"strconv"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/plog"
+)
+
+// Files of one replica, under Options.Dir/<shardID>/:
+//
+//	log/                 the plog.Log
+//	producers.state      producer checkpoint (see doc.go)
+//	producers.state.tmp  its atomic-write temporary
+//	recover/             snapshot recovery staging (log/, producers.state)
+const (
+	logDirName        = "log"
+	stagingDirName    = "recover"
+	checkpointName    = "producers.state"
+	checkpointTmpName = "producers.state.tmp"
+)
+
+var errCorruptState = errors.New("partition: corrupt state")
+
+func replicaDir(opts Options, shardID uint64) string {
+	return path.Join(opts.Dir, strconv.FormatUint(shardID, 10))
+}
+
+// Query values for Lookup.
+type Query uint8
+
+const (
+	QueryHighWatermark Query = 1 // answers int64
+	QueryAppliedIndex  Query = 2 // answers uint64
+	QueryLogStart      Query = 3 // answers int64
+)
+
+// stateMachine is the dragonboat IOnDiskStateMachine of one partition.
+// Update, Sync, PrepareSnapshot, RecoverFromSnapshot and Close are mutually
+// excluded by dragonboat; Lookup, SaveSnapshot and every Replica method may
+// run concurrently with them and read only through rep (under rep.mu) or the
+// log (safe for concurrent use).
+type stateMachine struct {
+	opts               Options
+	reg                *Registry
+	shardID, replicaID uint64
+	dir                string
+	logger             *slog.Logger
+	rep                *Replica
+
+	log *plog.Log
+	// producers is mutated only by the apply path, under rep.mu.
+	producers *producerTable
+	// lastEpoch is the newest leader epoch stamped in the log (-1: none).
+	// Invariant: non-decreasing along the log.
+	lastEpoch int32
+	// applied is the index of the last entry applied.
+	applied uint64
+	hdrs    []batchHeader // scratch
+}
+
+func newStateMachine(opts Options, reg *Registry, shardID, replicaID uint64) *stateMachine {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("shard", shardID, "replica", replicaID)
+	opts.Logger = logger
+	return &stateMachine{
+		opts: opts, reg: reg, shardID: shardID, replicaID: replicaID,
+		dir: replicaDir(opts, shardID), logger: logger, lastEpoch: -1,
+	}
+}
+
+func (s *stateMachine) logOptions() plog.Options { return s.logOptionsIn(s.dir) }
+
+func (s *stateMachine) logOptionsIn(dir string) plog.Options {
+	o := s.opts.Log
+	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(dir, logDirName), s.opts.Clock, s.logger
+	return o
+}
+
+// Open opens the log, rebuilds the producer table (checkpoint plus a scan of
+// the batches after it) and returns the last applied index that is durable.
+func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
+	if err := s.opts.FS.MkdirAll(s.dir); err != nil {
+		return 0, err
+	}
+	// A snapshot recovery cut by a crash left only its staging directory:
+	// the live state is still whole (see RecoverFromSnapshot).
+	if err := s.opts.FS.RemoveAll(path.Join(s.dir, stagingDirName)); err != nil {
+		return 0, err
+	}
+	l, err := plog.Open(s.logOptions())
+	if err != nil {
+		return 0, fmt.Errorf("partition: shard %d: open log: %w", s.shardID, err)
+	}
+	producers, ck, err := s.loadProducers(l)
+	if err != nil {
+		_ = l.Close()
+		return 0, err
+	}
+	s.log, s.producers = l, producers
+	s.applied = max(ck.applied, l.LastDurableRaftIndex())
+	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
+	s.rep = newReplica(s.shardID, s.replicaID, producers)
+	s.publish()
+	s.reg.register(s.rep)
+	s.logger.Info("partition replica opened", "applied", s.applied,
+		"logStart", l.StartOffset(), "hw", l.NextOffset(), "producers", producers.lru.Len())
+	return s.applied, nil
+}
+
+// lastEpochOf finds the newest epoch in l's leader-epoch cache (-1 if
+// none). OffsetForLeaderEpoch(e) is defined exactly for e <= the newest
+// epoch, so a binary search over int32 finds it in 32 steps.
+func lastEpochOf(l *plog.Log) int32 {
+	lo, hi := int64(-1), int64(math.MaxInt32) // invariant: lo defined (or -1), hi+1 undefined
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if e, _ := l.OffsetForLeaderEpoch(int32(mid)); e != plog.UndefinedEpoch {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return int32(lo)
+}
+
+// publish makes the state after an apply visible to readers and wakes
+// long polls if the high watermark moved.
+func (s *stateMachine) publish() {
+	r := s.rep
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Read under r.mu (in-memory, no I/O) so that a concurrent
+	// ApplyRetention's start is never overwritten by an older one.
+	hw, start := s.log.NextOffset(), s.log.StartOffset()
+	r.log, r.producers, r.start, r.applied = s.log, s.producers, start, s.applied
+	if hw != r.hw {
+		r.hw = hw
+		close(r.waitc)
+		r.waitc = make(chan struct{})
+	}
+}
+
+// Update applies committed entries. Bad commands and rejected produces get
+// error-code results; only a failing log (storage) returns a Go error,
+// which stops the replica (fail-stop, as a Kafka log-dir failure).
+func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
+	for i := range entries {
+		e := &entries[i]
+		if e.Index <= s.applied {
+			// Already in the durable state (replay overlap): nobody waits
+			// for this result.
+			e.Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.UnknownServerError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+			continue
+		}
+		res, err := s.apply(e.Index, e.Cmd)
+		if err != nil {
+			s.logger.Error("partition apply failed: stopping", "index", e.Index, "err", err)
+			return entries, err
+		}
+		e.Result = res
+		s.applied = e.Index
+	}
+	s.publish()
+	return entries, nil
+}
+
+func (s *stateMachine) apply(index uint64, cmd []byte) (sm.Result, error) {
+	c, err := DecodeCommand(cmd)
+	if err != nil {
+		s.logger.Warn("undecodable partition command", "index", index, "bytes", len(cmd), "err", err)
+		return encodeResult(kindUnknown, s.errorResult(kerr.InvalidRequest.Code)), nil
+	}
+	switch c.Kind {
+	case KindProduce:
+		return s.applyProduce(index, c.Produce)
+	default:
+		return s.applyDeleteRecords(c.DeleteRecords)
+	}
+}
+
+func (s *stateMachine) errorResult(code int16) ProduceResult {
+	return ProduceResult{ErrorCode: code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, LogStartOffset: s.log.StartOffset()}
+}
+
+// validationCode maps plog's append-validation sentinels to Kafka codes.
+func validationCode(err error) int16 {
+	switch {
+	case errors.Is(err, plog.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, plog.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, plog.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	}
+	return kerr.KafkaStorageError.Code
+}
+
+func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) {
+	batchBytesMax := s.opts.Log.BatchBytesMax
+	if batchBytesMax == 0 {
+		batchBytesMax = plog.DefaultBatchBytesMax
+	}
+	if _, err := plog.ValidateBatches(p.Batches, batchBytesMax); err != nil {
+		return encodeProduceResult(s.errorResult(validationCode(err))), nil
+	}
+	hdrs, err := parseBatchHeaders(p.Batches, s.hdrs[:0])
+	s.hdrs = hdrs
+	if err != nil {
+		return encodeProduceResult(s.errorResult(kerr.CorruptMessage.Code)), nil
+	}
+	out := checkIdempotence(s.producers, hdrs, s.log.NextOffset())
+	switch {
+	case out.errorCode != 0:
+		return encodeProduceResult(s.errorResult(out.errorCode)), nil
+	case out.duplicate:
+		r := s.errorResult(0)
+		r.BaseOffset, r.LastOffset, r.Duplicate = out.dupBase, out.dupLast, true
+		return encodeProduceResult(r), nil
+	}
+	epoch := max(p.LeaderEpoch, s.lastEpoch)
+	ar, err := s.log.Append(p.Batches, index, epoch)
+	if err != nil {
+		if code := validationCode(err); code != kerr.KafkaStorageError.Code {
+			return encodeProduceResult(s.errorResult(code)), nil
+		}
+		return sm.Result{}, fmt.Errorf("partition: shard %d: append at index %d: %w", s.shardID, index, err)
+	}
+	s.lastEpoch = epoch
+	s.rep.mu.Lock()
+	for _, b := range out.pending {
+		s.producers.record(b.pid, b.epoch, b.meta, b.maxTsMs)
+	}
+	s.rep.mu.Unlock()
+	return encodeProduceResult(ProduceResult{
+		BaseOffset: ar.BaseOffset, LastOffset: ar.LastOffset, LogAppendTimeMs: -1,
+		LogStartOffset: s.log.StartOffset(),
+	}), nil
+}
+
+func (s *stateMachine) applyDeleteRecords(d DeleteRecords) (sm.Result, error) {
+	hw := s.log.NextOffset()
+	off := d.Offset
+	if off == -1 {
+		off = hw
+	}
+	if off < 0 || off > hw {
+		return encodeDeleteRecordsResult(DeleteRecordsResult{
+			ErrorCode: kerr.OffsetOutOfRange.Code, LogStartOffset: s.log.StartOffset(),
+		}), nil
+	}
+	if err := s.log.DeletePrefix(off); err != nil {
+		return sm.Result{}, fmt.Errorf("partition: shard %d: delete records to %d: %w", s.shardID, off, err)
+	}
+	return encodeDeleteRecordsResult(DeleteRecordsResult{LogStartOffset: s.log.StartOffset()}), nil
+}
+
+// Lookup answers a Query.
+func (s *stateMachine) Lookup(query any) (any, error) {
+	q, ok := query.(Query)
+	if !ok {
+		return nil, fmt.Errorf("partition: unknown query %T", query)
+	}
+	r := s.rep
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch q {
+	case QueryHighWatermark:
+		return r.hw, nil
+	case QueryAppliedIndex:
+		return r.applied, nil
+	case QueryLogStart:
+		return r.start, nil
+	}
+	return nil, fmt.Errorf("partition: unknown query %d", q)
+}
+
+// Sync makes every applied entry durable: the log is fsynced, then the
+// producer checkpoint (with the applied index) is written atomically.
+func (s *stateMachine) Sync() error {
+	if err := s.log.Sync(context.Background()); err != nil {
+		return err
+	}
+	return s.writeCheckpoint()
+}
+
+// Close closes the log (durably, with a fresh producer checkpoint) and
+// unregisters the replica; long polls wake.
+func (s *stateMachine) Close() error {
+	if s.rep == nil {
+		return nil
+	}
+	s.reg.unregister(s.rep)
+	s.rep.mu.Lock()
+	if !s.rep.closed {
+		s.rep.closed = true
+		close(s.rep.waitc)
+	}
+	s.rep.log = nil
+	s.rep.mu.Unlock()
+	if s.log == nil {
+		return nil
+	}
+	var err error
+	if err = s.log.Sync(context.Background()); err == nil {
+		err = s.writeCheckpoint()
+	}
+	if err != nil {
+		s.logger.Warn("partition close: checkpoint not written", "err", err)
+	}
+	err = s.log.Close()
+	s.log = nil
+	return err
+}
