@@ -503,7 +503,7 @@ func TestProducerTableEvictsLeastRecentlyAppended(t *testing.T) {
 		tab.record(pid, 0, batchMeta{firstSeq: 0, lastSeq: 0}, 0)
 	}
 	tab.record(1, 0, batchMeta{firstSeq: 1, lastSeq: 1}, 0) // 1 is now the most recent
-	tab.record(4, 0, batchMeta{}, 0)                         // evicts 2
+	tab.record(4, 0, batchMeta{}, 0)                        // evicts 2
 	var ids []int64
 	for _, p := range tab.states() {
 		ids = append(ids, p.ProducerID)
