@@ -199,8 +199,9 @@
 //   - applied only increases; every entry <= applied is in durable state
 //     once Sync returned.
 //   - lastEpoch never decreases; every stamped epoch <= lastEpoch.
-//   - The producer table equals the table rebuilt from the log's batches in
-//     offset order; len <= ProducersMax; <= 5 batches per producer, all of
-//     its current epoch.
+//   - The producer table equals the checkpoint's table extended with the
+//     log's batches after its covered offset, in offset order (without a
+//     checkpoint: the log's batches from the log start); len <=
+//     ProducersMax; <= 5 batches per producer, all of its current epoch.
 //   - Nothing above hw is ever returned by a Replica.
 package partition

@@ -325,6 +325,16 @@ func runThreeNodes(t *testing.T, seed int64, mode diskio.CrashMode) {
 	for range 30 {
 		send()
 	}
+	// Snapshot and compact the live Raft logs completely, so the follower
+	// can only catch up from a streamed snapshot.
+	for id := uint64(1); id <= 3; id++ {
+		if nh := c.host(id); nh != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = nh.SyncRequestSnapshot(ctx, partShard, dragonboat.SnapshotOption{OverrideCompactionOverhead: true})
+			cancel()
+		}
+	}
+	time.Sleep(time.Second) // virtual time: let the compaction run
 	c.start(f)
 	send()
 

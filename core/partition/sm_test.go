@@ -496,3 +496,29 @@ func TestSnapshotRecoveryCutByCrash(t *testing.T) {
 		})
 	}
 }
+
+func TestProducerTableEvictsLeastRecentlyAppended(t *testing.T) {
+	tab := newProducerTable(3)
+	for pid := int64(1); pid <= 3; pid++ {
+		tab.record(pid, 0, batchMeta{firstSeq: 0, lastSeq: 0}, 0)
+	}
+	tab.record(1, 0, batchMeta{firstSeq: 1, lastSeq: 1}, 0) // 1 is now the most recent
+	tab.record(4, 0, batchMeta{}, 0)                        // evicts 2
+	var ids []int64
+	for _, p := range tab.states() {
+		ids = append(ids, p.ProducerID)
+	}
+	if fmt.Sprint(ids) != "[1 3 4]" {
+		t.Fatalf("producers after eviction: %v", ids)
+	}
+	for i := range 7 {
+		tab.record(1, 0, batchMeta{firstSeq: int32(i + 2), lastSeq: int32(i + 2)}, 0)
+	}
+	if n := len(tab.byID[1].batches); n != BatchesPerProducerMax {
+		t.Fatalf("%d batches kept", n)
+	}
+	tab.record(1, 1, batchMeta{}, 0)
+	if n := len(tab.byID[1].batches); n != 1 {
+		t.Fatalf("new epoch kept %d old batches", n)
+	}
+}

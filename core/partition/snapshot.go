@@ -44,6 +44,7 @@ const (
 // snapshotPoint is what PrepareSnapshot captures (under dragonboat's
 // mutual exclusion with Update): the snapshot describes exactly this.
 type snapshotPoint struct {
+	log       *plog.Log // captured: SaveSnapshot must not read s.log concurrently with Update
 	applied   uint64
 	start, hw int64
 	lastEpoch int32
@@ -52,6 +53,7 @@ type snapshotPoint struct {
 
 func (s *stateMachine) PrepareSnapshot() (any, error) {
 	return &snapshotPoint{
+		log:     s.log,
 		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
 		producers: s.producers.appendTo(nil),
 	}, nil
@@ -76,7 +78,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 	if !ok {
 		return fmt.Errorf("partition: snapshot context %T", ctx)
 	}
-	l := s.log
+	l := pt.log
 	start, first, err := firstChunk(l, pt.start, pt.hw)
 	if err != nil {
 		return err
