@@ -306,6 +306,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), LocalAddr: c.nc.LocalAddr(),
 		Logger:   c.log.With("api", kmsg.NameForKey(h.key), "version", h.version, "corr", h.corr),
 		Registry: c.s.cfg.Registry,
+		Broker:   c.s.cfg.Broker,
 	}
 	p := &pending{key: h.key, corr: h.corr, done: make(chan result, 1)}
 	// Never blocks: the queue holds at most the tokens taken.

@@ -27,6 +27,9 @@ type RequestContext struct {
 	// Registry is the table the server dispatches from (ApiVersions
 	// answers from it).
 	Registry *Registry
+	// Broker is the node this server fronts (Config.Broker; nil only in
+	// wire-layer tests).
+	Broker *Broker
 }
 
 // Sentinel errors of the framing and header layer. Each closes the

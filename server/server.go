@@ -49,6 +49,9 @@ type Config struct {
 	// IdleTimeout closes a connection that has nothing in flight and has
 	// neither sent nor received a byte for this long.
 	IdleTimeout time.Duration
+	// Broker is what the API handlers serve from (nil in tests of the wire
+	// layer alone; handlers that need it then answer with an error code).
+	Broker *Broker
 
 	// hooks lets tests in this package observe points where the server
 	// blocks, so they can synchronise without sleeping.

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/chronik-go/chronik/core/node"
+)
+
+// BrokerConfig is one Chronik process: the replicated node and its Kafka
+// listener.
+type BrokerConfig struct {
+	// Node configures the replicated core. Node.Host/Port are what Metadata
+	// advertises; they must be reachable by clients.
+	Node node.Config
+	// Listener accepts Kafka clients (from a netio.Network: TCP in
+	// production, netio.Sim in the simulator). The broker closes it.
+	Listener net.Listener
+	// Server holds the wire limits; its Logger and Broker are filled in.
+	Server Config
+	Logger *slog.Logger
+}
+
+// Broker ties a node.Node to a Server: the object every API handler reaches
+// through RequestContext.Broker.
+type Broker struct {
+	Node *node.Node
+	// NodeID is this broker's Kafka broker id (the node id).
+	NodeID int32
+
+	log      *slog.Logger
+	srv      *Server
+	serveErr chan error
+	stopOnce sync.Once
+}
+
+// StartBroker starts the node, then serves Kafka on cfg.Listener.
+func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
+	if cfg.Listener == nil {
+		return nil, errors.New("server: BrokerConfig.Listener is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node.Logger == nil {
+		cfg.Node.Logger = log
+	}
+	n, err := node.Start(ctx, cfg.Node)
+	if err != nil {
+		cfg.Listener.Close()
+		return nil, fmt.Errorf("server: start node: %w", err)
+	}
+	b := &Broker{Node: n, NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1)}
+	scfg := cfg.Server
+	scfg.Logger = log
+	scfg.Broker = b
+	srv, err := New(scfg)
+	if err != nil {
+		cfg.Listener.Close()
+		_ = n.Close(ctx)
+		return nil, err
+	}
+	b.srv = srv
+	go func() { b.serveErr <- srv.Serve(cfg.Listener) }()
+	return b, nil
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish
+// until ctx ends, then closes the node (which hands its leaderships to other
+// replicas where it can). Safe to call more than once.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	var err error
+	b.stopOnce.Do(func() {
+		serr := b.srv.Shutdown(ctx)
+		if e := <-b.serveErr; e != nil && !errors.Is(e, ErrServerClosed) && serr == nil {
+			serr = e
+		}
+		nerr := b.Node.Close(context.WithoutCancel(ctx))
+		err = errors.Join(serr, nerr)
+	})
+	return err
+}
