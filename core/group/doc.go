@@ -30,23 +30,23 @@
 //
 // # State machine
 //
-//	            first join / member added
-//	  +-------+ ------------------------------> +--------------------+
-//	  | Empty |                                 | PreparingRebalance |<--+
-//	  +-------+ <------------------------------ +--------------------+   |
-//	      ^       join phase ends, no members      |  all rejoined or    |
-//	      |                                        |  rebalance timeout  |
-//	      | DeleteGroups                           v  (generation+1)     |
-//	  +-------+                            +---------------------+       |
-//	  | Dead  |                            | CompletingRebalance |-------+
-//	  +-------+                            +---------------------+  join with new
-//	  (not held: a deleted or closed              | leader's           metadata, leave,
-//	   group is forgotten)                        | SyncGroup          expiry, sync timeout
-//	                                              v                    |
-//	                                         +--------+                |
-//	                                         | Stable |----------------+
-//	                                         +--------+  new member, leader or changed
-//	                                                     rejoin, leave, expiry, sync timeout
+//	          first join / member added
+//	+-------+ ------------------------------> +--------------------+
+//	| Empty |                                 | PreparingRebalance |<--+
+//	+-------+ <------------------------------ +--------------------+   |
+//	    |       join phase ends, no members      |  all rejoined or    |
+//	    |                                        |  rebalance timeout  |
+//	    v DeleteGroups                           v  (generation+1)     |
+//	+-------+                            +---------------------+       |
+//	| Dead  |                            | CompletingRebalance |-------+
+//	+-------+                            +---------------------+  join with new
+//	(not held: a deleted or closed              | leader's           metadata, leave,
+//	 group is forgotten)                        | SyncGroup          expiry, sync timeout
+//	                                            v                    |
+//	                                       +--------+                |
+//	                                       | Stable |----------------+
+//	                                       +--------+  new member, leader or changed
+//	                                                   rejoin, leave, expiry, sync timeout
 //
 // Join phase: every known member must rejoin; it ends when all have (and no
 // MEMBER_ID_REQUIRED id is outstanding) or when the largest rebalance
