@@ -151,3 +151,17 @@ func stable2(t *testing.T, c *Coordinator) (a, s string) {
 	check(t, c)
 	return a, s
 }
+
+// recvNow makes a Join that must not block.
+func recvNow(c *Coordinator, r JoinRequest) JoinResponse {
+	ch := goJoin(c, r)
+	settle()
+	select {
+	case v := <-ch:
+		return v
+	default:
+		panic("join blocked")
+	}
+}
+
+func settle() { synctest.Wait() }
