@@ -68,6 +68,9 @@ func TestErrorCodes(t *testing.T) {
 		{"join static group full", Options{MembersPerGroupMax: 2}, func(e env) int16 {
 			return join(e, func(r *JoinRequest) { r.MemberID, r.InstanceID = "", "i2" })
 		}, errGroupMaxSizeReached},
+		{"join static restart in full group", Options{MembersPerGroupMax: 2}, func(e env) int16 {
+			return join(e, func(r *JoinRequest) { r.MemberID, r.InstanceID = "", "i1" })
+		}, 0},
 		{"join follower unchanged", Options{}, func(e env) int16 {
 			r := jreq("g", e.s, "i1")
 			resp := recvNow(e.c, r)

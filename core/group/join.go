@@ -43,7 +43,11 @@ func (c *Coordinator) join(req JoinRequest) (JoinResponse, chan JoinResponse) {
 			return joinErr(req.MemberID, errCoordinatorUnavailable), nil
 		}
 	}
-	if !c.acceptJoining(g, req.MemberID) {
+	id := req.MemberID
+	if id == "" && req.InstanceID != "" {
+		id = g.static[req.InstanceID] // a restarting static member is no newcomer
+	}
+	if !c.acceptJoining(g, id) {
 		if m := g.members[req.MemberID]; m != nil {
 			c.removeMember(g, m, "group max size reached")
 		}
@@ -90,7 +94,9 @@ func (c *Coordinator) validateJoin(req JoinRequest) int16 {
 }
 
 // acceptJoining is Kafka's acceptJoiningMember: the size limit counts the
-// members that rejoined while preparing, all members otherwise.
+// members that rejoined while preparing, all members otherwise. Unlike
+// Kafka, a known static member rejoining without its member id counts as
+// existing, so a full group does not turn away a restarting static member.
 func (c *Coordinator) acceptJoining(g *group, memberID string) bool {
 	m := g.members[memberID]
 	switch g.state {

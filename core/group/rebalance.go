@@ -23,7 +23,12 @@ func (c *Coordinator) prepareRebalance(g *group, reason string) {
 	if g.state == CompletingRebalance {
 		for _, m := range g.members {
 			m.assignment, m.assignmentGen = nil, -1
-			m.replySync(SyncResponse{ErrorCode: errRebalanceInProgress})
+			if m.syncCh != nil {
+				// Its session was on hold while it waited; restart it now
+				// (as Kafka's propagateAssignment does).
+				m.replySync(SyncResponse{ErrorCode: errRebalanceInProgress})
+				c.armSession(g, m, m.session)
+			}
 		}
 	}
 	stopTimer(&g.syncTimer, &g.syncTimerSeq)

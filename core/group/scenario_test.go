@@ -321,3 +321,78 @@ func TestJoinContextCancel(t *testing.T) {
 		wantState(t, c, "g", CompletingRebalance, 1)
 	})
 }
+
+// A member whose JoinGroup response was lost rejoins during
+// CompletingRebalance with the same metadata: it gets the current
+// generation back without a new rebalance; heartbeats are accepted then.
+func TestJoinRetryWhileCompleting(t *testing.T) {
+	bubble(t, Options{InitialRebalanceDelay: -1}, func(t *testing.T, c *Coordinator) {
+		a := memberID(t, c, jreq("g", "", ""))
+		r := recv(t, goJoin(c, jreq("g", a, "")))
+		wantState(t, c, "g", CompletingRebalance, 1)
+		wantCode(t, "heartbeat while completing", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), 0)
+		r2 := recv(t, goJoin(c, jreq("g", a, "")))
+		if r2.Generation != r.Generation || r2.LeaderID != a || len(r2.Members) != 1 {
+			t.Fatalf("retry: %+v", r2)
+		}
+		wantState(t, c, "g", CompletingRebalance, 1)
+		// Changed metadata forces a new generation.
+		changed := jreq("g", a, "")
+		changed.Protocols[0].Metadata = []byte("other")
+		recv(t, goJoin(c, changed))
+		wantState(t, c, "g", CompletingRebalance, 2)
+	})
+}
+
+// A member that never syncs is removed after the rebalance timeout.
+func TestSyncTimeout(t *testing.T) {
+	bubble(t, Options{InitialRebalanceDelay: -1}, func(t *testing.T, c *Coordinator) {
+		a := memberID(t, c, jreq("g", "", ""))
+		recv(t, goJoin(c, jreq("g", a, "")))
+		b := memberID(t, c, jreq("g", "", ""))
+		jb := goJoin(c, jreq("g", b, ""))
+		blocked(t, jb)
+		recv(t, goJoin(c, jreq("g", a, "")))
+		recv(t, jb)
+		wantState(t, c, "g", CompletingRebalance, 2)
+		sb := goSync(c, SyncRequest{Group: "g", Generation: 2, MemberID: b})
+		blocked(t, sb)
+		// The leader heartbeats but never syncs; b waits. After the
+		// rebalance timeout the leader is removed and b is told to rejoin.
+		for range rebalanceMs/1000 - 1 {
+			time.Sleep(time.Second)
+			wantCode(t, "a heartbeat", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 2, MemberID: a}), 0)
+			blocked(t, sb)
+		}
+		time.Sleep(time.Second)
+		wantCode(t, "b sync", recv(t, sb).ErrorCode, errRebalanceInProgress)
+		wantCode(t, "a heartbeat", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 2, MemberID: a}), errUnknownMemberID)
+		if r := recv(t, goJoin(c, jreq("g", b, ""))); r.Generation != 3 || r.LeaderID != b {
+			t.Fatalf("rejoin: %+v", r)
+		}
+	})
+}
+
+// A v3 (pre-KIP-394) client joins without MEMBER_ID_REQUIRED; a new member
+// that never finishes its first join is dropped after NewMemberJoinTimeout.
+func TestNewMemberJoinTimeout(t *testing.T) {
+	bubble(t, Options{InitialRebalanceDelay: -1}, func(t *testing.T, c *Coordinator) {
+		a := memberID(t, c, jreq("g", "", ""))
+		ra := recv(t, goJoin(c, jreq("g", a, "")))
+		recv(t, goSync(c, SyncRequest{Group: "g", Generation: ra.Generation, MemberID: a}))
+		v3 := jreq("g", "", "")
+		v3.Version = 3
+		j := goJoin(c, v3) // rebalance: a must rejoin, which it never does
+		blocked(t, j)
+		// a keeps heartbeating; the join phase ends at the rebalance
+		// timeout, dropping a and completing with the new member alone.
+		for range rebalanceMs / 1000 {
+			c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a})
+			time.Sleep(time.Second)
+		}
+		r := recv(t, j)
+		if r.ErrorCode != 0 || r.Generation != 2 || r.LeaderID != r.MemberID {
+			t.Fatalf("v3 join: %+v", r)
+		}
+	})
+}
