@@ -128,6 +128,9 @@
 //     first with REBALANCE_IN_PROGRESS (Kafka drops it); a member removed
 //     while waiting in SyncGroup gets UNKNOWN_MEMBER_ID (Kafka leaves it
 //     waiting).
+//   - A full group (MembersPerGroupMax) still admits a known static member
+//     rejoining without its member id (Kafka answers
+//     GROUP_MAX_SIZE_REACHED, as it counts it as a newcomer).
 //   - A pending (MEMBER_ID_REQUIRED) id rejoining with an instance id gets
 //     UNKNOWN_MEMBER_ID (Kafka: IllegalStateException).
 //   - Limits on group count and sizes that Kafka lacks (see above); a
