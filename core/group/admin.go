@@ -1,0 +1,174 @@
+package group
+
+import "slices"
+
+// Leave handles LeaveGroup v0-v5. v0-v2 handlers pass one LeaveMember and
+// answer SingleErrorCode(); v3+ answer per member. A member named by
+// instance id alone (MemberID "") is removed administratively.
+func (c *Coordinator) Leave(req LeaveRequest) LeaveResponse {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return LeaveResponse{ErrorCode: errNotCoordinator}
+	}
+	if len(req.Members) > LeaveMembersMax {
+		return LeaveResponse{ErrorCode: errInvalidRequest}
+	}
+	g := c.groups[req.Group]
+	out := LeaveResponse{Members: make([]LeaveMemberResult, len(req.Members))}
+	for i, lm := range req.Members {
+		out.Members[i] = LeaveMemberResult{MemberID: lm.MemberID, InstanceID: lm.InstanceID}
+		if g == nil {
+			out.Members[i].ErrorCode = errUnknownMemberID
+			continue
+		}
+		out.Members[i].ErrorCode = c.leaveOne(g, lm)
+	}
+	return out
+}
+
+func (c *Coordinator) leaveOne(g *group, lm LeaveMember) int16 {
+	reason := "member left: " + lm.Reason
+	if lm.MemberID == "" {
+		id, ok := g.static[lm.InstanceID]
+		if lm.InstanceID == "" || !ok {
+			return errUnknownMemberID
+		}
+		c.removeMember(g, g.members[id], reason)
+		return errNone
+	}
+	if _, ok := g.pending[lm.MemberID]; ok {
+		c.removePending(g, lm.MemberID)
+		c.tryCompleteJoin(g)
+		return errNone
+	}
+	if code := g.validateMember(lm.MemberID, lm.InstanceID); code != errNone {
+		return code
+	}
+	c.removeMember(g, g.members[lm.MemberID], reason)
+	return errNone
+}
+
+// Describe handles DescribeGroups, one description per requested group.
+func (c *Coordinator) Describe(groups []string) []GroupDescription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]GroupDescription, len(groups))
+	for i, id := range groups {
+		out[i] = GroupDescription{Group: id, State: Dead}
+		if c.closed {
+			out[i].ErrorCode = errNotCoordinator
+			continue
+		}
+		if g := c.groups[id]; g != nil {
+			out[i] = g.describe()
+		}
+	}
+	return out
+}
+
+func (g *group) describe() GroupDescription {
+	d := GroupDescription{
+		Group:        g.id,
+		Known:        true,
+		State:        g.state,
+		ProtocolType: g.protocolType,
+		Generation:   g.generation,
+	}
+	if g.state == Stable {
+		d.Protocol = g.protocol
+	}
+	for _, m := range g.sortedMembers() {
+		md := MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost}
+		if g.state == Stable {
+			md.Metadata = slices.Clone(m.metadata(g.protocol))
+			md.Assignment = slices.Clone(m.assignment)
+		}
+		d.Members = append(d.Members, md)
+	}
+	return d
+}
+
+// List handles ListGroups: the groups held here whose state is in states
+// (all when states is empty), ordered by id. The handler parses the v4+
+// states filter with ParseState (unknown names match nothing).
+func (c *Coordinator) List(states []State) []GroupListing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []GroupListing
+	for _, g := range c.sortedGroups() {
+		if len(states) == 0 || slices.Contains(states, g.state) {
+			out = append(out, GroupListing{Group: g.id, ProtocolType: g.protocolType, State: g.state})
+		}
+	}
+	return out
+}
+
+// Delete handles DeleteGroups' membership side: only Empty groups may go
+// (NON_EMPTY_GROUP otherwise); GROUP_ID_NOT_FOUND for a group not held
+// here. The handler deletes committed offsets itself, and may treat
+// GROUP_ID_NOT_FOUND as success when the offset store knows the group.
+func (c *Coordinator) Delete(groups []string) []DeleteResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]DeleteResult, len(groups))
+	for i, id := range groups {
+		out[i].Group = id
+		g := c.groups[id]
+		switch {
+		case c.closed:
+			out[i].ErrorCode = errNotCoordinator
+		case id == "":
+			out[i].ErrorCode = errInvalidGroupID
+		case g == nil:
+			out[i].ErrorCode = errGroupIDNotFound
+		case g.state != Empty:
+			out[i].ErrorCode = errNonEmptyGroup
+		default:
+			c.killGroup(g, errCoordinatorUnavailable)
+			delete(c.groups, id)
+			c.log.Info("group: deleted", "group", id)
+		}
+	}
+	return out
+}
+
+// ValidateCommit checks an OffsetCommit (v0-v9) for the group, as Kafka's
+// GroupCoordinator.handleCommitOffsets does, and returns the error code for
+// every partition (0: commit). generation -1 with no member id is a simple
+// (admin, or non-group-managed consumer) commit: allowed when the group is
+// Empty or unknown here. A valid member's commit also counts as a
+// heartbeat. Unlike Kafka, a commit to an unknown group does not create an
+// Empty group: offsets-only groups live in the offset store.
+func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generation int32) int16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errNotCoordinator
+	}
+	g := c.groups[group]
+	if g == nil {
+		if generation < 0 {
+			return errNone
+		}
+		return errIllegalGeneration
+	}
+	if g.fenced(instanceID, memberID) {
+		return errFencedInstanceID
+	}
+	if generation < 0 && g.state == Empty {
+		return errNone
+	}
+	if g.state == CompletingRebalance {
+		return errRebalanceInProgress
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return errUnknownMemberID
+	}
+	if generation != g.generation {
+		return errIllegalGeneration
+	}
+	c.armSession(g, m, m.session)
+	return errNone
+}

@@ -1,0 +1,163 @@
+package group
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chronik-go/chronik/core/clock"
+)
+
+// Coordinator holds the membership of many classic consumer groups in
+// memory. All methods are safe for concurrent use; Join and Sync may block
+// (see doc.go).
+type Coordinator struct {
+	clock clock.Clock
+	log   *slog.Logger
+	opts  Options
+
+	mu sync.Mutex // guards everything below; never held while blocking
+	// closed is set by Close; afterwards every call answers NOT_COORDINATOR.
+	closed bool
+	groups map[string]*group
+	// Counters: member ids, member join order, timer identities, the order
+	// in which groups became Empty (eviction). All only grow.
+	idNext, memberSeqNext, timerSeqNext, emptySeqNext uint64
+}
+
+// New returns a Coordinator reading time from clk. A nil logger discards.
+func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Coordinator{
+		clock:  clk,
+		log:    log,
+		opts:   opts.withDefaults(),
+		groups: make(map[string]*group),
+	}
+}
+
+// Close stops every timer and answers every blocked Join and Sync with
+// NOT_COORDINATOR; later calls answer NOT_COORDINATOR too. Idempotent.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	for _, g := range c.groups {
+		c.killGroup(g, errNotCoordinator)
+	}
+	clear(c.groups)
+}
+
+// killGroup stops g's timers, answers its waiters with code and marks it
+// Dead. The caller removes it from c.groups.
+func (c *Coordinator) killGroup(g *group, code int16) {
+	stopTimer(&g.joinTimer, &g.joinTimerSeq)
+	stopTimer(&g.syncTimer, &g.syncTimerSeq)
+	for id, p := range g.pending {
+		stopTimer(&p.timer, &p.timerSeq)
+		delete(g.pending, id)
+	}
+	for _, m := range g.members {
+		stopTimer(&m.timer, &m.timerSeq)
+		m.replyJoin(joinErr(m.id, code))
+		m.replySync(SyncResponse{ErrorCode: code})
+	}
+	g.state = Dead
+}
+
+// arm starts a timer whose callback runs f with c.mu held, unless the
+// coordinator closed or the timer was stopped or superseded meanwhile: *slot
+// holds the identity of the live timer and a callback only runs f if it
+// still finds its own there.
+func (c *Coordinator) arm(d time.Duration, slot *uint64, f func()) clock.Timer {
+	c.timerSeqNext++
+	seq := c.timerSeqNext
+	*slot = seq
+	return c.clock.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed || *slot != seq {
+			return
+		}
+		*slot = 0
+		f()
+	})
+}
+
+func stopTimer(t *clock.Timer, slot *uint64) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+	*slot = 0
+}
+
+// newMemberID is prefix-incarnation-counter: deterministic, never reused by
+// this coordinator, and distinct across coordinators with distinct
+// incarnations. Kafka uses prefix-UUID.
+func (c *Coordinator) newMemberID(clientID, instanceID string) string {
+	prefix := clientID
+	if instanceID != "" {
+		prefix = instanceID
+	}
+	c.idNext++
+	return fmt.Sprintf("%s-%x-%d", prefix, c.opts.Incarnation, c.idNext)
+}
+
+// createGroup adds an Empty group, evicting the Empty group that became
+// empty first when at GroupsMax. It returns nil when every group is busy.
+func (c *Coordinator) createGroup(id string) *group {
+	if len(c.groups) >= c.opts.GroupsMax {
+		var victim *group
+		for _, g := range c.groups {
+			if g.state == Empty && (victim == nil || g.emptySeq < victim.emptySeq) {
+				victim = g
+			}
+		}
+		if victim == nil {
+			c.log.Warn("group: groups limit reached", "groups", len(c.groups), "group", id)
+			return nil
+		}
+		c.log.Info("group: evicting empty group", "group", victim.id)
+		c.killGroup(victim, errCoordinatorUnavailable)
+		delete(c.groups, victim.id)
+	}
+	g := &group{
+		id:          id,
+		members:     make(map[string]*member),
+		static:      make(map[string]string),
+		pending:     make(map[string]*pendingMember),
+		pendingSync: make(map[string]struct{}),
+	}
+	c.markEmpty(g)
+	c.groups[id] = g
+	return g
+}
+
+func (c *Coordinator) markEmpty(g *group) {
+	g.state = Empty
+	c.emptySeqNext++
+	g.emptySeq = c.emptySeqNext
+}
+
+// sortedGroups returns the groups ordered by id, for deterministic output.
+func (c *Coordinator) sortedGroups() []*group {
+	gs := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		gs = append(gs, g)
+	}
+	slices.SortFunc(gs, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
+	return gs
+}
+
+func joinErr(memberID string, code int16) JoinResponse {
+	return JoinResponse{ErrorCode: code, Generation: -1, MemberID: memberID}
+}

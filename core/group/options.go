@@ -1,0 +1,84 @@
+package group
+
+import "time"
+
+// Options configures a Coordinator. Zero fields take the defaults below.
+type Options struct {
+	// SessionTimeoutMin and SessionTimeoutMax bound JoinGroup's session
+	// timeout (Kafka: group.min/max.session.timeout.ms, 6s and 30min);
+	// outside them JoinGroup answers INVALID_SESSION_TIMEOUT.
+	SessionTimeoutMin time.Duration
+	SessionTimeoutMax time.Duration
+	// InitialRebalanceDelay delays the first rebalance of an Empty group so
+	// that members starting together land in one generation (Kafka:
+	// group.initial.rebalance.delay.ms, 3s). Negative disables it.
+	InitialRebalanceDelay time.Duration
+	// NewMemberJoinTimeout removes a new member that waits in JoinGroup
+	// longer than this (Kafka: 5min).
+	NewMemberJoinTimeout time.Duration
+	// GroupsMax bounds the groups held in memory. At the limit the Empty
+	// group that became empty first is evicted; if none is Empty, a join
+	// that would create a group gets COORDINATOR_NOT_AVAILABLE.
+	GroupsMax int
+	// MembersPerGroupMax bounds members of a group (Kafka: group.max.size)
+	// and, separately, members awaiting their second join after
+	// MEMBER_ID_REQUIRED: GROUP_MAX_SIZE_REACHED beyond it.
+	MembersPerGroupMax int
+	// ProtocolsPerMemberMax bounds a JoinGroup's protocol list and
+	// MemberMetadataBytesMax the sum of its metadata; INVALID_REQUEST beyond.
+	ProtocolsPerMemberMax  int
+	MemberMetadataBytesMax int
+	// AssignmentBytesMax bounds one member's assignment in SyncGroup;
+	// INVALID_REQUEST beyond.
+	AssignmentBytesMax int
+	// Incarnation is mixed into generated member ids so that ids issued by
+	// an earlier coordinator of the same groups (another node, or this node
+	// before a restart) are never reissued. The shell derives it from, e.g.,
+	// the node id and a boot counter or leadership term.
+	Incarnation uint64
+}
+
+// Defaults and fixed limits.
+const (
+	SessionTimeoutMinDefault      = 6 * time.Second
+	SessionTimeoutMaxDefault      = 30 * time.Minute
+	InitialRebalanceDelayDefault  = 3 * time.Second
+	NewMemberJoinTimeoutDefault   = 5 * time.Minute
+	GroupsMaxDefault              = 10_000
+	MembersPerGroupMaxDefault     = 1_000
+	ProtocolsPerMemberMaxDefault  = 64
+	MemberMetadataBytesMaxDefault = 1 << 20
+	AssignmentBytesMaxDefault     = 1 << 20
+	// StringBytesMax bounds group ids, member ids, instance ids, client ids,
+	// hosts, protocol types and names: INVALID_GROUP_ID for a group id,
+	// INVALID_REQUEST for the others.
+	StringBytesMax = 4096
+	// LeaveMembersMax bounds a LeaveGroup batch: INVALID_REQUEST beyond.
+	LeaveMembersMax = MembersPerGroupMaxDefault
+)
+
+func (o Options) withDefaults() Options {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.SessionTimeoutMin, SessionTimeoutMinDefault)
+	def(&o.SessionTimeoutMax, SessionTimeoutMaxDefault)
+	def(&o.InitialRebalanceDelay, InitialRebalanceDelayDefault)
+	if o.InitialRebalanceDelay < 0 {
+		o.InitialRebalanceDelay = 0
+	}
+	def(&o.NewMemberJoinTimeout, NewMemberJoinTimeoutDefault)
+	defInt(&o.GroupsMax, GroupsMaxDefault)
+	defInt(&o.MembersPerGroupMax, MembersPerGroupMaxDefault)
+	defInt(&o.ProtocolsPerMemberMax, ProtocolsPerMemberMaxDefault)
+	defInt(&o.MemberMetadataBytesMax, MemberMetadataBytesMaxDefault)
+	defInt(&o.AssignmentBytesMax, AssignmentBytesMaxDefault)
+	return o
+}
