@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/group"
 	"github.com/chronik-go/chronik/core/node"
 )
 
@@ -22,6 +24,9 @@ type BrokerConfig struct {
 	Listener net.Listener
 	// Server holds the wire limits; its Logger and Broker are filled in.
 	Server Config
+	// Groups configures the consumer group coordinator (Incarnation is
+	// filled in).
+	Groups group.Options
 	Logger *slog.Logger
 }
 
@@ -29,6 +34,9 @@ type BrokerConfig struct {
 // through RequestContext.Broker.
 type Broker struct {
 	Node *node.Node
+	// Groups coordinates consumer groups whose coordinator is this node
+	// (membership in memory; committed offsets in the controller shard).
+	Groups *group.Coordinator
 	// NodeID is this broker's Kafka broker id (the node id).
 	NodeID int32
 
@@ -55,13 +63,25 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		cfg.Listener.Close()
 		return nil, fmt.Errorf("server: start node: %w", err)
 	}
-	b := &Broker{Node: n, NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1)}
+	gopts := cfg.Groups
+	// Member ids must never repeat across restarts of this coordinator:
+	// the incarnation mixes the node id with the (node's) clock at start.
+	gclock := cfg.Node.Clock
+	if gclock == nil {
+		gclock = clock.Real()
+	}
+	gopts.Incarnation = cfg.Node.NodeID<<48 ^ uint64(gclock.Now().UnixNano())
+	b := &Broker{
+		Node: n, Groups: group.New(gclock, log.With("component", "groups"), gopts),
+		NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1),
+	}
 	scfg := cfg.Server
 	scfg.Logger = log
 	scfg.Broker = b
 	srv, err := New(scfg)
 	if err != nil {
 		cfg.Listener.Close()
+		b.Groups.Close()
 		_ = n.Close(ctx)
 		return nil, err
 	}
@@ -80,6 +100,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		if e := <-b.serveErr; e != nil && !errors.Is(e, ErrServerClosed) && serr == nil {
 			serr = e
 		}
+		b.Groups.Close()
 		nerr := b.Node.Close(context.WithoutCancel(ctx))
 		err = errors.Join(serr, nerr)
 	})
