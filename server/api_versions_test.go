@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -179,6 +180,27 @@ func TestKgoConcurrentRequests(t *testing.T) {
 	for range cap(errs) {
 		if err := recv(t, errs); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestMetricsCountRequests: requests and connections show up in the
+// Prometheus output.
+func TestMetricsCountRequests(t *testing.T) {
+	ts := startServer(t, Config{})
+	for range 3 {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.SetVersion(2)
+		rawRoundTrip(t, ts.addr, req)
+	}
+	var sb strings.Builder
+	if err := ts.srv.Metrics().WritePrometheus(&sb); err != nil {
+		t.Fatal(err)
+	}
+	out := sb.String()
+	for _, want := range []string{`chronik_requests_total{api="ApiVersions"} 3`, "chronik_connections_accepted_total 3", "# TYPE chronik_connections_open gauge"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, out)
 		}
 	}
 }

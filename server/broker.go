@@ -90,6 +90,9 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	return b, nil
 }
 
+// Metrics returns the Kafka front end's counters.
+func (b *Broker) Metrics() *Metrics { return b.srv.Metrics() }
+
 // Shutdown stops accepting connections, lets in-flight requests finish
 // until ctx ends, then closes the node (which hands its leaderships to other
 // replicas where it can). Safe to call more than once.

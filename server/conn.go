@@ -329,6 +329,8 @@ func (c *conn) runHandler(api API, rc *RequestContext, req kmsg.Request) (r resu
 			r = result{err: fmt.Errorf("%w: %s (key %d) v%d: %v", ErrHandlerPanic, kmsg.NameForKey(api.Key), api.Key, rc.Version, v)}
 		}
 	}()
+	start := time.Now()
+	defer func() { c.s.metrics.observe(api.Key, time.Since(start), r.err != nil) }()
 	resp, err := api.Handler(c.ctx, rc, req)
 	return result{resp: resp, err: err}
 }

@@ -108,9 +108,10 @@ var ErrServerClosed = errors.New("server: closed")
 
 // Server serves the Kafka protocol on the listeners given to Serve.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mem *memSem
+	cfg     Config
+	log     *slog.Logger
+	mem     *memSem
+	metrics Metrics
 
 	// closed is closed when Shutdown begins (wakes Serve's accept backoff).
 	closed chan struct{}
@@ -140,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 		conns:     map[*conn]struct{}{},
 	}, nil
 }
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return &s.metrics }
 
 // Serve accepts connections on ln until Shutdown, then returns
 // ErrServerClosed. Serve closes ln. It may be called for several listeners
@@ -207,6 +211,8 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.metrics.connsAccepted.Add(1)
+	s.metrics.connsOpen.Add(1)
 
 	go func() {
 		defer s.wg.Done()
@@ -214,6 +220,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.metrics.connsOpen.Add(-1)
 	}()
 }
 
