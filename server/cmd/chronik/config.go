@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,9 @@ type serveConfig struct {
 	LogLevel       slog.Level
 	LogFormat      string // text | json
 }
+
+// errHelp: -h was asked for and the usage printed.
+var errHelp = errors.New("help requested")
 
 // envPrefix is the prefix of the environment variables: --node-id is
 // CHRONIK_NODE_ID, and so on.
@@ -57,6 +61,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return serveConfig{}, envErr
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return serveConfig{}, errHelp
+		}
 		return serveConfig{}, err
 	}
 	if fs.NArg() > 0 {

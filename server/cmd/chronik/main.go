@@ -1,6 +1,6 @@
 // Command chronik is the Chronik broker.
 //
-//	chronik serve [flags]   run a broker (not built yet: see DESIGN.md)
+//	chronik serve [flags]   run a broker (flags or CHRONIK_* variables; see -h)
 //	chronik version         print the version
 package main
 
@@ -27,11 +27,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "chronik", version)
 		return 0
 	case "serve":
-		// Honest until the Kafka front end lands: nothing listens yet, so
-		// say so instead of pretending to be a broker.
-		fmt.Fprintln(stderr, "chronik serve: the broker is not built yet; "+
-			"the storage and network seams exist, the Kafka front end does not (see DESIGN.md, \"Not built yet\")")
-		return 3
+		return serve(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "chronik: unknown command %q\nusage: chronik serve [flags] | chronik version\n", args[0])
 		return 2

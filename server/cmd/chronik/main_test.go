@@ -16,7 +16,8 @@ func TestRun(t *testing.T) {
 		{[]string{"version"}, 0, "chronik dev", ""},
 		{nil, 2, "", "usage:"},
 		{[]string{"bogus"}, 2, "", `unknown command "bogus"`},
-		{[]string{"serve"}, 3, "", "not built yet"},
+		{[]string{"serve", "--node-id", "0"}, 2, "", "at least 1"},
+		{[]string{"serve", "-h"}, 0, "", "--kafka-addr"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(tc.args, &out, &errOut); code != tc.code {

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// beMain makes the test binary act as the chronik binary when re-executed
+// by startProcess, so these tests run the real main (flags, signals, exit
+// codes) without a separate build step.
+const beMainEnv = "CHRONIK_TEST_BE_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(beMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+const processWait = 30 * time.Second
+
+type process struct {
+	cmd    *exec.Cmd
+	kafka  string
+	http   string
+	out    *strings.Builder
+	exited chan error
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startProcess runs `chronik serve` as a child process on dataDir and waits
+// until /readyz answers 200.
+func startProcess(t *testing.T, dataDir string, extra ...string) *process {
+	t.Helper()
+	p := &process{kafka: freePort(t), http: freePort(t), out: &strings.Builder{}, exited: make(chan error, 1)}
+	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", p.kafka, "--raft-addr", freePort(t), "--http-addr", p.http, "--log-level", "warn"}, extra...)
+	p.cmd = exec.Command(os.Args[0], args...)
+	p.cmd.Env = append(os.Environ(), beMainEnv+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("process output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(processWait)
+	for {
+		resp, err := http.Get("http://" + p.http + "/readyz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case err := <-p.exited:
+			t.Fatalf("chronik exited before ready: %v", err)
+		case <-time.After(50 * time.Millisecond): // poll interval for readiness, bounded by deadline
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chronik not ready within %v", processWait)
+		}
+	}
+}
+
+// signal sends sig and returns the exit code, failing if the process does
+// not exit within processWait.
+func (p *process) signal(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(processWait):
+		t.Fatalf("no exit within %v of %v", processWait, sig)
+		return -1
+	}
+}
+
+func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startProcess(t, dir)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	defer cancel()
+	resp, err := cl.Request(ctx, kmsg.NewPtrApiVersionsRequest())
+	cl.Close()
+	if err != nil || resp.(*kmsg.ApiVersionsResponse).ErrorCode != 0 {
+		t.Fatalf("ApiVersions against the binary: %v %+v", err, resp)
+	}
+
+	m, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	if !strings.Contains(string(body), `chronik_requests_total{api="ApiVersions"}`) {
+		t.Fatalf("/metrics lacks the ApiVersions counter:\n%s", body)
+	}
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("data directory not created: %v", err)
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/node"
+	"github.com/chronik-go/chronik/core/raftlog"
+	"github.com/chronik-go/chronik/diskio"
+	"github.com/chronik-go/chronik/netio"
+	"github.com/chronik-go/chronik/server"
+)
+
+// shutdownGrace bounds the graceful stop after SIGTERM/SIGINT: in-flight
+// requests finish and leaderships are handed over within it; a second
+// signal exits at once.
+const shutdownGrace = 15 * time.Second
+
+// serve runs a broker until a signal arrives, then stops it gracefully.
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := parseServeConfig(args, os.Getenv, stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "chronik serve:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	raftlog.Install(log, max(cfg.LogLevel, slog.LevelWarn))
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	b, httpSrv, err := startServe(cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	sig := <-sigs
+	log.Info("signal received; shutting down gracefully (send it again to exit at once)", "signal", sig.String(), "grace", shutdownGrace)
+	done := make(chan error, 1)
+	go func() { done <- stopServe(b, httpSrv) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("shutdown", "err", err)
+			return 1
+		}
+		log.Info("stopped")
+		return 0
+	case sig := <-sigs:
+		// Acknowledged data is already durable on a quorum, so exiting now
+		// loses nothing acknowledged.
+		log.Warn("second signal: exiting at once", "signal", sig.String())
+		return 1
+	}
+}
+
+func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server, error) {
+	advHost, advPort, err := splitHostPort(cfg.AdvertisedAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	network := netio.NewOS()
+	ln, err := network.Listen(cfg.KafkaAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on --kafka-addr: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := server.StartBroker(ctx, server.BrokerConfig{
+		Node: node.Config{
+			NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
+			Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
+			Clock: clock.Real(), Logger: log, AutoCreateTopics: true, DefaultPartitions: 1,
+		},
+		Listener: ln,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("chronik serving", "version", version, "node", cfg.NodeID, "kafka", cfg.KafkaAddr,
+		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir)
+	if cfg.HTTPAddr == "" {
+		return b, nil, nil
+	}
+	hln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return nil, nil, fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	httpSrv := &http.Server{Handler: httpHandler(b), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return b, httpSrv, nil
+}
+
+func stopServe(b *server.Broker, httpSrv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var herr error
+	if httpSrv != nil {
+		herr = httpSrv.Shutdown(ctx)
+	}
+	return errors.Join(b.Shutdown(ctx), herr)
+}
+
+// httpHandler serves /metrics (Prometheus text), /healthz (the process is
+// up) and /readyz (this node is registered and a controller leader is
+// known, so it can serve Kafka requests).
+func httpHandler(b *server.Broker) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_ = b.Metrics().WritePrometheus(w)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if reason := notReady(r.Context(), b); reason != "" {
+			http.Error(w, reason, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+func notReady(ctx context.Context, b *server.Broker) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v := b.Node.Metadata(ctx, []string{})
+	if v.ControllerID < 0 {
+		return "no controller leader known"
+	}
+	for _, br := range v.Brokers {
+		if br.NodeID == b.NodeID {
+			return ""
+		}
+	}
+	return "this node is not registered yet"
+}
