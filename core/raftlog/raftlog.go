@@ -54,7 +54,17 @@ func (p pkgLogger) log(level slog.Level, format string, args []interface{}) {
 
 func (p pkgLogger) Debugf(f string, a ...interface{})   { p.log(slog.LevelDebug, f, a) }
 func (p pkgLogger) Infof(f string, a ...interface{})    { p.log(slog.LevelInfo, f, a) }
-func (p pkgLogger) Warningf(f string, a ...interface{}) { p.log(slog.LevelWarn, f, a) }
+func (p pkgLogger) Warningf(f string, a ...interface{}) { p.log(p.warnLevel(), f, a) }
+
+// warnLevel: dragonboat's raft package reports routine elections and
+// dropped proposals at warning level, and config warns that TLS is off on
+// every start; to an operator those are information, not warnings.
+func (p pkgLogger) warnLevel() slog.Level {
+	if p.pkg == "raft" || p.pkg == "config" {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
 func (p pkgLogger) Errorf(f string, a ...interface{})   { p.log(slog.LevelError, f, a) }
 
 // Panicf logs and panics, as dragonboat expects: it calls Panicf only on
