@@ -65,7 +65,7 @@ func (p pkgLogger) warnLevel() slog.Level {
 	}
 	return slog.LevelWarn
 }
-func (p pkgLogger) Errorf(f string, a ...interface{})   { p.log(slog.LevelError, f, a) }
+func (p pkgLogger) Errorf(f string, a ...interface{}) { p.log(slog.LevelError, f, a) }
 
 // Panicf logs and panics, as dragonboat expects: it calls Panicf only on
 // broken invariants of its own.
