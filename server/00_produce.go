@@ -33,6 +33,10 @@ import (
 //   - TimeoutMillis bounds the wait for the entry (clamped to [1 s, 5 min]):
 //     REQUEST_TIMED_OUT when it passes; the entry may still commit later,
 //     and an idempotent retry is then answered with the original offsets.
+//   - Requests of one connection are handled one at a time, in order
+//     (API.Ordered), as Kafka does: pipelined acks=0 requests and an
+//     idempotent producer's in-flight batches reach the log in send order.
+//     Requests of different connections run concurrently.
 //   - Partitions of one request are proposed concurrently, one Raft entry
 //     per partition (core/node.Produce). Validation (CORRUPT_MESSAGE,
 //     INVALID_RECORD, MESSAGE_TOO_LARGE against max.message.bytes) happens
@@ -65,7 +69,7 @@ const (
 )
 
 func init() {
-	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 11, Handler: handleProduce})
+	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 11, Handler: handleProduce, Ordered: true})
 }
 
 func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
