@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,4 +322,52 @@ func TestDataOneNode(t *testing.T) {
 	t.Run("fetch-long-poll", func(t *testing.T) { testFetchLongPoll(t, c) })
 	t.Run("fetch-errors", func(t *testing.T) { testFetchErrors(t, c) })
 	t.Run("fetch-limits", func(t *testing.T) { testFetchLimits(t, c) })
+}
+
+// TestOrderedAPIRunsInRequestOrder: handlers of an Ordered key run one at a
+// time in request order on a connection, even while the first one blocks
+// and later requests (of that key and others) have been dispatched.
+func TestOrderedAPIRunsInRequestOrder(t *testing.T) {
+	const orderedKey, releaseKey = 60, 50
+	var mu sync.Mutex
+	var events []string
+	release := make(chan struct{})
+	ordered := func(ctx context.Context, rc *RequestContext, req kmsg.Request) (kmsg.Response, error) {
+		mu.Lock()
+		events = append(events, fmt.Sprintf("start%d", rc.CorrelationID))
+		mu.Unlock()
+		if rc.CorrelationID == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		mu.Lock()
+		events = append(events, fmt.Sprintf("end%d", rc.CorrelationID))
+		mu.Unlock()
+		return req.ResponseKind(), nil
+	}
+	releaser := func(_ context.Context, _ *RequestContext, req kmsg.Request) (kmsg.Response, error) {
+		close(release) // dispatched after requests 2 and 3
+		return req.ResponseKind(), nil
+	}
+	ts := startServer(t, Config{Registry: NewRegistry(
+		API{Key: orderedKey, MaxVersion: 0, Handler: ordered, Ordered: true},
+		API{Key: releaseKey, MaxVersion: 0, Handler: releaser},
+	)})
+	rc := dialRaw(t, ts.addr)
+	for corr := int32(1); corr <= 3; corr++ {
+		rc.send(kmsg.NewPtrDescribeClusterRequest(), corr)
+	}
+	rc.send(kmsg.NewPtrDescribeUserSCRAMCredentialsRequest(), 4)
+	for want := int32(1); want <= 4; want++ {
+		if got := rc.readCorr(); got != want {
+			t.Fatalf("response %d, want %d", got, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(events, " "); got != "start1 end1 start2 end2 start3 end3" {
+		t.Fatalf("events %s", got)
+	}
 }

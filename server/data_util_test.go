@@ -259,3 +259,8 @@ func sameHeaders(a, b []kgo.RecordHeader) bool {
 	}
 	return true
 }
+
+func rawRoundTripProduce(t testing.TB, addr string, version int16, topic string) *kmsg.ProduceResponse {
+	t.Helper()
+	return rawRoundTrip(t, addr, rawProduceReq(version, -1, topic, 0, rawBatch(-1, 0, 0, "x"))).(*kmsg.ProduceResponse)
+}
