@@ -74,9 +74,8 @@
 //     and must stay above max.message.bytes, so that oversized records get
 //     MESSAGE_TOO_LARGE from the produce handler instead of a closed
 //     connection.
-//
-//   - Data path (Produce, Fetch, InitProducerId, DescribeProducers; tests in
-//     data_*_test.go):
+//   - ---- Data path (Produce, Fetch, InitProducerId, DescribeProducers;
+//     tests in data_*_test.go) ----
 //   - Produce v0 is advertised (librdkafka's gzip/snappy/lz4) and v0-v2
 //     answered UNSUPPORTED_VERSION (Kafka 4); acks=0 gets no response;
 //     INVALID_REQUIRED_ACKS for acks other than 0/1/-1.
