@@ -39,8 +39,13 @@ func testFollowersRefuse(t *testing.T, c *testCluster) {
 		if p.CurrentLeader.LeaderID != int32(leader) || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != int32(leader) {
 			t.Fatalf("follower %d: current leader %+v brokers %+v, want %d", id, p.CurrentLeader, resp.Brokers, leader)
 		}
-		if _, p := fetchOne(t, c.addrs[id], rawFetchReq(16, 0, 1, 1<<20, fetchSpec{topicID: c.topicID(topic)})); p.ErrorCode != kerr.NotLeaderForPartition.Code {
-			t.Fatalf("fetch on follower %d: %+v", id, p)
+		fr, fp := fetchOne(t, c.addrs[id], rawFetchReq(16, 0, 1, 1<<20, fetchSpec{topicID: c.topicID(topic)}))
+		if fp.ErrorCode != kerr.NotLeaderForPartition.Code || fp.CurrentLeader.LeaderID != int32(leader) ||
+			len(fr.Brokers) != 1 || fr.Brokers[0].NodeID != int32(leader) || fr.Brokers[0].Port == 0 {
+			t.Fatalf("fetch on follower %d: %+v", id, fr)
+		}
+		if _, fp := fetchOne(t, c.addrs[id], rawFetchReq(12, 0, 1, 1<<20, fetchSpec{topic: topic})); fp.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("fetch v12 on follower %d: %+v", id, fp)
 		}
 	}
 }
