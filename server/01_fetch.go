@@ -239,8 +239,8 @@ func readFetch(ctx context.Context, rc *RequestContext, req *kmsg.FetchRequest, 
 	return total, stop
 }
 
-// waitFetch blocks until some partition's high watermark passes its fetch
-// offset, or ctx ends (false). One goroutine per partition, all joined
+// waitFetch blocks until some partition's high watermark passes both its
+// fetch offset and the high watermark last read, or ctx ends (false). One goroutine per partition, all joined
 // before returning.
 func waitFetch(ctx context.Context, rc *RequestContext, parts []*fetchPart) bool {
 	ctx, cancel := context.WithCancel(ctx)
@@ -251,7 +251,10 @@ func waitFetch(ctx context.Context, rc *RequestContext, parts []*fetchPart) bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if rc.Broker.Node.WaitBeyond(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset) == nil {
+			// Past what was just read: a partition with some (too few)
+			// bytes must not wake the wait at once.
+			beyond := max(fp.req.FetchOffset, fp.resp.HighWatermark)
+			if rc.Broker.Node.WaitBeyond(ctx, fp.topic, fp.req.Partition, beyond) == nil {
 				woke <- struct{}{}
 			}
 		}()

@@ -147,6 +147,14 @@ func testFetchLongPoll(t *testing.T, c *testCluster) {
 		t.Fatalf("expiry: code %d hw %d %d bytes after %v", p.ErrorCode, p.HighWatermark, len(p.RecordBatches), el)
 	}
 
+	// MinBytes above what is there: the data comes back at MaxWaitMillis
+	// (the wait does not spin on the partition that has some).
+	start = time.Now()
+	_, p = fetchOne(t, addr, rawFetchReq(16, 300, 1<<20, 1<<20, fetchSpec{topicID: id, part: 1, offset: 0}))
+	if el := time.Since(start); p.ErrorCode != 0 || len(batchBases(t, p.RecordBatches)) != 1 || el < 300*time.Millisecond {
+		t.Fatalf("MinBytes: code %d %d bytes after %v", p.ErrorCode, len(p.RecordBatches), el)
+	}
+
 	type result struct {
 		p  kmsg.FetchResponseTopicPartition
 		at time.Time
