@@ -270,10 +270,14 @@ func testFetchErrors(t *testing.T, c *testCluster) {
 	}
 	// Leader epoch fencing.
 	epoch := leaderEpoch(t, c, topic, 0)
-	if epoch > 0 {
-		if _, p := fetchOne(t, addr, rawFetchReq(16, 0, 1, 1<<20, fetchSpec{topicID: id, leaderEpc: epoch - 1})); p.ErrorCode != kerr.FencedLeaderEpoch.Code || len(p.RecordBatches) != 0 {
-			t.Fatalf("older epoch: %+v", p)
-		}
+	if epoch < 1 { // Raft terms start at 1
+		t.Fatalf("leader epoch %d", epoch)
+	}
+	if _, p := fetchOne(t, addr, rawFetchReq(16, 0, 1, 1<<20, fetchSpec{topicID: id, leaderEpc: epoch - 1})); p.ErrorCode != kerr.FencedLeaderEpoch.Code || len(p.RecordBatches) != 0 {
+		t.Fatalf("older epoch: %+v", p)
+	}
+	if _, p := fetchOne(t, addr, rawFetchReq(9, 0, 1, 1<<20, fetchSpec{topic: topic, leaderEpc: epoch})); p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("current epoch: %+v", p)
 	}
 	if _, p := fetchOne(t, addr, rawFetchReq(16, 0, 1, 1<<20, fetchSpec{topicID: id, leaderEpc: epoch + 1})); p.ErrorCode != kerr.UnknownLeaderEpoch.Code || len(p.RecordBatches) != 0 {
 		t.Fatalf("newer epoch: %+v", p)
