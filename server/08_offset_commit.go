@@ -63,7 +63,7 @@ func handleOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	case req.Group == "":
 		all(kerr.InvalidGroupID.Code)
 	default:
-		if code := gc.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation); code != 0 {
+		if code := gc.ValidateCommit(req.Group, req.MemberID, grpDeref(req.InstanceID), req.Generation); code != 0 {
 			all(code)
 		} else {
 			commitOffsets(ctx, rc, req, codes)
@@ -90,7 +90,7 @@ func commitOffsets(ctx context.Context, rc *RequestContext, req *kmsg.OffsetComm
 	cmd.Group = req.Group
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
-			md := deref(p.Metadata)
+			md := grpDeref(p.Metadata)
 			if len(md) > meta.OffsetMetadataLenMax {
 				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 				continue

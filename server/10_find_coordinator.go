@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -41,8 +40,6 @@ const findCoordinatorKey = 10
 func init() {
 	register(API{Key: findCoordinatorKey, MinVersion: 0, MaxVersion: 6, Handler: handleFindCoordinator})
 }
-
-var errNoBroker = errors.New("server: group API without a broker")
 
 func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
@@ -203,7 +200,7 @@ func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wct
 
 // clientHost is the peer address as Kafka shows it in DescribeGroups
 // ("/127.0.0.1").
-func clientHost(rc *RequestContext) string {
+func grpClientHost(rc *RequestContext) string {
 	if rc.RemoteAddr == nil {
 		return ""
 	}
@@ -215,7 +212,7 @@ func clientHost(rc *RequestContext) string {
 }
 
 // deref is *s, "" when nil.
-func deref(s *string) string {
+func grpDeref(s *string) string {
 	if s == nil {
 		return ""
 	}
@@ -223,7 +220,7 @@ func deref(s *string) string {
 }
 
 // nullable is &s, nil when s is "".
-func nullable(s string) *string {
+func grpNullable(s string) *string {
 	if s == "" {
 		return nil
 	}

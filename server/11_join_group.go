@@ -49,10 +49,10 @@ func handleJoinGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		return fail(code)
 	}
 	jr := group.JoinRequest{
-		Version: req.Version, Group: req.Group, MemberID: req.MemberID, InstanceID: deref(req.InstanceID),
-		ClientID: rc.ClientID, ClientHost: clientHost(rc),
+		Version: req.Version, Group: req.Group, MemberID: req.MemberID, InstanceID: grpDeref(req.InstanceID),
+		ClientID: rc.ClientID, ClientHost: grpClientHost(rc),
 		SessionTimeoutMs: req.SessionTimeoutMillis, RebalanceTimeoutMs: req.RebalanceTimeoutMillis,
-		ProtocolType: req.ProtocolType, Reason: deref(req.Reason),
+		ProtocolType: req.ProtocolType, Reason: grpDeref(req.Reason),
 	}
 	if req.Version == 0 {
 		jr.RebalanceTimeoutMs = req.SessionTimeoutMillis
@@ -71,14 +71,14 @@ func handleJoinGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 	}
 	resp.ErrorCode, resp.Generation, resp.LeaderID, resp.MemberID = out.ErrorCode, out.Generation, out.LeaderID, out.MemberID
 	resp.SkipAssignment = out.SkipAssignment
-	resp.ProtocolType = nullable(out.ProtocolType)
-	resp.Protocol = nullable(out.Protocol)
+	resp.ProtocolType = grpNullable(out.ProtocolType)
+	resp.Protocol = grpNullable(out.Protocol)
 	if req.Version < 7 && resp.Protocol == nil {
 		resp.Protocol = new(string)
 	}
 	for _, m := range out.Members {
 		rm := kmsg.NewJoinGroupResponseMember()
-		rm.MemberID, rm.InstanceID, rm.ProtocolMetadata = m.MemberID, nullable(m.InstanceID), m.Metadata
+		rm.MemberID, rm.InstanceID, rm.ProtocolMetadata = m.MemberID, grpNullable(m.InstanceID), m.Metadata
 		resp.Members = append(resp.Members, rm)
 	}
 	return resp, nil

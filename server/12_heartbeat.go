@@ -38,7 +38,7 @@ func handleHeartbeat(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		return resp, nil
 	}
 	resp.ErrorCode = gc.Heartbeat(group.HeartbeatRequest{
-		Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: deref(req.InstanceID),
+		Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: grpDeref(req.InstanceID),
 	})
 	return resp, nil
 }

@@ -43,7 +43,7 @@ func handleLeaveGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 		lr.Members = []group.LeaveMember{{MemberID: req.MemberID}}
 	} else {
 		for _, m := range req.Members {
-			lr.Members = append(lr.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: deref(m.InstanceID), Reason: deref(m.Reason)})
+			lr.Members = append(lr.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: grpDeref(m.InstanceID), Reason: grpDeref(m.Reason)})
 		}
 	}
 	out := gc.Leave(lr)
@@ -54,7 +54,7 @@ func handleLeaveGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 	resp.ErrorCode = out.ErrorCode
 	for _, m := range out.Members {
 		rm := kmsg.NewLeaveGroupResponseMember()
-		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, nullable(m.InstanceID), m.ErrorCode
+		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, grpNullable(m.InstanceID), m.ErrorCode
 		resp.Members = append(resp.Members, rm)
 	}
 	return resp, nil

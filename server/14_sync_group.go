@@ -39,8 +39,8 @@ func handleSyncGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		return resp, nil
 	}
 	sr := group.SyncRequest{
-		Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: deref(req.InstanceID),
-		ProtocolType: deref(req.ProtocolType), Protocol: deref(req.Protocol),
+		Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: grpDeref(req.InstanceID),
+		ProtocolType: grpDeref(req.ProtocolType), Protocol: grpDeref(req.Protocol),
 	}
 	for _, a := range req.GroupAssignment {
 		sr.Assignments = append(sr.Assignments, group.SyncAssignment{MemberID: a.MemberID, Assignment: a.MemberAssignment})
@@ -56,6 +56,6 @@ func handleSyncGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		return nil, err
 	}
 	resp.ErrorCode, resp.MemberAssignment = out.ErrorCode, out.Assignment
-	resp.ProtocolType, resp.Protocol = nullable(out.ProtocolType), nullable(out.Protocol)
+	resp.ProtocolType, resp.Protocol = grpNullable(out.ProtocolType), grpNullable(out.Protocol)
 	return resp, nil
 }

@@ -64,7 +64,7 @@ func handleDescribeGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 		}
 		for _, m := range d.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
-			rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, nullable(m.InstanceID), m.ClientID, m.ClientHost
+			rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, grpNullable(m.InstanceID), m.ClientID, m.ClientHost
 			rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
 			g.Members = append(g.Members, rm)
 		}

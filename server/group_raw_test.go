@@ -19,7 +19,7 @@ func fastGroups(bc *BrokerConfig) {
 	bc.Groups.SessionTimeoutMin = 500 * time.Millisecond
 }
 
-func createTopic(t testing.TB, b *Broker, name string, partitions int32) {
+func grpCreateTopic(t testing.TB, b *Broker, name string, partitions int32) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -29,7 +29,7 @@ func createTopic(t testing.TB, b *Broker, name string, partitions int32) {
 	}
 }
 
-func wantCode(t testing.TB, what string, got, want int16) {
+func grpWantCode(t testing.TB, what string, got, want int16) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s: error %v, want %v", what, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
@@ -54,10 +54,10 @@ func rawJoin(t testing.TB, addr, grp string, v int16) *kmsg.JoinGroupResponse {
 	}
 	resp := join("")
 	if v >= 4 {
-		wantCode(t, fmt.Sprintf("JoinGroup v%d first join", v), resp.ErrorCode, kerr.MemberIDRequired.Code)
+		grpWantCode(t, fmt.Sprintf("JoinGroup v%d first join", v), resp.ErrorCode, kerr.MemberIDRequired.Code)
 		resp = join(resp.MemberID)
 	}
-	wantCode(t, fmt.Sprintf("JoinGroup v%d", v), resp.ErrorCode, 0)
+	grpWantCode(t, fmt.Sprintf("JoinGroup v%d", v), resp.ErrorCode, 0)
 	if resp.Generation != 1 || resp.LeaderID != resp.MemberID || len(resp.Members) != 1 || resp.Protocol == nil || *resp.Protocol != "range" {
 		t.Fatalf("JoinGroup v%d: %+v", v, resp)
 	}
@@ -81,7 +81,7 @@ func rawSync(t testing.TB, addr, grp string, j *kmsg.JoinGroupResponse, v int16)
 	a.MemberID, a.MemberAssignment = j.MemberID, []byte("assignment")
 	req.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{a}
 	resp := rawRoundTrip(t, addr, req).(*kmsg.SyncGroupResponse)
-	wantCode(t, fmt.Sprintf("SyncGroup v%d", v), resp.ErrorCode, 0)
+	grpWantCode(t, fmt.Sprintf("SyncGroup v%d", v), resp.ErrorCode, 0)
 	if string(resp.MemberAssignment) != "assignment" || (v >= 5 && (resp.Protocol == nil || *resp.Protocol != "range")) {
 		t.Fatalf("SyncGroup v%d: %+v", v, resp)
 	}
@@ -95,7 +95,7 @@ func rawSync(t testing.TB, addr, grp string, j *kmsg.JoinGroupResponse, v int16)
 func TestGroupRawVersions(t *testing.T) {
 	c := startClusterWith(t, 1, nil, fastGroups)
 	addr := c.addrs[1]
-	createTopic(t, c.broker(1), "rawt", 2)
+	grpCreateTopic(t, c.broker(1), "rawt", 2)
 
 	// FindCoordinator v0-6.
 	for v := int16(0); v <= 6; v++ {
@@ -104,7 +104,7 @@ func TestGroupRawVersions(t *testing.T) {
 		req.CoordinatorKey, req.CoordinatorKeys = "g", []string{"g", "h"}
 		resp := rawRoundTrip(t, addr, req).(*kmsg.FindCoordinatorResponse)
 		if v < 4 {
-			if resp.ErrorCode != 0 || resp.NodeID != 1 || resp.Host != "127.0.0.1" || fmt.Sprint(resp.Port) != portOf(addr) {
+			if resp.ErrorCode != 0 || resp.NodeID != 1 || resp.Host != "127.0.0.1" || fmt.Sprint(resp.Port) != grpPortOf(addr) {
 				t.Fatalf("FindCoordinator v%d: %+v", v, resp)
 			}
 		} else if len(resp.Coordinators) != 2 || resp.Coordinators[1].Key != "h" || resp.Coordinators[1].NodeID != 1 || resp.Coordinators[1].ErrorCode != 0 {
@@ -117,7 +117,7 @@ func TestGroupRawVersions(t *testing.T) {
 			if v >= 4 {
 				code = resp.Coordinators[0].ErrorCode
 			}
-			wantCode(t, fmt.Sprintf("FindCoordinator v%d transaction", v), code, kerr.CoordinatorNotAvailable.Code)
+			grpWantCode(t, fmt.Sprintf("FindCoordinator v%d transaction", v), code, kerr.CoordinatorNotAvailable.Code)
 		}
 	}
 
@@ -131,9 +131,9 @@ func TestGroupRawVersions(t *testing.T) {
 			hb := kmsg.NewPtrHeartbeatRequest()
 			hb.SetVersion(v)
 			hb.Group, hb.Generation, hb.MemberID = grp, j.Generation, j.MemberID
-			wantCode(t, fmt.Sprintf("Heartbeat v%d", v), rawRoundTrip(t, addr, hb).(*kmsg.HeartbeatResponse).ErrorCode, 0)
+			grpWantCode(t, fmt.Sprintf("Heartbeat v%d", v), rawRoundTrip(t, addr, hb).(*kmsg.HeartbeatResponse).ErrorCode, 0)
 			hb.Generation++
-			wantCode(t, fmt.Sprintf("Heartbeat v%d bad generation", v), rawRoundTrip(t, addr, hb).(*kmsg.HeartbeatResponse).ErrorCode, kerr.IllegalGeneration.Code)
+			grpWantCode(t, fmt.Sprintf("Heartbeat v%d bad generation", v), rawRoundTrip(t, addr, hb).(*kmsg.HeartbeatResponse).ErrorCode, kerr.IllegalGeneration.Code)
 		}
 		if v >= 2 {
 			oc := kmsg.NewPtrOffsetCommitRequest()
@@ -156,7 +156,7 @@ func TestGroupRawVersions(t *testing.T) {
 			}
 			oc.Generation++
 			resp = rawRoundTrip(t, addr, oc).(*kmsg.OffsetCommitResponse)
-			wantCode(t, fmt.Sprintf("OffsetCommit v%d bad generation", v), resp.Topics[0].Partitions[0].ErrorCode, kerr.IllegalGeneration.Code)
+			grpWantCode(t, fmt.Sprintf("OffsetCommit v%d bad generation", v), resp.Topics[0].Partitions[0].ErrorCode, kerr.IllegalGeneration.Code)
 		}
 	}
 	for v := int16(1); v <= 9; v++ {
@@ -188,7 +188,7 @@ func TestGroupRawVersions(t *testing.T) {
 		var epoch int32
 		var md *string
 		if v < 8 {
-			wantCode(t, fmt.Sprintf("OffsetFetch v%d", v), resp.ErrorCode, 0)
+			grpWantCode(t, fmt.Sprintf("OffsetFetch v%d", v), resp.ErrorCode, 0)
 			p := resp.Topics[0].Partitions[0]
 			off, epoch, md = p.Offset, p.LeaderEpoch, p.Metadata
 		} else {
@@ -261,7 +261,7 @@ func TestGroupRawVersions(t *testing.T) {
 			req.Members = []kmsg.LeaveGroupRequestMember{m, {MemberID: "ghost"}}
 		}
 		resp := rawRoundTrip(t, addr, req).(*kmsg.LeaveGroupResponse)
-		wantCode(t, fmt.Sprintf("LeaveGroup v%d", v), resp.ErrorCode, 0)
+		grpWantCode(t, fmt.Sprintf("LeaveGroup v%d", v), resp.ErrorCode, 0)
 		if v >= 3 && (len(resp.Members) != 2 || resp.Members[0].ErrorCode != 0 || resp.Members[1].ErrorCode != kerr.UnknownMemberID.Code) {
 			t.Fatalf("LeaveGroup v%d: %+v", v, resp)
 		}
@@ -277,9 +277,9 @@ func TestGroupRawVersions(t *testing.T) {
 		req.Group = tc.grp
 		req.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "rawt", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
 		resp := rawRoundTrip(t, addr, req).(*kmsg.OffsetDeleteResponse)
-		wantCode(t, "OffsetDelete "+tc.grp, resp.ErrorCode, tc.top)
+		grpWantCode(t, "OffsetDelete "+tc.grp, resp.ErrorCode, tc.top)
 		if tc.top == 0 {
-			wantCode(t, "OffsetDelete partition "+tc.grp, resp.Topics[0].Partitions[0].ErrorCode, tc.part)
+			grpWantCode(t, "OffsetDelete partition "+tc.grp, resp.Topics[0].Partitions[0].ErrorCode, tc.part)
 		}
 	}
 
@@ -290,7 +290,7 @@ func TestGroupRawVersions(t *testing.T) {
 		req.Groups = []string{fmt.Sprintf("raw-%d", v), "raw-9", "nope"}
 		resp := rawRoundTrip(t, addr, req).(*kmsg.DeleteGroupsResponse)
 		for i, want := range []int16{0, kerr.NonEmptyGroup.Code, kerr.GroupIDNotFound.Code} {
-			wantCode(t, fmt.Sprintf("DeleteGroups v%d %s", v, req.Groups[i]), resp.Groups[i].ErrorCode, want)
+			grpWantCode(t, fmt.Sprintf("DeleteGroups v%d %s", v, req.Groups[i]), resp.Groups[i].ErrorCode, want)
 		}
 	}
 	if gs, _ := c.broker(1).Node.OffsetGroups(); len(gs) != 7 || gs[0] != "raw-3" {
@@ -298,7 +298,7 @@ func TestGroupRawVersions(t *testing.T) {
 	}
 }
 
-func portOf(addr string) string {
+func grpPortOf(addr string) string {
 	for i := len(addr) - 1; i >= 0; i-- {
 		if addr[i] == ':' {
 			return addr[i+1:]
