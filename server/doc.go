@@ -57,9 +57,11 @@
 //     panic close that connection only, with a log line; nothing a client
 //     sends can crash the process or disturb other connections.
 //
-// # Consumer groups (08-16, 42, 47: FindCoordinator, JoinGroup, SyncGroup,
+// # Consumer groups
+//
+// API keys 8-16, 42 and 47: FindCoordinator, JoinGroup, SyncGroup,
 // Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
-// DescribeGroups, DeleteGroups, OffsetDelete)
+// DescribeGroups, DeleteGroups, OffsetDelete.
 //
 // Coordinator placement: the coordinator of EVERY group is the current
 // leader of the controller shard (node.Metadata's ControllerID), because
