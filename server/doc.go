@@ -74,11 +74,10 @@
 //     and must stay above max.message.bytes, so that oversized records get
 //     MESSAGE_TOO_LARGE from the produce handler instead of a closed
 //     connection.
-//
-//   --- Admin and offsets (Metadata, CreateTopics, DeleteTopics,
-//   CreatePartitions, DeleteRecords, DescribeConfigs,
-//   IncrementalAlterConfigs, DescribeCluster, ListOffsets,
-//   OffsetForLeaderEpoch; tests in admin_*_test.go) ---
+//   - --- Admin and offsets area (Metadata, CreateTopics, DeleteTopics,
+//     CreatePartitions, DeleteRecords, DescribeConfigs,
+//     IncrementalAlterConfigs, DescribeCluster, ListOffsets,
+//     OffsetForLeaderEpoch; tests in admin_*_test.go) ---
 //   - Metadata advertises each broker's configured host/port (never
 //     0.0.0.0) and never a leader outside the broker list (-1 with
 //     LEADER_NOT_AVAILABLE instead); every broker gives the same answer.
