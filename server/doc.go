@@ -110,6 +110,27 @@
 //     and must stay above max.message.bytes, so that oversized records get
 //     MESSAGE_TOO_LARGE from the produce handler instead of a closed
 //     connection.
+//   - --- Admin and offsets area (Metadata, CreateTopics, DeleteTopics,
+//     CreatePartitions, DeleteRecords, DescribeConfigs,
+//     IncrementalAlterConfigs, DescribeCluster, ListOffsets,
+//     OffsetForLeaderEpoch; tests in admin_*_test.go) ---
+//   - Metadata advertises each broker's configured host/port (never
+//     0.0.0.0) and never a leader outside the broker list (-1 with
+//     LEADER_NOT_AVAILABLE instead); every broker gives the same answer.
+//   - Metadata v0 with an empty topic array means all topics; null means
+//     all at v1+; an empty array at v1+ means none.
+//   - AllowAutoTopicCreation (v4+) is honoured together with the node's
+//     setting; invalid names are INVALID_TOPIC_EXCEPTION, never created.
+//   - CreateTopics with null ReplicaAssignment/Configs arrays is legal;
+//     NumPartitions/ReplicationFactor -1 take defaults; validate-only runs
+//     the controller's own checks.
+//   - Leader epochs are real (Raft terms): ListOffsets and
+//     OffsetForLeaderEpoch fence on CurrentLeaderEpoch (FENCED_LEADER_EPOCH
+//     / UNKNOWN_LEADER_EPOCH) and OffsetForLeaderEpoch answers from the
+//     log's epochs, so a kgo consumer keeps its position across a leader
+//     change (KIP-320; tested by stopping the leader).
+//   - DescribeConfigs answers BROKER resources (empty list) instead of
+//     failing, and reports defaults for every allowed topic config.
 //
 // Consumer groups:
 //
