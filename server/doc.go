@@ -131,6 +131,29 @@
 //     change (KIP-320; tested by stopping the leader).
 //   - DescribeConfigs answers BROKER resources (empty list) instead of
 //     failing, and reports defaults for every allowed topic config.
+//   - ---- Data path (Produce, Fetch, InitProducerId, DescribeProducers;
+//     tests in data_*_test.go) ----
+//   - Produce v0 is advertised (librdkafka's gzip/snappy/lz4) and v0-v2
+//     answered UNSUPPORTED_VERSION (Kafka 4); acks=0 gets no response;
+//     INVALID_REQUIRED_ACKS for acks other than 0/1/-1.
+//   - A connection's Produce requests run one at a time in request order
+//     (API.Ordered), as Kafka handles a connection's requests: pipelined
+//     acks=0 and idempotent in-flight batches keep their order.
+//   - All four codecs pass through untouched; CORRUPT_MESSAGE on a bad
+//     CRC-32C and MESSAGE_TOO_LARGE above max.message.bytes, nothing
+//     written, the broker keeps serving.
+//   - Idempotent duplicates answer success with the original offset.
+//   - A fetch inside a batch returns the whole batch; kgo consumers
+//     starting mid-batch get exactly the records from their offset.
+//   - No fetch sessions: SessionID 0 always, so clients send full fetches;
+//     a full fetch's high watermark is never -1; incremental fetches get
+//     FETCH_SESSION_ID_NOT_FOUND.
+//   - KIP-74: the first partition with data returns a whole batch even
+//     above MaxBytes/PartitionMaxBytes.
+//   - Long polls wait on the replica's high-watermark channel, not a timer
+//     loop, and return as soon as data arrives.
+//   - Fetch v13+ by topic id (UNKNOWN_TOPIC_ID); leader-epoch fencing
+//     (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH) from v9.
 //
 // Consumer groups:
 //
