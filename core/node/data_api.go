@@ -10,18 +10,7 @@ import (
 // Accessors for the Kafka data-path handlers (Fetch by topic id,
 // DescribeProducers). Additive: they only read existing state.
 
-// TopicName returns the name of the topic with id (Fetch v13+ addresses
-// topics by id). ok is false for an unknown or zero id.
-func (n *Node) TopicName(id meta.TopicID) (name string, ok bool) {
-	if id.IsZero() {
-		return "", false
-	}
-	t := n.view().TopicByID(id)
-	if t == nil {
-		return "", false
-	}
-	return t.Name, true
-}
+// TopicName: see admin_api.go (both branches added it; merged once).
 
 // TopicID returns the id of the topic named name.
 func (n *Node) TopicID(name string) (meta.TopicID, bool) {
