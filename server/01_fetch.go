@@ -113,6 +113,7 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 			sp := &resp.Topics[ti].Partitions[pi]
 			sp.Partition = rt.Partitions[pi].Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.RecordBatches = emptyRecords
 			sp.PreferredReadReplica = -1
 			fp := &fetchPart{topic: name, req: &rt.Partitions[pi], resp: sp}
 			switch {
@@ -188,6 +189,11 @@ func fillFetchLeaders(ctx context.Context, rc *RequestContext, parts []*fetchPar
 	}
 }
 
+// emptyRecords is what a partition without data carries: an empty, never a
+// null, record set. Kafka sends size 0; librdkafka (kcat) rejects a null
+// set with "invalid MessageSetSize -1" and loops on it.
+var emptyRecords = []byte{}
+
 // readFetch (re)reads every partition into its response slot and returns
 // the bytes gathered and whether waiting is pointless (an error, or the
 // response is full).
@@ -209,7 +215,7 @@ func readFetch(ctx context.Context, rc *RequestContext, req *kmsg.FetchRequest, 
 		r := n.Fetch(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset, max(limit, 1))
 		sp.ErrorCode = r.ErrorCode
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
-		sp.RecordBatches = nil
+		sp.RecordBatches = emptyRecords
 		if r.ErrorCode == 0 && req.Version >= 9 && fp.req.CurrentLeaderEpoch >= 0 && fp.req.CurrentLeaderEpoch != r.LeaderEpoch {
 			if fp.req.CurrentLeaderEpoch < r.LeaderEpoch {
 				sp.ErrorCode = kerr.FencedLeaderEpoch.Code

@@ -86,6 +86,12 @@ func testFetchVersions(t *testing.T, c *testCluster) {
 		if got := batchBases(t, p.RecordBatches); len(got) != 3 || got[0] != 0 || got[1] != 2 || got[2] != 4 {
 			t.Fatalf("v%d: batches at %v", v, got)
 		}
+		// At the high watermark there is no data: the record set must be
+		// empty, not null (librdkafka fails on "MessageSetSize -1").
+		spec.offset = 6
+		if _, p := fetchOne(t, addr, rawFetchReq(v, 0, 0, 1<<20, spec)); p.ErrorCode != 0 || p.RecordBatches == nil || len(p.RecordBatches) != 0 {
+			t.Fatalf("v%d: fetch at the high watermark: code %d, records %v (nil: %v), want empty and non-null", v, p.ErrorCode, p.RecordBatches, p.RecordBatches == nil)
+		}
 	}
 }
 
