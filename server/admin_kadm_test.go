@@ -27,7 +27,7 @@ func adminCtx(t testing.TB) context.Context {
 // TestAdminOneNode: the kadm admin flows against one broker, then every
 // advertised version of every admin API byte for byte (rawRoundTrip).
 func TestAdminOneNode(t *testing.T) {
-	c := startAdminCluster(t, 1)
+	c := startCluster(t, 1, nil)
 	adminKadmScenario(t, c, 1)
 	adminRawVersions(t, c)
 }
@@ -36,7 +36,7 @@ func TestAdminOneNode(t *testing.T) {
 // Metadata from every broker, and a leader change under a consuming kgo
 // client (KIP-320 validation through OffsetForLeaderEpoch).
 func TestAdminThreeNodes(t *testing.T) {
-	c := startAdminCluster(t, 3)
+	c := startCluster(t, 3, nil)
 	adminKadmScenario(t, c, 3)
 	adminLeaderChange(t, c)
 }

@@ -14,7 +14,7 @@ import (
 // serving and a leader failover under an idempotent producer on three
 // brokers.
 func TestDataThreeNodes(t *testing.T) {
-	c := startDataCluster(t, 3, nil)
+	c := startCluster(t, 3, nil)
 	t.Run("codecs", func(t *testing.T) { testRoundTripCodecs(t, c) })
 	t.Run("followers", func(t *testing.T) { testFollowersRefuse(t, c) })
 	t.Run("describe-producers", func(t *testing.T) { testDescribeProducers(t, c) })

@@ -310,7 +310,7 @@ func testDescribeProducers(t *testing.T, c *testCluster) {
 
 // TestDataOneNode runs the data-path checks against one broker.
 func TestDataOneNode(t *testing.T) {
-	c := startDataCluster(t, 1, nil)
+	c := startCluster(t, 1, nil)
 	t.Run("codecs", func(t *testing.T) { testRoundTripCodecs(t, c) })
 	t.Run("acks0", func(t *testing.T) { testAcksZero(t, c) })
 	t.Run("produce-errors", func(t *testing.T) { testProduceErrors(t, c) })
