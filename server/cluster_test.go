@@ -234,6 +234,26 @@ func TestClusterHarness(t *testing.T) {
 					t.Fatalf("node %d: ApiVersions: %v", id, err)
 				}
 			}
+			// A clean restart of every broker on its data keeps records.
+			cl := c.client(kgo.DefaultProduceTopic("harness"), kgo.AllowAutoTopicCreation())
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			if err := cl.ProduceSync(ctx, kgo.StringRecord("survives")).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			cl.Close()
+			for id := uint64(1); id <= uint64(n); id++ {
+				c.stop(id)
+			}
+			for id := uint64(1); id <= uint64(n); id++ {
+				c.restart(id)
+			}
+			c.waitBrokers(n)
+			cons := c.client(kgo.ConsumeTopics("harness"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			fs := cons.PollFetches(ctx)
+			if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "survives" {
+				t.Fatalf("after restart: records %v, errors %v", recs, fs.Errors())
+			}
 		})
 	}
 }

@@ -116,7 +116,7 @@ func (n *Node) dryRun(setup []meta.Command, cmd meta.Command) meta.Result {
 		return res
 	}
 	for _, b := range n.view().Brokers {
-		apply(meta.RegisterBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, RaftAddr: b.RaftAddr})
+		apply(meta.RegisterBroker(b))
 	}
 	for _, c := range setup {
 		if r := apply(c); r.Code != 0 {

@@ -79,7 +79,7 @@ func TestAdminAPI(t *testing.T) {
 		}
 
 		// Fencing and special timestamps.
-		c.leaderOf("t", 1)
+		waitFor(t, 20*time.Second, "a leader for t/1", func() bool { return c.leaderOf("t", 1) != nil })
 		c.produce("t", 0, batch(-1, 0, 2, 10, 1000), 20*time.Second)
 		c.produce("t", 0, batch(-1, 0, 1, 10, 5000), 20*time.Second)
 		c.produce("t", 0, batch(-1, 0, 1, 10, 3000), 20*time.Second)

@@ -188,7 +188,7 @@ func TestMinorityPartition(t *testing.T) {
 		c.net.Isolate(hostName(old.ID()))
 		isolated := time.Now()
 		// The isolated old leader never acknowledges again.
-		oldDone := make(chan int)
+		oldDone := make(chan int, 1) // buffered: a failing test must not strand the sender
 		go func() {
 			successes := 0
 			for i := 0; i < 20; i++ {
@@ -218,15 +218,18 @@ func TestMinorityPartition(t *testing.T) {
 		var nl *Node
 		waitFor(t, 10*time.Second, "new leader on the majority side", func() bool { nl = others(); return nl != nil })
 		acks := 0
+		var codes []int16
 		for i := 0; i < 20; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if r := nl.Produce(ctx, "t", 0, batch(-1, 0, 1, 10, 0)); r.ErrorCode == 0 {
 				acks++
+			} else {
+				codes = append(codes, r.ErrorCode)
 			}
 			cancel()
 		}
 		if acks == 0 {
-			t.Fatalf("majority side acknowledged nothing")
+			t.Fatalf("majority side (node %d) acknowledged nothing; error codes %v", nl.ID(), codes)
 		}
 		if s := <-oldDone; s != 0 {
 			t.Fatalf("isolated old leader acknowledged %d produces", s)

@@ -182,18 +182,6 @@ func decodeProducerTable(b []byte, limit int) (*producerTable, int, error) {
 	return t, pos, nil
 }
 
-// clone returns a deep copy (PrepareSnapshot; the pending overlay).
-func (t *producerTable) clone() *producerTable {
-	c := newProducerTable(t.limit)
-	for e := t.lru.Front(); e != nil; e = e.Next() {
-		p := e.Value.(*producer)
-		q := &producer{id: p.id, epoch: p.epoch, lastTimestampMs: p.lastTimestampMs, batches: slices.Clone(p.batches)}
-		q.elem = c.lru.PushBack(q)
-		c.byID[q.id] = q
-	}
-	return c
-}
-
 // nextSeq is Kafka's DefaultRecordBatch.incrementSequence: sequences wrap
 // from math.MaxInt32 to 0.
 func nextSeq(seq, increment int32) int32 {
