@@ -209,7 +209,7 @@ func readAll(ctx context.Context, seeds []string, topic string) (map[int32][]log
 
 // verdict is the outcome of one scenario's checks.
 type verdict struct {
-	acked, lost, duplicated, reordered int
+	acked, lost, duplicated, reordered   int
 	moved, unknown, gaps, unackedPresent int
 	examples                             []string
 }
