@@ -370,18 +370,25 @@ func startGroupConsumer(c *chaosCluster, topic, group string, stopAfter int64) *
 					res.note = append(res.note, fmt.Sprintf("fetch %d: %v", p, err))
 				}
 			})
+			// Process (and commit) at most up to stopAfter, so the
+			// committed offsets stop part-way through the log.
+			var processed []*kgo.Record
 			fs.EachRecord(func(r *kgo.Record) {
+				if n >= stopAfter {
+					return
+				}
 				m := res.seen[r.Partition]
 				if m == nil {
 					m = map[int64]string{}
 					res.seen[r.Partition] = m
 				}
 				m[r.Offset] = string(r.Value)
+				processed = append(processed, r)
 				n++
 			})
-			if fs.NumRecords() > 0 {
+			if len(processed) > 0 {
 				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				if err := cl.CommitUncommittedOffsets(cctx); err != nil && len(res.note) < 5 {
+				if err := cl.CommitRecords(cctx, processed...); err != nil && len(res.note) < 5 {
 					res.note = append(res.note, fmt.Sprintf("commit: %v", err)) // not fatal: the next consumer re-reads
 				}
 				ccancel()
