@@ -82,13 +82,21 @@ func newChaosCluster(t *testing.T, n int) *chaosCluster {
 	t.Helper()
 	c := &chaosCluster{t: t}
 	base := t.TempDir()
+	logDir := base
+	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" {
+		// Logs that outlive the test (the data directories do not).
+		logDir = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var peers []string
 	for i := 1; i <= n; i++ {
 		nd := &chaosNode{
 			id: uint64(i), kafka: freePort(t), http: freePort(t), raft: freePort(t),
 			dir: filepath.Join(base, fmt.Sprintf("n%d", i)), out: &lockedBuffer{},
 		}
-		f, err := os.Create(filepath.Join(base, fmt.Sprintf("n%d.log", i)))
+		f, err := os.Create(filepath.Join(logDir, fmt.Sprintf("n%d.log", i)))
 		if err == nil {
 			nd.out.f = f
 		}
@@ -109,7 +117,7 @@ func newChaosCluster(t *testing.T, n int) *chaosCluster {
 		}
 		if t.Failed() {
 			for _, nd := range c.nodes {
-				t.Logf("node %d output (%d incarnations; full log under %s):\n%s", nd.id, nd.incarnation, base, nd.out.tail(80))
+				t.Logf("node %d output (%d incarnations; full log under %s):\n%s", nd.id, nd.incarnation, logDir, nd.out.tail(80))
 			}
 		}
 	})

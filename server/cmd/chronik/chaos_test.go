@@ -221,8 +221,8 @@ func runChaosScenario(t *testing.T, sc chaosScenario) {
 	// The group: a consumer in the same group resumes exactly at the
 	// committed offsets.
 	gv := checkGroupResume(t, s, g1res, log, end)
-	fmt.Printf("chaos %s group: consumed-before=%d committed=%d resumed=%d reread=%d skipped=%d\n",
-		sc.name, g1res.count(), gv.committed, gv.resumed, gv.reread, gv.skipped)
+	fmt.Printf("chaos %s group: consumed-before=%d committed=%d resumed=%d reread=%d skipped=%d offsetfetch-errors=%d\n",
+		sc.name, g1res.count(), gv.committed, gv.resumed, gv.reread, gv.skipped, gv.coordErrors)
 	for _, e := range gv.examples {
 		t.Log("  ", e)
 	}
@@ -412,6 +412,7 @@ func (g *groupConsumer) wait(timeout time.Duration) groupResult {
 
 type groupVerdict struct {
 	committed, resumed, reread, skipped, wrong int
+	coordErrors                                int // OffsetFetch attempts that failed before one answered
 	examples                                   []string
 }
 
@@ -419,6 +420,25 @@ func (v *groupVerdict) example(format string, args ...any) {
 	if len(v.examples) < 10 {
 		v.examples = append(v.examples, fmt.Sprintf(format, args...))
 	}
+}
+
+// fetchCommitted asks for the group's committed offsets until an attempt
+// answers without error or timeout passes; it returns the errors of the
+// failed attempts (with their time since the first) for the report.
+func fetchCommitted(ctx context.Context, adm *kadm.Client, group string, timeout time.Duration) (kadm.OffsetResponses, []string) {
+	start := time.Now()
+	var errs []string
+	for time.Since(start) < timeout {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		offs, err := adm.FetchOffsets(actx, group)
+		cancel()
+		if err == nil {
+			return offs, errs
+		}
+		errs = append(errs, fmt.Sprintf("after %v: %v", time.Since(start).Round(time.Millisecond), err))
+		time.Sleep(100 * time.Millisecond) // retry interval, bounded by timeout
+	}
+	return nil, errs
 }
 
 // checkGroupResume fetches the group's committed offsets, checks the first
@@ -436,9 +456,13 @@ func checkGroupResume(t *testing.T, s *scenarioRun, g1 groupResult, log map[int3
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	offs, err := s.adm.FetchOffsets(ctx, s.group)
-	if err != nil {
-		t.Fatalf("fetch committed offsets of %s: %v", s.group, err)
+	offs, errs := fetchCommitted(ctx, s.adm, s.group, 30*time.Second)
+	for _, e := range errs {
+		t.Logf("OffsetFetch for %s failed before it answered: %s", s.group, e)
+	}
+	v.coordErrors = len(errs)
+	if offs == nil {
+		t.Fatalf("no committed offsets of %s within 30s", s.group)
 	}
 	committed := map[int32]int64{}
 	for p := range end {
