@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/meta"
 )
 
 // Produce: advertised v0-11; v0-v2 answered UNSUPPORTED_VERSION.
@@ -33,6 +35,10 @@ import (
 //   - TimeoutMillis bounds the wait for the entry (clamped to [1 s, 5 min]):
 //     REQUEST_TIMED_OUT when it passes; the entry may still commit later,
 //     and an idempotent retry is then answered with the original offsets.
+//   - Requests of one connection are handled one at a time, in order
+//     (API.Ordered), as Kafka does: pipelined acks=0 requests and an
+//     idempotent producer's in-flight batches reach the log in send order.
+//     Requests of different connections run concurrently.
 //   - Partitions of one request are proposed concurrently, one Raft entry
 //     per partition (core/node.Produce). Validation (CORRUPT_MESSAGE,
 //     INVALID_RECORD, MESSAGE_TOO_LARGE against max.message.bytes) happens
@@ -65,7 +71,7 @@ const (
 )
 
 func init() {
-	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 11, Handler: handleProduce})
+	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 11, Handler: handleProduce, Ordered: true})
 }
 
 func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
@@ -175,45 +181,86 @@ func fillProduceLeaders(ctx context.Context, rc *RequestContext, resp *kmsg.Prod
 			}
 		}
 	}
-	if len(topics) == 0 {
-		return
-	}
-	mctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	cv := rc.Broker.Node.Metadata(mctx, topics)
-	type key struct {
-		t string
-		p int32
-	}
-	leaders := map[key][2]int32{}
-	for _, t := range cv.Topics {
-		for _, p := range t.Partitions {
-			leaders[key{t.Name, p.Partition}] = [2]int32{p.Leader, p.LeaderEpoch}
-		}
-	}
-	used := map[int32]bool{}
+	cl := lookupLeaders(ctx, rc, topics)
 	for ti := range resp.Topics {
 		t := &resp.Topics[ti]
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]
-			if p.ErrorCode != kerr.NotLeaderForPartition.Code {
-				continue
-			}
-			if l, ok := leaders[key{t.Topic, p.Partition}]; ok && l[0] >= 0 {
-				p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = l[0], l[1]
-				used[l[0]] = true
+			if p.ErrorCode == kerr.NotLeaderForPartition.Code {
+				p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = cl.use(t.Topic, p.Partition)
 			}
 		}
 	}
-	for _, b := range cv.Brokers {
-		if used[b.NodeID] {
-			rb := kmsg.NewProduceResponseBroker()
-			rb.NodeID, rb.Host, rb.Port = b.NodeID, b.Host, b.Port
+	for _, b := range cl.endpoints() {
+		rb := kmsg.NewProduceResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = b.NodeID, b.Host, b.Port, b.Rack
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+}
+
+// currentLeaders is this node's view of some partitions' leaders, for
+// KIP-951 answers (Produce v10+, Fetch v16+).
+type currentLeaders struct {
+	leaders map[topicPartition][2]int32 // leader id, leader epoch
+	brokers []meta.Broker
+	used    map[int32]bool
+}
+
+type topicPartition struct {
+	topic string
+	part  int32
+}
+
+// lookupLeaders reads the leaders of topics' partitions (bounded to 1 s;
+// nothing for no topics).
+func lookupLeaders(ctx context.Context, rc *RequestContext, topics []string) *currentLeaders {
+	cl := &currentLeaders{leaders: map[topicPartition][2]int32{}, used: map[int32]bool{}}
+	if len(topics) == 0 {
+		return cl
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cv := rc.Broker.Node.Metadata(mctx, topics)
+	cl.brokers = cv.Brokers
+	for _, t := range cv.Topics {
+		for _, p := range t.Partitions {
+			cl.leaders[topicPartition{t.Name, p.Partition}] = [2]int32{p.Leader, p.LeaderEpoch}
+		}
+	}
+	return cl
+}
+
+// use returns the partition's leader and epoch (-1, -1 if unknown) and
+// marks the leader's endpoint for the response.
+func (cl *currentLeaders) use(topic string, part int32) (int32, int32) {
+	l, ok := cl.leaders[topicPartition{topic, part}]
+	if !ok || l[0] < 0 {
+		return -1, -1
+	}
+	cl.used[l[0]] = true
+	return l[0], l[1]
+}
+
+// endpointInfo is a broker endpoint for NodeEndpoints.
+type endpointInfo struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// endpoints lists the brokers named by use, by node id.
+func (cl *currentLeaders) endpoints() []endpointInfo {
+	var out []endpointInfo
+	for _, b := range cl.brokers {
+		if cl.used[b.NodeID] {
+			e := endpointInfo{NodeID: b.NodeID, Host: b.Host, Port: b.Port}
 			if b.Rack != "" {
 				rack := b.Rack
-				rb.Rack = &rack
+				e.Rack = &rack
 			}
-			resp.Brokers = append(resp.Brokers, rb)
+			out = append(out, e)
 		}
 	}
+	return out
 }

@@ -53,7 +53,8 @@ import (
 // v5 LogStartOffset; v7 sessions; v9 CurrentLeaderEpoch; v11 rack and
 // PreferredReadReplica; v12 flexible, LastFetchedEpoch, DivergingEpoch
 // (not sent: we are never asked by followers); v13 topic ids; v15
-// ReplicaState; v16 KIP-951 fields (not filled). v17 is not served.
+// ReplicaState; v16 KIP-951: CurrentLeader and NodeEndpoints on
+// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH. v17 is not served.
 
 const (
 	fetchKey     = 1
@@ -153,7 +154,38 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if req.Version >= 16 {
+		fillFetchLeaders(ctx, rc, parts, resp)
+	}
 	return resp, nil
+}
+
+// fillFetchLeaders adds KIP-951's CurrentLeader and NodeEndpoints (v16+) to
+// the partitions answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH.
+func fillFetchLeaders(ctx context.Context, rc *RequestContext, parts []*fetchPart, resp *kmsg.FetchResponse) {
+	moved := func(fp *fetchPart) bool {
+		c := fp.resp.ErrorCode
+		return fp.topic != "" && (c == kerr.NotLeaderForPartition.Code || c == kerr.FencedLeaderEpoch.Code)
+	}
+	var topics []string
+	seen := map[string]bool{}
+	for _, fp := range parts {
+		if moved(fp) && !seen[fp.topic] {
+			seen[fp.topic] = true
+			topics = append(topics, fp.topic)
+		}
+	}
+	cl := lookupLeaders(ctx, rc, topics)
+	for _, fp := range parts {
+		if moved(fp) {
+			fp.resp.CurrentLeader.LeaderID, fp.resp.CurrentLeader.LeaderEpoch = cl.use(fp.topic, fp.req.Partition)
+		}
+	}
+	for _, b := range cl.endpoints() {
+		rb := kmsg.NewFetchResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = b.NodeID, b.Host, b.Port, b.Rack
+		resp.Brokers = append(resp.Brokers, rb)
+	}
 }
 
 // readFetch (re)reads every partition into its response slot and returns
@@ -207,8 +239,8 @@ func readFetch(ctx context.Context, rc *RequestContext, req *kmsg.FetchRequest, 
 	return total, stop
 }
 
-// waitFetch blocks until some partition's high watermark passes its fetch
-// offset, or ctx ends (false). One goroutine per partition, all joined
+// waitFetch blocks until some partition's high watermark passes both its
+// fetch offset and the high watermark last read, or ctx ends (false). One goroutine per partition, all joined
 // before returning.
 func waitFetch(ctx context.Context, rc *RequestContext, parts []*fetchPart) bool {
 	ctx, cancel := context.WithCancel(ctx)
@@ -219,7 +251,10 @@ func waitFetch(ctx context.Context, rc *RequestContext, parts []*fetchPart) bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if rc.Broker.Node.WaitBeyond(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset) == nil {
+			// Past what was just read: a partition with some (too few)
+			// bytes must not wake the wait at once.
+			beyond := max(fp.req.FetchOffset, fp.resp.HighWatermark)
+			if rc.Broker.Node.WaitBeyond(ctx, fp.topic, fp.req.Partition, beyond) == nil {
 				woke <- struct{}{}
 			}
 		}()

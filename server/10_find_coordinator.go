@@ -131,25 +131,31 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 }
 
 // purgeGroups forgets every group: every member leaves (blocked joins and
-// syncs are answered), then the now Empty groups are deleted.
+// syncs are answered), then the now Empty groups are deleted. Members
+// leave newest first, so that removing an old member never completes a
+// join phase for a newer one; a few rounds cover groups a concurrent
+// request changed meanwhile.
 func purgeGroups(c *group.Coordinator) {
-	var ids []string
-	for _, l := range c.List(nil) {
-		ids = append(ids, l.Group)
-	}
-	if len(ids) == 0 {
-		return
-	}
-	for _, d := range c.Describe(ids) {
-		req := group.LeaveRequest{Group: d.Group}
-		for _, m := range d.Members {
-			req.Members = append(req.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Reason: "coordinator moved"})
+	for range 3 {
+		var ids []string
+		for _, l := range c.List(nil) {
+			ids = append(ids, l.Group)
 		}
-		if len(req.Members) > 0 {
-			c.Leave(req)
+		if len(ids) == 0 {
+			return
 		}
+		for _, d := range c.Describe(ids) {
+			req := group.LeaveRequest{Group: d.Group}
+			for i := len(d.Members) - 1; i >= 0; i-- {
+				m := d.Members[i]
+				req.Members = append(req.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Reason: "coordinator moved"})
+			}
+			if len(req.Members) > 0 {
+				c.Leave(req)
+			}
+		}
+		c.Delete(ids)
 	}
-	c.Delete(ids)
 }
 
 // coordinatorPollEvery is how often a blocked JoinGroup or SyncGroup

@@ -26,7 +26,8 @@ import (
 //   - Configs: only the allowlist of core/meta; a null value or an unknown
 //     key or bad value is INVALID_CONFIG.
 //   - A name listed twice: INVALID_REQUEST for every occurrence.
-//   - ValidateOnly runs every check of the controller (name, existence,
+//   - ValidateOnly runs, after a ReadIndex on the controller shard (so the
+//     view is current), every check of the controller (name, existence,
 //     collision, partitions, replication factor, configs) and creates
 //     nothing.
 //   - TimeoutMillis bounds the creation (clamped to [1 s, 60 s]; <= 0 takes
@@ -78,6 +79,10 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 		count[t.Topic]++
 	}
 	defaults := n.TopicConfigDefaults()
+	if req.ValidateOnly {
+		// Validate against everything committed so far, not a stale view.
+		_ = n.SyncController(ctx)
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = t.Topic, -1, -1

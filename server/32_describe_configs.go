@@ -24,6 +24,9 @@ import (
 //     config list and no error: Chronik has no dynamic broker configs, and
 //     kadm and the Kafka tools ask. A non-numeric broker name is
 //     INVALID_REQUEST. BROKER_LOGGER and other types: INVALID_REQUEST.
+//   - Answers are read after a ReadIndex on the controller shard, so a
+//     config change acknowledged by any broker is visible (Kafka's
+//     brokers may answer from stale metadata; kadm users expect this).
 //   - Synonyms (v1+) are always empty; Documentation (v3+) is null;
 //     ConfigType (v3+) is set per key. Nothing is sensitive or read-only.
 //
@@ -93,13 +96,16 @@ func admTopicConfigs(set, defaults []meta.ConfigEntry, names []string) []admConf
 	return out
 }
 
-func handleDescribeConfigs(_ context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func handleDescribeConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	if rc.Broker == nil {
 		return nil, errNoBroker
 	}
 	n := rc.Broker.Node
+	// Read-your-writes across brokers: an alteration acknowledged by any
+	// broker is visible here (best effort: on failure, the local view).
+	_ = n.SyncController(ctx)
 	defaults := n.TopicConfigDefaults()
 	for _, r := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()

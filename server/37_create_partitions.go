@@ -20,7 +20,8 @@ import (
 //   - Assignment may be null (the usual case). A non-null manual
 //     assignment is not supported: INVALID_REQUEST with a message.
 //   - A topic listed twice: INVALID_REQUEST for each occurrence.
-//   - ValidateOnly runs the controller's checks and changes nothing.
+//   - ValidateOnly runs the controller's checks against a current view (a
+//     ReadIndex on the controller shard first) and changes nothing.
 //   - TimeoutMillis bounds the change (admTimeout); after it the handler
 //     waits, within the bound, for the new partitions' leaders.
 //
@@ -41,6 +42,9 @@ func handleCreatePartitions(ctx context.Context, rc *RequestContext, kreq kmsg.R
 	n := rc.Broker.Node
 	ctx, cancel := context.WithTimeout(ctx, admTimeout(req.TimeoutMillis))
 	defer cancel()
+	if req.ValidateOnly {
+		_ = n.SyncController(ctx) // validate against a current view
+	}
 	count := map[string]int{}
 	for _, t := range req.Topics {
 		count[t.Topic]++

@@ -21,7 +21,8 @@ import (
 //     resource: INVALID_REQUEST. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
 //     invalid name: INVALID_TOPIC_EXCEPTION.
 //   - A resource listed twice: INVALID_REQUEST for each occurrence.
-//   - ValidateOnly runs the controller's checks and changes nothing.
+//   - ValidateOnly runs the controller's checks against a current view (a
+//     ReadIndex on the controller shard first) and changes nothing.
 //   - BROKER resources: INVALID_REQUEST (Chronik has no dynamic broker
 //     configs); other types: INVALID_REQUEST.
 //
@@ -43,6 +44,9 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 	type rk struct {
 		t    kmsg.ConfigResourceType
 		name string
+	}
+	if req.ValidateOnly {
+		_ = n.SyncController(ctx) // validate against a current view
 	}
 	count := map[rk]int{}
 	for _, r := range req.Resources {

@@ -329,3 +329,18 @@ func (n *Node) OffsetForLeaderEpochFenced(ctx context.Context, topic string, par
 	}
 	return EpochEndResult{LeaderEpoch: e, EndOffset: off}
 }
+
+// SyncController waits until this node's controller replica has applied
+// everything committed before the call (a ReadIndex through the
+// controller shard), so that the reads that follow (DescribeConfigs, topic
+// lookups) see every admin change acknowledged anywhere in the cluster
+// before. On an error the local view is simply older.
+func (n *Node) SyncController(ctx context.Context) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	_, err := n.nh.SyncRead(ctx, meta.ControllerShardID, meta.QueryTopic{})
+	return err
+}

@@ -55,6 +55,9 @@ func TestAdminAPI(t *testing.T) {
 				t.Errorf("validate %+v: topic %+v", tc.spec, r.Topic)
 			}
 		}
+		if err := n.SyncController(ctx); err != nil {
+			t.Fatalf("SyncController: %v", err)
+		}
 		if n.view().Topic("new") != nil {
 			t.Fatal("validate-only created a topic")
 		}
