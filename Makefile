@@ -23,6 +23,7 @@ SIM_TAGS  := -tags synctests
 
 .PHONY: all build run test race sim sim-long fuzz failpoint-enable \
 	failpoint-disable failpoint-test bench lint check tools clean
+.PHONY: chaos
 
 all: build
 
@@ -80,6 +81,14 @@ failpoint-test: $(FAILPOINT_CTL)
 	@$(FAILPOINT_CTL) enable $(FAILPOINT_DIRS); \
 	$(GO) test -count=1 -timeout 20m -tags failpoint ./...; rc=$$?; \
 	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS); exit $$rc
+
+# The real-process chaos suite: every scenario (single node, cluster forms,
+# leader and follower SIGKILL, rolling SIGTERM) with a longer load, and the
+# kcat compatibility tests. `go test` runs a short form by default.
+CHAOS_RECORDS ?= 5000
+CHAOS_RATE    ?= 2000
+chaos:
+	CHAOS_FULL=1 CHAOS_RECORDS=$(CHAOS_RECORDS) CHAOS_RATE=$(CHAOS_RATE) $(GO) test -count=1 -timeout 20m -v -run 'TestChaos|TestKcat' ./server/cmd/chronik
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
