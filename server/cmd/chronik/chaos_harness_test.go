@@ -185,12 +185,6 @@ func (nd *chaosNode) hasExited() bool {
 	}
 }
 
-func (nd *chaosNode) running() bool {
-	nd.procMu.Lock()
-	defer nd.procMu.Unlock()
-	return nd.cmd != nil && !nd.hasExited()
-}
-
 func (nd *chaosNode) killIfRunning() {
 	nd.procMu.Lock()
 	cmd, exited := nd.cmd, nd.exited
