@@ -39,7 +39,7 @@ type process struct {
 	exited chan error
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +51,18 @@ func freePort(t *testing.T) string {
 
 // startProcess runs `chronik serve` as a child process on dataDir and waits
 // until /readyz answers 200.
-func startProcess(t *testing.T, dataDir string, extra ...string) *process {
+func startProcess(t testing.TB, dataDir string, extra ...string) *process {
+	t.Helper()
+	p := launchProcess(t, dataDir, extra...)
+	p.waitReady(t)
+	return p
+}
+
+// launchProcess runs `chronik serve` as a child process on dataDir without
+// waiting for it to be ready (the nodes of a cluster are ready only once a
+// quorum runs); extra flags override the defaults. The process is killed at
+// cleanup.
+func launchProcess(t testing.TB, dataDir string, extra ...string) *process {
 	t.Helper()
 	p := &process{kafka: freePort(t), http: freePort(t), out: &strings.Builder{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", p.kafka, "--raft-addr", freePort(t), "--http-addr", p.http, "--log-level", "warn"}, extra...)
@@ -71,6 +82,13 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 			t.Logf("process output:\n%s", p.out.String())
 		}
 	})
+	return p
+}
+
+// waitReady waits until p's /readyz answers 200, failing if p exits first
+// or is not ready within processWait.
+func (p *process) waitReady(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(processWait)
 	for {
 		resp, err := http.Get("http://" + p.http + "/readyz")
@@ -78,7 +96,7 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		select {
