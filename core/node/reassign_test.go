@@ -310,3 +310,34 @@ func TestMovePartitionRejects(t *testing.T) {
 		}
 	})
 }
+
+// A node that is down while a move takes its replica away deletes that
+// replica's data when it comes back (the retired sweep).
+func TestMovePartitionRemovedNodeDownThenRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 15, 3)
+		defer c.closeAll()
+		c.createTopic("t", 1, 3)
+		p := newProducer(t, c, "t")
+		for acked := 0; acked < 20; {
+			if p.next() {
+				acked++
+			}
+		}
+		c.addFourth(115)
+		pt, _ := partitionOf(c.node(2).view(), "t", 0)
+		target := replaceIn(pt.Replicas, 1, 4)
+		c.crash(1, diskio.CrashSyncedOnly)
+		c.move("t", target)
+		c.waitMoved("t", target, 60*time.Second) // nodes 2, 3, 4
+		if !hasShardDir(c, 1, pt.ShardID) {
+			t.Fatalf("node 1's image lost the shard before it restarted")
+		}
+		c.start(1)
+		c.waitMoved("t", target, 30*time.Second) // now node 1 too
+		for i := 0; i < 10; i++ {
+			p.next()
+		}
+		checkMoved(t, c, p, target)
+	})
+}
