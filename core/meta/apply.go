@@ -35,6 +35,12 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.deleteOffsets(c)
 	case SetPartitionLeader:
 		return s.setPartitionLeader(c)
+	case ReassignPartition:
+		return s.reassignPartition(index, c)
+	case ReplicaCaughtUp:
+		return s.replicaCaughtUp(c)
+	case CompleteReassignment:
+		return s.completeReassignment(index, c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}

@@ -87,6 +87,15 @@ func genCommand() *rapid.Generator[Command] {
 		rapid.Custom(func(t *rapid.T) Command {
 			return SetPartitionLeader{ShardID: rapid.Uint64().Draw(t, "s"), Leader: i32.Draw(t, "l"), Term: rapid.Uint64().Draw(t, "term")}
 		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return ReassignPartition{ShardID: rapid.Uint64().Draw(t, "s"), Target: genSlice(i32, ReplicationFactorMax).Draw(t, "target")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return ReplicaCaughtUp{ShardID: rapid.Uint64().Draw(t, "s"), Node: i32.Draw(t, "n")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return CompleteReassignment{ShardID: rapid.Uint64().Draw(t, "s"), Target: genSlice(i32, ReplicationFactorMax).Draw(t, "target")}
+		}),
 	)
 }
 
@@ -138,6 +147,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"huge count", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"bad uvarint", []byte{CommandVersion, byte(KindDeleteGroups), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 		{"too large", make([]byte, CommandBytesMax+1)},
+		{"too many target replicas", Encode(ReassignPartition{ShardID: 1000, Target: make([]int32, ReplicationFactorMax+1)})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,17 +11,20 @@ const CommandVersion byte = 1
 type Kind byte
 
 const (
-	KindRegisterBroker      Kind = 1
-	KindUnregisterBroker    Kind = 2
-	KindCreateTopic         Kind = 3
-	KindDeleteTopic         Kind = 4
-	KindCreatePartitions    Kind = 5
-	KindAlterConfigs        Kind = 6
-	KindAllocateProducerIDs Kind = 7
-	KindCommitOffsets       Kind = 8
-	KindDeleteGroups        Kind = 9
-	KindDeleteOffsets       Kind = 10
-	KindSetPartitionLeader  Kind = 11
+	KindRegisterBroker       Kind = 1
+	KindUnregisterBroker     Kind = 2
+	KindCreateTopic          Kind = 3
+	KindDeleteTopic          Kind = 4
+	KindCreatePartitions     Kind = 5
+	KindAlterConfigs         Kind = 6
+	KindAllocateProducerIDs  Kind = 7
+	KindCommitOffsets        Kind = 8
+	KindDeleteGroups         Kind = 9
+	KindDeleteOffsets        Kind = 10
+	KindSetPartitionLeader   Kind = 11
+	KindReassignPartition    Kind = 12
+	KindReplicaCaughtUp      Kind = 13
+	KindCompleteReassignment Kind = 14
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -172,6 +175,12 @@ func (k Kind) String() string {
 		return "DeleteOffsets"
 	case KindSetPartitionLeader:
 		return "SetPartitionLeader"
+	case KindReassignPartition:
+		return "ReassignPartition"
+	case KindReplicaCaughtUp:
+		return "ReplicaCaughtUp"
+	case KindCompleteReassignment:
+		return "CompleteReassignment"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -246,6 +255,8 @@ func decodeBody(d *dec, k Kind) Command {
 		return c
 	case KindSetPartitionLeader:
 		return SetPartitionLeader{ShardID: d.uvar(), Leader: d.i32(), Term: d.uvar()}
+	case KindReassignPartition, KindReplicaCaughtUp, KindCompleteReassignment:
+		return decodeReassignBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

@@ -17,7 +17,12 @@
 // CreatePartitions, AlterConfigs, AllocateProducerIDs, CommitOffsets,
 // DeleteGroups, DeleteOffsets, SetPartitionLeader (leader.go: the leader
 // and Raft term each partition shard last reported, so that every node can
-// answer Metadata; stale terms are no-ops). Encode/Decode give their wire form:
+// answer Metadata; stale terms are no-ops), ReassignPartition,
+// ReplicaCaughtUp, CompleteReassignment (reassign.go: moving a partition's
+// replicas; the target is recorded here, the partition leader drives the
+// Raft membership change, completion sets Replicas = Target; nodes that
+// left a partition are retired and may never rejoin it, since dragonboat
+// never reuses a removed replica id). Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields
 //
@@ -71,7 +76,11 @@
 //   - A topic's partitions never shrink; Partitions[i].Index == i.
 //   - At placement time every replica is a registered broker and a
 //     partition's replicas are distinct; a later UnregisterBroker does not
-//     move existing replicas.
+//     move existing replicas. A reassignment's target is distinct,
+//     registered (or already a replica) and holds no retired node;
+//     CaughtUp ⊆ Target \ Replicas; Retired is disjoint from Replicas and
+//     Target; a reported leader is in Replicas ∪ Target, or -1 after it
+//     left in a reassignment.
 //   - Topic ids are non-zero and unique among live topics; no two topic
 //     names differ only in '.' versus '_' (Kafka's collision rule).
 //   - Committed offsets only name existing partitions; deleting a topic

@@ -13,7 +13,8 @@ import (
 //
 // Apply rules (deterministic: state and command only):
 //   - an unknown shard: UNKNOWN_TOPIC_OR_PARTITION;
-//   - Term 0, or a Leader that is not one of the partition's replicas:
+//   - Term 0, or a Leader that is not one of the partition's replicas
+//     (AllReplicas: Replicas and a reassignment's Target):
 //     INVALID_REQUEST;
 //   - Term below the recorded term: a stale report, a successful no-op;
 //   - otherwise Leader and LeaderEpoch = Term are stored on the partition
@@ -56,7 +57,7 @@ func (s *state) setPartitionLeader(c SetPartitionLeader) (Result, bool) {
 		return fail(kerr.UnknownTopicOrPartition.Code, "no partition with shard %d", c.ShardID), false
 	}
 	p := t.Partitions[i]
-	if c.Term == 0 || !slices.Contains(p.Replicas, c.Leader) {
+	if c.Term == 0 || !slices.Contains(p.AllReplicas(), c.Leader) {
 		return fail(kerr.InvalidRequest.Code, "leader %d term %d is not valid for shard %d (replicas %v)",
 			c.Leader, c.Term, c.ShardID, p.Replicas), false
 	}
@@ -75,7 +76,7 @@ func checkLeader(p Partition) bool {
 	if p.LeaderEpoch == 0 {
 		return p.Leader == 0
 	}
-	return slices.Contains(p.Replicas, p.Leader)
+	return slices.Contains(p.AllReplicas(), p.Leader) || p.Leader == -1 // -1: left in a reassignment
 }
 
 // encodeSnapshotLeaders writes the leadership section of a version 2

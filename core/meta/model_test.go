@@ -479,6 +479,7 @@ func TestStateMachineModel(t *testing.T) {
 				offsets: map[string]OffsetValue{}},
 		}
 		actions := st.actions()
+		st.reassignActions(actions)
 		actions[""] = st.check
 		if rapid.Bool().Draw(t, "seeded") {
 			st.seed(t)

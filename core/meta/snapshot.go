@@ -15,16 +15,22 @@ import (
 //	|        |         | brokers (by id), topics (by name),      |           |
 //	|        |         | offsets (group, topic, partition sorted)|           |
 //	|        |         | v2: leaders (shard, leader, term)       |           |
+//	|        |         | v3: reassignments (shard, target,       |           |
+//	|        |         |     caught up, retired)                 |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 2
+	SnapshotVersion = 3
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
+	// snapshotVersionNoReassignments is the layout without the
+	// reassignments section; still decoded (no move in progress, nothing
+	// retired).
+	snapshotVersionNoReassignments = 2
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -66,6 +72,7 @@ func (s *state) encodeSnapshot() []byte {
 		}
 	}
 	s.encodeSnapshotLeaders(e)
+	s.encodeSnapshotReassignments(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -85,7 +92,7 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	d := &dec{b: body[len(snapshotMagic):], sentinel: ErrBadSnapshot}
 	v := d.u8()
-	if v != SnapshotVersion && v != snapshotVersionNoLeaders {
+	if v != SnapshotVersion && v != snapshotVersionNoLeaders && v != snapshotVersionNoReassignments {
 		return nil, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
 	s := newState()
@@ -93,8 +100,11 @@ func decodeSnapshot(b []byte) (*state, error) {
 	s.nextProducerID, s.placementCursor = d.svar(), d.uvar()
 	decodeSnapshotTopology(d, s)
 	decodeSnapshotOffsets(d, s)
-	if v >= SnapshotVersion {
+	if v >= snapshotVersionNoReassignments {
 		decodeSnapshotLeaders(d, s)
+	}
+	if v >= SnapshotVersion {
+		decodeSnapshotReassignments(d, s)
 	}
 	d.done()
 	if d.err != nil {

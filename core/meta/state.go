@@ -156,6 +156,10 @@ func (s *state) checkInvariants() error {
 			if len(p.Replicas) == 0 {
 				return fmt.Errorf("topic %q partition %d has no replicas", name, i)
 			}
+			if !checkReassignment(p) {
+				return fmt.Errorf("topic %q partition %d: replicas %v target %v caught up %v retired %v",
+					name, i, p.Replicas, p.Target, p.CaughtUp, p.Retired)
+			}
 			if !checkLeader(p) {
 				return fmt.Errorf("topic %q partition %d: leader %d term %d (replicas %v)", name, i, p.Leader, p.LeaderEpoch, p.Replicas)
 			}

@@ -34,9 +34,17 @@ type Partition struct {
 	// none reported yet (Leader is then 0 and meaningless): use LeaderID.
 	Leader      int32
 	LeaderEpoch uint64
+	// Target is the replica set a reassignment in progress moves to (nil:
+	// none); CaughtUp the target nodes not in Replicas whose replica
+	// caught up; Retired (sorted) the nodes that left the partition's Raft
+	// group and can never rejoin it. See reassign.go.
+	Target   []int32
+	CaughtUp []int32
+	Retired  []int32
 }
 
-// LeaderID returns the reported leader, or -1 if none was reported.
+// LeaderID returns the reported leader, or -1 if none was reported (or
+// the reported one left the partition in a reassignment).
 func (p Partition) LeaderID() int32 {
 	if p.LeaderEpoch == 0 {
 		return -1
@@ -71,7 +79,8 @@ func (t *Topic) clone() *Topic {
 	c.Partitions = make([]Partition, len(t.Partitions))
 	for i, p := range t.Partitions {
 		c.Partitions[i] = Partition{Index: p.Index, ShardID: p.ShardID, Replicas: slices.Clone(p.Replicas),
-			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch}
+			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+			Target: slices.Clone(p.Target), CaughtUp: slices.Clone(p.CaughtUp), Retired: slices.Clone(p.Retired)}
 	}
 	return c
 }

@@ -55,16 +55,20 @@ type HostedPartition struct {
 	Partition int32
 	ShardID   uint64
 	Replicas  []int32 // shared with the View: do not modify
+	// Target is a reassignment's target (nil: none); shared with the View.
+	Target []int32
 }
 
 // HostedPartitions returns the partitions with a replica on node, sorted by
-// ShardID: what a node's reconciler should run. O(partitions).
+// ShardID: what a node's reconciler should run. During a reassignment a
+// partition is hosted on Replicas and Target (AllReplicas). O(partitions).
 func (v *View) HostedPartitions(node int32) []HostedPartition {
 	var out []HostedPartition
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
-			if slices.Contains(p.Replicas, node) {
-				out = append(out, HostedPartition{Topic: t.Name, TopicID: t.ID, Partition: p.Index, ShardID: p.ShardID, Replicas: p.Replicas})
+			if slices.Contains(p.Replicas, node) || slices.Contains(p.Target, node) {
+				out = append(out, HostedPartition{Topic: t.Name, TopicID: t.ID, Partition: p.Index, ShardID: p.ShardID,
+					Replicas: p.Replicas, Target: p.Target})
 			}
 		}
 	}

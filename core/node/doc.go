@@ -40,6 +40,53 @@
 // (fresher) and the controller view for the others; a leader that is not a
 // registered broker is reported as -1 (LEADER_NOT_AVAILABLE).
 //
+// Partition moves (reassign.go). MovePartition records a target replica
+// set in the controller (meta.ReassignPartition; empty = cancel). While
+// the move runs the partition is hosted on Replicas ∪ Target, Metadata
+// lists that union (ISR: less the added nodes not caught up), and
+// produce/fetch go on through the shard's Raft leader as always. The
+// reassignment driver (one goroutine per node, reassignLoop: wakes on
+// controller changes and every reassignPollEvery while a move involving
+// the node is in progress, each step bounded by reassignStepTimeout) acts
+// only from (controller Target/CaughtUp, Raft membership), so any node can
+// pick a move up where it stands:
+//
+//   - on the shard's leader, one step per round: (1) an added voter that
+//     has not reported caught up: wait; (2) more voters than the target,
+//     or every target node a voter: remove one voter outside the target
+//     (SyncRequestDeleteReplica), other nodes before itself; to remove
+//     itself the leader first hands leadership (RequestLeaderTransfer) to
+//     a caught-up target voter, and the new leader carries on; (3) a target
+//     node is not a voter: add it (SyncRequestAddReplica at its registered
+//     Raft address), one at a time; (4) voters == target:
+//     meta.CompleteReassignment, after which Replicas = Target;
+//   - on a node being added: the reconciler starts its replica as a joiner
+//     (no members, join=true) on first start; once the replica is a voter
+//     and a linearizable read on it completed (ReadIndex: applied up to the
+//     leader's commit index), it proposes meta.ReplicaCaughtUp;
+//   - on a node removed: its replica idles (not a member) until completion,
+//     then the reconciler stops it and deletes its data; if the node was
+//     down then, the reconciler deletes the data of every shard that lists
+//     the node as retired when it comes back (sweepRetired).
+//
+// States and restarts mid-move (R = Replicas, T = Target, V = voters):
+//
+//   - T recorded, target node not yet added: its joiner idles; restarted,
+//     it starts again as a joiner (or from its bootstrap record).
+//   - added, catching up (V = R ∪ {t}): quorum still holds without t; if t
+//     crashes, it restarts from its bootstrap record and Raft log, catches
+//     up again and reports; a leader crash elects another voter, whose
+//     driver continues from the membership.
+//   - caught up, old replicas being removed: a removed node that restarts
+//     idles (not a member); the step repeats on failure (stale config
+//     change ids are rejected by dragonboat and retried with fresh ones).
+//   - V == T, completion pending or lost: the next leader round proposes
+//     it again; CompleteReassignment with a stale target is rejected.
+//
+// dragonboat never lets a removed replica id rejoin, and replica id = node
+// id, so the controller retires the nodes that leave a partition (or
+// might have joined it before a cancel) and rejects them as targets.
+//
 // Leader readiness. Before serving a partition as leader in term T
 // (Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, DeleteRecords) the
 // node completes a linearizable read (nh.SyncRead = ReadIndex) on the
@@ -85,9 +132,14 @@
 //   - ISR is reported as the full replica list (no per-follower match state
 //     from dragonboat's public API); OfflineReplicas lists replicas that are
 //     not registered brokers, not replicas that are down.
-//   - No partition moves: replicas are fixed at placement; a node added
-//     later hosts only partitions created after it registered. No
-//     reassignment, no preferred-leader election, no broker removal flow.
+//   - Partition moves are explicit (MovePartition); there is no automatic
+//     rebalancing, no preferred-leader election, no broker removal flow. A
+//     node can never host a partition again after leaving it (see
+//     "Partition moves"). New replicas join as voters (no non-voting
+//     learner phase: a restarting learner's role cannot be known before
+//     dragonboat starts it), so for a move the quorum is computed over
+//     R ∪ {t} until the old replica leaves; the leader removes nothing
+//     before the added replica caught up.
 //   - Orphaned partition data of topics deleted while this node was down is
 //     not swept from disk (dragonboat does not restart those shards, so
 //     nothing serves it).

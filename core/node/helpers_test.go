@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -194,6 +196,10 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if os.Getenv("CHRONIK_TEST_STACKS") != "" {
+				buf := make([]byte, 1<<22)
+				os.WriteFile(os.Getenv("CHRONIK_TEST_STACKS"), buf[:runtime.Stack(buf, true)], 0o644)
+			}
 			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -286,6 +292,14 @@ func captureRaftLog(t testing.TB) *slog.Logger {
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	if path := os.Getenv("CHRONIK_TEST_LOG"); path != "" { // debugging: everything, to a file
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, f}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	raftlog.Install(logger, slog.LevelWarn)
 	t.Cleanup(func() {
 		if t.Failed() {

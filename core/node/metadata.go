@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -88,13 +89,13 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 				leader, epoch = int32(l), term
 			}
 		}
-		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.Replicas, ISR: p.Replicas}
+		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.AllReplicas(), ISR: isr(p)}
 		if _, ok := v.Broker(leader); ok && leader >= 0 {
 			pm.Leader, pm.LeaderEpoch = leader, epochOf(epoch)
 		} else {
 			pm.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
-		for _, r := range p.Replicas {
+		for _, r := range pm.Replicas {
 			if _, ok := v.Broker(r); !ok {
 				pm.OfflineReplicas = append(pm.OfflineReplicas, r)
 			}
@@ -102,4 +103,19 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 		tm.Partitions = append(tm.Partitions, pm)
 	}
 	return tm
+}
+
+// isr approximates the in-sync replicas (see PartitionMetadata): every
+// replica, less the nodes a reassignment is adding that have not caught up.
+func isr(p meta.Partition) []int32 {
+	if p.Target == nil {
+		return p.Replicas
+	}
+	var out []int32
+	for _, r := range p.AllReplicas() {
+		if slices.Contains(p.Replicas, r) || slices.Contains(p.CaughtUp, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -71,7 +72,7 @@ func (n *Node) reconcile(v *meta.View) bool {
 			ok = false
 		}
 	}
-	return ok
+	return n.sweepRetired(v) && ok
 }
 
 func (n *Node) isHosted(id uint64) bool {
@@ -91,19 +92,25 @@ func (n *Node) setHosted(id uint64, on bool) {
 	}
 }
 
+// startPartition starts this node's replica of h: with the replicas as
+// initial members (first start of a placed partition), as a joiner (first
+// start on a node a reassignment adds: no members, join; the leader adds
+// it to the group), or from dragonboat's bootstrap record (a restart).
 func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
-	members := map[uint64]dragonboat.Target{}
-	for _, r := range h.Replicas {
-		b, ok := v.Broker(r)
-		if !ok {
-			return fmt.Errorf("replica %d is not a registered broker", r)
+	var members map[uint64]dragonboat.Target // nil: joiner or restart
+	restart := n.nh.HasNodeInfo(h.ShardID, n.cfg.NodeID)
+	join := !restart && !slices.Contains(h.Replicas, int32(n.cfg.NodeID))
+	if !restart && !join {
+		members = map[uint64]dragonboat.Target{}
+		for _, r := range h.Replicas {
+			b, ok := v.Broker(r)
+			if !ok {
+				return fmt.Errorf("replica %d is not a registered broker", r)
+			}
+			members[uint64(r)] = b.RaftAddr
 		}
-		members[uint64(r)] = b.RaftAddr
 	}
-	if n.nh.HasNodeInfo(h.ShardID, n.cfg.NodeID) {
-		members = nil // a restart: dragonboat has the bootstrap record
-	}
-	err := n.nh.StartOnDiskReplica(members, false, n.pf, n.raftConfig(h.ShardID))
+	err := n.nh.StartOnDiskReplica(members, join, n.pf, n.raftConfig(h.ShardID))
 	if errors.Is(err, dragonboat.ErrShardAlreadyExist) {
 		return nil
 	}
@@ -114,7 +121,9 @@ func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
 }
 
 // stopPartition stops a shard for good and deletes its data: its topic was
-// deleted (shard ids are never reused, so the data can never be needed).
+// deleted, or a reassignment moved it away from this node (shard ids are
+// never reused and a removed replica id can never rejoin its shard, so the
+// data can never be needed).
 func (n *Node) stopPartition(id uint64) error {
 	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return err
