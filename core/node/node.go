@@ -132,7 +132,7 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		RaftEventListener: leaderListener{ch: n.events, overflow: &n.overflow},
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(n.cfg.FS),
-			TransportFactory: netio.NewTransportFactory(n.cfg.Net),
+			TransportFactory: netio.NewTransportFactory(n.cfg.Net, netio.WithTransportLogger(n.cfg.Logger.With("component", "raft-transport"))),
 			LogDBFactory:     tan.Factory,
 			LogDB:            n.cfg.logDBConfig(),
 		},
