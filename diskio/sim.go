@@ -535,6 +535,9 @@ func (f *simFile) Sync() error {
 	if err := f.check("sync", false); err != nil {
 		return err
 	}
+	if s.faults.LyingSync {
+		return nil // the broken variant: report success, keep the journal
+	}
 	f.ino.journal = nil
 	s.stats.Syncs++
 	return nil

@@ -258,3 +258,24 @@ func TestLatencyOutsideLock(t *testing.T) {
 		}
 	})
 }
+
+// TestLyingSync: with LyingSync, Sync succeeds but nothing becomes
+// durable (the simulator's deliberately broken disk).
+func TestLyingSync(t *testing.T) {
+	s := NewSim(6)
+	f, err := s.Create("f")
+	must(t, err)
+	_, err = f.Append([]byte("synced"))
+	must(t, err)
+	must(t, f.Sync())
+	s.SetFaults(Faults{LyingSync: true})
+	_, err = f.Append([]byte("+lied"))
+	must(t, err)
+	must(t, f.Sync())
+	if got, _ := s.DurableFile("f"); string(got) != "synced" {
+		t.Fatalf("durable after a lying Sync = %q", got)
+	}
+	if got, _ := s.CrashImage(CrashSyncedOnly).ReadFile("f"); string(got) != "synced" {
+		t.Fatalf("crash image after a lying Sync = %q", got)
+	}
+}

@@ -1,0 +1,318 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/chronik-go/chronik/core/node"
+	"github.com/chronik-go/chronik/core/raftlog"
+)
+
+// Phase bounds (virtual time).
+const (
+	setupWaitMax   = 60 * time.Second
+	healWaitMax    = 60 * time.Second
+	replicaWaitMax = 30 * time.Second
+)
+
+// runOpts selects what one schedule does besides its seed.
+type runOpts struct {
+	duration time.Duration // fault phase, virtual
+	profile  string
+	// lyingDisk: the deliberately broken variant (every disk's Sync
+	// returns nil without making anything durable), with a correlated
+	// crash of all nodes at heal time. The simulator must catch it.
+	lyingDisk bool
+	// workload runs the clients; nil: the core-API workload.
+	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
+}
+
+// result is what a schedule leaves behind.
+type result struct {
+	seed       int64
+	topo       topology
+	hash       string
+	violations []string
+	liveness   string // non-empty: the cluster did not converge after heal
+	tr         *trace
+	logs       string
+	virtual    time.Duration
+	acks       int
+	reads      int64
+}
+
+// runSchedule runs one seed's schedule inside its own synctest bubble.
+func runSchedule(t *testing.T, seed int64, o runOpts) result {
+	var res result
+	synctest.Test(t, func(t *testing.T) { res = runBubble(seed, o) })
+	return res
+}
+
+func runBubble(seed int64, o runOpts) (res result) {
+	reseedDragonboat(seed)
+	start := time.Now()
+	tr := newTrace()
+	topo := drawTopology(seed)
+	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
+	c := newCluster(seed, topo, tr)
+	raftlog.Install(c.log, slog.LevelWarn)
+	h := newHistory(tr)
+	res = result{seed: seed, topo: topo, tr: tr}
+	defer func() {
+		c.closeAll()
+		res.virtual = time.Since(start)
+		res.violations = h.failed()
+		res.acks = h.ackCount()
+		res.reads = h.reads
+		res.logs = c.logs.String()
+		res.hash = tr.hash()
+	}()
+	if o.lyingDisk {
+		c.lieAll()
+	}
+	for _, id := range c.ids() {
+		if err := c.start(id); err != nil {
+			res.liveness = fmt.Sprintf("b%d did not start: %v", id, err)
+			return res
+		}
+	}
+	tps, err := createTopics(c)
+	if err != nil {
+		res.liveness = err.Error()
+		return res
+	}
+	tr.add(evPhase, "fault phase for %v", o.duration)
+	faultPhase(c, h, tps, o)
+	tr.add(evPhase, "heal")
+	heal(c, rand.New(rand.NewPCG(uint64(subSeed(seed, "heal")), 1)))
+	if err := finalCheck(c, h, tps); err != nil {
+		res.liveness = err.Error()
+		tr.add(evCheck, "LIVENESS %v", err)
+	}
+	return res
+}
+
+// createTopics creates the workload's topics and waits until every
+// partition has a leader.
+func createTopics(c *cluster) ([]tp, error) {
+	var tps []tp
+	for _, t := range c.topo.topics {
+		for p := range t.partitions {
+			tps = append(tps, tp{t.name, p})
+		}
+	}
+	deadline := time.Now().Add(setupWaitMax)
+	for _, t := range c.topo.topics {
+		for {
+			b := c.broker(1)
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf}}, false)[0]
+			cancel()
+			if r.ErrorCode == 0 || r.ErrorCode == 36 { // TOPIC_ALREADY_EXISTS: an earlier try committed
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("setup: create topic %s: code %d %s", t.name, r.ErrorCode, r.Message)
+			}
+			time.Sleep(retryBackoff)
+		}
+	}
+	rng := newRand(c.seed, "setup")
+	for _, at := range tps {
+		for leaderOf(context.Background(), c, rng, at) == nil {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("setup: %s has no leader after %v", at, setupWaitMax)
+			}
+			time.Sleep(retryBackoff)
+		}
+	}
+	c.tr.add(evPhase, "setup done: %d partitions", len(tps))
+	return tps, nil
+}
+
+// faultPhase runs the workload and the fault lanes for o.duration.
+func faultPhase(c *cluster, h *history, tps []tp, o runOpts) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	if o.workload != nil {
+		o.workload(ctx, c, h, tps, &wg)
+	} else {
+		for i := range c.topo.producers {
+			goRun(func() { coreProducer(ctx, c, h, i, tps) })
+		}
+		for i := range c.topo.readers {
+			goRun(func() { coreReader(ctx, c, h, i, tps) })
+		}
+	}
+	goRun(func() { leaderSampler(ctx, c, h) })
+	goRun(func() { admin(ctx, c) })
+	s := newScheduler(c, o.profile)
+	lanes := 1
+	if o.profile == profileUnsafe {
+		lanes = c.topo.nodes
+	}
+	if !o.lyingDisk {
+		for l := range lanes {
+			goRun(func() { s.lane(ctx, l) })
+		}
+	}
+	wg.Wait()
+}
+
+// heal stops every fault, then power-cuts every running node at once and
+// restarts them all: the cluster must come back from its disks alone.
+func heal(c *cluster, rng *rand.Rand) {
+	c.net.Heal()
+	for _, id := range c.ids() {
+		c.setDiskFaults(id, c.baseFaults())
+	}
+	for _, id := range c.up() {
+		c.crash(id, crashModes[rng.IntN(len(crashModes))])
+	}
+	for _, id := range c.ids() {
+		for try := 0; try < restartTries; try++ {
+			if c.start(id) == nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// finalCheck waits (bounded) until every partition has a leader that
+// serves its whole log up to at least the highest acknowledged offset,
+// checks that log, then compares the replicas' committed prefixes.
+func finalCheck(c *cluster, h *history, tps []tp) error {
+	deadline := time.Now().Add(healWaitMax)
+	rng := newRand(c.seed, "final")
+	for _, at := range tps {
+		acked := h.acked(at)
+		need := int64(0)
+		for off := range acked {
+			need = max(need, off+1)
+		}
+		var log []fetchedRecord
+		var hw int64 = -1
+		for {
+			log, hw = readAll(c, rng, at)
+			if hw >= need && int64(len(log)) >= hw {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("liveness: %s not readable up to offset %d within %v of heal (leader read %d records, hw %d)", at, need, healWaitMax, len(log), hw)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		h.final(at, log, hw)
+		compareReplicas(c, h, at, hw)
+	}
+	return nil
+}
+
+// readAll reads at's log from offset 0 on its current leader; hw -1 means
+// no leader answered.
+func readAll(c *cluster, rng *rand.Rand, at tp) ([]fetchedRecord, int64) {
+	n := leaderOf(context.Background(), c, rng, at)
+	if n == nil {
+		return nil, -1
+	}
+	var out []fetchedRecord
+	var hw int64 = -1
+	for pos := int64(0); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		res := n.Fetch(ctx, at.topic, at.part, pos, fetchBytesMax)
+		cancel()
+		if res.ErrorCode != 0 {
+			return out, -1
+		}
+		hw = res.HighWatermark
+		recs, err := decodeBatches(res.Records)
+		if err != nil || len(recs) == 0 {
+			return out, hw
+		}
+		out = append(out, recs...)
+		pos = recs[len(recs)-1].offset + 1
+		if pos >= hw {
+			return out, hw
+		}
+	}
+}
+
+// compareReplicas checks that every replica of at holds the same records
+// below hw, waiting (bounded) for followers to apply up to hw.
+func compareReplicas(c *cluster, h *history, at tp, hw int64) {
+	var want []fetchedRecord
+	var wantFrom uint64
+	for _, id := range c.ids() {
+		var got []fetchedRecord
+		deadline := time.Now().Add(replicaWaitMax)
+		for {
+			got = readLocal(c, id, at, hw)
+			if got == nil || int64(len(got)) >= hw || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if got == nil {
+			continue // not a replica of at
+		}
+		if int64(len(got)) < hw {
+			h.violate("%s: replica b%d holds %d records below the high watermark %d after %v", at, id, len(got), hw, replicaWaitMax)
+		}
+		if want == nil {
+			want, wantFrom = got, id
+			continue
+		}
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				h.violate("%s: replicas b%d and b%d differ at offset %d: %q vs %q", at, wantFrom, id, got[i].offset, want[i].value, got[i].value)
+				break
+			}
+		}
+	}
+}
+
+// readLocal reads node id's replica of at below hw (FetchLocal); nil if
+// the node does not host it.
+func readLocal(c *cluster, id uint64, at tp, hw int64) []fetchedRecord {
+	b := c.broker(id)
+	if b == nil {
+		return nil
+	}
+	out := []fetchedRecord{}
+	for pos := int64(0); pos < hw; {
+		res := b.Node.FetchLocal(at.topic, at.part, pos, fetchBytesMax)
+		if res.ErrorCode != 0 {
+			if pos == 0 {
+				return nil
+			}
+			return out
+		}
+		recs, err := decodeBatches(res.Records)
+		if err != nil || len(recs) == 0 {
+			return out
+		}
+		for _, r := range recs {
+			if r.offset < hw {
+				out = append(out, r)
+			}
+		}
+		pos = recs[len(recs)-1].offset + 1
+	}
+	return slices.Clip(out)
+}
