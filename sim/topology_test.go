@@ -29,7 +29,7 @@ type topicSpec struct {
 // seeds never crash, some partition all the time), 0 disables the kind.
 type swarm struct {
 	crash, cleanRestart, pause, partition, oneWay, linkFlaky, diskSlow, bitFlip, admin int
-	gapMeanMs                                                                         int64 // mean quiet time between faults
+	gapMeanMs                                                                          int64 // mean quiet time between faults
 }
 
 func (s swarm) String() string {
