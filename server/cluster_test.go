@@ -38,6 +38,13 @@ type testCluster struct {
 // broker's Metadata lists all n. mod, if given, adjusts each node's config.
 func startCluster(t testing.TB, n int, mod func(*node.Config)) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, mod, nil)
+}
+
+// startClusterWith is startCluster with a hook that also adjusts each
+// broker's config (for example BrokerConfig.Groups); bmod may be nil.
+func startClusterWith(t testing.TB, n int, mod func(*node.Config), bmod func(*BrokerConfig)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, logs: &logSink{}, brokers: map[uint64]*Broker{}, cfgs: map[uint64]BrokerConfig{}, addrs: map[uint64]string{}}
 	raftlog.Install(c.logs.logger(), slog.LevelWarn)
 	peers := map[uint64]string{}
@@ -62,7 +69,11 @@ func startCluster(t testing.TB, n int, mod func(*node.Config)) *testCluster {
 		if mod != nil {
 			mod(&nc)
 		}
-		c.cfgs[id] = BrokerConfig{Node: nc, Logger: c.logs.logger().With("node", id)}
+		bc := BrokerConfig{Node: nc, Logger: c.logs.logger().With("node", id)}
+		if bmod != nil {
+			bmod(&bc)
+		}
+		c.cfgs[id] = bc
 		c.start(id, lns[id])
 	}
 	t.Cleanup(func() {

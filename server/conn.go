@@ -64,6 +64,9 @@ type conn struct {
 
 	inflight chan struct{}
 	queue    chan *pending
+	// lastOrdered holds, per Ordered API key, a channel closed when the
+	// latest dispatched handler of that key returns. Reader goroutine only.
+	lastOrdered map[int16]chan struct{}
 
 	// Unix nanoseconds of the last byte read / response written, for the
 	// idle timeout.
@@ -312,10 +315,27 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 	// Never blocks: the queue holds at most the tokens taken.
 	c.queue <- p
 	frameBytes := int64(len(frame))
+	var prev, mine chan struct{}
+	if api.Ordered {
+		if c.lastOrdered == nil {
+			c.lastOrdered = map[int16]chan struct{}{}
+		}
+		prev, mine = c.lastOrdered[h.key], make(chan struct{})
+		c.lastOrdered[h.key] = mine
+	}
 	handlers.Add(1)
 	go func() {
 		defer handlers.Done()
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-c.ctx.Done(): // the handler sees the cancelled ctx
+			}
+		}
 		r := c.runHandler(api, rc, req)
+		if mine != nil {
+			close(mine)
+		}
 		c.s.mem.release(frameBytes)
 		p.done <- r
 	}()

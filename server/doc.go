@@ -57,6 +57,42 @@
 //     panic close that connection only, with a log line; nothing a client
 //     sends can crash the process or disturb other connections.
 //
+// # Consumer groups
+//
+// API keys 8-16, 42 and 47: FindCoordinator, JoinGroup, SyncGroup,
+// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
+// DescribeGroups, DeleteGroups, OffsetDelete.
+//
+// Coordinator placement: the coordinator of EVERY group is the current
+// leader of the controller shard (node.Metadata's ControllerID), because
+// committed offsets live in the controller shard: the coordinator's
+// commits are local proposals to the leader, and its offset reads come
+// from a replica that has applied every earlier commit (node
+// CoordinatorTerm runs a ReadIndex barrier once per controller term).
+// FindCoordinator, on any broker, answers that broker's id, host and port
+// (COORDINATOR_NOT_AVAILABLE while no leader is known). Every group
+// request checks Node.CoordinatorTerm first; a broker that is not the
+// controller leader answers NOT_COORDINATOR, so clients rediscover.
+//
+// Membership (core/group, in memory) lives on the coordinator only. When
+// the controller leadership moves, the old coordinator's groups are stale:
+// its members get NOT_COORDINATOR (a blocked JoinGroup/SyncGroup is
+// answered within 250 ms by a per-call leadership watch; heartbeats and
+// commits on their next request; a stopped broker closes its coordinator,
+// answering its waiters NOT_COORDINATOR), rediscover, and rejoin at the new
+// coordinator with fresh member ids; committed offsets survive in the
+// controller shard. The first group request of a new coordinator term on a
+// broker purges every group held from an earlier term (all members leave,
+// then the groups are deleted; offsets are untouched), so a broker that
+// regains leadership never serves stale membership. The stale groups of a
+// broker that lost leadership linger (unserved) until their sessions
+// expire or it becomes coordinator again.
+//
+// Groups that only have committed offsets (admin commits, or every member
+// gone after a coordinator move) are merged in from the offset store:
+// ListGroups and DescribeGroups show them Empty with protocol type "";
+// DeleteGroups and OffsetDelete act on them.
+//
 // # Kafka pitfalls handled (see ../shared/kafka-pitfalls.md; each has a test)
 //
 //   - ApiVersions above our max is answered, not dropped: UNSUPPORTED_VERSION,
@@ -74,6 +110,92 @@
 //     and must stay above max.message.bytes, so that oversized records get
 //     MESSAGE_TOO_LARGE from the produce handler instead of a closed
 //     connection.
+//   - --- Admin and offsets area (Metadata, CreateTopics, DeleteTopics,
+//     CreatePartitions, DeleteRecords, DescribeConfigs,
+//     IncrementalAlterConfigs, DescribeCluster, ListOffsets,
+//     OffsetForLeaderEpoch; tests in admin_*_test.go) ---
+//   - Metadata advertises each broker's configured host/port (never
+//     0.0.0.0) and never a leader outside the broker list (-1 with
+//     LEADER_NOT_AVAILABLE instead); every broker gives the same answer.
+//   - Metadata v0 with an empty topic array means all topics; null means
+//     all at v1+; an empty array at v1+ means none.
+//   - AllowAutoTopicCreation (v4+) is honoured together with the node's
+//     setting; invalid names are INVALID_TOPIC_EXCEPTION, never created.
+//   - CreateTopics with null ReplicaAssignment/Configs arrays is legal;
+//     NumPartitions/ReplicationFactor -1 take defaults; validate-only runs
+//     the controller's own checks.
+//   - Leader epochs are real (Raft terms): ListOffsets and
+//     OffsetForLeaderEpoch fence on CurrentLeaderEpoch (FENCED_LEADER_EPOCH
+//     / UNKNOWN_LEADER_EPOCH) and OffsetForLeaderEpoch answers from the
+//     log's epochs, so a kgo consumer keeps its position across a leader
+//     change (KIP-320; tested by stopping the leader).
+//   - DescribeConfigs answers BROKER resources (empty list) instead of
+//     failing, and reports defaults for every allowed topic config.
+//   - ---- Data path (Produce, Fetch, InitProducerId, DescribeProducers;
+//     tests in data_*_test.go) ----
+//   - Produce v0 is advertised (librdkafka's gzip/snappy/lz4) and v0-v2
+//     answered UNSUPPORTED_VERSION (Kafka 4); acks=0 gets no response;
+//     INVALID_REQUIRED_ACKS for acks other than 0/1/-1.
+//   - A connection's Produce requests run one at a time in request order
+//     (API.Ordered), as Kafka handles a connection's requests: pipelined
+//     acks=0 and idempotent in-flight batches keep their order.
+//   - All four codecs pass through untouched; CORRUPT_MESSAGE on a bad
+//     CRC-32C and MESSAGE_TOO_LARGE above max.message.bytes, nothing
+//     written, the broker keeps serving.
+//   - Idempotent duplicates answer success with the original offset.
+//   - A fetch inside a batch returns the whole batch; kgo consumers
+//     starting mid-batch get exactly the records from their offset.
+//   - No fetch sessions: SessionID 0 always, so clients send full fetches;
+//     a full fetch's high watermark is never -1; incremental fetches get
+//     FETCH_SESSION_ID_NOT_FOUND.
+//   - KIP-74: the first partition with data returns a whole batch even
+//     above MaxBytes/PartitionMaxBytes.
+//   - Long polls wait on the replica's high-watermark channel, not a timer
+//     loop, and return as soon as data arrives.
+//   - Fetch v13+ by topic id (UNKNOWN_TOPIC_ID); leader-epoch fencing
+//     (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH) from v9.
+//
+// Consumer groups:
+//
+//   - Only tested versions are advertised: FindCoordinator 0-6, JoinGroup
+//     0-9, SyncGroup 0-5, Heartbeat 0-4, LeaveGroup 0-5, OffsetCommit 2-9,
+//     OffsetFetch 1-9, ListGroups 0-5, DescribeGroups 0-5, DeleteGroups 0-2,
+//     OffsetDelete 0, each sent on the wire at every version
+//     (TestGroupRawVersions) and by kgo/kadm. OffsetCommit starts at 2 and
+//     OffsetFetch at 1 (KIP-896 minimums).
+//   - JoinGroup v0 has no rebalance timeout: the session timeout stands in.
+//     v4+ new members get MEMBER_ID_REQUIRED and rejoin with the id
+//     (KIP-394); before v7 the response's protocol name is non-nullable
+//     (sent as "" on errors).
+//   - LeaveGroup v0-2 carry one member and one top-level code; v3+ per
+//     member, and a member named by instance id alone is removed
+//     administratively.
+//   - Static members (KIP-345) restarting quickly cause no rebalance: same
+//     generation and assignment (TestGroupConsumersSingleNode/static).
+//   - The coordinator moving (controller failover) loses no committed
+//     offset, and consumers rejoin without loss or repeats once they are
+//     back (TestGroupConsumersThreeNodes/failover).
+//   - OffsetCommit outcomes are per partition as in Kafka, although the
+//     controller commits all or nothing: the valid partitions of a request
+//     with failing ones are committed in a second proposal.
+//   - OffsetFetch for a partition without a commit: offset -1, epoch -1,
+//     metadata "", no error; null topics (v2+) fetch every offset.
+//   - DescribeGroups v3+ AuthorizedOperations is INT32_MIN unless
+//     requested; an unknown group is Dead with no error (v0-5).
+//   - OffsetDelete answers GROUP_SUBSCRIBED_TO_TOPIC for topics a Stable
+//     consumer group's members subscribe to (from their
+//     ConsumerMemberMetadata); while such a group rebalances every topic
+//     counts as subscribed (Kafka's rule for unknown subscriptions);
+//     NON_EMPTY_GROUP for a non-"consumer" group with members.
+//
+// Group deviations from Kafka: FindCoordinator key type 1 (transactions)
+// answers COORDINATOR_NOT_AVAILABLE ("transactions are not supported")
+// and other types INVALID_REQUEST; offsets never expire (OffsetCommit v2-4
+// retention is ignored); OffsetCommit v9 and OffsetFetch v9 serve classic
+// members only (KIP-848 member epochs are ignored); membership is not
+// persisted (see core/group); DeleteGroups of an offsets-only group races
+// with a member joining it meanwhile (its offsets are deleted anyway); the
+// leadership watch polls with the real clock.
 //
 // Not handled: ControlledShutdown v0's header v0 (no client id) — key 7 is
 // not registered, so such a request closes the connection; SASL/TLS.

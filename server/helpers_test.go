@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,8 +87,16 @@ func startServer(t *testing.T, cfg Config) *testServer {
 }
 
 // withAPIs is a registry of the built-in APIs plus extra (test) ones.
+// An extra API replaces the built-in one with the same key (wire-layer
+// tests stand in test handlers for real API keys).
 func withAPIs(extra ...API) *Registry {
-	return NewRegistry(append(BuiltinAPIs(), extra...)...)
+	var apis []API
+	for _, b := range BuiltinAPIs() {
+		if !slices.ContainsFunc(extra, func(e API) bool { return e.Key == b.Key }) {
+			apis = append(apis, b)
+		}
+	}
+	return NewRegistry(append(apis, extra...)...)
 }
 
 // dial opens a raw client connection with every I/O bounded by testWait.

@@ -38,6 +38,12 @@ type API struct {
 	MinVersion int16
 	MaxVersion int16
 	Handler    Handler
+	// Ordered makes a connection run this key's handlers one at a time, in
+	// request order (each starts once the previous one of the same key on
+	// that connection returned), as Kafka processes a connection's requests
+	// in order. Produce needs it: pipelined acks=0 requests and idempotent
+	// batches must reach the log in the order the client sent them.
+	Ordered bool
 }
 
 // Registry is an immutable table of the APIs a Server serves. ApiVersions

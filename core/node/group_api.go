@@ -1,0 +1,66 @@
+package node
+
+import (
+	"context"
+
+	"github.com/chronik-go/chronik/core/meta"
+)
+
+// Group coordinator support for the Kafka front end.
+//
+// Chronik places the coordinator of every consumer group on the leader of
+// the controller shard: committed offsets live in the controller shard, so
+// the coordinator's commits are local proposals to the leader and its
+// offset reads come from a replica that has applied everything committed.
+
+// CoordinatorTerm reports whether this node leads the controller shard and
+// in which Raft term, once it is ready to serve as group coordinator in
+// that term: like a partition leader (see "Leader readiness" in doc.go) it
+// first completes a linearizable read on the controller shard, so that its
+// local replica covers every offset committed before the term. The
+// barrier runs once per term (cached); afterwards the call is two map
+// lookups. ok is false while this node is not the leader, is closed, or
+// the barrier fails (ctx's deadline, lost leadership).
+func (n *Node) CoordinatorTerm(ctx context.Context) (term uint64, ok bool) {
+	if n.closed.Load() {
+		return 0, false
+	}
+	term, ok = n.leaderTerm(meta.ControllerShardID)
+	if !ok {
+		return 0, false
+	}
+	n.mu.Lock()
+	done := n.ready[meta.ControllerShardID] >= term
+	n.mu.Unlock()
+	if done {
+		return term, true
+	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	if _, err := n.nh.SyncRead(ctx, meta.ControllerShardID, meta.QueryView{}); err != nil {
+		return 0, false
+	}
+	if t, still := n.leaderTerm(meta.ControllerShardID); !still || t != term {
+		return 0, false
+	}
+	n.mu.Lock()
+	if n.ready[meta.ControllerShardID] < term {
+		n.ready[meta.ControllerShardID] = term
+	}
+	n.mu.Unlock()
+	return term, true
+}
+
+// OffsetGroups lists, sorted, every group that has committed offsets, from
+// the local controller replica (ListGroups merges it with the groups that
+// have members).
+func (n *Node) OffsetGroups() ([]string, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroups{})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]string), nil
+}

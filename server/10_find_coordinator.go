@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/group"
+)
+
+// FindCoordinator: v0-6
+//
+// Behaviour:
+//   - The coordinator of EVERY group is the current leader of the
+//     controller shard (node.Metadata's ControllerID, as this broker's
+//     controller replica sees it): committed offsets live in the controller
+//     shard, so the coordinator's commits are local proposals. The answer
+//     is that broker's id, host and port; COORDINATOR_NOT_AVAILABLE while no
+//     leader is known.
+//   - Key type 0 (group) only. Type 1 (transaction) answers
+//     COORDINATOR_NOT_AVAILABLE ("transactions are not supported"), which
+//     clients retry until their own timeout; other types (2 = share group)
+//     answer INVALID_REQUEST, as Kafka answers unknown types.
+//   - v4+ batches keys (CoordinatorKeys): one entry per key, in order.
+//
+// Version notes: v1 key type, throttle, error message; v3 flexible; v4
+// batched keys (KIP-699); v5 same as v4 (transactional
+// TRANSACTION_ABORTABLE); v6 share group key type (KIP-932), not served.
+//
+// This file also holds what every group API shares: the coordinator check
+// (groupCoordinator) and the leadership watch of blocking calls
+// (whileCoordinator).
+
+const findCoordinatorKey = 10
+
+func init() {
+	register(API{Key: findCoordinatorKey, MinVersion: 0, MaxVersion: 6, Handler: handleFindCoordinator})
+}
+
+func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	if rc.Broker == nil {
+		return nil, errNoBroker
+	}
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	v := rc.Broker.Node.Metadata(ctx, []string{})
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.Port = key, -1, -1
+		switch req.CoordinatorType {
+		case 0:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			for _, b := range v.Brokers {
+				if v.ControllerID >= 0 && b.NodeID == v.ControllerID {
+					c.ErrorCode, c.NodeID, c.Host, c.Port = 0, b.NodeID, b.Host, b.Port
+				}
+			}
+		case 1:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			msg := "transactions are not supported"
+			c.ErrorMessage = &msg
+		default:
+			c.ErrorCode = kerr.InvalidRequest.Code
+		}
+		if c.ErrorCode != 0 && c.ErrorMessage == nil {
+			msg := kerr.ErrorForCode(c.ErrorCode).Error()
+			c.ErrorMessage = &msg
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.Coordinators = nil
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.NodeID, c.Host, c.Port
+		if req.Version >= 1 {
+			resp.ErrorMessage = c.ErrorMessage
+		}
+	}
+	return resp, nil
+}
+
+// tenure is one broker's view of its coordinator term: the controller
+// term in which its in-memory groups were built.
+type tenure struct {
+	mu   sync.RWMutex
+	term uint64
+}
+
+// tenures maps *Broker to *tenure (created on the broker's first group
+// request).
+var tenures sync.Map
+
+// groupCoordinator returns the broker's group coordinator if this broker
+// coordinates groups now (it leads the controller shard and is ready in
+// its term), else code NOT_COORDINATOR so that the client rediscovers.
+//
+// The first group request in a new coordinator term purges every group
+// held in memory: they date from an earlier term of this broker, and
+// their members have moved to another coordinator meanwhile (and will
+// rejoin here with fresh ids). Committed offsets are not touched.
+func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
+	if rc.Broker == nil {
+		return nil, 0, 0, errNoBroker
+	}
+	term, ok := rc.Broker.Node.CoordinatorTerm(ctx)
+	if !ok {
+		return nil, 0, kerr.NotCoordinator.Code, nil
+	}
+	v, _ := tenures.LoadOrStore(rc.Broker, &tenure{})
+	tn := v.(*tenure)
+	tn.mu.RLock()
+	cur := tn.term
+	tn.mu.RUnlock()
+	if cur != term {
+		tn.mu.Lock()
+		if tn.term != term {
+			purgeGroups(rc.Broker.Groups)
+			tn.term = term
+		}
+		tn.mu.Unlock()
+	}
+	return rc.Broker.Groups, term, 0, nil
+}
+
+// purgeGroups forgets every group: every member leaves (blocked joins and
+// syncs are answered), then the now Empty groups are deleted. Members
+// leave newest first, so that removing an old member never completes a
+// join phase for a newer one; a few rounds cover groups a concurrent
+// request changed meanwhile.
+func purgeGroups(c *group.Coordinator) {
+	for range 3 {
+		var ids []string
+		for _, l := range c.List(nil) {
+			ids = append(ids, l.Group)
+		}
+		if len(ids) == 0 {
+			return
+		}
+		for _, d := range c.Describe(ids) {
+			req := group.LeaveRequest{Group: d.Group}
+			for i := len(d.Members) - 1; i >= 0; i-- {
+				m := d.Members[i]
+				req.Members = append(req.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Reason: "coordinator moved"})
+			}
+			if len(req.Members) > 0 {
+				c.Leave(req)
+			}
+		}
+		c.Delete(ids)
+	}
+}
+
+// coordinatorPollEvery is how often a blocked JoinGroup or SyncGroup
+// checks that its broker still coordinates groups.
+const coordinatorPollEvery = 250 * time.Millisecond
+
+// whileCoordinator derives a context that is cancelled, besides with ctx,
+// when this broker stops coordinating groups in term (controller
+// leadership moved): a member blocked in JoinGroup or SyncGroup is then
+// answered NOT_COORDINATOR instead of waiting for a rebalance that will
+// never complete here. lost reports whether that happened. The watcher
+// goroutine exits when stop is called.
+func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wctx context.Context, lost func() bool, stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	gone := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(coordinatorPollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if cur, ok := rc.Broker.Node.CoordinatorTerm(wctx); wctx.Err() == nil && (!ok || cur != term) {
+					mu.Lock()
+					gone = true
+					mu.Unlock()
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	lost = func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return gone && ctx.Err() == nil
+	}
+	stop = func() {
+		cancel()
+		<-done
+	}
+	return wctx, lost, stop
+}
+
+// clientHost is the peer address as Kafka shows it in DescribeGroups
+// ("/127.0.0.1").
+func grpClientHost(rc *RequestContext) string {
+	if rc.RemoteAddr == nil {
+		return ""
+	}
+	h, _, err := net.SplitHostPort(rc.RemoteAddr.String())
+	if err != nil {
+		h = rc.RemoteAddr.String()
+	}
+	return "/" + h
+}
+
+// deref is *s, "" when nil.
+func grpDeref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// nullable is &s, nil when s is "".
+func grpNullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/group"
+)
+
+// DescribeGroups: v0-5
+//
+// Behaviour:
+//   - NOT_COORDINATOR on every group on a broker that is not the
+//     coordinator.
+//   - A group with members: core/group's description (metadata and
+//     assignments only when Stable, as in Kafka). A group that only has
+//     committed offsets: Empty, protocol type "". An unknown group: state
+//     Dead, no error (Kafka's classic answer; GROUP_ID_NOT_FOUND is v6+,
+//     not served).
+//   - v3+ authorized operations: INT32_MIN unless requested, else READ,
+//     DELETE and DESCRIBE (no ACLs here: every operation is allowed).
+//
+// Version notes: v1 throttle; v3 authorized operations; v4 instance ids;
+// v5 flexible; v6 (KIP-1043 error message) not served.
+
+const describeGroupsKey = 15
+
+func init() {
+	register(API{Key: describeGroupsKey, MinVersion: 0, MaxVersion: 5, Handler: handleDescribeGroups})
+}
+
+// groupOperations is Kafka's AclOperation bit set of READ (3), DELETE (6)
+// and DESCRIBE (8).
+const groupOperations = 1<<3 | 1<<6 | 1<<8
+
+func handleDescribeGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	gc, _, code, err := groupCoordinator(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	var descs []group.GroupDescription
+	if code != 0 {
+		for _, id := range req.Groups {
+			descs = append(descs, group.GroupDescription{Group: id, ErrorCode: code, State: group.Dead})
+		}
+	} else {
+		descs = gc.Describe(req.Groups)
+	}
+	for _, d := range descs {
+		g := kmsg.NewDescribeGroupsResponseGroup()
+		g.ErrorCode, g.Group, g.State, g.ProtocolType, g.Protocol = d.ErrorCode, d.Group, d.State.String(), d.ProtocolType, d.Protocol
+		g.AuthorizedOperations = math.MinInt32
+		if req.IncludeAuthorizedOperations && d.ErrorCode == 0 {
+			g.AuthorizedOperations = groupOperations
+		}
+		if code == 0 && !d.Known && d.ErrorCode == 0 {
+			if offs, err := rc.Broker.Node.FetchOffsets(d.Group); err == nil && len(offs) > 0 {
+				g.State = group.Empty.String()
+			}
+		}
+		for _, m := range d.Members {
+			rm := kmsg.NewDescribeGroupsResponseGroupMember()
+			rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, grpNullable(m.InstanceID), m.ClientID, m.ClientHost
+			rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
+			g.Members = append(g.Members, rm)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/group"
+)
+
+// ListGroups: v0-5
+//
+// Behaviour:
+//   - Like Kafka, each broker lists the groups it coordinates (clients
+//     such as kadm ask every broker and merge): the coordinator lists the
+//     groups with members (core/group) and the groups that only have
+//     committed offsets (state Empty, protocol type ""); every other
+//     broker answers an empty list with no error.
+//   - v4+ states filter (case-insensitive, unknown names match nothing);
+//     v5+ types filter: every group here is "classic" (case-insensitive),
+//     any other type matches nothing; v5+ GroupType is "classic".
+//
+// Version notes: v1 throttle; v3 flexible; v4 states; v5 types (KIP-848).
+
+const listGroupsKey = 16
+
+func init() {
+	register(API{Key: listGroupsKey, MinVersion: 0, MaxVersion: 5, Handler: handleListGroups})
+}
+
+func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	gc, _, code, err := groupCoordinator(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return resp, nil // not the coordinator: no groups here
+	}
+	if req.Version >= 5 && len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(s string) bool { return strings.EqualFold(s, "classic") }) {
+		return resp, nil
+	}
+	var states []group.State
+	if req.Version >= 4 && len(req.StatesFilter) > 0 {
+		for _, s := range req.StatesFilter {
+			if st, ok := group.ParseState(s); ok {
+				states = append(states, st)
+			}
+		}
+		if len(states) == 0 {
+			return resp, nil
+		}
+	}
+	listed := map[string]bool{}
+	add := func(id, protocolType string, st group.State) {
+		g := kmsg.NewListGroupsResponseGroup()
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, protocolType, st.String(), "classic"
+		resp.Groups = append(resp.Groups, g)
+		listed[id] = true
+	}
+	for _, l := range gc.List(states) {
+		add(l.Group, l.ProtocolType, l.State)
+	}
+	if len(states) == 0 || slices.Contains(states, group.Empty) {
+		ids, err := rc.Broker.Node.OffsetGroups()
+		if err != nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			resp.Groups = nil
+			return resp, nil
+		}
+		known := map[string]bool{}
+		for _, d := range gc.Describe(ids) {
+			known[d.Group] = d.Known
+		}
+		for _, id := range ids {
+			if !listed[id] && !known[id] {
+				add(id, "", group.Empty)
+			}
+		}
+	}
+	slices.SortFunc(resp.Groups, func(a, b kmsg.ListGroupsResponseGroup) int { return strings.Compare(a.Group, b.Group) })
+	return resp, nil
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DeleteGroups: v0-2
+//
+// Behaviour:
+//   - NOT_COORDINATOR on every group on a broker that is not the
+//     coordinator.
+//   - A group with members: NON_EMPTY_GROUP. An Empty group is forgotten by
+//     the coordinator, then its committed offsets are deleted through the
+//     controller. A group the coordinator does not hold is deleted if it
+//     has committed offsets, else GROUP_ID_NOT_FOUND. Empty id:
+//     INVALID_GROUP_ID.
+//   - Offsets deletion failing (controller unavailable, timeout) reports
+//     that code; the client retries.
+//
+// Version notes: v1 same as v0; v2 flexible.
+
+const deleteGroupsKey = 42
+
+func init() {
+	register(API{Key: deleteGroupsKey, MinVersion: 0, MaxVersion: 2, Handler: handleDeleteGroups})
+}
+
+func handleDeleteGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DeleteGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	gc, _, code, err := groupCoordinator(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	codes := make([]int16, len(req.Groups))
+	if code != 0 {
+		for i := range codes {
+			codes[i] = code
+		}
+	} else {
+		res := gc.Delete(req.Groups)
+		var offsetGroups []string
+		var where []int
+		held := map[int]bool{}
+		for i, r := range res {
+			codes[i] = r.ErrorCode
+			if r.ErrorCode == 0 || r.ErrorCode == kerr.GroupIDNotFound.Code {
+				held[i] = r.ErrorCode == 0
+				offsetGroups = append(offsetGroups, r.Group)
+				where = append(where, i)
+			}
+		}
+		if len(offsetGroups) > 0 {
+			for k, gcode := range rc.Broker.Node.DeleteGroups(ctx, offsetGroups) {
+				i := where[k]
+				switch {
+				case gcode.Code == kerr.GroupIDNotFound.Code && held[i]:
+					codes[i] = 0 // had members once, never committed
+				default:
+					codes[i] = gcode.Code
+				}
+			}
+		}
+	}
+	for i, id := range req.Groups {
+		g := kmsg.NewDeleteGroupsResponseGroup()
+		g.Group, g.ErrorCode = id, codes[i]
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}
