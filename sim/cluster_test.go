@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,9 +52,16 @@ type cluster struct {
 	logs  *logBuffer
 	peers map[uint64]string
 
+	// linkBase is every link's rule when no fault is active: no real
+	// network has zero latency, and with zero latency a client and a
+	// broker that answer each other at once (an error retried without
+	// backoff) would spin without virtual time ever advancing.
+	linkBase netio.LinkRule
+
 	mu    sync.Mutex
 	nodes map[uint64]*simNode
-	lying bool // the broken variant: every disk's Sync lies
+	hosts []string // every network host of the run, in creation order
+	lying bool     // the broken variant: every disk's Sync lies
 }
 
 // logBuffer keeps every node's and dragonboat's log lines of a run (warn
@@ -87,6 +95,15 @@ func newCluster(seed int64, topo topology, tr *trace) *cluster {
 		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		net:   netio.NewSim(subSeed(seed, "net")),
 		peers: map[uint64]string{}, nodes: map[uint64]*simNode{},
+	}
+	lrng := newRand(seed, "links")
+	c.linkBase = netio.LinkRule{
+		Delay:  time.Duration(100+lrng.IntN(1900)) * time.Microsecond,
+		Jitter: time.Duration(1+lrng.IntN(500)) * time.Microsecond,
+	}
+	tr.add(evNode, "links delay=%v jitter=%v", c.linkBase.Delay, c.linkBase.Jitter)
+	for id := uint64(1); id <= uint64(topo.nodes); id++ {
+		c.hosts = append(c.hosts, brokerHost(id))
 	}
 	rng := newRand(seed, "clock")
 	for id := uint64(1); id <= uint64(topo.nodes); id++ {
@@ -251,4 +268,44 @@ func (c *cluster) lieAll() {
 	for _, id := range c.ids() {
 		c.setDiskFaults(id, c.baseFaults())
 	}
+}
+
+// host returns the network endpoint of a named host, giving every link
+// between it and the hosts before it the base rule.
+func (c *cluster) host(name string) netio.Network {
+	c.mu.Lock()
+	known := false
+	for _, h := range c.hosts {
+		known = known || h == name
+	}
+	if !known {
+		c.hosts = append(c.hosts, name)
+	}
+	c.mu.Unlock()
+	if !known {
+		c.applyLinkBase()
+	}
+	return c.net.Host(name)
+}
+
+// applyLinkBase gives every link between known hosts the base rule
+// (after netio.Sim.Heal, which clears every rule).
+func (c *cluster) applyLinkBase() {
+	c.mu.Lock()
+	hosts := slices.Clone(c.hosts)
+	c.mu.Unlock()
+	for _, a := range hosts {
+		for _, b := range hosts {
+			if a != b {
+				c.net.SetLink(a, b, c.linkBase)
+			}
+		}
+	}
+}
+
+// clientHosts lists the hosts that are not brokers.
+func (c *cluster) clientHosts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.hosts[c.topo.nodes:])
 }

@@ -76,6 +76,7 @@ func (s *scheduler) setNet(lane int, fn func(*netio.Sim)) {
 		s.active[lane] = fn
 	}
 	s.c.net.Heal()
+	s.c.applyLinkBase()
 	for l := range len(s.c.ids()) + 1 {
 		if f := s.active[l]; f != nil {
 			f(s.c.net)
@@ -132,8 +133,8 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 	other := ids[rng.IntN(len(ids))]
 	hold := drawHold(rng)
 	host, otherHost := brokerHost(id), brokerHost(other)
-	if rng.IntN(4) == 0 {
-		otherHost = fmt.Sprintf("client-%d", rng.IntN(4))
+	if clients := c.clientHosts(); len(clients) > 0 && rng.IntN(4) == 0 {
+		otherHost = clients[rng.IntN(len(clients))]
 	}
 	switch k {
 	case fkCrash:
@@ -164,7 +165,7 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		s.setNet(lane, nil)
 	case fkFlaky:
 		r := netio.LinkRule{
-			Delay:           time.Duration(rng.IntN(30)) * time.Millisecond,
+			Delay:           c.linkBase.Delay + time.Duration(rng.IntN(30))*time.Millisecond,
 			Jitter:          time.Duration(1+rng.IntN(30)) * time.Millisecond,
 			DropProbability: []float64{0, 0.001, 0.01, 0.05}[rng.IntN(4)],
 		}

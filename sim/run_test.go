@@ -30,7 +30,8 @@ type runOpts struct {
 	// returns nil without making anything durable), with a correlated
 	// crash of all nodes at heal time. The simulator must catch it.
 	lyingDisk bool
-	// workload runs the clients; nil: the core-API workload.
+	// workload starts the clients (on wg, stopping when ctx ends); nil:
+	// the core-API workload.
 	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
 }
 
@@ -62,6 +63,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	topo := drawTopology(seed)
 	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
 	c := newCluster(seed, topo, tr)
+	c.applyLinkBase()
 	raftlog.Install(c.log, slog.LevelWarn)
 	h := newHistory(tr)
 	res = result{seed: seed, topo: topo, tr: tr}
@@ -149,18 +151,12 @@ func faultPhase(c *cluster, h *history, tps []tp, o runOpts) {
 			f()
 		}()
 	}
-	if o.workload != nil {
-		o.workload(ctx, c, h, tps, &wg)
-	} else {
-		for i := range c.topo.producers {
-			goRun(func() { coreProducer(ctx, c, h, i, tps) })
-		}
-		for i := range c.topo.readers {
-			goRun(func() { coreReader(ctx, c, h, i, tps) })
-		}
+	workload := o.workload
+	if workload == nil {
+		workload = coreWorkload
 	}
+	workload(ctx, c, h, tps, &wg)
 	goRun(func() { leaderSampler(ctx, c, h) })
-	goRun(func() { admin(ctx, c) })
 	s := newScheduler(c, o.profile)
 	lanes := 1
 	if o.profile == profileUnsafe {
@@ -178,6 +174,7 @@ func faultPhase(c *cluster, h *history, tps []tp, o runOpts) {
 // restarts them all: the cluster must come back from its disks alone.
 func heal(c *cluster, rng *rand.Rand) {
 	c.net.Heal()
+	c.applyLinkBase()
 	for _, id := range c.ids() {
 		c.setDiskFaults(id, c.baseFaults())
 	}

@@ -181,5 +181,22 @@ func leaderSampler(ctx context.Context, c *cluster, h *history) {
 	}
 }
 
-// coreWorkloadFunc is the core-API workload as a runOpts.workload.
-var coreWorkloadFunc func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
+// coreWorkload runs producers and readers on the core API (node.Produce,
+// node.Fetch) and admin operations through node: the workload before the
+// Kafka handlers existed, kept for checking the checkers without a client.
+func coreWorkload(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup) {
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	for i := range c.topo.producers {
+		goRun(func() { coreProducer(ctx, c, h, i, tps) })
+	}
+	for i := range c.topo.readers {
+		goRun(func() { coreReader(ctx, c, h, i, tps) })
+	}
+	goRun(func() { admin(ctx, c) })
+}

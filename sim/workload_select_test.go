@@ -2,6 +2,5 @@
 
 package sim
 
-// defaultWorkload is the workload TestSim runs: nil selects the core-API
-// workload until the Kafka handlers exist.
-var defaultWorkload = coreWorkloadFunc
+// defaultWorkload is the workload TestSim runs: real franz-go clients.
+var defaultWorkload = kgoWorkload
