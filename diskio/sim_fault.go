@@ -53,6 +53,9 @@ type Faults struct {
 	// File.Sync returns nil without making anything durable
 	// (a crash image keeps only what was synced before it was set).
 	LyingSync bool
+	// LyingSyncPattern limits LyingSync to files whose base name matches
+	// this path.Match glob ("" = every file).
+	LyingSyncPattern string
 }
 
 // FaultRule fails operations of kind Op on paths matching PathPattern.

@@ -279,3 +279,26 @@ func TestLyingSync(t *testing.T) {
 		t.Fatalf("crash image after a lying Sync = %q", got)
 	}
 }
+
+// TestLyingSyncPattern: LyingSyncPattern limits the lie to matching files.
+func TestLyingSyncPattern(t *testing.T) {
+	s := NewSim(7)
+	must(t, s.MkdirAll("/d/lie"))
+	lie, err := s.Create("/d/lie/f")
+	must(t, err)
+	honest, err := s.Create("/d/g")
+	must(t, err)
+	s.SetFaults(Faults{LyingSync: true, LyingSyncPattern: "f"})
+	for _, f := range []File{lie, honest} {
+		_, err = f.Append([]byte("x"))
+		must(t, err)
+		must(t, f.Sync())
+	}
+	img := s.CrashImage(CrashSyncedOnly)
+	if got, _ := img.ReadFile("/d/lie/f"); len(got) != 0 {
+		t.Fatalf("lying file kept %q", got)
+	}
+	if got, _ := img.ReadFile("/d/g"); string(got) != "x" {
+		t.Fatalf("honest file = %q", got)
+	}
+}

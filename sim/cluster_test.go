@@ -3,8 +3,10 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -38,6 +40,7 @@ type simNode struct {
 	starts   int
 	faults   diskio.Faults // applied to every incarnation's disk until cleared
 	snapshot uint64        // SnapshotEntries (drawn per node)
+
 }
 
 // cluster is the nodes of one run, on one simulated network, inside one
@@ -58,10 +61,10 @@ type cluster struct {
 	// backoff) would spin without virtual time ever advancing.
 	linkBase netio.LinkRule
 
-	mu    sync.Mutex
-	nodes map[uint64]*simNode
-	hosts []string // every network host of the run, in creation order
-	lying bool     // the broken variant: every disk's Sync lies
+	mu        sync.Mutex
+	nodes     map[uint64]*simNode
+	hosts     []string // every network host of the run, in creation order
+	brokenAck bool     // the broken variant: acknowledge before commit
 }
 
 // logBuffer keeps every node's and dragonboat's log lines of a run (warn
@@ -161,6 +164,7 @@ func (c *cluster) config(n *simNode) node.Config {
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
 		LogDBWriteBufferBytes: 1 << 20,
+		UnsafeAckBeforeApply:  c.brokenAck,
 	}
 }
 
@@ -182,9 +186,7 @@ func (c *cluster) start(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("b%d listen: %w", id, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), nodeStartWait)
-	defer cancel()
-	b, err := server.StartBroker(ctx, server.BrokerConfig{Node: cfg, Listener: ln, Logger: cfg.Logger})
+	b, err := startBroker(cfg, ln)
 	if err != nil {
 		c.tr.add(evNode, "b%d start failed: %v", id, err)
 		return err
@@ -252,24 +254,6 @@ func (c *cluster) closeAll() {
 	}
 }
 
-// baseFaults are the disk faults that stay after heal: none, or the
-// broken variant's lying Sync.
-func (c *cluster) baseFaults() diskio.Faults {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return diskio.Faults{LyingSync: c.lying}
-}
-
-// lieAll switches on the broken variant on every disk.
-func (c *cluster) lieAll() {
-	c.mu.Lock()
-	c.lying = true
-	c.mu.Unlock()
-	for _, id := range c.ids() {
-		c.setDiskFaults(id, c.baseFaults())
-	}
-}
-
 // host returns the network endpoint of a named host, giving every link
 // between it and the hosts before it the base rule.
 func (c *cluster) host(name string) netio.Network {
@@ -309,3 +293,21 @@ func (c *cluster) clientHosts() []string {
 	defer c.mu.Unlock()
 	return slices.Clone(c.hosts[c.topo.nodes:])
 }
+
+// startBroker is server.StartBroker that turns a panic on the starting
+// goroutine into an error: a node whose disk image is broken must fail to
+// start (fail-stop), not take the whole simulation down. The panic is
+// reported as such; it is a finding in itself.
+func startBroker(cfg node.Config, ln net.Listener) (b *server.Broker, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ln.Close()
+			b, err = nil, fmt.Errorf("%w: %v", errStartPanic, r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), nodeStartWait)
+	defer cancel()
+	return server.StartBroker(ctx, server.BrokerConfig{Node: cfg, Listener: ln, Logger: cfg.Logger})
+}
+
+var errStartPanic = errors.New("sim: StartBroker panicked")
