@@ -55,13 +55,14 @@ func (s swarm) weights() [fkCount]int {
 // goroutine applying one fault at a time and reverting it before the next.
 type scheduler struct {
 	c       *cluster
+	start   time.Time // the fault phase's start
 	profile string
 	netMu   chan struct{} // one-slot semaphore: network rule changes are recomputed as a whole
 	active  map[int]func(*netio.Sim)
 }
 
 func newScheduler(c *cluster, profile string) *scheduler {
-	s := &scheduler{c: c, profile: profile, netMu: make(chan struct{}, 1), active: map[int]func(*netio.Sim){}}
+	s := &scheduler{c: c, profile: profile, start: time.Now(), netMu: make(chan struct{}, 1), active: map[int]func(*netio.Sim){}}
 	return s
 }
 
@@ -110,9 +111,13 @@ func pick(rng *rand.Rand, w [fkCount]int) (faultKind, bool) {
 func (s *scheduler) lane(ctx context.Context, lane int) {
 	rng := newRand(s.c.seed, fmt.Sprintf("faults-%d", lane))
 	sw := s.c.topo.swarm
+	// Faults start and end at planned instants (offsets from the phase
+	// start), whatever their operations cost in virtual time, so the
+	// schedule is a function of the seed alone.
+	var at time.Duration
 	for {
-		gap := time.Duration(rng.ExpFloat64() * float64(sw.gapMeanMs) * float64(time.Millisecond))
-		if !sleepCtx(ctx, gap) {
+		at += time.Duration(rng.ExpFloat64() * float64(sw.gapMeanMs) * float64(time.Millisecond))
+		if !s.sleepUntil(ctx, at) {
 			return
 		}
 		k, ok := pick(rng, sw.weights())
@@ -120,18 +125,30 @@ func (s *scheduler) lane(ctx context.Context, lane int) {
 			<-ctx.Done()
 			return
 		}
-		s.apply(ctx, lane, rng, k)
+		at = s.apply(ctx, lane, rng, k, at)
 	}
+}
+
+// sleepUntil sleeps until offset at of the fault phase, or ctx ends.
+func (s *scheduler) sleepUntil(ctx context.Context, at time.Duration) bool {
+	d := time.Until(s.start.Add(at))
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	return sleepCtx(ctx, d)
 }
 
 // apply injects fault k, holds it, and reverts it (even if ctx ended:
 // the heal phase starts from a clean slate).
-func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k faultKind) {
+// It returns the planned end of the fault.
+func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k faultKind, at time.Duration) time.Duration {
 	c := s.c
 	ids := c.ids()
 	id := ids[rng.IntN(len(ids))]
 	other := ids[rng.IntN(len(ids))]
 	hold := drawHold(rng)
+	end := at + hold
+	defer func() { c.tr.add(evFault, "t+%012.6fs lane%d end", end.Seconds(), lane) }()
 	host, otherHost := brokerHost(id), brokerHost(other)
 	if clients := c.clientHosts(); len(clients) > 0 && rng.IntN(4) == 0 {
 		otherHost = clients[rng.IntN(len(clients))]
@@ -139,29 +156,29 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 	switch k {
 	case fkCrash:
 		mode := crashModes[rng.IntN(len(crashModes))]
-		c.tr.add(evFault, "lane%d crash b%d mode=%v down=%v", lane, id, mode, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d crash b%d mode=%v down=%v", at.Seconds(), lane, id, mode, hold)
 		c.crash(id, mode)
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.restart(id)
 	case fkClean:
-		c.tr.add(evFault, "lane%d clean restart b%d down=%v", lane, id, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d clean restart b%d down=%v", at.Seconds(), lane, id, hold)
 		c.stop(id)
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.restart(id)
 	case fkPause:
-		c.tr.add(evFault, "lane%d pause b%d for %v", lane, id, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d pause b%d for %v", at.Seconds(), lane, id, hold)
 		s.setNet(lane, func(n *netio.Sim) { n.Isolate(host) })
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.setNet(lane, nil)
 	case fkPartition:
-		c.tr.add(evFault, "lane%d partition %s <-> %s for %v", lane, host, otherHost, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d partition %s <-> %s for %v", at.Seconds(), lane, host, otherHost, hold)
 		s.setNet(lane, func(n *netio.Sim) { n.Partition(host, otherHost) })
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.setNet(lane, nil)
 	case fkOneWay:
-		c.tr.add(evFault, "lane%d one-way cut %s -> %s for %v", lane, host, otherHost, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d one-way cut %s -> %s for %v", at.Seconds(), lane, host, otherHost, hold)
 		s.setNet(lane, func(n *netio.Sim) { n.PartitionOneWay(host, otherHost) })
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.setNet(lane, nil)
 	case fkFlaky:
 		r := netio.LinkRule{
@@ -169,29 +186,30 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 			Jitter:          time.Duration(1+rng.IntN(30)) * time.Millisecond,
 			DropProbability: []float64{0, 0.001, 0.01, 0.05}[rng.IntN(4)],
 		}
-		c.tr.add(evFault, "lane%d flaky %s <-> %s %+v for %v", lane, host, otherHost, r, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d flaky %s <-> %s %+v for %v", at.Seconds(), lane, host, otherHost, r, hold)
 		s.setNet(lane, func(n *netio.Sim) {
 			n.SetLink(host, otherHost, r)
 			n.SetLink(otherHost, host, r)
 		})
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		s.setNet(lane, nil)
 	case fkDiskSlow:
 		f := diskio.Faults{Latency: map[diskio.Op]time.Duration{
 			diskio.OpSync:  time.Duration(1+rng.IntN(50)) * time.Millisecond,
 			diskio.OpWrite: time.Duration(rng.IntN(5)) * time.Millisecond,
 		}}
-		c.tr.add(evFault, "lane%d slow disk b%d sync=%v for %v", lane, id, f.Latency[diskio.OpSync], hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d slow disk b%d sync=%v for %v", at.Seconds(), lane, id, f.Latency[diskio.OpSync], hold)
 		c.setDiskFaults(id, f)
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
 	case fkBitFlip:
 		p := []float64{0.001, 0.01, 0.1}[rng.IntN(3)]
-		c.tr.add(evFault, "lane%d read bit flips b%d p=%v for %v", lane, id, p, hold)
+		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
 		c.setDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p})
-		sleepCtx(ctx, hold)
+		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
 	}
+	return end
 }
 
 // restart starts node id, retrying a few times (a start can fail while

@@ -40,7 +40,8 @@ type runOpts struct {
 type result struct {
 	seed       int64
 	topo       topology
-	hash       string
+	hash       string // canonical trace
+	schedHash  string // topology and fault schedule only
 	violations []string
 	liveness   string // non-empty: the cluster did not converge after heal
 	tr         *trace
@@ -78,6 +79,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 		res.reads = h.reads
 		res.logs = c.logs.String()
 		res.hash = tr.hash()
+		res.schedHash = tr.scheduleHash()
 	}()
 	c.brokenAck = o.brokenAck
 	for _, id := range c.ids() {

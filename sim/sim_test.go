@@ -14,13 +14,22 @@ var (
 	flagDuration = flag.Duration("sim-duration", 30*time.Second, "virtual length of each schedule's fault phase")
 	flagProfile  = flag.String("sim-profile", profileRecoverable, "fault profile: recoverable | unsafe")
 	flagReplay   = flag.Bool("sim-replay", false, "run each seed twice and report whether the canonical trace hashes match")
+	flagWorkload = flag.String("sim-workload", "kgo", "workload: kgo (real franz-go clients) | core (node API, no Kafka handlers)")
 )
 
 func simOpts(t *testing.T) runOpts {
 	if *flagProfile != profileRecoverable && *flagProfile != profileUnsafe {
 		t.Fatalf("-sim-profile=%q: want %s or %s", *flagProfile, profileRecoverable, profileUnsafe)
 	}
-	return runOpts{duration: *flagDuration, profile: *flagProfile, workload: defaultWorkload}
+	o := runOpts{duration: *flagDuration, profile: *flagProfile, workload: defaultWorkload}
+	switch *flagWorkload {
+	case "kgo":
+	case "core":
+		o.workload = coreWorkload
+	default:
+		t.Fatalf("-sim-workload=%q: want kgo or core", *flagWorkload)
+	}
+	return o
 }
 
 // TestSim runs the seeded schedules: whole Chronik nodes, clients and
@@ -29,7 +38,7 @@ func TestSim(t *testing.T) {
 	o := simOpts(t)
 	var schedules int
 	var virtual time.Duration
-	replays, same := 0, 0
+	replays, same, sameSched := 0, 0, 0
 	wallStart := time.Now()
 	for _, seed := range seedsToRun() {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -42,6 +51,11 @@ func TestSim(t *testing.T) {
 				schedules++
 				virtual += again.virtual
 				replays++
+				if again.schedHash == res.schedHash {
+					sameSched++
+				} else {
+					t.Errorf("replay: seed %d schedule hashes differ: %s vs %s: the seed no longer decides the schedule", seed, res.schedHash, again.schedHash)
+				}
 				if again.hash == res.hash {
 					same++
 					t.Logf("replay: seed %d trace hash %s reproduced", seed, res.hash)
@@ -59,7 +73,8 @@ func TestSim(t *testing.T) {
 			schedules, wall.Round(time.Millisecond), float64(schedules)/wall.Minutes(), virtual.Seconds()/wall.Seconds())
 	}
 	if replays > 0 {
-		t.Logf("determinism: %d/%d seeds reproduced their trace hash (%.1f%%)", same, replays, 100*float64(same)/float64(replays))
+		t.Logf("determinism: %d/%d seeds reproduced their canonical trace hash (%.1f%%), %d/%d their schedule hash",
+			same, replays, 100*float64(same)/float64(replays), sameSched, replays)
 	}
 }
 
@@ -67,8 +82,8 @@ func TestSim(t *testing.T) {
 // and the trace file.
 func report(t *testing.T, res result, o runOpts) {
 	t.Helper()
-	t.Logf("seed %d: %s; %d acks, %d records read, %v virtual; trace hash %s",
-		res.seed, res.topo, res.acks, res.reads, res.virtual.Round(time.Millisecond), res.hash)
+	t.Logf("seed %d: %s; %d acks, %d records read, %v virtual; trace hash %s schedule hash %s",
+		res.seed, res.topo, res.acks, res.reads, res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
 	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
 	if res.liveness != "" && !failed {
 		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)

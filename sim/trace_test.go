@@ -90,6 +90,25 @@ func (t *trace) hash() string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// scheduleHash hashes what the seed alone decides: the topology and
+// swarm line and the fault schedule (planned offsets, kinds, targets),
+// sorted by text. Replays of one seed must agree on it even where the
+// full trace differs by scheduling noise (see doc.go, "Determinism").
+func (t *trace) scheduleHash() string {
+	var lines []string
+	for _, e := range t.canonical() {
+		if e.kind == evFault || e.kind == evPhase {
+			lines = append(lines, e.kind+" "+e.text)
+		}
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		fmt.Fprintln(h, l)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
 // write stores the canonical trace under sim/traces/ and returns its path.
 func (t *trace) write(seed int64, suffix string) (string, error) {
 	if err := os.MkdirAll("traces", 0o755); err != nil {
