@@ -33,6 +33,11 @@ func brokerAddr(id uint64) string { return fmt.Sprintf("%s:%d", brokerHost(id), 
 // simNode is one Chronik process slot: its disk survives restarts (or is
 // replaced by a crash image), its broker is nil while it is down.
 type simNode struct {
+	// life is a one-slot semaphore held across each lifecycle operation
+	// (start, crash, stop) so that overlapping fault lanes never run two
+	// incarnations on one disk. A channel, not a mutex: waiting on it is
+	// durably blocked, so virtual time goes on.
+	life     chan struct{}
 	id       uint64
 	disk     *diskio.Sim
 	clock    *clock.Sim
@@ -117,7 +122,7 @@ func newCluster(seed int64, topo topology, tr *trace) *cluster {
 			drift = rng.Int64N(2*topo.clockDriftPPMMax+1) - topo.clockDriftPPMMax
 		}
 		c.nodes[id] = &simNode{
-			id: id, disk: diskio.NewSim(subSeed(seed, fmt.Sprintf("disk-%d", id))),
+			life: make(chan struct{}, 1), id: id, disk: diskio.NewSim(subSeed(seed, fmt.Sprintf("disk-%d", id))),
 			clock: clock.NewSim(offset, drift), snapshot: topo.snapshotEntries,
 		}
 		tr.add(evNode, "b%d clock offset=%v drift=%dppm", id, offset, drift)
@@ -172,6 +177,7 @@ func (c *cluster) config(n *simNode) node.Config {
 // event, not a test failure: the scheduler retries and the heal phase
 // judges liveness.
 func (c *cluster) start(id uint64) error {
+	defer c.lock(id)()
 	c.mu.Lock()
 	n := c.nodes[id]
 	if n.broker != nil {
@@ -202,6 +208,7 @@ func (c *cluster) start(id uint64) error {
 // is frozen, then the process is torn down, then the restart image is
 // built with mode. The node stays down until start.
 func (c *cluster) crash(id uint64, mode diskio.CrashMode) {
+	defer c.lock(id)()
 	c.mu.Lock()
 	n := c.nodes[id]
 	b := n.broker
@@ -223,6 +230,7 @@ func (c *cluster) crash(id uint64, mode diskio.CrashMode) {
 
 // stop is a clean shutdown (the SIGTERM path): the disk is kept as is.
 func (c *cluster) stop(id uint64) {
+	defer c.lock(id)()
 	c.mu.Lock()
 	n := c.nodes[id]
 	b := n.broker
@@ -311,3 +319,12 @@ func startBroker(cfg node.Config, ln net.Listener) (b *server.Broker, err error)
 }
 
 var errStartPanic = errors.New("sim: StartBroker panicked")
+
+// lock takes node id's lifecycle semaphore and returns its release.
+func (c *cluster) lock(id uint64) (unlock func()) {
+	c.mu.Lock()
+	life := c.nodes[id].life
+	c.mu.Unlock()
+	life <- struct{}{}
+	return func() { <-life }
+}

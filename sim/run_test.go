@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -31,6 +32,8 @@ type runOpts struct {
 	// produce before it is committed, node.Config.UnsafeAckBeforeApply).
 	// The simulator must catch it.
 	brokenAck bool
+	// onTrace, if set, receives the run's trace when it starts.
+	onTrace func(*trace)
 	// workload starts the clients (on wg, stopping when ctx ends); nil:
 	// the core-API workload.
 	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
@@ -52,16 +55,37 @@ type result struct {
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble.
+//
+// A schedule that runs longer than scheduleWallMax of wall time is stuck
+// outside virtual time (a livelock, or a goroutine waiting on a mutex whose
+// holder sleeps): the watchdog writes the trace so far and ends the process
+// with the reproduce line, since a bubble cannot be abandoned.
 func runSchedule(t *testing.T, seed int64, o runOpts) result {
 	var res result
+	var running atomic.Pointer[trace]
+	dog := time.AfterFunc(scheduleWallMax, func() {
+		p, err := "", error(nil)
+		if tr := running.Load(); tr != nil {
+			p, err = tr.write(seed, ".stuck")
+		}
+		panic(fmt.Sprintf("sim: seed %d ran for %v of wall time: virtual time stopped advancing (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, scheduleWallMax, p, err, seed))
+	})
+	defer dog.Stop()
+	o.onTrace = func(tr *trace) { running.Store(tr) }
 	synctest.Test(t, func(t *testing.T) { res = runBubble(seed, o) })
 	return res
 }
+
+// scheduleWallMax bounds one schedule's wall time (see runSchedule).
+const scheduleWallMax = 3 * time.Minute
 
 func runBubble(seed int64, o runOpts) (res result) {
 	reseedDragonboat(seed)
 	start := time.Now()
 	tr := newTrace()
+	if o.onTrace != nil {
+		o.onTrace(tr)
+	}
 	topo := drawTopology(seed)
 	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
 	c := newCluster(seed, topo, tr)

@@ -133,7 +133,12 @@ func kgoProducer(ctx context.Context, c *cluster, h *history, idx int, tps []tp)
 func recordFetches(h *history, session string, fs kgo.Fetches) {
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if p.Err != nil {
+			// A partition error carries no broker answer (kgo also
+			// reports connection failures this way, with HW 0).
 			h.tr.add(evRead, "%s %s/%d fetch error: %v", session, p.Topic, p.Partition, p.Err)
+			if len(p.Records) == 0 {
+				return
+			}
 		}
 		recs := make([]fetchedRecord, 0, len(p.Records))
 		for _, r := range p.Records {
