@@ -167,6 +167,7 @@ func (c *cluster) config(n *simNode) node.Config {
 		DataDir: "/data", FS: n.disk, Net: c.net.Host(brokerHost(n.id)), Clock: n.clock,
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
+		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
 		LogDBWriteBufferBytes: 1 << 20,
 		UnsafeAckBeforeApply:  c.brokenAck,

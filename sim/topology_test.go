@@ -11,6 +11,7 @@ type topology struct {
 	nodes            int
 	topics           []topicSpec
 	snapshotEntries  uint64
+	rttMs            uint64 // dragonboat's tick; elections after 10 ticks
 	clockOffsetMax   time.Duration
 	clockDriftPPMMax int64
 	producers        int
@@ -56,6 +57,7 @@ func drawTopology(seed int64) topology {
 		t.topics = append(t.topics, topicSpec{name: fmt.Sprintf("t%d", i), partitions: int32(1 + rng.IntN(3)), rf: rf})
 	}
 	t.snapshotEntries = []uint64{20, 100, 1000}[rng.IntN(3)]
+	t.rttMs = []uint64{10, 20, 20}[rng.IntN(3)]
 	t.clockOffsetMax = time.Duration(rng.IntN(3)) * time.Second
 	t.clockDriftPPMMax = []int64{0, 100, 20_000}[rng.IntN(3)]
 	t.producers = 1 + rng.IntN(3)
@@ -76,7 +78,7 @@ func drawTopology(seed int64) topology {
 }
 
 func (t topology) String() string {
-	s := fmt.Sprintf("nodes=%d snapshot=%d producers=%d readers=%d groups=%d topics=", t.nodes, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d topics=", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
 	for _, tp := range t.topics {
 		s += fmt.Sprintf("%s(p=%d,rf=%d) ", tp.name, tp.partitions, tp.rf)
 	}

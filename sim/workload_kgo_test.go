@@ -123,7 +123,7 @@ func kgoProducer(ctx context.Context, c *cluster, h *history, idx int, tps []tp)
 				h.ack(name, tp{r.Topic, r.Partition}, r.Offset, []string{string(r.Value)})
 			}
 		})
-		if d := rng.IntN(10); d > 0 {
+		if d := rng.IntN(40); d > 0 {
 			sleepCtx(ctx, time.Duration(d)*time.Millisecond)
 		}
 	}
