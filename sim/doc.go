@@ -19,8 +19,6 @@
 //	                         after heal only reported
 //	-sim-replay              run each seed twice, compare hashes
 //	-sim-workload=core       node API clients instead of kgo (triage)
-//	-sim-fetch-v16           let kgo use Fetch v16 (livelocks today, see
-//	                         workload_kgo_test.go)
 //
 // # One seed
 //

@@ -4,25 +4,15 @@ package sim
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/chronik-go/chronik/netio"
 )
-
-// flagFetchV16 lets clients use Fetch v16. Off by default: Chronik's
-// Fetch v16 answers NOT_LEADER_OR_FOLLOWER with a KIP-951 CurrentLeader
-// naming the answering broker itself (the controller view still shows it
-// as leader while the partition has no leader), so kgo re-fetches from
-// the same broker at once, forever: a request storm in real time, a
-// livelock in virtual time (reproduce: -sim-fetch-v16 -seed=1).
-var flagFetchV16 = flag.Bool("sim-fetch-v16", false, "let clients use Fetch v16 (KIP-951); see flagFetchV16")
 
 // Bounds of the real-client workload.
 const (
@@ -75,12 +65,6 @@ func newClient(c *cluster, name string, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.MetadataMaxAge(2 * time.Second),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
 		kgo.RetryTimeout(5 * time.Second),
-	}
-	if !*flagFetchV16 {
-		// Fetch v16 (KIP-951) livelocks: see flagFetchV16.
-		v := kversion.Stable()
-		v.SetMaxKeyVersion(1, 15)
-		base = append(base, kgo.MaxVersions(v))
 	}
 	return kgo.NewClient(append(base, opts...)...)
 }
