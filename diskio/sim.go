@@ -535,6 +535,9 @@ func (f *simFile) Sync() error {
 	if err := f.check("sync", false); err != nil {
 		return err
 	}
+	if s.faults.LyingSync && lies(s.faults.LyingSyncPattern, f.name) {
+		return nil // the broken variant: report success, keep the journal
+	}
 	f.ino.journal = nil
 	s.stats.Syncs++
 	return nil
@@ -585,4 +588,13 @@ func sleep(d time.Duration) {
 	if d > 0 {
 		time.Sleep(d)
 	}
+}
+
+// lies reports whether a LyingSync with pattern covers the file name.
+func lies(pattern, name string) bool {
+	if pattern == "" {
+		return true
+	}
+	ok, _ := path.Match(pattern, path.Base(name))
+	return ok
 }

@@ -49,6 +49,13 @@ type Faults struct {
 	// Latency is slept (outside the Sim's lock, so virtual time under
 	// synctest) before each operation of the kind.
 	Latency map[Op]time.Duration
+	// LyingSync is a deliberately broken disk for testing the simulator:
+	// File.Sync returns nil without making anything durable
+	// (a crash image keeps only what was synced before it was set).
+	LyingSync bool
+	// LyingSyncPattern limits LyingSync to files whose base name matches
+	// this path.Match glob ("" = every file).
+	LyingSyncPattern string
 }
 
 // FaultRule fails operations of kind Op on paths matching PathPattern.

@@ -258,3 +258,47 @@ func TestLatencyOutsideLock(t *testing.T) {
 		}
 	})
 }
+
+// TestLyingSync: with LyingSync, Sync succeeds but nothing becomes
+// durable (the simulator's deliberately broken disk).
+func TestLyingSync(t *testing.T) {
+	s := NewSim(6)
+	f, err := s.Create("f")
+	must(t, err)
+	_, err = f.Append([]byte("synced"))
+	must(t, err)
+	must(t, f.Sync())
+	s.SetFaults(Faults{LyingSync: true})
+	_, err = f.Append([]byte("+lied"))
+	must(t, err)
+	must(t, f.Sync())
+	if got, _ := s.DurableFile("f"); string(got) != "synced" {
+		t.Fatalf("durable after a lying Sync = %q", got)
+	}
+	if got, _ := s.CrashImage(CrashSyncedOnly).ReadFile("f"); string(got) != "synced" {
+		t.Fatalf("crash image after a lying Sync = %q", got)
+	}
+}
+
+// TestLyingSyncPattern: LyingSyncPattern limits the lie to matching files.
+func TestLyingSyncPattern(t *testing.T) {
+	s := NewSim(7)
+	must(t, s.MkdirAll("/d/lie"))
+	lie, err := s.Create("/d/lie/f")
+	must(t, err)
+	honest, err := s.Create("/d/g")
+	must(t, err)
+	s.SetFaults(Faults{LyingSync: true, LyingSyncPattern: "f"})
+	for _, f := range []File{lie, honest} {
+		_, err = f.Append([]byte("x"))
+		must(t, err)
+		must(t, f.Sync())
+	}
+	img := s.CrashImage(CrashSyncedOnly)
+	if got, _ := img.ReadFile("/d/lie/f"); len(got) != 0 {
+		t.Fatalf("lying file kept %q", got)
+	}
+	if got, _ := img.ReadFile("/d/g"); string(got) != "x" {
+		t.Fatalf("honest file = %q", got)
+	}
+}

@@ -76,6 +76,12 @@ type Config struct {
 	// DefaultLogDBShards (tan's own default is 16 x 128 MiB per NodeHost).
 	LogDBWriteBufferBytes uint64
 	LogDBShards           uint64
+
+	// UnsafeAckBeforeApply is a deliberately broken variant for testing
+	// the simulator only: Produce proposes without waiting and answers at
+	// once with the high watermark as the base offset, before anything is
+	// committed. Never set it elsewhere.
+	UnsafeAckBeforeApply bool
 }
 
 func (c Config) withDefaults() (Config, error) {

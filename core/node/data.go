@@ -103,13 +103,16 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 		res.ErrorCode = batchErrCode(err)
 		return res
 	}
-	shard, _, epoch, code := n.leaderPartition(ctx, topic, part)
+	shard, rep, epoch, code := n.leaderPartition(ctx, topic, part)
 	if code != 0 {
 		res.ErrorCode = code
 		return res
 	}
 	res.LeaderEpoch = epoch
 	cmd := partition.EncodeProduce(partition.Produce{LeaderEpoch: epoch, Batches: batches})
+	if n.cfg.UnsafeAckBeforeApply {
+		return n.unsafeAck(shard, rep, cmd, res)
+	}
 	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {
 		res.ErrorCode = n.errCode(ctx, err)
@@ -297,4 +300,17 @@ func (n *Node) DeleteRecords(ctx context.Context, topic string, part int32, offs
 		return DeleteRecordsResult{ErrorCode: kerr.UnknownServerError.Code, LowWatermark: -1}
 	}
 	return DeleteRecordsResult{ErrorCode: dr.ErrorCode, LowWatermark: dr.LogStartOffset}
+}
+
+// unsafeAck is Config.UnsafeAckBeforeApply: the broken variant the
+// simulator must catch. It acknowledges before the entry is committed.
+func (n *Node) unsafeAck(shard uint64, rep *partition.Replica, cmd []byte, res ProduceResult) ProduceResult {
+	if _, err := n.nh.Propose(n.nh.GetNoOPSession(shard), cmd, proposeTimeout); err != nil {
+		res.ErrorCode = kerr.NotLeaderForPartition.Code
+		return res
+	}
+	res.BaseOffset = rep.HighWatermark()
+	res.LastOffset = res.BaseOffset
+	res.LogStartOffset = rep.LogStartOffset()
+	return res
 }

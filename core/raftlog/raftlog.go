@@ -18,9 +18,23 @@ import (
 )
 
 var (
-	once   sync.Once
-	target atomic.Pointer[sink]
+	once      sync.Once
+	target    atomic.Pointer[sink]
+	panicHook atomic.Pointer[func(pkg, msg string)]
 )
+
+// SetPanicHook (tests only) installs f, called by dragonboat's Panicf
+// after logging and before panicking; nil removes it. If f does not return
+// (runtime.Goexit), neither does Panicf: the simulator uses this to turn a
+// storage fail-stop of one simulated node into a crash of that node rather
+// than of the whole test process.
+func SetPanicHook(f func(pkg, msg string)) {
+	if f == nil {
+		panicHook.Store(nil)
+		return
+	}
+	panicHook.Store(&f)
+}
 
 type sink struct {
 	logger *slog.Logger
@@ -72,5 +86,8 @@ func (p pkgLogger) Errorf(f string, a ...interface{}) { p.log(slog.LevelError, f
 func (p pkgLogger) Panicf(f string, a ...interface{}) {
 	msg := fmt.Sprintf(f, a...)
 	p.log(slog.LevelError, "%s", []interface{}{msg})
+	if f := panicHook.Load(); f != nil {
+		(*f)(p.pkg, msg)
+	}
 	panic(fmt.Sprintf("dragonboat/%s: %s", p.pkg, msg))
 }

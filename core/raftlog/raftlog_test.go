@@ -3,6 +3,7 @@ package raftlog
 import (
 	"bytes"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -32,4 +33,21 @@ func TestInstallRoutesAndFilters(t *testing.T) {
 		}
 	}()
 	l.Panicf("boom %d", 3)
+}
+
+// TestPanicHook: the hook sees Panicf's message first; a hook that does
+// not return keeps Panicf from panicking.
+func TestPanicHook(t *testing.T) {
+	var got string
+	SetPanicHook(func(pkg, msg string) { got = pkg + ": " + msg; runtime.Goexit() })
+	defer SetPanicHook(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pkgLogger{pkg: "p"}.Panicf("boom %d", 4)
+	}()
+	<-done
+	if got != "p: boom 4" {
+		t.Fatalf("hook saw %q", got)
+	}
 }

@@ -1,0 +1,331 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/node"
+	"github.com/chronik-go/chronik/core/plog"
+	"github.com/chronik-go/chronik/diskio"
+	"github.com/chronik-go/chronik/netio"
+	"github.com/chronik-go/chronik/server"
+)
+
+// Addresses: node i is host "b<i>", Raft on :7100, Kafka on :9092.
+const (
+	kafkaPort       = 9092
+	nodeStartWait   = 30 * time.Second
+	nodeShutdownMax = 5 * time.Second
+)
+
+func brokerHost(id uint64) string { return fmt.Sprintf("b%d", id) }
+func brokerRaft(id uint64) string { return brokerHost(id) + ":7100" }
+func brokerAddr(id uint64) string { return fmt.Sprintf("%s:%d", brokerHost(id), kafkaPort) }
+
+// simNode is one Chronik process slot: its disk survives restarts (or is
+// replaced by a crash image), its broker is nil while it is down.
+type simNode struct {
+	// life is a one-slot semaphore held across each lifecycle operation
+	// (start, crash, stop) so that overlapping fault lanes never run two
+	// incarnations on one disk. A channel, not a mutex: waiting on it is
+	// durably blocked, so virtual time goes on.
+	life     chan struct{}
+	id       uint64
+	disk     *diskio.Sim
+	clock    *clock.Sim
+	broker   *server.Broker
+	starts   int
+	faults   diskio.Faults // applied to every incarnation's disk until cleared
+	snapshot uint64        // SnapshotEntries (drawn per node)
+
+}
+
+// cluster is the nodes of one run, on one simulated network, inside one
+// synctest bubble. mu guards nodes' mutable fields and is never held while
+// waiting on anything.
+type cluster struct {
+	seed  int64
+	topo  topology
+	net   *netio.Sim
+	tr    *trace
+	log   *slog.Logger
+	logs  *logBuffer
+	peers map[uint64]string
+
+	// linkBase is every link's rule when no fault is active: no real
+	// network has zero latency, and with zero latency a client and a
+	// broker that answer each other at once (an error retried without
+	// backoff) would spin without virtual time ever advancing.
+	linkBase netio.LinkRule
+
+	mu        sync.Mutex
+	nodes     map[uint64]*simNode
+	hosts     []string // every network host of the run, in creation order
+	brokenAck bool     // the broken variant: acknowledge before commit
+}
+
+// logBuffer keeps every node's and dragonboat's log lines of a run (warn
+// and above) for the failure report; bounded.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const logBufferBytesMax = 4 << 20
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf.Len()+len(p) <= logBufferBytesMax {
+		l.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newCluster(seed int64, topo topology, tr *trace) *cluster {
+	logs := &logBuffer{}
+	c := &cluster{
+		seed: seed, topo: topo, tr: tr, logs: logs,
+		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		net:   netio.NewSim(subSeed(seed, "net")),
+		peers: map[uint64]string{}, nodes: map[uint64]*simNode{},
+	}
+	lrng := newRand(seed, "links")
+	// No jitter on the base rule: netio.Sim draws jitter from one stream
+	// per link in write order, and the order in which connections sharing
+	// a link write is scheduling noise that jitter would amplify.
+	c.linkBase = netio.LinkRule{Delay: time.Duration(100+lrng.IntN(1900)) * time.Microsecond}
+	tr.add(evNode, "links delay=%v jitter=%v", c.linkBase.Delay, c.linkBase.Jitter)
+	for id := uint64(1); id <= uint64(topo.nodes); id++ {
+		c.hosts = append(c.hosts, brokerHost(id))
+	}
+	rng := newRand(seed, "clock")
+	for id := uint64(1); id <= uint64(topo.nodes); id++ {
+		c.peers[id] = brokerRaft(id)
+		offset := time.Duration(rng.Int64N(int64(2*topo.clockOffsetMax+1))) - topo.clockOffsetMax
+		drift := int64(0)
+		if topo.clockDriftPPMMax > 0 {
+			drift = rng.Int64N(2*topo.clockDriftPPMMax+1) - topo.clockDriftPPMMax
+		}
+		c.nodes[id] = &simNode{
+			life: make(chan struct{}, 1), id: id, disk: diskio.NewSim(subSeed(seed, fmt.Sprintf("disk-%d", id))),
+			clock: clock.NewSim(offset, drift), snapshot: topo.snapshotEntries,
+		}
+		tr.add(evNode, "b%d clock offset=%v drift=%dppm", id, offset, drift)
+	}
+	return c
+}
+
+func (c *cluster) node(id uint64) *simNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+// broker returns node id's running broker, or nil.
+func (c *cluster) broker(id uint64) *server.Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].broker
+}
+
+func (c *cluster) ids() []uint64 {
+	ids := make([]uint64, 0, c.topo.nodes)
+	for id := uint64(1); id <= uint64(c.topo.nodes); id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (c *cluster) up() []uint64 {
+	var out []uint64
+	for _, id := range c.ids() {
+		if c.broker(id) != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (c *cluster) config(n *simNode) node.Config {
+	return node.Config{
+		NodeID: n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
+		DataDir: "/data", FS: n.disk, Net: c.net.Host(brokerHost(n.id)), Clock: n.clock,
+		Logger:          c.log.With("node", n.id),
+		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
+		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
+		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
+		LogDBWriteBufferBytes: 1 << 20,
+		UnsafeAckBeforeApply:  c.brokenAck,
+	}
+}
+
+// start starts node id on its current disk. A failure to start is an
+// event, not a test failure: the scheduler retries and the heal phase
+// judges liveness.
+func (c *cluster) start(id uint64) error {
+	defer c.lock(id)()
+	c.mu.Lock()
+	n := c.nodes[id]
+	if n.broker != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	n.starts++
+	n.disk.SetFaults(n.faults)
+	cfg := c.config(n)
+	c.mu.Unlock()
+	ln, err := c.net.Host(brokerHost(id)).Listen(brokerAddr(id))
+	if err != nil {
+		return fmt.Errorf("b%d listen: %w", id, err)
+	}
+	b, err := startBroker(cfg, ln)
+	if err != nil {
+		c.tr.add(evNode, "b%d start failed: %v", id, err)
+		return err
+	}
+	c.mu.Lock()
+	n.broker = b
+	c.mu.Unlock()
+	c.tr.add(evNode, "b%d started", id)
+	return nil
+}
+
+// crash is a power cut by the crash model: network first, then the disk
+// is frozen, then the process is torn down, then the restart image is
+// built with mode. The node stays down until start.
+func (c *cluster) crash(id uint64, mode diskio.CrashMode) {
+	defer c.lock(id)()
+	c.mu.Lock()
+	n := c.nodes[id]
+	b := n.broker
+	n.broker = nil
+	c.mu.Unlock()
+	c.net.Crash(brokerHost(id))
+	n.disk.Freeze()
+	if b != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), nodeShutdownMax)
+		_ = b.Shutdown(ctx) // nothing it does now reaches disk or network
+		cancel()
+	}
+	img := n.disk.CrashImage(mode)
+	c.mu.Lock()
+	n.disk = img
+	c.mu.Unlock()
+	c.tr.add(evNode, "b%d crashed (%v)", id, mode)
+}
+
+// stop is a clean shutdown (the SIGTERM path): the disk is kept as is.
+func (c *cluster) stop(id uint64) {
+	defer c.lock(id)()
+	c.mu.Lock()
+	n := c.nodes[id]
+	b := n.broker
+	n.broker = nil
+	c.mu.Unlock()
+	if b == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeShutdownMax)
+	err := b.Shutdown(ctx)
+	cancel()
+	c.tr.add(evNode, "b%d stopped cleanly (err=%v)", id, err != nil)
+}
+
+// setDiskFaults sets node id's disk faults (kept across its restarts).
+func (c *cluster) setDiskFaults(id uint64, f diskio.Faults) {
+	c.mu.Lock()
+	n := c.nodes[id]
+	n.faults = f
+	disk := n.disk
+	c.mu.Unlock()
+	disk.SetFaults(f)
+}
+
+// closeAll stops every running node, in id order (teardown, not a check).
+func (c *cluster) closeAll() {
+	for _, id := range c.ids() {
+		c.stop(id)
+	}
+}
+
+// host returns the network endpoint of a named host, giving every link
+// between it and the hosts before it the base rule.
+func (c *cluster) host(name string) netio.Network {
+	c.mu.Lock()
+	known := false
+	for _, h := range c.hosts {
+		known = known || h == name
+	}
+	if !known {
+		c.hosts = append(c.hosts, name)
+	}
+	c.mu.Unlock()
+	if !known {
+		c.applyLinkBase()
+	}
+	return c.net.Host(name)
+}
+
+// applyLinkBase gives every link between known hosts the base rule
+// (after netio.Sim.Heal, which clears every rule).
+func (c *cluster) applyLinkBase() {
+	c.mu.Lock()
+	hosts := slices.Clone(c.hosts)
+	c.mu.Unlock()
+	for _, a := range hosts {
+		for _, b := range hosts {
+			if a != b {
+				c.net.SetLink(a, b, c.linkBase)
+			}
+		}
+	}
+}
+
+// clientHosts lists the hosts that are not brokers.
+func (c *cluster) clientHosts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.hosts[c.topo.nodes:])
+}
+
+// startBroker is server.StartBroker that turns a panic on the starting
+// goroutine into an error: a node whose disk image is broken must fail to
+// start (fail-stop), not take the whole simulation down. The panic is
+// reported as such; it is a finding in itself.
+func startBroker(cfg node.Config, ln net.Listener) (b *server.Broker, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ln.Close()
+			b, err = nil, fmt.Errorf("%w: %v", errStartPanic, r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), nodeStartWait)
+	defer cancel()
+	return server.StartBroker(ctx, server.BrokerConfig{Node: cfg, Listener: ln, Logger: cfg.Logger})
+}
+
+var errStartPanic = errors.New("sim: StartBroker panicked")
+
+// lock takes node id's lifecycle semaphore and returns its release.
+func (c *cluster) lock(id uint64) (unlock func()) {
+	c.mu.Lock()
+	life := c.nodes[id].life
+	c.mu.Unlock()
+	life <- struct{}{}
+	return func() { <-life }
+}

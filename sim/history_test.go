@@ -1,0 +1,276 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// tp names a partition. Topic names are never reused within a run, so a
+// name is a topic's identity.
+type tp struct {
+	topic string
+	part  int32
+}
+
+func (p tp) String() string { return fmt.Sprintf("%s/%d", p.topic, p.part) }
+
+type ack struct {
+	at     tp
+	offset int64
+}
+
+type sessionKey struct {
+	session string
+	at      tp
+}
+
+type termKey struct {
+	at   tp
+	term int32
+}
+
+type leaderObs struct {
+	leader   int32
+	observer uint64
+}
+
+// violationsMax bounds what a run keeps of its safety violations.
+const violationsMax = 100
+
+// history is everything clients did and saw during a run, and the online
+// safety checks over it. Safe for concurrent use; mu is never held while
+// waiting.
+//
+// What is checked, and against what promise:
+//   - value at (partition, offset): at most one, across every ack and every
+//     read of every client, ever (a committed log never changes);
+//   - every read value was produced by the workload (bit flips, torn
+//     writes and stale garbage must never be served);
+//   - every read offset is below the high watermark of the same response
+//     (nothing uncommitted is served);
+//   - per session (one reader's or consumer's fetches of one partition),
+//     the high watermark never goes backwards: a session reads from the
+//     partition leader, and a new leader serves only once it has applied
+//     everything committed before its term (node.ensureReady);
+//   - per consumer group and partition, committed offsets as a client
+//     observes them (OffsetFetch after its own commits) never go backwards
+//     unless the group was reset by the workload (it never is);
+//   - at most one leader per (partition, term), over every node's
+//     Metadata view sampled during the run;
+//   - at the end (final): every acknowledged record is in the log at its
+//     acknowledged offset, no value appears twice (idempotent producers),
+//     and each producer's records of a partition are in sequence order.
+type history struct {
+	tr *trace
+
+	mu         sync.Mutex
+	produced   map[string]bool // every value ever handed to a producer
+	acks       map[string]ack  // value -> where its ack said it is
+	atOffset   map[tp]map[int64]string
+	hw         map[sessionKey]int64
+	committed  map[sessionKey]int64
+	leaders    map[termKey]leaderObs
+	violations []string
+	reads      int64
+}
+
+func newHistory(tr *trace) *history {
+	return &history{
+		tr: tr, produced: map[string]bool{}, acks: map[string]ack{}, atOffset: map[tp]map[int64]string{},
+		hw: map[sessionKey]int64{}, committed: map[sessionKey]int64{}, leaders: map[termKey]leaderObs{},
+	}
+}
+
+func (h *history) violateLocked(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if len(h.violations) < violationsMax {
+		h.violations = append(h.violations, msg)
+	}
+	h.tr.add(evCheck, "VIOLATION %s", msg)
+}
+
+func (h *history) violate(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.violateLocked(format, args...)
+}
+
+func (h *history) failed() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.violations)
+}
+
+// value names record seq of producer p: unique within a run.
+func value(p int, seq int64) string { return fmt.Sprintf("P%d.%d", p, seq) }
+
+func parseValue(v string) (p int, seq int64, ok bool) {
+	a, b, found := strings.Cut(strings.TrimPrefix(v, "P"), ".")
+	if !found {
+		return 0, 0, false
+	}
+	pi, err1 := strconv.Atoi(a)
+	s, err2 := strconv.ParseInt(b, 10, 64)
+	return pi, s, err1 == nil && err2 == nil
+}
+
+func (h *history) produce(values []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, v := range values {
+		h.produced[v] = true
+	}
+}
+
+// placeLocked records that value v is at (at, off), as an ack or a read saw.
+func (h *history) placeLocked(at tp, off int64, v, who string) {
+	m := h.atOffset[at]
+	if m == nil {
+		m = map[int64]string{}
+		h.atOffset[at] = m
+	}
+	if old, ok := m[off]; ok && old != v {
+		h.violateLocked("%s offset %d holds %q, but %s saw %q there", at, off, old, who, v)
+		return
+	}
+	m[off] = v
+}
+
+// ack records an acknowledged produce of values at base.. in at.
+func (h *history) ack(producer string, at tp, base int64, values []string) {
+	h.tr.add(evAck, "%s %s base=%d n=%d %s..%s", producer, at, base, len(values), values[0], values[len(values)-1])
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, v := range values {
+		off := base + int64(i)
+		if a, ok := h.acks[v]; ok && a != (ack{at, off}) {
+			h.violateLocked("%s: %q acknowledged at %s/%d and at %s/%d", producer, v, a.at, a.offset, at, off)
+		}
+		h.acks[v] = ack{at, off}
+		h.placeLocked(at, off, v, producer+" ack")
+	}
+}
+
+// read records one fetch response of session at partition at.
+func (h *history) read(session string, at tp, recs []fetchedRecord, hw int64) {
+	if len(recs) > 0 {
+		h.tr.add(evRead, "%s %s [%d..%d] hw=%d", session, at, recs[0].offset, recs[len(recs)-1].offset, hw)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reads += int64(len(recs))
+	k := sessionKey{session, at}
+	if last, ok := h.hw[k]; ok && hw < last {
+		h.violateLocked("%s %s: high watermark went back from %d to %d", session, at, last, hw)
+	}
+	if hw > h.hw[k] {
+		h.hw[k] = hw
+	}
+	for _, r := range recs {
+		if !h.produced[r.value] {
+			h.violateLocked("%s %s offset %d: served %q, which no producer ever sent", session, at, r.offset, r.value)
+		}
+		if r.offset >= hw {
+			h.violateLocked("%s %s: served offset %d at or above the high watermark %d", session, at, r.offset, hw)
+		}
+		h.placeLocked(at, r.offset, r.value, session)
+	}
+}
+
+// commit records a committed group offset a client observed.
+func (h *history) commitSeen(session string, at tp, off int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := sessionKey{session, at}
+	if last, ok := h.committed[k]; ok && off < last {
+		h.violateLocked("%s %s: committed offset went back from %d to %d", session, at, last, off)
+	}
+	h.committed[k] = max(h.committed[k], off)
+}
+
+// leader records that observer's Metadata named leader for (at, term).
+func (h *history) leader(at tp, term int32, leader int32, observer uint64) {
+	if term < 0 || leader < 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := termKey{at, term}
+	if o, ok := h.leaders[k]; ok && o.leader != leader {
+		h.violateLocked("%s term %d has two leaders: b%d (seen by b%d) and b%d (seen by b%d)", at, term, o.leader, o.observer, leader, observer)
+		return
+	}
+	h.leaders[k] = leaderObs{leader, observer}
+}
+
+// acked returns the acknowledged records of at, by offset.
+func (h *history) acked(at tp) map[int64]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[int64]string{}
+	for v, a := range h.acks {
+		if a.at == at {
+			out[a.offset] = v
+		}
+	}
+	return out
+}
+
+func (h *history) ackCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.acks)
+}
+
+// final checks one partition's whole log as read after the heal phase.
+func (h *history) final(at tp, log []fetchedRecord, hw int64) {
+	acked := h.acked(at)
+	got := make(map[int64]string, len(log))
+	for _, r := range log {
+		got[r.offset] = r.value
+	}
+	offs := make([]int64, 0, len(acked))
+	for off := range acked {
+		offs = append(offs, off)
+	}
+	slices.Sort(offs)
+	for _, off := range offs {
+		if v, ok := got[off]; !ok {
+			h.violate("%s: acknowledged %q at offset %d is lost (high watermark %d)", at, acked[off], off, hw)
+		} else if v != acked[off] {
+			h.violate("%s: acknowledged %q at offset %d, the log holds %q", at, acked[off], off, v)
+		}
+	}
+	seen := map[string]int64{}
+	lastSeq := map[int]int64{}
+	for _, r := range log {
+		if off, dup := seen[r.value]; dup {
+			h.violate("%s: %q appears at offsets %d and %d (idempotent producer duplicated it)", at, r.value, off, r.offset)
+		}
+		seen[r.value] = r.offset
+		p, seq, ok := parseValue(r.value)
+		if !ok {
+			continue // the read check reports unknown values
+		}
+		if last, ok := lastSeq[p]; ok && seq <= last {
+			h.violate("%s: producer P%d's record seq %d at offset %d follows its seq %d", at, p, seq, r.offset, last)
+		}
+		lastSeq[p] = seq
+	}
+	h.read("final", at, log, hw)
+}
+
+// sortedTPs returns ps sorted.
+func sortedTPs(ps []tp) []tp {
+	slices.SortFunc(ps, func(a, b tp) int {
+		if c := cmp.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.part, b.part)
+	})
+	return ps
+}

@@ -1,0 +1,348 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/chronik-go/chronik/core/node"
+	"github.com/chronik-go/chronik/core/raftlog"
+	"github.com/chronik-go/chronik/diskio"
+)
+
+// Phase bounds (virtual time).
+const (
+	setupWaitMax   = 60 * time.Second
+	healWaitMax    = 60 * time.Second
+	replicaWaitMax = 30 * time.Second
+)
+
+// runOpts selects what one schedule does besides its seed.
+type runOpts struct {
+	duration time.Duration // fault phase, virtual
+	profile  string
+	// brokenAck: the deliberately broken variant (node acknowledges a
+	// produce before it is committed, node.Config.UnsafeAckBeforeApply).
+	// The simulator must catch it.
+	brokenAck bool
+	// onTrace, if set, receives the run's trace when it starts.
+	onTrace func(*trace)
+	// workload starts the clients (on wg, stopping when ctx ends); nil:
+	// the core-API workload.
+	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
+}
+
+// result is what a schedule leaves behind.
+type result struct {
+	seed       int64
+	topo       topology
+	hash       string // canonical trace
+	schedHash  string // topology and fault schedule only
+	violations []string
+	liveness   string // non-empty: the cluster did not converge after heal
+	tr         *trace
+	logs       string
+	virtual    time.Duration
+	acks       int
+	reads      int64
+}
+
+// runSchedule runs one seed's schedule inside its own synctest bubble.
+//
+// A schedule that runs longer than scheduleWallMax of wall time is stuck
+// outside virtual time (a livelock, or a goroutine waiting on a mutex whose
+// holder sleeps): the watchdog writes the trace so far and ends the process
+// with the reproduce line, since a bubble cannot be abandoned.
+func runSchedule(t *testing.T, seed int64, o runOpts) result {
+	var res result
+	var running atomic.Pointer[trace]
+	dog := time.AfterFunc(scheduleWallMax, func() {
+		p, err := "", error(nil)
+		if tr := running.Load(); tr != nil {
+			p, err = tr.write(seed, ".stuck")
+		}
+		panic(fmt.Sprintf("sim: seed %d ran for %v of wall time: virtual time stopped advancing (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, scheduleWallMax, p, err, seed))
+	})
+	defer dog.Stop()
+	o.onTrace = func(tr *trace) { running.Store(tr) }
+	synctest.Test(t, func(t *testing.T) { res = runBubble(seed, o) })
+	return res
+}
+
+// scheduleWallMax bounds one schedule's wall time (see runSchedule).
+const scheduleWallMax = 3 * time.Minute
+
+func runBubble(seed int64, o runOpts) (res result) {
+	reseedDragonboat(seed)
+	start := time.Now()
+	tr := newTrace()
+	if o.onTrace != nil {
+		o.onTrace(tr)
+	}
+	topo := drawTopology(seed)
+	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
+	c := newCluster(seed, topo, tr)
+	c.applyLinkBase()
+	raftlog.Install(c.log, slog.LevelWarn)
+	raftlog.SetPanicHook(c.onPanic)
+	defer raftlog.SetPanicHook(nil)
+	h := newHistory(tr)
+	res = result{seed: seed, topo: topo, tr: tr}
+	defer func() {
+		c.closeAll()
+		res.virtual = time.Since(start)
+		res.violations = h.failed()
+		res.acks = h.ackCount()
+		res.reads = h.reads
+		res.logs = c.logs.String()
+		res.hash = tr.hash()
+		res.schedHash = tr.scheduleHash()
+	}()
+	c.brokenAck = o.brokenAck
+	for _, id := range c.ids() {
+		if err := c.start(id); err != nil {
+			res.liveness = fmt.Sprintf("b%d did not start: %v", id, err)
+			return res
+		}
+	}
+	tps, err := createTopics(c)
+	if err != nil {
+		res.liveness = err.Error()
+		return res
+	}
+	tr.add(evPhase, "fault phase for %v", o.duration)
+	faultPhase(c, h, tps, o)
+	tr.add(evPhase, "heal")
+	heal(c, rand.New(rand.NewPCG(uint64(subSeed(seed, "heal")), 1)))
+	if err := finalCheck(c, h, tps); err != nil {
+		res.liveness = err.Error()
+		tr.add(evCheck, "LIVENESS %v", err)
+	}
+	return res
+}
+
+// createTopics creates the workload's topics and waits until every
+// partition has a leader.
+func createTopics(c *cluster) ([]tp, error) {
+	var tps []tp
+	for _, t := range c.topo.topics {
+		for p := range t.partitions {
+			tps = append(tps, tp{t.name, p})
+		}
+	}
+	deadline := time.Now().Add(setupWaitMax)
+	for _, t := range c.topo.topics {
+		for {
+			b := c.broker(1)
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf}}, false)[0]
+			cancel()
+			if r.ErrorCode == 0 || r.ErrorCode == 36 { // TOPIC_ALREADY_EXISTS: an earlier try committed
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("setup: create topic %s: code %d %s", t.name, r.ErrorCode, r.Message)
+			}
+			time.Sleep(retryBackoff)
+		}
+	}
+	rng := newRand(c.seed, "setup")
+	for _, at := range tps {
+		for leaderOf(context.Background(), c, rng, at) == nil {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("setup: %s has no leader after %v", at, setupWaitMax)
+			}
+			time.Sleep(retryBackoff)
+		}
+	}
+	c.tr.add(evPhase, "setup done: %d partitions", len(tps))
+	return tps, nil
+}
+
+// faultPhase runs the workload and the fault lanes for o.duration.
+func faultPhase(c *cluster, h *history, tps []tp, o runOpts) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	workload := o.workload
+	if workload == nil {
+		workload = coreWorkload
+	}
+	workload(ctx, c, h, tps, &wg)
+	goRun(func() { leaderSampler(ctx, c, h) })
+	s := newScheduler(c, o.profile)
+	lanes := 1
+	if o.profile == profileUnsafe {
+		lanes = c.topo.nodes
+	}
+	for l := range lanes {
+		goRun(func() { s.lane(ctx, l) })
+	}
+	wg.Wait()
+}
+
+// heal stops every fault, then power-cuts every running node at once and
+// restarts them all: the cluster must come back from its disks alone.
+func heal(c *cluster, rng *rand.Rand) {
+	c.net.Heal()
+	c.applyLinkBase()
+	for _, id := range c.ids() {
+		c.setDiskFaults(id, diskio.Faults{})
+	}
+	for _, id := range c.up() {
+		c.crash(id, crashModes[rng.IntN(len(crashModes))])
+	}
+	for _, id := range c.ids() {
+		for try := 0; try < restartTries; try++ {
+			if c.start(id) == nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// finalCheck waits (bounded) until every partition has a leader that
+// serves its whole log up to at least the highest acknowledged offset,
+// checks that log, then compares the replicas' committed prefixes.
+func finalCheck(c *cluster, h *history, tps []tp) error {
+	deadline := time.Now().Add(healWaitMax)
+	rng := newRand(c.seed, "final")
+next:
+	for _, at := range tps {
+		acked := h.acked(at)
+		need := int64(0)
+		for off := range acked {
+			need = max(need, off+1)
+		}
+		var log []fetchedRecord
+		var hw int64 = -1
+		for {
+			log, hw = readAll(c, rng, at)
+			if hw >= need && int64(len(log)) >= hw {
+				break
+			}
+			if time.Now().After(deadline) {
+				if hw >= 0 && hw < need {
+					// A leader answers, with every node restarted and
+					// every fault gone, below an acknowledged offset:
+					// that is loss, not unavailability.
+					h.final(at, log, hw)
+					continue next
+				}
+				return fmt.Errorf("liveness: %s not readable up to offset %d within %v of heal (leader read %d records, hw %d)", at, need, healWaitMax, len(log), hw)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		h.final(at, log, hw)
+		compareReplicas(c, h, at, hw)
+	}
+	return nil
+}
+
+// readAll reads at's log from offset 0 on its current leader; hw -1 means
+// no leader answered.
+func readAll(c *cluster, rng *rand.Rand, at tp) ([]fetchedRecord, int64) {
+	n := leaderOf(context.Background(), c, rng, at)
+	if n == nil {
+		return nil, -1
+	}
+	var out []fetchedRecord
+	var hw int64 = -1
+	for pos := int64(0); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		res := n.Fetch(ctx, at.topic, at.part, pos, fetchBytesMax)
+		cancel()
+		if res.ErrorCode != 0 {
+			return out, -1
+		}
+		hw = res.HighWatermark
+		recs, err := decodeBatches(res.Records)
+		if err != nil || len(recs) == 0 {
+			return out, hw
+		}
+		out = append(out, recs...)
+		pos = recs[len(recs)-1].offset + 1
+		if pos >= hw {
+			return out, hw
+		}
+	}
+}
+
+// compareReplicas checks that every replica of at holds the same records
+// below hw, waiting (bounded) for followers to apply up to hw.
+func compareReplicas(c *cluster, h *history, at tp, hw int64) {
+	var want []fetchedRecord
+	var wantFrom uint64
+	for _, id := range c.ids() {
+		var got []fetchedRecord
+		deadline := time.Now().Add(replicaWaitMax)
+		for {
+			got = readLocal(c, id, at, hw)
+			if got == nil || int64(len(got)) >= hw || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if got == nil {
+			continue // not a replica of at
+		}
+		if int64(len(got)) < hw {
+			h.violate("%s: replica b%d holds %d records below the high watermark %d after %v", at, id, len(got), hw, replicaWaitMax)
+		}
+		if want == nil {
+			want, wantFrom = got, id
+			continue
+		}
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				h.violate("%s: replicas b%d and b%d differ at offset %d: %q vs %q", at, wantFrom, id, got[i].offset, want[i].value, got[i].value)
+				break
+			}
+		}
+	}
+}
+
+// readLocal reads node id's replica of at below hw (FetchLocal); nil if
+// the node does not host it.
+func readLocal(c *cluster, id uint64, at tp, hw int64) []fetchedRecord {
+	b := c.broker(id)
+	if b == nil {
+		return nil
+	}
+	out := []fetchedRecord{}
+	for pos := int64(0); pos < hw; {
+		res := b.Node.FetchLocal(at.topic, at.part, pos, fetchBytesMax)
+		if res.ErrorCode != 0 {
+			if pos == 0 {
+				return nil
+			}
+			return out
+		}
+		recs, err := decodeBatches(res.Records)
+		if err != nil || len(recs) == 0 {
+			return out
+		}
+		for _, r := range recs {
+			if r.offset < hw {
+				out = append(out, r)
+			}
+		}
+		pos = recs[len(recs)-1].offset + 1
+	}
+	return slices.Clip(out)
+}

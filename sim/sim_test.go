@@ -1,0 +1,114 @@
+//go:build synctests
+
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	flagDuration = flag.Duration("sim-duration", 30*time.Second, "virtual length of each schedule's fault phase")
+	flagProfile  = flag.String("sim-profile", profileRecoverable, "fault profile: recoverable | unsafe")
+	flagReplay   = flag.Bool("sim-replay", false, "run each seed twice and report whether the canonical trace hashes match")
+	flagWorkload = flag.String("sim-workload", "kgo", "workload: kgo (real franz-go clients) | core (node API, no Kafka handlers)")
+)
+
+func simOpts(t *testing.T) runOpts {
+	if *flagProfile != profileRecoverable && *flagProfile != profileUnsafe {
+		t.Fatalf("-sim-profile=%q: want %s or %s", *flagProfile, profileRecoverable, profileUnsafe)
+	}
+	o := runOpts{duration: *flagDuration, profile: *flagProfile, workload: defaultWorkload}
+	switch *flagWorkload {
+	case "kgo":
+	case "core":
+		o.workload = coreWorkload
+	default:
+		t.Fatalf("-sim-workload=%q: want kgo or core", *flagWorkload)
+	}
+	return o
+}
+
+// TestSim runs the seeded schedules: whole Chronik nodes, clients and
+// faults in one synctest bubble per seed (see doc.go).
+func TestSim(t *testing.T) {
+	o := simOpts(t)
+	var schedules int
+	var virtual time.Duration
+	replays, same, sameSched := 0, 0, 0
+	wallStart := time.Now()
+	for _, seed := range seedsToRun() {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			res := runSchedule(t, seed, o)
+			schedules++
+			virtual += res.virtual
+			report(t, res, o)
+			if *flagReplay {
+				again := runSchedule(t, seed, o)
+				schedules++
+				virtual += again.virtual
+				replays++
+				if again.schedHash == res.schedHash {
+					sameSched++
+				} else {
+					t.Errorf("replay: seed %d schedule hashes differ: %s vs %s: the seed no longer decides the schedule", seed, res.schedHash, again.schedHash)
+				}
+				if again.hash == res.hash {
+					same++
+					t.Logf("replay: seed %d trace hash %s reproduced", seed, res.hash)
+				} else {
+					p1, _ := res.tr.write(seed, ".run1")
+					p2, _ := again.tr.write(seed, ".run2")
+					t.Logf("replay: seed %d trace hashes differ: %s vs %s (traces: %s %s)", seed, res.hash, again.hash, p1, p2)
+				}
+			}
+		})
+	}
+	wall := time.Since(wallStart)
+	if schedules > 0 {
+		t.Logf("benchmark: %d schedules in %v wall: %.1f schedules/minute, simulated/wall time %.1fx",
+			schedules, wall.Round(time.Millisecond), float64(schedules)/wall.Minutes(), virtual.Seconds()/wall.Seconds())
+	}
+	if replays > 0 {
+		t.Logf("determinism: %d/%d seeds reproduced their canonical trace hash (%.1f%%), %d/%d their schedule hash",
+			same, replays, 100*float64(same)/float64(replays), sameSched, replays)
+	}
+}
+
+// report prints one schedule's summary, and on failure the reproduce line
+// and the trace file.
+func report(t *testing.T, res result, o runOpts) {
+	t.Helper()
+	t.Logf("seed %d: %s; %d acks, %d records read, %v virtual; trace hash %s schedule hash %s",
+		res.seed, res.topo, res.acks, res.reads, res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
+	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
+	if res.liveness != "" && !failed {
+		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)
+	}
+	if !failed {
+		return
+	}
+	path, err := res.tr.write(res.seed, "")
+	if err != nil {
+		path = "(trace not written: " + err.Error() + ")"
+	}
+	var b strings.Builder
+	for _, v := range res.violations {
+		b.WriteString("  safety: " + v + "\n")
+	}
+	if res.liveness != "" {
+		b.WriteString("  " + res.liveness + "\n")
+	}
+	t.Errorf("seed %d failed:\n%strace: %s\nnode log (warnings and errors):\n%s\nreproduce: make sim SEED=%d",
+		res.seed, b.String(), path, tail(res.logs, 8000), res.seed)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}

@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+)
+
+// topology is what a seed draws before anything runs: cluster size,
+// topics, timing, clock skew and the swarm of fault probabilities.
+type topology struct {
+	nodes            int
+	topics           []topicSpec
+	snapshotEntries  uint64
+	rttMs            uint64 // dragonboat's tick; elections after 10 ticks
+	clockOffsetMax   time.Duration
+	clockDriftPPMMax int64
+	producers        int
+	readers          int
+	groupConsumers   int
+	swarm            swarm
+}
+
+type topicSpec struct {
+	name       string
+	partitions int32
+	rf         int16
+}
+
+// swarm: each fault kind's weight is drawn per seed (swarm testing: some
+// seeds never crash, some partition all the time), 0 disables the kind.
+type swarm struct {
+	crash, cleanRestart, pause, partition, oneWay, linkFlaky, diskSlow, bitFlip, admin int
+	gapMeanMs                                                                          int64 // mean quiet time between faults
+}
+
+func (s swarm) String() string {
+	return fmt.Sprintf("crash=%d clean=%d pause=%d partition=%d oneway=%d flaky=%d slow=%d bitflip=%d admin=%d gap=%dms",
+		s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.admin, s.gapMeanMs)
+}
+
+func drawTopology(seed int64) topology {
+	rng := newRand(seed, "topology")
+	var t topology
+	switch r := rng.IntN(10); {
+	case r < 1:
+		t.nodes = 1
+	case r < 9:
+		t.nodes = 3
+	default:
+		t.nodes = 5
+	}
+	for i := range 1 + rng.IntN(2) {
+		rf := int16(min(t.nodes, 3))
+		if rng.IntN(4) == 0 {
+			rf = int16(1 + rng.IntN(min(t.nodes, 3)))
+		}
+		t.topics = append(t.topics, topicSpec{name: fmt.Sprintf("t%d", i), partitions: int32(1 + rng.IntN(3)), rf: rf})
+	}
+	t.snapshotEntries = []uint64{20, 100, 1000}[rng.IntN(3)]
+	t.rttMs = []uint64{10, 20, 20}[rng.IntN(3)]
+	t.clockOffsetMax = time.Duration(rng.IntN(3)) * time.Second
+	t.clockDriftPPMMax = []int64{0, 100, 20_000}[rng.IntN(3)]
+	t.producers = 1 + rng.IntN(3)
+	t.readers = 1 + rng.IntN(2)
+	t.groupConsumers = rng.IntN(3)
+	w := func() int {
+		if rng.IntN(3) == 0 {
+			return 0
+		}
+		return 1 + rng.IntN(10)
+	}
+	t.swarm = swarm{
+		crash: w(), cleanRestart: w(), pause: w(), partition: w(), oneWay: w(),
+		linkFlaky: w(), diskSlow: 0, bitFlip: 0, admin: w(),
+		gapMeanMs: int64(200 + rng.IntN(3000)),
+	}
+	return t
+}
+
+func (t topology) String() string {
+	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d topics=", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	for _, tp := range t.topics {
+		s += fmt.Sprintf("%s(p=%d,rf=%d) ", tp.name, tp.partitions, tp.rf)
+	}
+	return s + "swarm: " + t.swarm.String()
+}

@@ -1,0 +1,6 @@
+//go:build synctests
+
+package sim
+
+// defaultWorkload is the workload TestSim runs: real franz-go clients.
+var defaultWorkload = kgoWorkload
