@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/chronik-go/chronik/diskio"
 )
 
@@ -300,5 +302,34 @@ func TestRestartAllNodes(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			p.next()
 		}
+	})
+}
+
+// TestMetadataNoStaleLeader: when a replica knows its partition has no
+// leader (here: the other two replicas are down, so an election cannot
+// succeed), Metadata on that node answers LEADER_NOT_AVAILABLE instead of
+// the controller's last report, which would send clients to a broker that
+// answers NOT_LEADER_OR_FOLLOWER at once (a fetch storm seen in the
+// simulator).
+func TestMetadataNoStaleLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 11, 3)
+		defer c.closeAll()
+		c.createTopic("t", 1, 3)
+		c.produce("t", 0, batch(-1, 0, 1, 10, 0), 20*time.Second)
+		leader := c.leaderOf("t", 0).ID()
+		survivor := leader%3 + 1
+		for _, id := range c.ids() {
+			if id != survivor {
+				c.crash(id, diskio.CrashSyncedOnly)
+			}
+		}
+		n := c.node(survivor)
+		ctx := context.Background()
+		waitFor(t, 20*time.Second, "no leader reported for t/0", func() bool {
+			md := n.Metadata(ctx, []string{"t"})
+			p := md.Topics[0].Partitions[0]
+			return p.Leader == -1 && p.ErrorCode == kerr.LeaderNotAvailable.Code
+		})
 	})
 }

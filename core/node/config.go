@@ -19,6 +19,9 @@ import (
 var (
 	ErrClosed        = errors.New("node: closed")
 	ErrInvalidConfig = errors.New("node: invalid config")
+	// ErrStartFailed: dragonboat could not start (it reports the cause in
+	// its log).
+	ErrStartFailed = errors.New("node: start failed")
 )
 
 // Defaults. Timing defaults hold a stable leader on a loaded 2-core

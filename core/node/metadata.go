@@ -85,8 +85,19 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 	for _, p := range t.Partitions {
 		leader, epoch := p.LeaderID(), p.LeaderEpoch
 		if n.isHosted(p.ShardID) && !n.closed.Load() {
-			if l, term, ok, err := n.nh.GetLeaderID(p.ShardID); err == nil && ok && term >= epoch {
+			l, term, ok, err := n.nh.GetLeaderID(p.ShardID)
+			switch {
+			case err == nil && ok && term >= epoch:
 				leader, epoch = int32(l), term
+			case err == nil && !ok:
+				// This replica knows the shard has no leader right now
+				// (an election is under way): that is fresher than the
+				// controller's last report, which may name a node that
+				// is no longer leader. Naming it would send clients to a
+				// broker that answers NOT_LEADER_OR_FOLLOWER at once,
+				// and clients that retry without backoff then storm it;
+				// LEADER_NOT_AVAILABLE makes them back off and refresh.
+				leader = -1
 			}
 		}
 		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.AllReplicas(), ISR: isr(p)}

@@ -107,6 +107,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: NewNodeHost: %w", cfg.NodeID, err)
 	}
+	if nh == nil {
+		// dragonboat recovers a non-error panic during start-up (for
+		// example a corrupt or inconsistent Raft log found on recovery) and
+		// returns (nil, nil); refuse to start instead of dereferencing it.
+		return nil, fmt.Errorf("node %d: %w: dragonboat could not start its NodeHost on %s (see the log above)", cfg.NodeID, ErrStartFailed, cfg.DataDir)
+	}
 	n.nh = nh
 	if err := n.startController(); err != nil {
 		nh.Close()
