@@ -1,6 +1,10 @@
 package group
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/pingcap/failpoint"
+)
 
 // Leave handles LeaveGroup v0-v5. v0-v2 handlers pass one LeaveMember and
 // answer SingleErrorCode(); v3+ answer per member. A member named by
@@ -146,6 +150,11 @@ func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generat
 	if c.closed {
 		return errNotCoordinator
 	}
+	failpoint.Inject("validateCommit", func(v failpoint.Value) {
+		if code, ok := v.(int); ok {
+			failpoint.Return(int16(code))
+		}
+	})
 	g := c.groups[group]
 	if g == nil {
 		if generation < 0 {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -83,6 +84,7 @@ func (m *StateMachine) Update(e sm.Entry) (sm.Result, error) {
 	if e.Index <= m.st.applied {
 		panic(fmt.Sprintf("meta: update at index %d after applied index %d", e.Index, m.st.applied))
 	}
+	failpoint.Inject("beforeApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
 	m.st.applied = e.Index
 	var res Result
 	changed := false

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/chronik-go/chronik/core/meta"
@@ -174,7 +175,9 @@ func (n *Node) CommitOffsets(ctx context.Context, c meta.CommitOffsets) []meta.P
 	if c.CommitTimestampMs == 0 {
 		c.CommitTimestampMs = n.cfg.Clock.Now().UnixMilli()
 	}
+	failpoint.Inject("commitOffsetsBeforePropose", func() { failpoint.Return(commitCodes(c, metaCode(ctx, errFailpoint))) })
 	r, err := n.proposeMeta(ctx, c)
+	failpoint.Inject("commitOffsetsAfterPropose", func() { r, err = meta.Result{}, errFailpoint })
 	if err == nil && len(r.Partitions) == len(c.Offsets) {
 		return r.Partitions
 	}
@@ -182,6 +185,11 @@ func (n *Node) CommitOffsets(ctx context.Context, c meta.CommitOffsets) []meta.P
 	if err != nil {
 		code = metaCode(ctx, err)
 	}
+	return commitCodes(c, code)
+}
+
+// commitCodes answers code for every partition of c.
+func commitCodes(c meta.CommitOffsets, code int16) []meta.PartitionCode {
 	out := make([]meta.PartitionCode, len(c.Offsets))
 	for i, o := range c.Offsets {
 		out[i] = meta.PartitionCode{Topic: o.Topic, Partition: o.Partition, Code: code}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/chronik-go/chronik/core/partition"
@@ -126,6 +127,11 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 	}
 	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
 	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
+	failpoint.Inject("beforeProduceResult", func(v failpoint.Value) {
+		if v != nil { // "return"; "sleep" and "pause" only delay the answer
+			res = lostProduceResult(epoch)
+		}
+	})
 	return res
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/pingcap/failpoint"
 
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/meta"
@@ -97,6 +98,7 @@ func (n *Node) setHosted(id uint64, on bool) {
 // start on a node a reassignment adds: no members, join; the leader adds
 // it to the group), or from dragonboat's bootstrap record (a restart).
 func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
+	failpoint.Inject("startPartitionError", func() { failpoint.Return(errFailpoint) })
 	var members map[uint64]dragonboat.Target // nil: joiner or restart
 	restart := n.nh.HasNodeInfo(h.ShardID, n.cfg.NodeID)
 	join := !restart && !slices.Contains(h.Replicas, int32(n.cfg.NodeID))

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/chronik-go/chronik/core/clock"
@@ -176,11 +177,13 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		e.Result = res
 		s.applied = e.Index
 	}
+	failpoint.Inject("afterApply", func() { failpoint.Return(entries, errFailpoint) })
 	s.publish()
 	return entries, nil
 }
 
 func (s *stateMachine) apply(index uint64, cmd []byte) (sm.Result, error) {
+	failpoint.Inject("beforeApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
 	c, err := DecodeCommand(cmd)
 	if err != nil {
 		s.logger.Warn("undecodable partition command", "index", index, "bytes", len(cmd), "err", err)
@@ -293,6 +296,7 @@ func (s *stateMachine) Lookup(query any) (any, error) {
 // Sync makes every applied entry durable: the log is fsynced, then the
 // producer checkpoint (with the applied index) is written atomically.
 func (s *stateMachine) Sync() error {
+	failpoint.Inject("syncError", func() { failpoint.Return(errFailpoint) })
 	if err := s.log.Sync(context.Background()); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"path"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/pingcap/failpoint"
 
 	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
@@ -110,6 +111,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 		if _, err := cw.Write(chunk); err != nil {
 			return err
 		}
+		failpoint.Inject("snapshotSaveError", func() { failpoint.Return(errFailpoint) })
 		next, err := chunkEnd(chunk)
 		if err != nil {
 			return err
@@ -192,6 +194,11 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 			err = fmt.Errorf("%w: snapshot checksum", errCorruptState)
 		}
 	}
+	failpoint.Inject("snapshotRecoverError", func() {
+		if err == nil {
+			err = errFailpoint
+		}
+	})
 	if err == nil {
 		lastEpoch = max(lastEpoch, lastEpochOf(l))
 		if err = l.Sync(context.Background()); err == nil {

@@ -1,0 +1,16 @@
+package meta
+
+import "errors"
+
+// Failpoints (github.com/pingcap/failpoint; compiled in only by
+// `make failpoint-enable`, no-ops otherwise). Their full names are
+// "github.com/chronik-go/chronik/core/meta/<name>":
+//
+//	beforeApply  Update fails before it touches the state (the applied
+//	             index does not move). dragonboat treats an Update error as
+//	             fatal for the node (it panics: fail-stop); the restarted
+//	             node rebuilds the state from its snapshot and log, so the
+//	             entry is applied exactly once, after the restart.
+//
+// errFailpoint is what they inject.
+var errFailpoint = errors.New("meta: failpoint: injected error")
