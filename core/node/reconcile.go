@@ -127,11 +127,24 @@ func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
 // never reused and a removed replica id can never rejoin its shard, so the
 // data can never be needed).
 func (n *Node) stopPartition(id uint64) error {
+	rep, open := n.reg.Get(id)
 	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, removeDataTimeout)
 	defer cancel()
+	if open {
+		// StopShard returns before the state machine has closed, and
+		// SyncRemoveData does not wait for a close that dragonboat's
+		// worker has not picked up yet: wait until the replica released
+		// its files, or removing them would fail its closing checkpoint
+		// (and dragonboat panics on a failed Close).
+		select {
+		case <-rep.Released():
+		case <-ctx.Done():
+			return fmt.Errorf("stop partition shard %d: waiting for its state machine to close: %w", id, ctx.Err())
+		}
+	}
 	if err := n.nh.SyncRemoveData(ctx, id, n.cfg.NodeID); err != nil {
 		return err
 	}

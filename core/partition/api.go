@@ -140,11 +140,22 @@ type Replica struct {
 	closed bool
 	// producers is the state machine's table, read here under mu.
 	producers *producerTable
+	// released is closed when the state machine's Close has finished:
+	// its log is synced, checkpointed and closed, and no file of the
+	// replica is open any more.
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 func newReplica(shardID, replicaID uint64, producers *producerTable) *Replica {
-	return &Replica{shardID: shardID, replicaID: replicaID, waitc: make(chan struct{}), producers: producers}
+	return &Replica{shardID: shardID, replicaID: replicaID, waitc: make(chan struct{}), producers: producers, released: make(chan struct{})}
 }
+
+func (r *Replica) release() { r.releaseOnce.Do(func() { close(r.released) }) }
+
+// Released is closed once the replica's state machine has closed and
+// released its files; only then may its data be removed (RemoveData).
+func (r *Replica) Released() <-chan struct{} { return r.released }
 
 // HighWatermark is the offset after the last applied record.
 func (r *Replica) HighWatermark() int64 {

@@ -309,6 +309,7 @@ func (s *stateMachine) Close() error {
 	if s.rep == nil {
 		return nil
 	}
+	defer s.rep.release()
 	s.reg.unregister(s.rep)
 	s.rep.mu.Lock()
 	if !s.rep.closed {
