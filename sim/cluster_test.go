@@ -130,12 +130,6 @@ func newCluster(seed int64, topo topology, tr *trace) *cluster {
 	return c
 }
 
-func (c *cluster) node(id uint64) *simNode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[id]
-}
-
 // broker returns node id's running broker, or nil.
 func (c *cluster) broker(id uint64) *server.Broker {
 	c.mu.Lock()

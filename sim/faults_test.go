@@ -45,8 +45,6 @@ const (
 	fkCount
 )
 
-var faultNames = [fkCount]string{"crash", "clean-restart", "pause", "partition", "one-way", "flaky-link", "slow-disk", "bit-flip"}
-
 func (s swarm) weights() [fkCount]int {
 	return [fkCount]int{s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip}
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -262,15 +261,4 @@ func (h *history) final(at tp, log []fetchedRecord, hw int64) {
 		lastSeq[p] = seq
 	}
 	h.read("final", at, log, hw)
-}
-
-// sortedTPs returns ps sorted.
-func sortedTPs(ps []tp) []tp {
-	slices.SortFunc(ps, func(a, b tp) int {
-		if c := cmp.Compare(a.topic, b.topic); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.part, b.part)
-	})
-	return ps
 }
