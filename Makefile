@@ -93,13 +93,13 @@ chaos:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
+# One vet and staticcheck pass over the superset build too: the sim's kgo
+# tests and the failpoint tests are behind tags, and helpers only they use
+# would otherwise look unused.
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags synctests,failpoint ./...
-	# One staticcheck pass over the superset build: the sim's kgo tests and
-	# the failpoint tests are behind tags, and helpers they alone use would
-	# otherwise look unused.
 	$(STATICCHECK) -tags synctests,failpoint ./...
 
 check: lint test
