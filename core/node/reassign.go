@@ -8,7 +8,6 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
 )
@@ -71,26 +70,7 @@ func (n *Node) PartitionReassignments() []Reassignment {
 // in the controller). Each step is bounded by reassignStepTimeout; nothing
 // here runs on a dragonboat callback.
 func (n *Node) reassignLoop() {
-	for {
-		ch := n.meta.Load().Changed()
-		var retry <-chan time.Time
-		var t clock.Timer
-		if n.driveReassignments(n.view()) {
-			t = n.cfg.Clock.NewTimer(reassignPollEvery)
-			retry = t.C()
-		}
-		select {
-		case <-n.ctx.Done():
-		case <-ch:
-		case <-retry:
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if n.ctx.Err() != nil {
-			return
-		}
-	}
+	n.watchView(reassignPollEvery, n.driveReassignments)
 }
 
 // driveReassignments takes at most one step per moving partition hosted

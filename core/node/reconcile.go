@@ -19,12 +19,19 @@ import (
 // node and stops (and deletes) those it no longer does. It wakes on every
 // controller change, and retries after failures on a timer.
 func (n *Node) reconcileLoop() {
+	n.watchView(reconcileRetryEvery, func(v *meta.View) bool { return !n.reconcile(v) })
+}
+
+// watchView runs step with the current controller view on every controller
+// change, and also after every when the last step asked for it (returned
+// true), until the node closes.
+func (n *Node) watchView(every time.Duration, step func(*meta.View) (again bool)) {
 	for {
 		ch := n.meta.Load().Changed()
 		var retry <-chan time.Time
 		var t clock.Timer
-		if !n.reconcile(n.view()) {
-			t = n.cfg.Clock.NewTimer(reconcileRetryEvery)
+		if step(n.view()) {
+			t = n.cfg.Clock.NewTimer(every)
 			retry = t.C()
 		}
 		select {
