@@ -27,7 +27,9 @@ import (
 //	 <------------- frameHeaderBytes = 16 ------------->
 //
 // kind is frameKindBatch (payload = pb.MessageBatch) or frameKindChunk
-// (payload = pb.Chunk). crc32c is the Castagnoli CRC of the payload.
+// (payload = pb.Chunk). crc32c is the Castagnoli CRC of the header's first
+// 12 bytes followed by the payload, so a flipped kind or length is caught
+// too (an empty batch also decodes as an empty chunk).
 // 0 < length <= framePayloadBytesMax. These constants are frozen: changing
 // them breaks mixed-version clusters.
 const (
@@ -305,10 +307,16 @@ func readFrame(c frameSource, hdr []byte) (uint16, []byte, error) {
 	if _, err := io.ReadFull(c, payload); err != nil {
 		return 0, nil, err
 	}
-	if got := crc32.Checksum(payload, castagnoli); got != crc {
-		return 0, nil, fmt.Errorf("%w: payload crc %#x, header says %#x", ErrBadFrame, got, crc)
+	if got := frameCRC(hdr[:12], payload); got != crc {
+		return 0, nil, fmt.Errorf("%w: crc %#x, header says %#x", ErrBadFrame, got, crc)
 	}
 	return kind, payload, nil
+}
+
+// frameCRC is the CRC-32C of the header's fixed fields (magic, kind,
+// reserved, length) followed by the payload.
+func frameCRC(hdr12, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr12, castagnoli), castagnoli, payload)
 }
 
 // marshaler is what pb.MessageBatch and pb.Chunk provide.
@@ -336,7 +344,7 @@ func encodeFrame(kind uint16, m marshaler) ([]byte, error) {
 	binary.BigEndian.PutUint16(buf[4:], kind)
 	binary.BigEndian.PutUint16(buf[6:], 0)
 	binary.BigEndian.PutUint32(buf[8:], uint32(size))
-	binary.BigEndian.PutUint32(buf[12:], crc32.Checksum(payload, castagnoli))
+	binary.BigEndian.PutUint32(buf[12:], frameCRC(buf[:12], payload))
 	return buf, nil
 }
 

@@ -132,17 +132,14 @@ type logRecord struct {
 
 // readAll reads every partition of topic from the log start to the high
 // watermark (as listed now), in offset order.
-func readAll(ctx context.Context, seeds []string, topic string) (map[int32][]logRecord, map[int32]int64, error) {
-	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+// listOffsets returns every partition's end offset and a start position,
+// or the first error (including per-partition errors).
+func listOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, map[int32]kgo.Offset, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list end offsets: %w", err)
 	}
-	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
+	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list start offsets: %w", err)
 	}
@@ -164,8 +161,33 @@ func readAll(ctx context.Context, seeds []string, topic string) (map[int32][]log
 		}
 		offs[o.Partition] = kgo.NewOffset().At(o.Offset)
 	})
-	if ferr != nil {
-		return nil, nil, ferr
+	return end, offs, ferr
+}
+
+func readAll(ctx context.Context, seeds []string, topic string) (map[int32][]logRecord, map[int32]int64, error) {
+	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer adm.Close()
+	// Right after the faults a partition may still be electing a leader
+	// (LEADER_NOT_AVAILABLE): retry the listing until it is clean or ctx
+	// ends.
+	var (
+		end  map[int32]int64
+		offs map[int32]kgo.Offset
+	)
+	for {
+		var lerr error
+		end, offs, lerr = listOffsets(ctx, kadm.NewClient(adm), topic)
+		if lerr == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w (last: %v)", ctx.Err(), lerr)
+		case <-time.After(200 * time.Millisecond): // backoff between listings
+		}
 	}
 	out := map[int32][]logRecord{}
 	remaining := 0
@@ -184,6 +206,7 @@ func readAll(ctx context.Context, seeds []string, topic string) (map[int32][]log
 		return nil, nil, err
 	}
 	defer cl.Close()
+	var ferr error
 	for remaining > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
