@@ -75,11 +75,13 @@ failpoint-enable: $(FAILPOINT_CTL)
 failpoint-disable: $(FAILPOINT_CTL)
 	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS)
 
-# Runs the tests with failpoints compiled in, and restores the sources even
-# when the tests fail.
+# Runs the tests with failpoints compiled in (the simulator then also draws
+# seed-driven failpoint faults), and restores the sources even when the
+# tests fail.
 failpoint-test: $(FAILPOINT_CTL)
 	@$(FAILPOINT_CTL) enable $(FAILPOINT_DIRS); \
-	$(GO) test -count=1 -timeout 20m -tags failpoint ./...; rc=$$?; \
+	$(GO) test -count=1 -timeout 20m -tags failpoint ./... && \
+	$(SIM_ENV) $(GO) test -count=1 -timeout 20m -tags failpoint,synctests ./sim/...; rc=$$?; \
 	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS); exit $$rc
 
 # The real-process chaos suite: every scenario (single node, cluster forms,

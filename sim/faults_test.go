@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/pingcap/failpoint"
+
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/diskio"
@@ -42,11 +44,28 @@ const (
 	fkFlaky
 	fkDiskSlow
 	fkBitFlip
+	fkFailpoint
 	fkCount
 )
 
+// simFailpoints are the failpoints the swarm may enable (failpoint builds
+// only). Each is recoverable by design: a correct system loses nothing
+// acknowledged and heals. Which one, its count and its window come from
+// the seed; failpoint's own random terms (N%) are never used, and neither
+// are sleep or pause: failpoint evaluates them holding its own mutex, and
+// a goroutine waiting on a mutex stops a synctest bubble's clock.
+var simFailpoints = []struct{ name, term string }{
+	// A produce's answer is lost: the client retries and the idempotent
+	// retry must get the original offsets.
+	{"github.com/chronik-go/chronik/core/node/beforeProduceResult", "return"},
+	// The reconciler fails to start partition shards; it retries.
+	{"github.com/chronik-go/chronik/core/node/startPartitionError", "return"},
+	// An offset commit reports failure although it was applied.
+	{"github.com/chronik-go/chronik/core/node/commitOffsetsAfterPropose", "return"},
+}
+
 func (s swarm) weights() [fkCount]int {
-	return [fkCount]int{s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip}
+	return [fkCount]int{s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.failpoint}
 }
 
 // scheduler injects faults during the fault phase. Each lane is one
@@ -206,6 +225,15 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		c.setDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p})
 		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
+	case fkFailpoint:
+		fp := simFailpoints[rng.IntN(len(simFailpoints))]
+		term := fmt.Sprintf("%d*%s", 1+rng.IntN(20), fp.term)
+		c.tr.add(evFault, "t+%012.6fs lane%d failpoint %s=%s for %v", at.Seconds(), lane, fp.name, term, hold)
+		if err := failpoint.Enable(fp.name, term); err != nil {
+			panic(fmt.Sprintf("sim: enable failpoint %s: %v", fp.name, err))
+		}
+		s.sleepUntil(ctx, end)
+		_ = failpoint.Disable(fp.name) // already disabled when its count ran out
 	}
 	return end
 }

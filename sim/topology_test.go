@@ -29,13 +29,13 @@ type topicSpec struct {
 // swarm: each fault kind's weight is drawn per seed (swarm testing: some
 // seeds never crash, some partition all the time), 0 disables the kind.
 type swarm struct {
-	crash, cleanRestart, pause, partition, oneWay, linkFlaky, diskSlow, bitFlip, admin int
-	gapMeanMs                                                                          int64 // mean quiet time between faults
+	crash, cleanRestart, pause, partition, oneWay, linkFlaky, diskSlow, bitFlip, failpoint, admin int
+	gapMeanMs                                                                                     int64 // mean quiet time between faults
 }
 
 func (s swarm) String() string {
-	return fmt.Sprintf("crash=%d clean=%d pause=%d partition=%d oneway=%d flaky=%d slow=%d bitflip=%d admin=%d gap=%dms",
-		s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.admin, s.gapMeanMs)
+	return fmt.Sprintf("crash=%d clean=%d pause=%d partition=%d oneway=%d flaky=%d slow=%d bitflip=%d failpoint=%d admin=%d gap=%dms",
+		s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.failpoint, s.admin, s.gapMeanMs)
 }
 
 func drawTopology(seed int64) topology {
@@ -73,6 +73,11 @@ func drawTopology(seed int64) topology {
 		crash: w(), cleanRestart: w(), pause: w(), partition: w(), oneWay: w(),
 		linkFlaky: w(), diskSlow: 0, bitFlip: 0, admin: w(),
 		gapMeanMs: int64(200 + rng.IntN(3000)),
+	}
+	if failpointsCompiled {
+		// A stream of its own, so that builds without failpoints draw the
+		// same topology and schedule for a seed.
+		t.swarm.failpoint = 1 + newRand(seed, "failpoints").IntN(10)
 	}
 	return t
 }

@@ -47,6 +47,19 @@ type trace struct {
 
 func newTrace() *trace { return &trace{start: time.Now()} }
 
+// count returns how many events of kind have text containing substr.
+func (t *trace) count(kind, substr string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range t.evs {
+		if e.kind == kind && strings.Contains(e.text, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *trace) add(kind, format string, args ...any) {
 	e := event{at: time.Since(t.start), kind: kind, text: fmt.Sprintf(format, args...)}
 	t.mu.Lock()
