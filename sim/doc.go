@@ -42,7 +42,10 @@
 //     clean restarts (Broker.Shutdown, the SIGTERM path), pauses (a node
 //     isolated without crashing), symmetric and one-way partitions between
 //     brokers or between a broker and a client, flaky links (delay, jitter,
-//     drop); a leader sampler reads every node's Metadata;
+//     drop), and, in failpoint builds (make failpoint-test), failpoints
+//     enabled for a seed-chosen count and window (lost produce answers,
+//     failed shard starts, offset commits that fail after applying); a
+//     leader sampler reads every node's Metadata;
 //  3. heal: faults stop, every running node is power-cut at once and every
 //     node restarts from its disk;
 //  4. final check (bounded, 60 s virtual): every partition has a leader that
