@@ -98,6 +98,7 @@ func (m *StateMachine) Update(e sm.Entry) (sm.Result, error) {
 			m.log.Debug("meta: command failed", "index", e.Index, "kind", cmd.Kind(), "code", res.Code, "msg", res.Message)
 		}
 	}
+	failpoint.Inject("afterApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
 	m.publish(changed)
 	return res.Pack(), nil
 }

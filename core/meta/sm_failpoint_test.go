@@ -100,3 +100,54 @@ func TestFailpointBeforeApply(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFailpointAfterApply: an Update that fails after applying surfaces
+// its error without waking watchers or answering; the node stops
+// (dragonboat), and the restarted node (snapshot plus the log after it)
+// applies the entry once and ends as an uninterrupted run.
+func TestFailpointAfterApply(t *testing.T) {
+	cmds := [][]byte{
+		Encode(RegisterBroker{NodeID: 1, Host: "h", Port: 9092, RaftAddr: "h:7000"}),
+		Encode(CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1}),
+		Encode(CommitOffsets{Group: "g", CommitTimestampMs: 1, Offsets: []OffsetCommit{{Topic: "t", Partition: 0, Offset: 7}}}),
+	}
+	ref := New(nil)
+	for i, c := range cmds {
+		if _, err := ref.Update(sm.Entry{Index: uint64(i + 1), Cmd: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New(nil)
+	if _, err := m.Update(sm.Entry{Index: 1, Cmd: cmds[0]}); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshotBytes(t, m)
+	if _, err := m.Update(sm.Entry{Index: 2, Cmd: cmds[1]}); err != nil {
+		t.Fatal(err)
+	}
+	changed := m.Changed()
+	enableFailpoint(t, "afterApply", "1*return")
+	if _, err := m.Update(sm.Entry{Index: 3, Cmd: cmds[2]}); !errors.Is(err, errFailpoint) {
+		t.Fatalf("Update under afterApply: %v", err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("the failed apply woke the watchers")
+	default:
+	}
+	r := New(nil)
+	if err := r.RecoverFromSnapshot(bytes.NewReader(snap), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := r.Version(); i < uint64(len(cmds)); i++ {
+		if _, err := r.Update(sm.Entry{Index: i + 1, Cmd: cmds[i]}); err != nil {
+			t.Fatalf("replayed entry %d: %v", i+1, err)
+		}
+	}
+	if !bytes.Equal(snapshotBytes(t, r), snapshotBytes(t, ref)) {
+		t.Fatal("the restarted state differs from an uninterrupted run")
+	}
+	if v, _ := r.Lookup(QueryOffset{Group: "g", Topic: "t", Partition: 0}); v.(OffsetLookup).Value.Offset != 7 {
+		t.Fatalf("committed offset after restart %+v, want 7", v)
+	}
+}
