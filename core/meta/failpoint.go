@@ -11,6 +11,10 @@ import "errors"
 //	             fatal for the node (it panics: fail-stop); the restarted
 //	             node rebuilds the state from its snapshot and log, so the
 //	             entry is applied exactly once, after the restart.
+//	afterApply   Update applied the entry to the in-memory state but fails
+//	             before publishing it or returning its result: the same
+//	             fail-stop; the state the node held is discarded with it,
+//	             and the restart applies the entry exactly once.
 //
 // errFailpoint is what they inject.
 var errFailpoint = errors.New("meta: failpoint: injected error")
