@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"strconv"
@@ -51,10 +52,7 @@ func startClusterWith(t testing.TB, n int, mod func(*node.Config), bmod func(*Br
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(n); id++ {
 		peers[id] = "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := listenTestPort(t)
 		lns[id] = ln
 		c.addrs[id] = ln.Addr().String()
 	}
@@ -86,12 +84,32 @@ func startClusterWith(t testing.TB, n int, mod func(*node.Config), bmod func(*Br
 	return c
 }
 
+// Brokers in tests listen on ports drawn from below the kernel's ephemeral
+// range (32768-60999 on Linux): a port picked with ":0" is ephemeral, and
+// once a stopped broker releases it, any outgoing connection of a test
+// running in parallel may take it before the broker restarts on it.
+// [20000, 26000) is this package's; server/cmd/chronik uses [26000, 32000).
+const (
+	testPortLow  = 20000
+	testPortHigh = 26000
+)
+
+// listenTestPort listens on a free port of [testPortLow, testPortHigh).
+func listenTestPort(t testing.TB) net.Listener {
+	t.Helper()
+	for range 200 {
+		port := testPortLow + rand.IntN(testPortHigh-testPortLow)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			return l
+		}
+	}
+	t.Fatal("no free port for a test broker")
+	return nil
+}
+
 func freeTCPPort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenTestPort(t)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,14 +41,23 @@ type process struct {
 	exited chan error
 }
 
+// freePort returns a free loopback address whose port lies below the
+// kernel's ephemeral range (32768-60999 on Linux): processes are killed and
+// restarted on their ports, and an ephemeral port released meanwhile may be
+// taken by any outgoing connection of a test running in parallel. The
+// range [26000, 32000) is this package's; the server package's tests use
+// [20000, 26000).
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		addr := "127.0.0.1:" + strconv.Itoa(26000+rand.IntN(6000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port for a test process")
+	return ""
 }
 
 // startProcess runs `chronik serve` as a child process on dataDir and waits
