@@ -17,8 +17,9 @@ SEED      ?=
 SEEDS     ?= 20
 SEED_BASE ?= 1
 FUZZTIME  ?= 30s
-# Deterministic replay of the simulator needs one P and no async preemption.
-SIM_ENV   := GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1
+# Deterministic replay of the simulator needs one P and no async preemption;
+# GOGC=400 trades memory for ~20% more schedules per minute.
+SIM_ENV   := GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 GOGC=400
 SIM_TAGS  := -tags synctests
 
 .PHONY: all build run test race sim sim-long fuzz failpoint-enable \
