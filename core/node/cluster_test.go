@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,7 +30,15 @@ type idemProducer struct {
 	topic string
 	pid   int64
 	seq   int32
+	mu    sync.Mutex      // guards acked: a background producer writes it while the test reads
 	acked map[int32]int64 // base sequence -> base offset
+}
+
+// ackedCount is how many batches have been acknowledged so far.
+func (p *idemProducer) ackedCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.acked)
 }
 
 // next sends the next batch once, to the current leader; it reports
@@ -47,7 +56,9 @@ func (p *idemProducer) next() bool {
 		time.Sleep(20 * time.Millisecond)
 		return false
 	}
+	p.mu.Lock()
 	p.acked[p.seq] = r.BaseOffset
+	p.mu.Unlock()
 	p.seq += 2
 	return true
 }

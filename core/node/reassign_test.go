@@ -188,8 +188,8 @@ func TestMovePartitionReplacesNode(t *testing.T) {
 			return len(md.Topics[0].Partitions[0].Replicas) == 4
 		})
 		c.waitMoved("t", target, 60*time.Second)
-		acked := len(p.acked)
-		for len(p.acked) < acked+10 { // producing carries on after the move
+		acked := p.ackedCount()
+		for p.ackedCount() < acked+10 { // producing carries on after the move
 			time.Sleep(10 * time.Millisecond)
 		}
 		close(stop)
@@ -198,7 +198,7 @@ func TestMovePartitionReplacesNode(t *testing.T) {
 		if n := len(c.node(1).PartitionReassignments()); n != 0 {
 			t.Fatalf("%d reassignments still listed", n)
 		}
-		t.Logf("moved with %d batches acknowledged; %v virtual", len(p.acked), time.Since(start))
+		t.Logf("moved with %d batches acknowledged; %v virtual", p.ackedCount(), time.Since(start))
 	})
 }
 
