@@ -15,6 +15,14 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResponse, 
 	c.mu.Lock()
 	resp, ch := c.join(req)
 	c.mu.Unlock()
+	return await(ctx, resp, ch, joinErr(req.MemberID, errRebalanceInProgress))
+}
+
+// await is how Join and Sync answer: resp at once when there is nothing to
+// wait for (ch nil), else whatever the rebalance sends on ch, or, when the
+// caller goes away first, gone with ctx's error. It runs without c.mu held
+// (a synctest bubble cannot advance time while anyone waits on a mutex).
+func await[T any](ctx context.Context, resp T, ch <-chan T, gone T) (T, error) {
 	if ch == nil {
 		return resp, nil
 	}
@@ -22,7 +30,7 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResponse, 
 	case r := <-ch:
 		return r, nil
 	case <-ctx.Done():
-		return joinErr(req.MemberID, errRebalanceInProgress), ctx.Err()
+		return gone, ctx.Err()
 	}
 }
 

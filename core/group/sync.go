@@ -12,15 +12,7 @@ func (c *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResponse, 
 	c.mu.Lock()
 	resp, ch := c.sync(req)
 	c.mu.Unlock()
-	if ch == nil {
-		return resp, nil
-	}
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-ctx.Done():
-		return SyncResponse{ErrorCode: errRebalanceInProgress}, ctx.Err()
-	}
+	return await(ctx, resp, ch, SyncResponse{ErrorCode: errRebalanceInProgress})
 }
 
 func (c *Coordinator) sync(req SyncRequest) (SyncResponse, chan SyncResponse) {
