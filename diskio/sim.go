@@ -98,6 +98,14 @@ func (s *Sim) Stats() SimStats {
 	return s.stats
 }
 
+// UsedBytes returns the total size of the linked files (what
+// Faults.CapacityBytes limits).
+func (s *Sim) UsedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usedBytes
+}
+
 // ReadFile returns the named file's current content (what reads see).
 func (s *Sim) ReadFile(name string) ([]byte, error) {
 	s.mu.Lock()
@@ -462,7 +470,7 @@ func (f *simFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(p, f.ino.data[off:])
-	if n > 0 && s.faults.ReadBitFlipProbability > 0 && s.faultRng.Float64() < s.faults.ReadBitFlipProbability {
+	if n > 0 && s.faults.ReadBitFlipProbability > 0 && flips(s.faults.ReadBitFlipPattern, f.name) && s.faultRng.Float64() < s.faults.ReadBitFlipProbability {
 		bit := s.faultRng.IntN(n * 8)
 		p[bit/8] ^= 1 << (bit % 8)
 		s.stats.FaultsInjected++
@@ -591,6 +599,15 @@ func sleep(d time.Duration) {
 }
 
 // lies reports whether a LyingSync with pattern covers the file name.
+// flips reports whether ReadBitFlipPattern selects name.
+func flips(pattern, name string) bool {
+	if pattern == "" {
+		return true
+	}
+	ok, _ := path.Match(pattern, strings.TrimPrefix(name, "/"))
+	return ok
+}
+
 func lies(pattern, name string) bool {
 	if pattern == "" {
 		return true

@@ -46,6 +46,10 @@ type Faults struct {
 	// ReadBitFlipProbability: the chance that a successful ReadAt flips one
 	// random bit of the returned bytes (the stored bytes are unchanged).
 	ReadBitFlipProbability float64
+	// ReadBitFlipPattern limits bit flips to files whose path (as passed
+	// in, without a leading "/") matches this path.Match glob ("" = every
+	// file).
+	ReadBitFlipPattern string
 	// Latency is slept (outside the Sim's lock, so virtual time under
 	// synctest) before each operation of the kind.
 	Latency map[Op]time.Duration

@@ -130,7 +130,7 @@ func (v *vfsFS) Lock(name string) (io.Closer, error) {
 	}
 	v.locks[key] = struct{}{}
 	v.mu.Unlock()
-	if _, ok := v.fs.(*OS); ok {
+	if _, ok := unwrapFS(v.fs).(*OS); ok {
 		// On a real disk the lock must exclude other processes too (two
 		// brokers on one data directory would corrupt it): take the OS's
 		// advisory file lock as well. POSIX locks do not conflict within a
@@ -201,7 +201,7 @@ const (
 )
 
 func (v *vfsFS) GetDiskUsage(string) (vfs.DiskUsage, error) {
-	if s, ok := v.fs.(*Sim); ok {
+	if s, ok := unwrapFS(v.fs).(*Sim); ok {
 		s.mu.Lock()
 		capacity, used := s.faults.CapacityBytes, s.usedBytes
 		s.mu.Unlock()
@@ -314,4 +314,16 @@ func (fi fileInfo) Mode() os.FileMode {
 		return os.ModeDir | 0o755
 	}
 	return 0o644
+}
+
+// unwrapFS returns the FS under any wrappers (FailStop) that have an
+// Unwrap method.
+func unwrapFS(fsys FS) FS {
+	for {
+		w, ok := fsys.(interface{ Unwrap() FS })
+		if !ok {
+			return fsys
+		}
+		fsys = w.Unwrap()
+	}
 }
