@@ -80,6 +80,14 @@ type Config struct {
 	LogDBWriteBufferBytes uint64
 	LogDBShards           uint64
 
+	// OnStorageFailure, if set, is the node's fail-stop: FS is wrapped in
+	// diskio.FailStop, so the first failed write, fsync or truncate (a
+	// full disk, an I/O error) calls it with the error before any caller
+	// sees it. It must end the process (chronik serve logs and exits) or
+	// fence the node (the simulator). Nil: the error goes to the caller,
+	// and dragonboat panics on it.
+	OnStorageFailure func(error)
+
 	// UnsafeAckBeforeApply is a deliberately broken variant for testing
 	// the simulator only: Produce proposes without waiting and answers at
 	// once with the high watermark as the base offset, before anything is

@@ -93,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.OnStorageFailure != nil {
+		cfg.FS = diskio.FailStop(cfg.FS, cfg.OnStorageFailure)
+	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), reg: partition.NewRegistry(),
 		events: make(chan raftio.LeaderInfo, leaderEventsMax),
@@ -193,6 +196,9 @@ func (n *Node) raftConfig(shardID uint64) config.Config {
 
 // ID returns the node id.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Advertised returns the Kafka host and port this node registers.
+func (n *Node) Advertised() (host string, port int32) { return n.cfg.Host, n.cfg.Port }
 
 // view returns the local controller replica's current View.
 func (n *Node) view() *meta.View { return n.meta.Load().View() }

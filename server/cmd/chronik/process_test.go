@@ -24,8 +24,15 @@ import (
 // codes) without a separate build step.
 const beMainEnv = "CHRONIK_TEST_BE_MAIN"
 
+// fileSizeLimitEnv, in a re-executed child, sets RLIMIT_FSIZE to its value
+// in bytes before main runs (limitFileSize).
+const fileSizeLimitEnv = "CHRONIK_TEST_FSIZE_LIMIT"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(beMainEnv) == "1" {
+		if v := os.Getenv(fileSizeLimitEnv); v != "" {
+			limitFileSize(v)
+		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -75,10 +82,16 @@ func startProcess(t testing.TB, dataDir string, extra ...string) *process {
 // cleanup.
 func launchProcess(t testing.TB, dataDir string, extra ...string) *process {
 	t.Helper()
+	return launchProcessEnv(t, dataDir, nil, extra...)
+}
+
+// launchProcessEnv is launchProcess with extra environment variables.
+func launchProcessEnv(t testing.TB, dataDir string, env []string, extra ...string) *process {
+	t.Helper()
 	p := &process{kafka: freePort(t), http: freePort(t), out: &strings.Builder{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", p.kafka, "--raft-addr", freePort(t), "--http-addr", p.http, "--log-level", "warn"}, extra...)
 	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), beMainEnv+"=1")
+	p.cmd.Env = append(append(os.Environ(), beMainEnv+"=1"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -69,6 +69,24 @@ func serve(args []string, stderr io.Writer) int {
 	}
 }
 
+// exitStorageFailure is the exit status after a storage failure (EX_IOERR
+// of sysexits.h), so that supervisors and operators can tell it apart.
+const exitStorageFailure = 74
+
+// storageFailure is the node's fail-stop (node.Config.OnStorageFailure): a
+// failed write, fsync or truncate leaves nobody knowing what is durable,
+// so the process logs one clear line and exits; it acknowledged nothing
+// that depended on the failed call, and on restart it recovers from what
+// its disk really holds (peers supply the rest).
+func storageFailure(log *slog.Logger, exit func(int)) func(error) {
+	return func(err error) {
+		log.Error("storage failure: stopping the process so that nothing unsynced is acknowledged; "+
+			"check the disk (free space, kernel log) before restarting, the node then recovers from its data directory",
+			"err", err, "exit_status", exitStorageFailure)
+		exit(exitStorageFailure)
+	}
+}
+
 func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server, error) {
 	advHost, advPort, err := splitHostPort(cfg.AdvertisedAddr)
 	if err != nil {
@@ -90,6 +108,7 @@ func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server
 			NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
 			Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
 			Clock: clock.Real(), Logger: log, AutoCreateTopics: true, DefaultPartitions: 1,
+			OnStorageFailure: storageFailure(log, os.Exit),
 		},
 		Listener: ln,
 		Logger:   log,
@@ -127,8 +146,9 @@ func stopServe(b *server.Broker, httpSrv *http.Server) error {
 }
 
 // httpHandler serves /metrics (Prometheus text), /healthz (the process is
-// up) and /readyz (this node is registered and a controller leader is
-// known, so it can serve Kafka requests).
+// up) and /readyz (this node is registered at its current advertised
+// address and a controller leader is known, so it can serve Kafka
+// requests).
 func httpHandler(b *server.Broker) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -155,8 +175,14 @@ func notReady(ctx context.Context, b *server.Broker) string {
 	if v.ControllerID < 0 {
 		return "no controller leader known"
 	}
+	host, port := b.Node.Advertised()
 	for _, br := range v.Brokers {
 		if br.NodeID == b.NodeID {
+			if br.Host != host || br.Port != port {
+				// Restarted on a new address: clients would be sent to the
+				// old one until the new registration is applied.
+				return fmt.Sprintf("registered as %s:%d, not yet as %s:%d", br.Host, br.Port, host, port)
+			}
 			return ""
 		}
 	}
