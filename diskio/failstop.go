@@ -64,10 +64,12 @@ func (f *failStopFS) wrap(file File, err error) (File, error) {
 	return &failStopFile{File: file, fs: f}, nil
 }
 
-func (f *failStopFS) Create(name string) (File, error)          { return f.wrap(f.FS.Create(name)) }
-func (f *failStopFS) CreateExclusive(name string) (File, error) { return f.wrap(f.FS.CreateExclusive(name)) }
-func (f *failStopFS) Open(name string) (File, error)            { return f.wrap(f.FS.Open(name)) }
-func (f *failStopFS) OpenRW(name string) (File, error)          { return f.wrap(f.FS.OpenRW(name)) }
+func (f *failStopFS) Create(name string) (File, error) { return f.wrap(f.FS.Create(name)) }
+func (f *failStopFS) CreateExclusive(name string) (File, error) {
+	return f.wrap(f.FS.CreateExclusive(name))
+}
+func (f *failStopFS) Open(name string) (File, error)   { return f.wrap(f.FS.Open(name)) }
+func (f *failStopFS) OpenRW(name string) (File, error) { return f.wrap(f.FS.OpenRW(name)) }
 
 type failStopFile struct {
 	File
