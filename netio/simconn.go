@@ -33,14 +33,27 @@ type pipe struct {
 	readClosed  bool        // reader closed: writes fail, data is discarded
 	err         error       // connection reset: both ends fail with it
 	changed     chan struct{}
+	waiting     bool // someone took changed since it was last closed
 }
 
 func newPipe() *pipe { return &pipe{changed: make(chan struct{})} }
 
 // signalLocked wakes everyone waiting on the pipe; they re-check state.
+// With nobody waiting there is nothing to close (most signals: a reader
+// that finds data never waits), which saves a channel per Read and Write.
 func (p *pipe) signalLocked() {
+	if !p.waiting {
+		return
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.waiting = false
+}
+
+// waitChanLocked returns the channel that the next signalLocked closes.
+func (p *pipe) waitChanLocked() <-chan struct{} {
+	p.waiting = true
+	return p.changed
 }
 
 // checkLocked verifies the pipe's invariants: O(1) ones always, O(n) ones
@@ -204,7 +217,7 @@ func (c *simConn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, nil
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -244,7 +257,7 @@ func (c *simConn) writeChunk(data []byte) error {
 			p.mu.Unlock()
 			break
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -362,9 +375,13 @@ func (c *simConn) SetWriteDeadline(t time.Time) error { c.writeDL.set(t); return
 // by a timer rather than polling. A waiter keeps the channel it got from wait;
 // moving an unexpired deadline re-arms the timer for that same channel, so a
 // blocked Read sees deadlines set after it blocked (as with net.Pipe).
+//
+// The timer is made once and re-armed with Reset (clients set deadlines on
+// every request); a callback that runs for an earlier setting finds the
+// current deadline not yet reached, or cleared, and does nothing.
 type deadline struct {
 	mu     sync.Mutex
-	gen    uint64 // bumped by every set; a stale timer callback does nothing
+	at     time.Time // the deadline; zero: none
 	timer  *time.Timer
 	passed chan struct{} // closed when the deadline has passed
 }
@@ -374,30 +391,39 @@ func newDeadline() *deadline { return &deadline{passed: make(chan struct{})} }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
+	d.at = t
 	if isClosed(d.passed) {
 		d.passed = make(chan struct{})
 	}
 	if t.IsZero() {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
 		return
 	}
 	dur := time.Until(t)
 	if dur <= 0 {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
 		close(d.passed)
 		return
 	}
-	gen := d.gen
-	d.timer = time.AfterFunc(dur, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen && !isClosed(d.passed) {
-			close(d.passed)
-		}
-	})
+	if d.timer == nil {
+		d.timer = time.AfterFunc(dur, d.fire)
+	} else {
+		d.timer.Reset(dur)
+	}
+}
+
+// fire is the timer's callback: it closes passed if the current deadline
+// has been reached.
+func (d *deadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.at.IsZero() && !time.Now().Before(d.at) && !isClosed(d.passed) {
+		close(d.passed)
+	}
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -418,7 +444,7 @@ func (d *deadline) wait() <-chan struct{} {
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
+	d.at = time.Time{}
 	if d.timer != nil {
 		d.timer.Stop()
 	}
