@@ -1,6 +1,13 @@
 package sim
 
-import "flag"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
 
 // Seeds: -seed=N replays one schedule; otherwise -seeds=N schedules starting
 // at -seed-base run. Every failure prints "reproduce: make sim SEED=N".
@@ -14,13 +21,35 @@ var (
 	flagSeedBase   = flag.Int64("seed-base", 1, "first seed when -seeds is used")
 	flagSeedShard  = flag.Int("seed-shard", 0, "with -seed-shards: this process's shard, 0 <= i < n")
 	flagSeedShards = flag.Int("seed-shards", 1, "number of processes sharing the -seeds range")
+	flagSeedClaims = flag.String("seed-claims", "", "directory shared by processes running one -seeds range: each seed runs in the first process to claim it (a file created there), so shards balance themselves; overrides -seed-shard")
 )
 
 func seedsToRun() []int64 {
 	if *flagSeed != 0 {
 		return []int64{*flagSeed}
 	}
+	if *flagSeedClaims != "" {
+		return shardSeeds(*flagSeedBase, *flagSeeds, 0, 1)
+	}
 	return shardSeeds(*flagSeedBase, *flagSeeds, *flagSeedShard, *flagSeedShards)
+}
+
+// claimSeed reports whether this process runs test's seed: always without
+// -seed-claims; with it, only if this process is the first to create the
+// seed's claim file.
+func claimSeed(test string, seed int64) bool {
+	if *flagSeedClaims == "" || *flagSeed != 0 {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(*flagSeedClaims, fmt.Sprintf("%s-%d", test, seed)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return false
+	}
+	if err != nil {
+		panic(fmt.Sprintf("sim: -seed-claims: %v", err))
+	}
+	f.Close()
+	return true
 }
 
 // shardSeeds returns shard i of n of the seeds base, base+1, ...,

@@ -2,8 +2,10 @@
 # run-shards.sh PROCS START_NS TESTBIN [test flags...]
 #
 # Runs the compiled simulator test binary TESTBIN in PROCS processes at
-# once, process i with -seed-shard=i -seed-shards=PROCS (disjoint subsets of
-# the -seeds range), each under the caller's environment (make sim sets
+# once, sharing one -seeds range through -seed-claims (each seed runs in the
+# first process to claim it, so the shards balance themselves; process i
+# also gets -seed-shard=i -seed-shards=PROCS, which tests with fixed seeds
+# use to run in shard 0 only), each under the caller's environment (make sim sets
 # GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 GOGC=400: replay needs one P per
 # process, so parallelism comes from processes). Every line a shard prints
 # is shown prefixed with "[i/PROCS]" and kept in bin/sim-shards/shard-i.log.
@@ -16,11 +18,11 @@ shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 logs=$(cd "$here/.." && pwd)/bin/sim-shards
 rm -rf "$logs"
-mkdir -p "$logs"
+mkdir -p "$logs/claims"
 i=0
 while [ "$i" -lt "$procs" ]; do
 	(
-		(cd "$here" && "$bin" -test.count=1 "$@" -seed-shard="$i" -seed-shards="$procs" 2>&1
+		(cd "$here" && "$bin" -test.count=1 "$@" -seed-shard="$i" -seed-shards="$procs" -seed-claims="$logs/claims" 2>&1
 		echo $? >"$logs/shard-$i.rc") |
 			awk -v p="[$i/$procs] " -v out="$logs/shard-$i.log" '{ print p $0; print $0 > out; fflush() }'
 	) &

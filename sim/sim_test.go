@@ -41,6 +41,9 @@ func TestSim(t *testing.T) {
 	replays, same, sameSched := 0, 0, 0
 	wallStart := time.Now()
 	for _, seed := range seedsToRun() {
+		if !claimSeed("TestSim", seed) {
+			continue
+		}
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			res := runSchedule(t, seed, o)
 			schedules++
