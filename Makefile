@@ -12,10 +12,14 @@ STATICCHECK     := $(TOOLS)/staticcheck
 # them in place; failpoint-disable restores them).
 FAILPOINT_DIRS  := core diskio netio server sim
 
-# Simulator knobs: one schedule (SEED=N) or many (SEEDS=N from SEED_BASE).
+# Simulator knobs: one schedule (SEED=N) or many (SEEDS=N from SEED_BASE),
+# the latter spread over SIM_PROCS processes (one per core by default);
+# SIM_FLAGS adds test flags (e.g. -sim-replay -sim-duration=10s).
 SEED      ?=
 SEEDS     ?= 20
 SEED_BASE ?= 1
+SIM_PROCS ?= $(shell nproc 2>/dev/null || echo 2)
+SIM_FLAGS ?=
 FUZZTIME  ?= 30s
 # Deterministic replay of the simulator needs one P and no async preemption;
 # GOGC=400 trades memory for ~20% more schedules per minute.
@@ -43,15 +47,22 @@ test:
 race:
 	$(GO) test -count=1 -race -timeout 30m ./...
 
+# Many seeds: the test binary is built once and SIM_PROCS processes run
+# disjoint shards of the seed range (GOMAXPROCS=1 each: replay needs one P,
+# so the cores are used by processes); see sim/run-shards.sh.
+SIM_SHARDS = start=$$(date +%s%N); \
+	$(GO) test -c $(SIM_TAGS) -o $(BIN)/sim.test ./sim && \
+	$(SIM_ENV) sh sim/run-shards.sh $(SIM_PROCS) $$start $(CURDIR)/$(BIN)/sim.test
+
 sim:
 ifneq ($(SEED),)
-	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seed=$(SEED)
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seed=$(SEED) $(SIM_FLAGS)
 else
-	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seeds=$(SEEDS) -seed-base=$(SEED_BASE)
+	@$(SIM_SHARDS) -test.timeout 1h -test.run 'TestSim' -test.v -seeds=$(SEEDS) -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 endif
 
 sim-long:
-	$(SIM_ENV) $(GO) test -count=1 -timeout 6h $(SIM_TAGS) ./sim -run 'TestSim' -seeds=5000 -seed-base=$(SEED_BASE)
+	@$(SIM_SHARDS) -test.timeout 6h -test.run 'TestSim' -seeds=5000 -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 
 # Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a time).
 fuzz:

@@ -50,12 +50,18 @@
 // Crash(host) resets every connection of the host and closes its listeners;
 // the host may Listen again (a restart).
 //
-// Determinism: every random decision of a link is drawn from the link's own
-// PCG stream seeded from (seed, from, to), never from a shared or global
-// source, so traffic on one link never perturbs another's decisions. Given the
-// same seed and the same order of writes on a link, the same chunks are lost
-// and delayed alike. (Goroutine scheduling still orders concurrent writers;
-// run simulations with GOMAXPROCS=1 for replay.)
+// Determinism: every random decision about a chunk is drawn from the
+// writing connection's own PCG stream, named by (seed, from, to, k) for the
+// k-th connection dialled on the link (one stream per direction), never
+// from a shared or global source: traffic on one connection never perturbs
+// another's drops and jitter, even on the same link and at the same
+// instant. Given the same seed and the same order of dials on a link, the
+// same chunks are lost and delayed alike. SetDelaySkew adds a constant
+// per-link delay drawn from (seed, from, to), so that messages sent at one
+// instant over different links arrive at distinct instants and their order
+// is virtual time's, not the scheduler's. (Goroutine scheduling still
+// orders writers and dials of one instant; run simulations with
+// GOMAXPROCS=1 for replay.)
 //
 // Concurrency contract of Sim: all methods are safe for concurrent use. No
 // goroutine ever blocks on time or on a channel while holding a sync.Mutex

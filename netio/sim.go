@@ -55,11 +55,13 @@ type LinkRule struct {
 
 type linkKey struct{ from, to string }
 
-// linkState is a link's rule plus its private random stream and the time at
-// which its (bandwidth-limited) wire is free again.
+// linkState is a link's rule, its skew (see SetDelaySkew), the number of
+// connections dialled across it (which numbers their random streams) and
+// the time at which its (bandwidth-limited) wire is free again.
 type linkState struct {
 	rule       LinkRule
-	rng        *rand.Rand
+	skew       time.Duration
+	dials      uint64
 	wireFreeAt time.Time
 }
 
@@ -67,7 +69,8 @@ type linkState struct {
 // testing/synctest bubble (it also works in real time). See the package
 // documentation for its semantics.
 type Sim struct {
-	seed int64
+	seed    int64
+	skewMax time.Duration // see SetDelaySkew
 
 	mu       sync.Mutex // guards the fields below; never held while blocking
 	links    map[linkKey]*linkState
@@ -115,21 +118,54 @@ func (s *Sim) hostLocked(name string) *simHost {
 	return h
 }
 
-// linkLocked returns the state of the link from->to, creating it with a
-// random stream derived from (seed, from, to) so that one link's traffic
-// never perturbs another link's decisions.
+// linkLocked returns the state of the link from->to, creating it (with its
+// skew) if needed.
 func (s *Sim) linkLocked(from, to string) *linkState {
 	k := linkKey{from, to}
 	l := s.links[k]
 	if l == nil {
-		h := fnv.New64a()
-		h.Write([]byte(from))
-		h.Write([]byte{0})
-		h.Write([]byte(to))
-		l = &linkState{rng: rand.New(rand.NewPCG(uint64(s.seed), h.Sum64()))}
+		l = &linkState{}
+		if s.skewMax > 0 && from != to {
+			l.skew = time.Duration(s.stream("skew", from, to, 0).Int64N(int64(s.skewMax)))
+		}
 		s.links[k] = l
 	}
 	return l
+}
+
+// stream returns the random stream named (what, from, to, k) of the seed:
+// a function of those values alone, never of the order in which
+// goroutines reach the Sim.
+func (s *Sim) stream(what, from, to string, k uint64) *rand.Rand {
+	h := fnv.New64a()
+	for _, p := range []string{what, from, to} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	h.Write([]byte(strconv.FormatUint(k, 10)))
+	return rand.New(rand.NewPCG(uint64(s.seed), h.Sum64()))
+}
+
+// SetDelaySkew gives every link between two distinct hosts, from now on, a
+// constant extra delay in [0, max) drawn from (seed, from, to), on top of
+// its rule (even the zero rule) and of dials' round trips. With a few
+// nanoseconds of skew, messages that two hosts send at one virtual instant
+// to a third (or one host sends to two) arrive at distinct instants, so the
+// order in which they are handled is decided by virtual time, not by the
+// order in which goroutines happen to run. Call it before any traffic:
+// links already used keep the skew they had.
+func (s *Sim) SetDelaySkew(max time.Duration) {
+	if max < 0 {
+		panic(fmt.Sprintf("netio: invalid delay skew %v", max))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skewMax = max
+	for k, l := range s.links {
+		if max > 0 && k.from != k.to && l.skew == 0 {
+			l.skew = time.Duration(s.stream("skew", k.from, k.to, 0).Int64N(int64(max)))
+		}
+	}
 }
 
 // SetLink sets the rule of the one-way link from->to.
@@ -165,8 +201,8 @@ func (s *Sim) Isolate(host string) {
 	s.isolated[host] = true
 }
 
-// Heal clears every link rule and isolation. Random streams and bandwidth
-// clocks are kept, so a healed run stays a function of the seed.
+// Heal clears every link rule and isolation. Skews, connection counts and
+// bandwidth clocks are kept, so a healed run stays a function of the seed.
 func (s *Sim) Heal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,8 +230,9 @@ type chunkFate struct {
 	why       string // for the reset error
 }
 
-// decide draws the fate of an n-byte chunk on from->to at time now.
-func (s *Sim) decide(from, to string, n int, now time.Time) chunkFate {
+// decide draws the fate of an n-byte chunk on from->to at time now from
+// rng, the writing connection's own stream.
+func (s *Sim) decide(from, to string, rng *rand.Rand, n int, now time.Time) chunkFate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cutLocked(from, to) {
@@ -203,10 +240,13 @@ func (s *Sim) decide(from, to string, n int, now time.Time) chunkFate {
 	}
 	l := s.links[linkKey{from, to}]
 	if l == nil {
-		return chunkFate{deliverAt: now}
+		if s.skewMax == 0 || from == to {
+			return chunkFate{deliverAt: now}
+		}
+		l = s.linkLocked(from, to)
 	}
 	r := l.rule
-	if r.DropProbability > 0 && l.rng.Float64() < r.DropProbability {
+	if r.DropProbability > 0 && rng.Float64() < r.DropProbability {
 		return chunkFate{lost: true, why: "chunk dropped on " + from + "->" + to}
 	}
 	sent := now
@@ -217,9 +257,9 @@ func (s *Sim) decide(from, to string, n int, now time.Time) chunkFate {
 		sent = sent.Add(time.Duration(int64(n) * int64(time.Second) / r.BandwidthBytesPerSec))
 		l.wireFreeAt = sent
 	}
-	d := r.Delay
+	d := r.Delay + l.skew
 	if r.Jitter > 0 {
-		d += time.Duration(l.rng.Int64N(int64(r.Jitter)))
+		d += time.Duration(rng.Int64N(int64(r.Jitter)))
 	}
 	return chunkFate{deliverAt: sent.Add(d)}
 }
@@ -336,7 +376,7 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 	s.mu.Lock()
 	cut := s.cutLocked(n.host, host) || s.cutLocked(host, n.host)
-	rtt := s.ruleLocked(n.host, host).Delay + s.ruleLocked(host, n.host).Delay
+	rtt := s.delayLocked(n.host, host) + s.delayLocked(host, n.host)
 	s.mu.Unlock()
 	if cut {
 		rtt = simCutDialTimeout
@@ -363,7 +403,16 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if l != nil {
 		lh := s.hostLocked(n.host)
 		lport, _ := lh.ephemeralPortLocked() // 0 if all taken: harmless for a dialled end
+		// The k-th connection dialled on this link: each direction draws
+		// from a stream of its own, so connections sharing a link (writing
+		// at one instant in whatever order goroutines run) never perturb
+		// each other's drops and jitter.
+		ls := s.linkLocked(n.host, host)
+		k := ls.dials
+		ls.dials++
 		local, remote = newSimConnPair(s, simAddr{n.host, lport}, raddr)
+		local.rng = s.stream("conn", n.host, host, k)
+		remote.rng = s.stream("conn-back", n.host, host, k)
 		lh.conns[local] = struct{}{}
 		s.hosts[host].conns[remote] = struct{}{}
 	}
@@ -390,11 +439,16 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return nil, opErr(os.NewSyscallError("connect", syscall.ECONNREFUSED))
 }
 
-func (s *Sim) ruleLocked(from, to string) LinkRule {
+// delayLocked is the fixed one-way delay of from->to: its rule's Delay
+// plus its skew.
+func (s *Sim) delayLocked(from, to string) time.Duration {
 	if l := s.links[linkKey{from, to}]; l != nil {
-		return l.rule
+		return l.rule.Delay + l.skew
 	}
-	return LinkRule{}
+	if s.skewMax > 0 && from != to {
+		return s.linkLocked(from, to).skew
+	}
+	return 0
 }
 
 func (h *simHost) listenerLocked(port int) *simListener {

@@ -340,3 +340,84 @@ func TestSimDropsDeterministic(t *testing.T) {
 		t.Fatalf("seeds 42 and 43 gave identical traces %v", a)
 	}
 }
+
+// arrival writes one byte from `from` to `to` at the bubble's current
+// instant and returns how long it took to arrive.
+func arrival(t *testing.T, s *Sim, from, to string, port int) time.Duration {
+	t.Helper()
+	c, srv := simPair(t, s, from, to, port)
+	defer c.Close()
+	defer srv.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(srv, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// With a delay skew, each link has its own constant extra delay, a function
+// of the seed and the link: two links' deliveries of one instant's writes
+// differ, and a link's delay is the same every time.
+func TestSimDelaySkew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSim(7)
+		s.SetDelaySkew(time.Microsecond)
+		s.SetLink("a", "b", LinkRule{Delay: time.Millisecond})
+		ab, ab2, cb := arrival(t, s, "a", "b", 1), arrival(t, s, "a", "b", 2), arrival(t, s, "c", "b", 3)
+		if ab != ab2 {
+			t.Fatalf("a->b took %v then %v: a link's skew must be constant", ab, ab2)
+		}
+		if ab < time.Millisecond || ab >= time.Millisecond+time.Microsecond || cb >= time.Microsecond {
+			t.Fatalf("a->b %v, c->b %v: want the rule's delay plus a skew below 1µs", ab, cb)
+		}
+		if ab-time.Millisecond == cb {
+			t.Fatalf("a->b and c->b have the same skew %v", cb)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		if d := arrival(t, NewSim(7), "a", "b", 1); d != 0 {
+			t.Fatalf("no skew set: a perfect link took %v", d)
+		}
+	})
+}
+
+// jitterTrace records the delivery delays of 20 one-byte writes on one
+// connection over a jittery link, while another connection on the same
+// link writes at the same instants when noise is set.
+func jitterTrace(t *testing.T, noise bool) []time.Duration {
+	var out []time.Duration
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSim(42)
+		s.SetLink("a", "b", LinkRule{Jitter: time.Second})
+		c, srv := simPair(t, s, "a", "b", 1)
+		x, y := simPair(t, s, "a", "b", 2)
+		defer x.Close()
+		defer y.Close()
+		go io.Copy(io.Discard, y)
+		for range 20 {
+			if noise {
+				x.Write([]byte("noise"))
+			}
+			start := time.Now()
+			c.Write([]byte{1})
+			io.ReadFull(srv, make([]byte, 1))
+			out = append(out, time.Since(start))
+		}
+		c.Close()
+		srv.Close()
+	})
+	return out
+}
+
+// Each connection draws from its own stream: another connection's writes
+// on the same link (in whatever order goroutines make them) never change
+// its jitter.
+func TestSimConnStreamsIndependent(t *testing.T) {
+	a, b := jitterTrace(t, false), jitterTrace(t, true)
+	if !slices.Equal(a, b) {
+		t.Fatalf("same seed, different jitter when another connection shares the link:\n%v\n%v", a, b)
+	}
+}

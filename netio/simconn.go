@@ -2,6 +2,7 @@ package netio
 
 import (
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -33,14 +34,27 @@ type pipe struct {
 	readClosed  bool        // reader closed: writes fail, data is discarded
 	err         error       // connection reset: both ends fail with it
 	changed     chan struct{}
+	waiting     bool // someone took changed since it was last closed
 }
 
 func newPipe() *pipe { return &pipe{changed: make(chan struct{})} }
 
 // signalLocked wakes everyone waiting on the pipe; they re-check state.
+// With nobody waiting there is nothing to close (most signals: a reader
+// that finds data never waits), which saves a channel per Read and Write.
 func (p *pipe) signalLocked() {
+	if !p.waiting {
+		return
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.waiting = false
+}
+
+// waitChanLocked returns the channel that the next signalLocked closes.
+func (p *pipe) waitChanLocked() <-chan struct{} {
+	p.waiting = true
+	return p.changed
 }
 
 // checkLocked verifies the pipe's invariants: O(1) ones always, O(n) ones
@@ -129,7 +143,8 @@ func (p *pipe) discardLocked() {
 type simConn struct {
 	sim           *Sim
 	local, remote simAddr
-	rd, wr        *pipe // rd carries data to us, wr data from us
+	rd, wr        *pipe      // rd carries data to us, wr data from us
+	rng           *rand.Rand // this end's writes' drops and jitter (used under Sim.mu)
 	peer          *simConn
 	readSem       chan struct{} // serialises Reads without a mutex
 	writeSem      chan struct{} // serialises Writes (a Write is atomic)
@@ -204,7 +219,7 @@ func (c *simConn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, nil
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -244,7 +259,7 @@ func (c *simConn) writeChunk(data []byte) error {
 			p.mu.Unlock()
 			break
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -255,7 +270,7 @@ func (c *simConn) writeChunk(data []byte) error {
 	// Only this goroutine writes to p (writeSem), so the room we saw is
 	// still there: readers only free room.
 	now := time.Now()
-	fate := c.sim.decide(c.local.host, c.remote.host, len(data), now)
+	fate := c.sim.decide(c.local.host, c.remote.host, c.rng, len(data), now)
 	if fate.lost {
 		c.reset(fate.why)
 		return c.wr.resetErr()
@@ -362,9 +377,13 @@ func (c *simConn) SetWriteDeadline(t time.Time) error { c.writeDL.set(t); return
 // by a timer rather than polling. A waiter keeps the channel it got from wait;
 // moving an unexpired deadline re-arms the timer for that same channel, so a
 // blocked Read sees deadlines set after it blocked (as with net.Pipe).
+//
+// The timer is made once and re-armed with Reset (clients set deadlines on
+// every request); a callback that runs for an earlier setting finds the
+// current deadline not yet reached, or cleared, and does nothing.
 type deadline struct {
 	mu     sync.Mutex
-	gen    uint64 // bumped by every set; a stale timer callback does nothing
+	at     time.Time // the deadline; zero: none
 	timer  *time.Timer
 	passed chan struct{} // closed when the deadline has passed
 }
@@ -374,30 +393,39 @@ func newDeadline() *deadline { return &deadline{passed: make(chan struct{})} }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
+	d.at = t
 	if isClosed(d.passed) {
 		d.passed = make(chan struct{})
 	}
 	if t.IsZero() {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
 		return
 	}
 	dur := time.Until(t)
 	if dur <= 0 {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
 		close(d.passed)
 		return
 	}
-	gen := d.gen
-	d.timer = time.AfterFunc(dur, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen && !isClosed(d.passed) {
-			close(d.passed)
-		}
-	})
+	if d.timer == nil {
+		d.timer = time.AfterFunc(dur, d.fire)
+	} else {
+		d.timer.Reset(dur)
+	}
+}
+
+// fire is the timer's callback: it closes passed if the current deadline
+// has been reached.
+func (d *deadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.at.IsZero() && !time.Now().Before(d.at) && !isClosed(d.passed) {
+		close(d.passed)
+	}
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -418,7 +446,7 @@ func (d *deadline) wait() <-chan struct{} {
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
+	d.at = time.Time{}
 	if d.timer != nil {
 		d.timer.Stop()
 	}

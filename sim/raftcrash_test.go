@@ -206,6 +206,9 @@ func (c *raftCluster) applied(id uint64, deadline time.Time) ([]string, error) {
 // is on every replica, exactly once, in the same order everywhere.
 func TestSimRaftCrash(t *testing.T) {
 	for _, seed := range seedsToRun() {
+		if !claimSeed("TestSimRaftCrash", seed) {
+			continue
+		}
 		for _, mode := range []diskio.CrashMode{diskio.CrashSyncedOnly, diskio.CrashRandomPrefix, diskio.CrashTornPrefix} {
 			t.Run(fmt.Sprintf("seed=%d/%v", seed, mode), func(t *testing.T) {
 				captureRaftLog(t)

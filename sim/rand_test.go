@@ -8,6 +8,7 @@ import (
 	randv2 "math/rand/v2"
 	"reflect"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/lni/goutils/random"
@@ -62,6 +63,46 @@ func reseedDragonboat(seed int64) {
 	layoutOnce.Do(checkLockedRandLayout)
 	lr := (*lockedRandLayout)(unsafe.Pointer(random.LockGuardedRand))
 	lr.mu.Lock()
-	lr.source = rand.NewSource(subSeed(seed, "dragonboat")).(rand.Source64)
+	lr.source = &instantSource{seed: uint64(subSeed(seed, "dragonboat"))}
 	lr.mu.Unlock()
+}
+
+// jitterPeriod is a multiple of every election timeout up to 20 ticks
+// (lcm(1..20)); ElectionRTT is 10.
+const jitterPeriod = 232792560
+
+// instantSource is dragonboat's random source in a run: the k-th draw at
+// virtual instant t is mix(seed, t) + k*jitterPeriod. dragonboat steps a
+// node's shards in map order and from several workers, so which shard
+// draws first at one instant is the runtime's (random) choice; with this
+// source every draw of one instant gives the same election jitter
+// (value % electionTimeout), whoever draws first, while the values (also
+// used as proposal and read-index keys) stay distinct. Draws at different
+// instants are independent. Callers hold random.LockedRand's mutex.
+type instantSource struct {
+	seed uint64
+	at   int64 // virtual UnixNano of the last draw
+	k    uint64
+}
+
+func (s *instantSource) Uint64() uint64 {
+	now := time.Now().UnixNano()
+	if now != s.at {
+		s.at, s.k = now, 0
+	}
+	v := mix64(s.seed^uint64(now)) + s.k*jitterPeriod
+	s.k++
+	return v
+}
+
+func (s *instantSource) Int63() int64 { return int64(s.Uint64() >> 1) }
+
+func (s *instantSource) Seed(int64) {}
+
+// mix64 is SplitMix64's finaliser.
+func mix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }

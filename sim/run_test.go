@@ -89,6 +89,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	topo := drawTopology(seed)
 	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
 	c := newCluster(seed, topo, tr)
+	c.net.SetDelaySkew(linkSkewMax)
 	c.applyLinkBase()
 	raftlog.Install(c.log, slog.LevelWarn)
 	raftlog.SetPanicHook(c.onPanic)
@@ -106,7 +107,11 @@ func runBubble(seed int64, o runOpts) (res result) {
 		res.schedHash = tr.scheduleHash()
 	}()
 	c.brokenAck = o.brokenAck
-	for _, id := range c.ids() {
+	phase := newRand(seed, "start-phase")
+	for i, id := range c.ids() {
+		if i > 0 {
+			staggerStart(c, phase)
+		}
 		if err := c.start(id); err != nil {
 			res.liveness = fmt.Sprintf("b%d did not start: %v", id, err)
 			return res
@@ -126,6 +131,22 @@ func runBubble(seed int64, o runOpts) (res result) {
 		tr.add(evCheck, "LIVENESS %v", err)
 	}
 	return res
+}
+
+// linkSkewMax bounds each link's constant extra delay (netio.Sim.SetDelaySkew):
+// messages sent at one instant over different links arrive at distinct
+// instants, so their order is virtual time's, not the scheduler's.
+const linkSkewMax = 20 * time.Microsecond
+
+// staggerStart waits a seeded fraction of a Raft tick (at least 1 ns)
+// before a node starts. A NodeHost ticks every RTTMillisecond from its
+// start, so nodes started at one instant would tick, time out and send at
+// the same instants for ever, and which of them goes first would be
+// decided by goroutine scheduling (and by the order in which they draw
+// from dragonboat's shared random source).
+func staggerStart(c *cluster, rng *rand.Rand) {
+	tick := int64(time.Duration(c.topo.rttMs) * time.Millisecond)
+	time.Sleep(time.Duration(1 + rng.Int64N(tick)))
 }
 
 // createTopics creates the workload's topics and waits until every
@@ -206,7 +227,11 @@ func heal(c *cluster, rng *rand.Rand) {
 	for _, id := range c.up() {
 		c.crash(id, crashModes[rng.IntN(len(crashModes))])
 	}
-	for _, id := range c.ids() {
+	phase := newRand(c.seed, "heal-phase")
+	for i, id := range c.ids() {
+		if i > 0 {
+			staggerStart(c, phase)
+		}
 		for try := 0; try < restartTries; try++ {
 			if c.start(id) == nil {
 				break

@@ -107,8 +107,12 @@ func kgoProducer(ctx context.Context, c *cluster, h *history, idx int, tps []tp)
 				h.ack(name, tp{r.Topic, r.Partition}, r.Offset, []string{string(r.Value)})
 			}
 		})
+		// Off the millisecond grid (that linger, backoffs and the other
+		// producers' pauses are on): a pause ending at the very instant a
+		// linger timer fires would leave it to goroutine scheduling
+		// whether the next record joins the batch.
 		if d := rng.IntN(40); d > 0 {
-			sleepCtx(ctx, time.Duration(d)*time.Millisecond)
+			sleepCtx(ctx, time.Duration(d)*time.Millisecond+time.Duration(rng.IntN(int(time.Millisecond))))
 		}
 	}
 }
@@ -170,9 +174,9 @@ func kgoGroupConsumer(ctx context.Context, c *cluster, h *history, idx int, tps 
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.SessionTimeout(6*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.HeartbeatInterval(470*time.Millisecond),
 		kgo.RebalanceTimeout(5*time.Second),
-		kgo.AutoCommitInterval(500*time.Millisecond),
+		kgo.AutoCommitInterval(530*time.Millisecond),
 	)
 	if err != nil {
 		h.violate("%s: kgo.NewClient: %v", name, err)
