@@ -106,6 +106,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.FS.MkdirAll(n.popts.Dir); err != nil {
 		return nil, err
 	}
+	if err := repairRaftLogTails(cfg.FS, n.nodeHostConfig().NodeHostDir, n.log); err != nil {
+		return nil, fmt.Errorf("node %d: repair the Raft log's torn tail: %w", cfg.NodeID, err)
+	}
 	nh, err := dragonboat.NewNodeHost(n.nodeHostConfig())
 	if err != nil {
 		return nil, fmt.Errorf("node %d: NewNodeHost: %w", cfg.NodeID, err)
