@@ -155,16 +155,22 @@ func (n *Node) Fetch(ctx context.Context, topic string, part int32, offset int64
 		return res
 	}
 	res.LeaderEpoch = epoch
-	return readReplica(rep, offset, maxBytes, res)
+	return n.readReplica(rep, offset, maxBytes, res)
 }
 
-func readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
+func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
 	b, err := rep.Fetch(offset, maxBytes)
 	switch {
 	case errors.Is(err, plog.ErrOffsetOutOfRange):
 		res.ErrorCode = kerr.OffsetOutOfRange.Code
 	case errors.Is(err, partition.ErrClosed):
 		res.ErrorCode = kerr.NotLeaderForPartition.Code
+	case errors.Is(err, plog.ErrCorruptLog):
+		// A checksum failed on read (a bad disk or a flipped bit): the
+		// bytes are never served; the client retries (a transient flip
+		// reads clean again, a persistent one needs the operator).
+		n.log.Warn("corrupt read refused: checksum mismatch in the partition log", "offset", offset, "err", err)
+		res.ErrorCode = kerr.KafkaStorageError.Code
 	case err != nil:
 		res.ErrorCode = kerr.KafkaStorageError.Code
 	}
@@ -193,7 +199,7 @@ func (n *Node) FetchLocal(topic string, part int32, offset int64, maxBytes int) 
 		res.ErrorCode = kerr.NotLeaderForPartition.Code
 		return res
 	}
-	return readReplica(rep, offset, maxBytes, res)
+	return n.readReplica(rep, offset, maxBytes, res)
 }
 
 // WaitBeyond blocks until this node's replica of the partition has a high
