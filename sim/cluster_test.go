@@ -45,7 +45,9 @@ type simNode struct {
 	starts   int
 	faults   diskio.Faults // applied to every incarnation's disk until cleared
 	snapshot uint64        // SnapshotEntries (drawn per node)
-
+	// fenced is the incarnation (starts) that a storage failure stopped
+	// (0: none); its crash is completed by failStop's goroutine.
+	fenced int
 }
 
 // cluster is the nodes of one run, on one simulated network, inside one
@@ -66,10 +68,15 @@ type cluster struct {
 	// backoff) would spin without virtual time ever advancing.
 	linkBase netio.LinkRule
 
+	// bg counts the goroutines that complete fail-stop crashes; the run
+	// waits for them before its bubble ends.
+	bg sync.WaitGroup
+
 	mu        sync.Mutex
 	nodes     map[uint64]*simNode
 	hosts     []string // every network host of the run, in creation order
 	brokenAck bool     // the broken variant: acknowledge before commit
+	lyingSync bool     // the broken disk: fsync reports success, makes nothing durable
 }
 
 // logBuffer keeps every node's and dragonboat's log lines of a run (warn
@@ -157,7 +164,8 @@ func (c *cluster) up() []uint64 {
 
 func (c *cluster) config(n *simNode) node.Config {
 	return node.Config{
-		NodeID: n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
+		OnStorageFailure: c.failStop(n.id, n.starts, n.disk),
+		NodeID:           n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
 		DataDir: "/data", FS: n.disk, Net: c.net.Host(brokerHost(n.id)), Clock: n.clock,
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
@@ -180,7 +188,7 @@ func (c *cluster) start(id uint64) error {
 		return nil
 	}
 	n.starts++
-	n.disk.SetFaults(n.faults)
+	n.disk.SetFaults(c.withBroken(n.faults))
 	cfg := c.config(n)
 	c.mu.Unlock()
 	ln, err := c.net.Host(brokerHost(id)).Listen(brokerAddr(id))
@@ -193,10 +201,86 @@ func (c *cluster) start(id uint64) error {
 		return err
 	}
 	c.mu.Lock()
-	n.broker = b
+	fenced := n.fenced == n.starts
+	if !fenced {
+		n.broker = b
+	}
 	c.mu.Unlock()
+	if fenced {
+		// A storage failure stopped this incarnation while it started:
+		// it is cut off and its disk frozen; wind it down (failStop's
+		// goroutine, waiting for this start to end, builds the image).
+		c.shutdown(b)
+		return fmt.Errorf("b%d stopped by a storage failure while starting", id)
+	}
 	c.tr.add(evNode, "b%d started", id)
 	return nil
+}
+
+// failStop is node.Config.OnStorageFailure of node id's incarnation inc on
+// disk: what chronik serve does by exiting (storageFailure in
+// server/cmd/chronik), done the simulator's way. The failing call is still
+// on the stack, so the crash is done in two halves: here, at once, the
+// crash instant (network cut, disk frozen, the disk's faults cleared so
+// that the retried call and the rest of the wind-down succeed unseen);
+// then, on a goroutine that waits for the node's lifecycle lock, the
+// teardown and the restart image (the lane that injected the fault
+// restarts the node when the fault ends).
+func (c *cluster) failStop(id uint64, inc int, disk *diskio.Sim) func(error) {
+	return func(err error) {
+		c.mu.Lock()
+		n := c.nodes[id]
+		current := n.starts == inc && n.disk == disk && n.fenced != inc
+		var b *server.Broker
+		if current {
+			n.fenced = inc
+			b, n.broker = n.broker, nil
+		}
+		c.mu.Unlock()
+		if current {
+			c.net.Crash(brokerHost(id))
+		}
+		disk.Freeze()
+		disk.SetFaults(diskio.Faults{})
+		if !current {
+			return // an incarnation already crashing or crashed: its disk is frozen
+		}
+		mode := crashModes[int(subSeed(c.seed, fmt.Sprintf("failstop-%d-%d", id, inc))%int64(len(crashModes)))]
+		c.tr.add(evNode, "b%d fail-stop on a storage failure (%v): %v", id, mode, err)
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			defer c.lock(id)()
+			c.shutdown(b)
+			c.replaceDisk(id, disk, mode)
+		}()
+	}
+}
+
+// shutdown tears down b (nil: nothing), bounded by nodeShutdownMax.
+func (c *cluster) shutdown(b *server.Broker) error {
+	if b == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeShutdownMax)
+	defer cancel()
+	return b.Shutdown(ctx)
+}
+
+// replaceDisk puts the crash image of disk (frozen) in node id's slot,
+// unless the slot holds another disk by now.
+func (c *cluster) replaceDisk(id uint64, disk *diskio.Sim, mode diskio.CrashMode) {
+	img := disk.CrashImage(mode)
+	c.mu.Lock()
+	n := c.nodes[id]
+	replaced := n.disk == disk
+	if replaced {
+		n.disk = img
+	}
+	c.mu.Unlock()
+	if replaced {
+		c.tr.add(evNode, "b%d crashed (%v)", id, mode)
+	}
 }
 
 // crash is a power cut by the crash model: network first, then the disk
@@ -206,21 +290,16 @@ func (c *cluster) crash(id uint64, mode diskio.CrashMode) {
 	defer c.lock(id)()
 	c.mu.Lock()
 	n := c.nodes[id]
-	b := n.broker
+	b, disk := n.broker, n.disk
 	n.broker = nil
 	c.mu.Unlock()
 	c.net.Crash(brokerHost(id))
-	n.disk.Freeze()
-	if b != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), nodeShutdownMax)
-		_ = b.Shutdown(ctx) // nothing it does now reaches disk or network
-		cancel()
-	}
-	img := n.disk.CrashImage(mode)
-	c.mu.Lock()
-	n.disk = img
-	c.mu.Unlock()
-	c.tr.add(evNode, "b%d crashed (%v)", id, mode)
+	disk.Freeze()
+	// Nothing the process does now reaches disk or network; its wind-down
+	// runs on a healthy disk so that an injected fault cannot fail it.
+	disk.SetFaults(diskio.Faults{})
+	_ = c.shutdown(b)
+	c.replaceDisk(id, disk, mode)
 }
 
 // stop is a clean shutdown (the SIGTERM path): the disk is kept as is.
@@ -234,9 +313,7 @@ func (c *cluster) stop(id uint64) {
 	if b == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), nodeShutdownMax)
-	err := b.Shutdown(ctx)
-	cancel()
+	err := c.shutdown(b)
 	c.tr.add(evNode, "b%d stopped cleanly (err=%v)", id, err != nil)
 }
 
@@ -247,7 +324,36 @@ func (c *cluster) setDiskFaults(id uint64, f diskio.Faults) {
 	n.faults = f
 	disk := n.disk
 	c.mu.Unlock()
-	disk.SetFaults(f)
+	disk.SetFaults(c.withBroken(f))
+}
+
+// withBroken adds the broken disk of the lying-fsync variant to f.
+func (c *cluster) withBroken(f diskio.Faults) diskio.Faults {
+	if c.lyingSync {
+		// Only dragonboat's Raft log files (tan's NNNNNN.log; partition
+		// segments have 20 digits) lie: the acknowledgement's durability,
+		// nothing else. Every other file stays durable, so the nodes
+		// restart and the loss shows as missing records.
+		f.LyingSync, f.LyingSyncPattern = true, "??????.log"
+	}
+	return f
+}
+
+// setRunningDiskFaults sets faults on node id's current disk only: a
+// restart comes up without them.
+func (c *cluster) setRunningDiskFaults(id uint64, f diskio.Faults) {
+	c.mu.Lock()
+	disk := c.nodes[id].disk
+	c.mu.Unlock()
+	disk.SetFaults(c.withBroken(f))
+}
+
+// diskUsed returns the bytes on node id's current disk.
+func (c *cluster) diskUsed(id uint64) int64 {
+	c.mu.Lock()
+	disk := c.nodes[id].disk
+	c.mu.Unlock()
+	return disk.UsedBytes()
 }
 
 // closeAll stops every running node, in id order (teardown, not a check).

@@ -7,18 +7,30 @@
 //
 // # Running
 //
-//	make sim SEED=N          one schedule (go test -tags synctests ./sim -run TestSim -seed=N)
-//	make sim SEEDS=N         N schedules from SEED_BASE
-//	make sim-long            thousands
+//	make sim SEED=N          one schedule, one process (go test -tags synctests ./sim -run TestSim -seed=N)
+//	make sim SEEDS=N         N schedules from SEED_BASE, in SIM_PROCS processes (default nproc)
+//	make sim-long            5000 schedules, same sharding
+//	SIM_FLAGS="..."          extra test flags, e.g. SIM_FLAGS="-sim-replay -sim-duration=10s"
 //	-sim-duration=30s        virtual length of the fault phase
 //	-sim-profile=recoverable one fault lane: at most one node impaired at a
 //	                         time, a quorum with intact data always exists;
 //	                         safety and liveness after heal are required
 //	-sim-profile=unsafe      one lane per node (correlated crashes, majority
-//	                         partitions); safety required, unavailability
-//	                         after heal only reported
+//	                         partitions, disk faults on several nodes);
+//	                         safety required, unavailability after heal
+//	                         only reported (a safe stop, not silent loss)
 //	-sim-replay              run each seed twice, compare hashes
 //	-sim-workload=core       node API clients instead of kgo (triage)
+//	-seed-shard=i -seed-shards=n   static share of the -seeds range
+//	-seed-claims=DIR         dynamic share: a seed runs in the first process to create DIR/<test>-<seed>
+//
+// Replay needs GOMAXPROCS=1, so make sim gets parallelism from processes:
+// it builds bin/sim.test once and runs SIM_PROCS copies that claim seeds
+// from one range (sim/run-shards.sh). Every line shows prefixed with
+// [i/n] and is kept in bin/sim-shards/shard-i.log; each process prints a
+// "simstats:" line, summed into "sim: N schedules in P processes, W s wall
+// (whole target, build included): R schedules/minute, simulated/wall time X";
+// the target fails if any process fails.
 //
 // # One seed
 //
@@ -42,13 +54,16 @@
 //     clean restarts (Broker.Shutdown, the SIGTERM path), pauses (a node
 //     isolated without crashing), symmetric and one-way partitions between
 //     brokers or between a broker and a client, flaky links (delay, jitter,
-//     drop), and, in failpoint builds (make failpoint-test), failpoints
+//     drop), fsync errors and a full disk (the node fail-stops, see below),
+//     read bit flips in partition segments, and, in failpoint builds (make failpoint-test), failpoints
 //     enabled for a seed-chosen count and window (lost produce answers,
 //     failed shard starts, offset commits that fail after applying); a
 //     leader sampler reads every node's Metadata;
 //  3. heal: faults stop, every running node is power-cut at once and every
 //     node restarts from its disk;
-//  4. final check (bounded, 60 s virtual): every partition has a leader that
+//  4. final check (bounded, 60 s virtual; a partition that no node, all up
+//     with a controller, knows any more counts as lost, not unavailable):
+//     every partition has a leader that
 //     serves its log up to the highest acknowledged offset; then the
 //     replicas' committed prefixes are compared (node.FetchLocal).
 //
@@ -84,22 +99,47 @@
 // # Determinism
 //
 // The schedule hash reproduces for every seed (checked by -sim-replay).
-// The full trace does not: goroutine wake order inside the bubble (the
-// runtime's select choice among ready cases, shared random streams such as
-// dragonboat's jitter and netio's per-link stream drawn in the order
-// goroutines reach them) differs between runs, so which node wins an
-// election or which request lands first can change. A failing seed
-// therefore replays its topology and faults exactly, but not always its
-// interleaving; run it a few times.
+// The full trace reproduces for part of the seeds only (45% of 20 seeds at
+// -sim-duration=10s, none at 30s, where replays agree for a median of about
+// 9 virtual seconds). What the simulator does to keep scheduling out of
+// the outcome: every random stream is named by seed and purpose (netio
+// draws per connection, not per link); each link has a seeded constant
+// delay skew, so one instant's messages over different links arrive at
+// distinct instants; nodes start at seeded sub-tick offsets, so they
+// never tick at one instant; workload timers avoid kgo's fixed periods and
+// the millisecond grid; dragonboat's random source gives every draw of one
+// virtual instant the same election jitter, whichever shard draws first.
+// What remains is outside our code: dragonboat steps a node's shards in
+// map order and ticks them in sync.Map order, kgo orders requests by map
+// iteration, and the runtime breaks ties between ready select cases at
+// random, none of which can be seeded; GC and sysmon preemption depend on
+// wall time. A failing seed therefore replays its topology and faults
+// exactly, and usually its first seconds; run it a few times.
+//
+// # Disk faults and fail-stop
+//
+// fsync errors (EIO on a share of syncs) and a full disk (ENOSPC past a
+// capacity set a little above the disk's use) are injected into running
+// nodes. Chronik's answer to a failed write, fsync or truncate is to stop
+// the node (diskio.FailStop under node.Config.OnStorageFailure; chronik
+// serve logs one line and exits 74): nobody can know what a failed fsync
+// left durable. In the simulator the hook (cluster.failStop) does the crash
+// instant at once, from inside the failing call: network cut, disk
+// frozen, the disk's faults cleared so that the retried call and the
+// wind-down succeed unseen; a goroutine then tears the node down and
+// builds its crash image, and the lane restarts it when the fault ends.
+// Read bit flips are injected into partition log segments only and must
+// come back as KAFKA_STORAGE_ERROR, never as a served record ("corrupt
+// reads refused" in the summary; the history checks every value read).
 //
 // # Not injected, and why
 //
-//   - Disk errors, ENOSPC and read bit flips: dragonboat fail-stops on a
-//     storage error by panicking on a worker goroutine, which ends the
-//     whole test process; a worker that exits instead leaves
-//     NodeHost.Close waiting forever. Containing it needs one OS process
-//     per node or a dragonboat change. A dragonboat panic during a run
-//     writes the trace first (failstop_test.go).
+//   - Read bit flips in dragonboat's own files (tan log, snapshots):
+//     dragonboat fail-stops on a corrupt read by panicking on a worker
+//     goroutine, which ends the whole test process (every simulated node
+//     at once). A dragonboat panic during a run writes the trace first
+//     (failstop_test.go); TestSimCatchesLyingFsync relies on it, in a
+//     child process.
 //   - Slow disk (diskio Latency): dragonboat applies entries while holding
 //     its state machine's sync.RWMutex; a sleep there blocks another
 //     goroutine on the mutex, which is not durably blocked, so virtual time
@@ -109,6 +149,11 @@
 //
 // TestSimCatchesEarlyAck runs node.Config.UnsafeAckBeforeApply (a
 // test-only broken variant that acknowledges before commit) and requires
-// the checkers to flag it within 10 seeds. TestSimRaftCrash is the earlier
-// proof that dragonboat runs in a bubble on the simulated seams.
+// the checkers to flag it within 10 seeds. TestSimCatchesLyingFsync runs
+// every node on a disk whose Raft-log fsync reports success and makes
+// nothing durable (diskio.Faults.LyingSync: the predecessor's "flush that
+// did nothing") and requires the run to fail within 10 seeds, by lost
+// records or by dragonboat's own panic on finding its log behind the
+// commit index. TestSimRaftCrash is the earlier proof that dragonboat runs
+// in a bubble on the simulated seams.
 package sim

@@ -31,6 +31,10 @@ const (
 	restartTries = 5
 )
 
+// segmentPattern matches the partition log segments of a node's disk
+// (DataDir /data, see cluster.config).
+const segmentPattern = "data/partitions/*/log/*.log"
+
 var crashModes = []diskio.CrashMode{diskio.CrashSyncedOnly, diskio.CrashRandomPrefix, diskio.CrashTornPrefix}
 
 type faultKind int
@@ -45,6 +49,8 @@ const (
 	fkDiskSlow
 	fkBitFlip
 	fkFailpoint
+	fkSyncError
+	fkDiskFull
 	fkCount
 )
 
@@ -65,7 +71,7 @@ var simFailpoints = []struct{ name, term string }{
 }
 
 func (s swarm) weights() [fkCount]int {
-	return [fkCount]int{s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.failpoint}
+	return [fkCount]int{s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.failpoint, s.syncError, s.diskFull}
 }
 
 // scheduler injects faults during the fault phase. Each lane is one
@@ -220,11 +226,37 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
 	case fkBitFlip:
+		// Partition log segments only: plog verifies every batch's CRC on
+		// read, so a flipped bit must become a fetch error, never a served
+		// record (the history checks every value read). dragonboat's own
+		// log (tan) fail-stops on a corrupt read by panicking, which would
+		// end every node of the run at once (failstop_test.go).
 		p := []float64{0.001, 0.01, 0.1}[rng.IntN(3)]
 		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
-		c.setDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p})
+		c.setRunningDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern})
+		s.sleepUntil(ctx, end)
+		c.setRunningDiskFaults(id, diskio.Faults{})
+	case fkSyncError:
+		// fsync fails (EIO): the node must fail-stop (diskio.FailStop ->
+		// cluster.failStop), lose nothing acknowledged and recover on
+		// restart from what its disk really holds.
+		p := []float64{0.01, 0.1, 1}[rng.IntN(3)]
+		c.tr.add(evFault, "t+%012.6fs lane%d fsync errors b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
+		c.setDiskFaults(id, diskio.Faults{Rules: []diskio.FaultRule{{Op: diskio.OpSync, Probability: p}}})
 		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
+		s.restart(id)
+	case fkDiskFull:
+		// The disk fills up a little after now (ENOSPC on writes past the
+		// capacity): fail-stop as above; the operator frees space (the
+		// fault ends) and the node restarts.
+		headroom := int64(rng.IntN(256 << 10))
+		used := c.diskUsed(id)
+		c.tr.add(evFault, "t+%012.6fs lane%d disk full b%d headroom=%d for %v", at.Seconds(), lane, id, headroom, hold)
+		c.setDiskFaults(id, diskio.Faults{CapacityBytes: used + headroom})
+		s.sleepUntil(ctx, end)
+		c.setDiskFaults(id, diskio.Faults{})
+		s.restart(id)
 	case fkFailpoint:
 		fp := simFailpoints[rng.IntN(len(simFailpoints))]
 		term := fmt.Sprintf("%d*%s", 1+rng.IntN(20), fp.term)

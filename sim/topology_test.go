@@ -30,12 +30,13 @@ type topicSpec struct {
 // seeds never crash, some partition all the time), 0 disables the kind.
 type swarm struct {
 	crash, cleanRestart, pause, partition, oneWay, linkFlaky, diskSlow, bitFlip, failpoint, admin int
+	syncError, diskFull                                                                           int
 	gapMeanMs                                                                                     int64 // mean quiet time between faults
 }
 
 func (s swarm) String() string {
-	return fmt.Sprintf("crash=%d clean=%d pause=%d partition=%d oneway=%d flaky=%d slow=%d bitflip=%d failpoint=%d admin=%d gap=%dms",
-		s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.failpoint, s.admin, s.gapMeanMs)
+	return fmt.Sprintf("crash=%d clean=%d pause=%d partition=%d oneway=%d flaky=%d slow=%d bitflip=%d syncerr=%d full=%d failpoint=%d admin=%d gap=%dms",
+		s.crash, s.cleanRestart, s.pause, s.partition, s.oneWay, s.linkFlaky, s.diskSlow, s.bitFlip, s.syncError, s.diskFull, s.failpoint, s.admin, s.gapMeanMs)
 }
 
 func drawTopology(seed int64) topology {
@@ -74,6 +75,16 @@ func drawTopology(seed int64) topology {
 		linkFlaky: w(), diskSlow: 0, bitFlip: 0, admin: w(),
 		gapMeanMs: int64(200 + rng.IntN(3000)),
 	}
+	// Disk faults draw from a stream of their own, so that adding them
+	// left every other draw of a seed as it was.
+	d := newRand(seed, "disk-faults")
+	dw := func() int {
+		if d.IntN(3) == 0 {
+			return 0
+		}
+		return 1 + d.IntN(10)
+	}
+	t.swarm.bitFlip, t.swarm.syncError, t.swarm.diskFull = dw(), dw(), dw()
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
