@@ -44,10 +44,10 @@ const (
 type tanChunk int
 
 const (
-	chunkValid   tanChunk = iota
-	chunkEnd              // zeroed header, short or overlong chunk: tan's own torn-tail handling applies
-	chunkBadCRC           // a complete chunk whose checksum fails
-	chunkTooFew           // fewer than a header's bytes left in the block: padding
+	chunkValid  tanChunk = iota
+	chunkEnd             // zeroed header, short or overlong chunk: tan's own torn-tail handling applies
+	chunkBadCRC          // a complete chunk whose checksum fails
+	chunkTooFew          // fewer than a header's bytes left in the block: padding
 )
 
 // checkChunk classifies the chunk at block[pos:] and returns its end.
