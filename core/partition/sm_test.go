@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
 )
 
@@ -333,6 +335,36 @@ func snapshotOf(t *testing.T, h *harness) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestSnapshotReadFailureAborts: a log read that fails its checksum
+// while a snapshot is saved aborts the snapshot softly
+// (sm.ErrSnapshotAborted: dragonboat retries later instead of stopping the
+// process); once the disk reads clean, the snapshot is whole.
+func TestSnapshotReadFailureAborts(t *testing.T) {
+	disk := diskio.NewSim(3)
+	a, _ := openHarness(t, testOptions(disk))
+	defer a.close()
+	for _, c := range workload(120) {
+		a.apply(c)
+	}
+	ctx, err := a.sm.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFaults(diskio.Faults{ReadBitFlipProbability: 1})
+	var partial bytes.Buffer
+	err = a.sm.SaveSnapshot(ctx, &partial, nil)
+	if !errors.Is(err, sm.ErrSnapshotAborted) || !errors.Is(err, plog.ErrCorruptLog) {
+		t.Fatalf("SaveSnapshot over flipped reads: %v, want sm.ErrSnapshotAborted wrapping plog.ErrCorruptLog", err)
+	}
+	disk.SetFaults(diskio.Faults{})
+	b, _ := openHarness(t, testOptions(diskio.NewSim(4)))
+	defer b.close()
+	if err := b.sm.RecoverFromSnapshot(bytes.NewReader(snapshotOf(t, a)), nil); err != nil {
+		t.Fatalf("snapshot after the disk reads clean: %v", err)
+	}
+	sameState(t, "after the retried snapshot", stateOf(t, b), stateOf(t, a))
 }
 
 func TestSnapshotRecoverOnEmptyReplica(t *testing.T) {

@@ -82,7 +82,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 	l := pt.log
 	start, first, err := firstChunk(l, pt.start, pt.hw)
 	if err != nil {
-		return err
+		return s.readAborted(pt.start, err)
 	}
 	cw := &crcWriter{w: w, crc: crc32.New(castagnoli)}
 	h := make([]byte, snapshotHeader)
@@ -120,7 +120,7 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 			break
 		}
 		if chunk, err = l.Read(next, SnapshotChunkBytes, pt.hw); err != nil {
-			return fmt.Errorf("partition: snapshot read at %d: %w", next, err)
+			return s.readAborted(next, err)
 		}
 	}
 	end := append([]byte{tagEnd}, pt.producers...)
@@ -129,6 +129,18 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 	}
 	_, err = w.Write(binary.BigEndian.AppendUint32(nil, cw.crc.Sum32()))
 	return err
+}
+
+// readAborted reports a failed log read during SaveSnapshot as
+// sm.ErrSnapshotAborted: dragonboat then drops this snapshot, or this
+// stream to a follower, and tries again later, where any other error
+// stops the process. Nothing that failed its checksum is ever sent; a
+// transient failure (a bit flipped on the way from the disk) reads clean
+// on the retry, a persistent one keeps the snapshot from being made and is
+// logged each time.
+func (s *stateMachine) readAborted(at int64, err error) error {
+	s.logger.Warn("partition snapshot aborted: log read failed (retried later)", "offset", at, "err", err)
+	return fmt.Errorf("%w: partition: snapshot read at %d: %w", sm.ErrSnapshotAborted, at, err)
 }
 
 // firstChunk reads the first chunk at start, moving to the log's new start
