@@ -56,13 +56,13 @@ SIM_SHARDS = start=$$(date +%s%N); \
 
 sim:
 ifneq ($(SEED),)
-	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run 'TestSim' -v -seed=$(SEED) $(SIM_FLAGS)
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run '^TestSim$$' -v -seed=$(SEED) $(SIM_FLAGS)
 else
-	@$(SIM_SHARDS) -test.timeout 1h -test.run 'TestSim' -test.v -seeds=$(SEEDS) -seed-base=$(SEED_BASE) $(SIM_FLAGS)
+	@$(SIM_SHARDS) -test.timeout 1h -test.run '^TestSim$$' -test.v -seeds=$(SEEDS) -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 endif
 
 sim-long:
-	@$(SIM_SHARDS) -test.timeout 6h -test.run 'TestSim' -seeds=5000 -seed-base=$(SEED_BASE) $(SIM_FLAGS)
+	@$(SIM_SHARDS) -test.timeout 6h -test.run '^TestSim$$' -seeds=5000 -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 
 # Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a time).
 fuzz:

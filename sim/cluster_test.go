@@ -327,6 +327,10 @@ func (c *cluster) setDiskFaults(id uint64, f diskio.Faults) {
 	disk.SetFaults(c.withBroken(f))
 }
 
+// raftLogPattern matches dragonboat's Raft log files (tan's NNNNNN.log;
+// partition segments have 20 digits).
+const raftLogPattern = "??????.log"
+
 // withBroken adds the broken disk of the lying-fsync variant to f.
 func (c *cluster) withBroken(f diskio.Faults) diskio.Faults {
 	if c.lyingSync {
@@ -334,7 +338,7 @@ func (c *cluster) withBroken(f diskio.Faults) diskio.Faults {
 		// segments have 20 digits) lie: the acknowledgement's durability,
 		// nothing else. Every other file stays durable, so the nodes
 		// restart and the loss shows as missing records.
-		f.LyingSync, f.LyingSyncPattern = true, "??????.log"
+		f.LyingSync, f.LyingSyncPattern = true, raftLogPattern
 	}
 	return f
 }

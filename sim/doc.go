@@ -140,10 +140,14 @@
 //     at once). A dragonboat panic during a run writes the trace first
 //     (failstop_test.go); TestSimCatchesLyingFsync relies on it, in a
 //     child process.
-//   - Slow disk (diskio Latency): dragonboat applies entries while holding
-//     its state machine's sync.RWMutex; a sleep there blocks another
-//     goroutine on the mutex, which is not durably blocked, so virtual time
-//     never advances (wall-clock hang).
+//   - Slow disk (diskio Latency): a goroutine waiting on a sync.Mutex is
+//     not durably blocked, so a sleep under a mutex another goroutine
+//     wants stops the bubble's clock for good (wall-clock hang). dragonboat
+//     sleeps there wherever the disk is slow: it applies entries holding
+//     its state machine's RWMutex, tan writes holding its db mutex (seen:
+//     the snapshot worker waiting on it), and even a slow Raft-log fsync,
+//     done outside tan's mutex, left the tick worker waiting on the
+//     NodeHost's RWMutex (seen with latency on tan's fsync alone).
 //
 // # The simulator can fail
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,7 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 		if tr := running.Load(); tr != nil {
 			p, err = tr.write(seed, ".stuck")
 		}
+		debug.SetTraceback("all") // every goroutine's stack: who waits on what
 		panic(fmt.Sprintf("sim: seed %d ran for %v of wall time: virtual time stopped advancing (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, scheduleWallMax, p, err, seed))
 	})
 	defer dog.Stop()
