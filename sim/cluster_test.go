@@ -112,9 +112,10 @@ func newCluster(seed int64, topo topology, tr *trace) *cluster {
 		peers: map[uint64]string{}, nodes: map[uint64]*simNode{},
 	}
 	lrng := newRand(seed, "links")
-	// No jitter on the base rule: netio.Sim draws jitter from one stream
-	// per link in write order, and the order in which connections sharing
-	// a link write is scheduling noise that jitter would amplify.
+	// No jitter on the base rule: a constant delay (plus netio.Sim's
+	// per-link skew) keeps the quiet network's timing a function of the
+	// seed; jitter, drawn from each connection's stream in write order,
+	// comes with the flaky-link fault.
 	c.linkBase = netio.LinkRule{Delay: time.Duration(100+lrng.IntN(1900)) * time.Microsecond}
 	tr.add(evNode, "links delay=%v jitter=%v", c.linkBase.Delay, c.linkBase.Jitter)
 	for id := uint64(1); id <= uint64(topo.nodes); id++ {
