@@ -94,11 +94,28 @@ const (
 	testPortHigh = 26000
 )
 
-// listenTestPort listens on a free port of [testPortLow, testPortHigh).
+// handedOut holds every port listenTestPort has returned in this process:
+// a port picked, closed and passed on as an address (freeTCPPort) is free
+// again until its broker binds it, and must not be picked twice (two
+// nodes once got the same Raft address).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// listenTestPort listens on a free port of [testPortLow, testPortHigh)
+// that no earlier call returned.
 func listenTestPort(t testing.TB) net.Listener {
 	t.Helper()
 	for range 200 {
 		port := testPortLow + rand.IntN(testPortHigh-testPortLow)
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
 		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			return l
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,12 @@ func TestMain(m *testing.M) {
 
 const processWait = 30 * time.Second
 
+// handedOut holds every port freePort has returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 type process struct {
 	cmd    *exec.Cmd
 	kafka  string
@@ -54,10 +61,22 @@ type process struct {
 // taken by any outgoing connection of a test running in parallel. The
 // range [26000, 32000) is this package's; the server package's tests use
 // [20000, 26000).
+//
+// No port is returned twice in one process: a returned port stays free
+// until its process binds it, and two picks of one port would give two
+// brokers one address.
 func freePort(t testing.TB) string {
 	t.Helper()
 	for range 200 {
-		addr := "127.0.0.1:" + strconv.Itoa(26000+rand.IntN(6000))
+		port := 26000 + rand.IntN(6000)
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
 			return addr
