@@ -1,11 +1,8 @@
 package diskio
 
-import "sync"
-
 // FailStop wraps fsys so that a failed write-side operation stops the node
 // instead of being handled: File.WriteAt, File.Append, File.Sync,
-// File.Truncate and FS.SyncDir that return an error call stop with it
-// (once per FailStop; later failures only repeat the rest below).
+// File.Truncate and FS.SyncDir that return an error call stop with it.
 //
 // Why fail-stop: after a failed fsync the kernel may already have dropped
 // the dirty pages while later reads still return them (the PostgreSQL
@@ -35,8 +32,6 @@ func FailStop(fsys FS, stop func(error)) FS {
 type failStopFS struct {
 	FS
 	stop func(error)
-	once sync.Once
-	err  error // the first failure
 }
 
 // Unwrap returns the wrapped FS (NewVFS looks through wrappers for the
@@ -48,7 +43,6 @@ func (f *failStopFS) failed(err error, retry func() error) error {
 	if err == nil {
 		return nil
 	}
-	f.once.Do(func() { f.err = err })
 	f.stop(err)
 	return retry()
 }
