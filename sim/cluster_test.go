@@ -165,8 +165,7 @@ func (c *cluster) up() []uint64 {
 
 func (c *cluster) config(n *simNode) node.Config {
 	return node.Config{
-		OnStorageFailure: c.failStop(n.id, n.starts, n.disk),
-		NodeID:           n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
+		NodeID: n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
 		DataDir: "/data", FS: n.disk, Net: c.net.Host(brokerHost(n.id)), Clock: n.clock,
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
@@ -174,6 +173,7 @@ func (c *cluster) config(n *simNode) node.Config {
 		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
 		LogDBWriteBufferBytes: 1 << 20,
 		UnsafeAckBeforeApply:  c.brokenAck,
+		OnStorageFailure:      c.failStop(n.id, n.starts, n.disk),
 	}
 }
 
