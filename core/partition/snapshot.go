@@ -140,7 +140,9 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct{}) 
 // logged each time.
 func (s *stateMachine) readAborted(at int64, err error) error {
 	s.logger.Warn("partition snapshot aborted: log read failed (retried later)", "offset", at, "err", err)
-	return fmt.Errorf("%w: partition: snapshot read at %d: %w", sm.ErrSnapshotAborted, at, err)
+	// One %w only: dragonboat matches with cockroachdb/errors.Is, which
+	// does not follow multi-error wrapping (fmt.Errorf with two %w).
+	return fmt.Errorf("%w: partition: snapshot read at %d: %v", sm.ErrSnapshotAborted, at, err)
 }
 
 // firstChunk reads the first chunk at start, moving to the log's new start
