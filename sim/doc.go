@@ -99,7 +99,7 @@
 // # Determinism
 //
 // The schedule hash reproduces for every seed (checked by -sim-replay).
-// The full trace reproduces for part of the seeds only (45% of 20 seeds at
+// The full trace reproduces for part of the seeds only (10 of 20 seeds at
 // -sim-duration=10s, none at 30s, where replays agree for a median of about
 // 9 virtual seconds). What the simulator does to keep scheduling out of
 // the outcome: every random stream is named by seed and purpose (netio
