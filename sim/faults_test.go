@@ -227,7 +227,8 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		c.setDiskFaults(id, diskio.Faults{})
 	case fkBitFlip:
 		// Partition log segments only: plog verifies every batch's CRC on
-		// read, so a flipped bit must become a fetch error, never a served
+		// read, so a flipped bit must become a fetch error (or an aborted
+		// snapshot, or a fail-stop when a replica opens), never a served
 		// record (the history checks every value read). dragonboat's own
 		// log (tan) fail-stops on a corrupt read by panicking, which would
 		// end every node of the run at once (failstop_test.go).
@@ -236,6 +237,9 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		c.setRunningDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern})
 		s.sleepUntil(ctx, end)
 		c.setRunningDiskFaults(id, diskio.Faults{})
+		// A flip met while a replica opened or recovered a snapshot
+		// fail-stops the node (partition.Options.OnStorageFailure).
+		s.restart(id)
 	case fkSyncError:
 		// fsync fails (EIO): the node must fail-stop (diskio.FailStop ->
 		// cluster.failStop), lose nothing acknowledged and recover on

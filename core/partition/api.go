@@ -72,6 +72,14 @@ type Options struct {
 	// Log is the template for each replica's plog.Options (FS, Dir, Clock
 	// and Logger are filled in per replica).
 	Log plog.Options
+	// OnStorageFailure, if set, is the node's fail-stop
+	// (node.Config.OnStorageFailure) for a storage error met while a
+	// replica opens or recovers from a snapshot (a checksum failure on
+	// read, a failed rename). The replica then stops: it tells dragonboat
+	// it is stopping (sm.ErrOpenStopped, sm.ErrSnapshotStopped) instead
+	// of failing, and answers every later call with an error and nothing
+	// else. Nil: the error goes to dragonboat, which panics.
+	OnStorageFailure func(error)
 }
 
 // Registry holds the replicas open on this node, so the node reads them

@@ -67,6 +67,27 @@ type stateMachine struct {
 	// applied is the index of the last entry applied.
 	applied uint64
 	hdrs    []batchHeader // scratch
+	// stopped is the storage failure that stopped this replica (nil:
+	// running); see Options.OnStorageFailure. Set and read only by the
+	// methods dragonboat excludes mutually (Open, Update, Sync,
+	// PrepareSnapshot, RecoverFromSnapshot).
+	stopped error
+}
+
+// storageFailed hands err, a storage failure met while opening or
+// recovering, to the node's fail-stop and returns abort (wrapping err's
+// text), which dragonboat takes for "stopping" rather than panicking;
+// the replica answers nothing from now on. Without a hook it returns err.
+func (s *stateMachine) storageFailed(err, abort error) error {
+	if s.opts.OnStorageFailure == nil {
+		return err
+	}
+	s.logger.Error("partition replica stopped by a storage failure", "err", err)
+	s.stopped = err
+	s.opts.OnStorageFailure(err)
+	// One %w: dragonboat matches with cockroachdb/errors.Is, which does
+	// not follow multi-%w wrapping.
+	return fmt.Errorf("%w: %v", abort, err)
 }
 
 func newStateMachine(opts Options, reg *Registry, shardID, replicaID uint64) *stateMachine {
@@ -96,6 +117,14 @@ func (s *stateMachine) logOptionsIn(dir string) plog.Options {
 // Open opens the log, rebuilds the producer table (checkpoint plus a scan of
 // the batches after it) and returns the last applied index that is durable.
 func (s *stateMachine) Open(stopc <-chan struct{}) (uint64, error) {
+	applied, err := s.open()
+	if err != nil {
+		return 0, s.storageFailed(err, sm.ErrOpenStopped)
+	}
+	return applied, nil
+}
+
+func (s *stateMachine) open() (uint64, error) {
 	if err := s.opts.FS.MkdirAll(s.dir); err != nil {
 		return 0, err
 	}
@@ -161,6 +190,14 @@ func (s *stateMachine) publish() {
 // error-code results; only a failing log (storage) returns a Go error,
 // which stops the replica (fail-stop, as a Kafka log-dir failure).
 func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
+	if s.stopped != nil {
+		// Fenced by the node's fail-stop, which is tearing it down:
+		// nothing is applied, nobody is answered success.
+		for i := range entries {
+			entries[i].Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.KafkaStorageError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+		}
+		return entries, nil
+	}
 	for i := range entries {
 		e := &entries[i]
 		if e.Index <= s.applied {
@@ -280,6 +317,9 @@ func (s *stateMachine) Lookup(query any) (any, error) {
 		return nil, fmt.Errorf("partition: unknown query %T", query)
 	}
 	r := s.rep
+	if r == nil {
+		return nil, ErrClosed // Open failed (storage failure)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch q {
@@ -296,6 +336,9 @@ func (s *stateMachine) Lookup(query any) (any, error) {
 // Sync makes every applied entry durable: the log is fsynced, then the
 // producer checkpoint (with the applied index) is written atomically.
 func (s *stateMachine) Sync() error {
+	if s.stopped != nil {
+		return nil // fenced: nothing of it may become durable
+	}
 	failpoint.Inject("syncError", func() { failpoint.Return(errFailpoint) })
 	if err := s.log.Sync(context.Background()); err != nil {
 		return err

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -368,6 +369,58 @@ func TestSnapshotReadFailureAborts(t *testing.T) {
 		t.Fatalf("snapshot after the disk reads clean: %v", err)
 	}
 	sameState(t, "after the retried snapshot", stateOf(t, b), stateOf(t, a))
+}
+
+// TestOpenStorageFailureStopsReplica: with the node's fail-stop hook, a
+// replica whose files read back corrupt on Open calls the hook, tells
+// dragonboat it is stopping (sm.ErrOpenStopped, as dragonboat matches it:
+// any other error panics the process) and then answers every call with an
+// error: nothing is applied, nothing acknowledged, nothing panics.
+func TestOpenStorageFailureStopsReplica(t *testing.T) {
+	disk := diskio.NewSim(5)
+	opts := testOptions(disk)
+	a, _ := openHarness(t, opts)
+	for _, c := range workload(60) {
+		a.apply(c)
+	}
+	a.close()
+
+	var failures []error
+	opts.OnStorageFailure = func(err error) { failures = append(failures, err) }
+	disk.SetFaults(diskio.Faults{ReadBitFlipProbability: 1})
+	m := Factory(opts, NewRegistry())(1, 1).(*stateMachine)
+	_, err := m.Open(nil)
+	if !crdberrors.Is(err, sm.ErrOpenStopped) || len(failures) != 1 {
+		t.Fatalf("Open over corrupt reads: %v (hook calls %d), want sm.ErrOpenStopped and one hook call", err, len(failures))
+	}
+	disk.SetFaults(diskio.Faults{})
+	ents, err := m.Update([]sm.Entry{{Index: 61, Cmd: workload(61)[60]}})
+	if err != nil {
+		t.Fatalf("Update on a stopped replica: %v", err)
+	}
+	if r := decodeP(t, ents[0].Result); r.ErrorCode == 0 {
+		t.Fatalf("a stopped replica answered success: %+v", r)
+	}
+	if err := m.Sync(); err != nil {
+		t.Fatalf("Sync on a stopped replica: %v", err)
+	}
+	if _, err := m.PrepareSnapshot(); !errors.Is(err, sm.ErrSnapshotStopped) {
+		t.Fatalf("PrepareSnapshot on a stopped replica: %v", err)
+	}
+	if _, err := m.Lookup(QueryHighWatermark); err == nil {
+		t.Fatal("Lookup on a stopped replica answered")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close on a stopped replica: %v", err)
+	}
+
+	// Without a hook the error goes to dragonboat as before.
+	disk.SetFaults(diskio.Faults{ReadBitFlipProbability: 1})
+	opts.OnStorageFailure = nil
+	m = Factory(opts, NewRegistry())(1, 1).(*stateMachine)
+	if _, err := m.Open(nil); err == nil || crdberrors.Is(err, sm.ErrOpenStopped) {
+		t.Fatalf("Open without a hook: %v, want the storage error itself", err)
+	}
 }
 
 func TestSnapshotRecoverOnEmptyReplica(t *testing.T) {

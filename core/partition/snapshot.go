@@ -53,6 +53,9 @@ type snapshotPoint struct {
 }
 
 func (s *stateMachine) PrepareSnapshot() (any, error) {
+	if s.stopped != nil {
+		return nil, sm.ErrSnapshotStopped
+	}
 	return &snapshotPoint{
 		log:     s.log,
 		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
@@ -184,6 +187,9 @@ func chunkEnd(chunk []byte) (int64, error) {
 // checkpoint only means a rescan), never a partial log claiming the
 // snapshot's index. Memory is bounded by one chunk.
 func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
+	if s.stopped != nil {
+		return sm.ErrSnapshotStopped
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	crc := crc32.New(castagnoli)
 	tr := io.TeeReader(br, crc)
@@ -229,10 +235,10 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	}
 	s.detachLog()
 	if err := s.swapIn(staging); err != nil {
-		return err
+		return s.storageFailed(err, sm.ErrSnapshotStopped)
 	}
 	if l, err = plog.Open(s.logOptions()); err != nil {
-		return err
+		return s.storageFailed(err, sm.ErrSnapshotStopped)
 	}
 	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, lastEpoch
 	s.publish()
