@@ -130,7 +130,10 @@
 // builds its crash image, and the lane restarts it when the fault ends.
 // Read bit flips are injected into partition log segments only and must
 // come back as KAFKA_STORAGE_ERROR, never as a served record ("corrupt
-// reads refused" in the summary; the history checks every value read).
+// reads refused" in the summary; the history checks every value read); a
+// flip met by a snapshot being saved aborts it (retried later), one met
+// while a replica opens or installs a snapshot fail-stops the node as
+// above.
 //
 // # Not injected, and why
 //
