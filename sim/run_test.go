@@ -61,29 +61,81 @@ type result struct {
 
 // runSchedule runs one seed's schedule inside its own synctest bubble.
 //
-// A schedule that runs longer than scheduleWallMax of wall time is stuck
-// outside virtual time (a livelock, or a goroutine waiting on a mutex whose
-// holder sleeps): the watchdog writes the trace so far and ends the process
-// with the reproduce line, since a bubble cannot be abandoned.
+// A schedule whose virtual time stops advancing for stuckWallMax of wall
+// time is stuck outside virtual time (a livelock, or a goroutine waiting
+// on a mutex whose holder sleeps): the watchdog writes the trace so far and
+// ends the process with every goroutine's stack and the reproduce line,
+// since a bubble cannot be abandoned. Progress is a heartbeat from inside
+// the bubble, counted in wall-clock ticks from outside, so a machine that
+// is paused (a VM suspended for minutes) costs one late tick, not a false
+// alarm.
 func runSchedule(t *testing.T, seed int64, o runOpts) result {
 	var res result
 	var running atomic.Pointer[trace]
-	dog := time.AfterFunc(scheduleWallMax, func() {
-		p, err := "", error(nil)
-		if tr := running.Load(); tr != nil {
-			p, err = tr.write(seed, ".stuck")
+	var beats atomic.Int64
+	stopDog := make(chan struct{})
+	dogDone := make(chan struct{})
+	go func() {
+		defer close(dogDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last, stale := beats.Load(), 0
+		for {
+			select {
+			case <-stopDog:
+				return
+			case <-tick.C:
+			}
+			if b := beats.Load(); b != last {
+				last, stale = b, 0
+				continue
+			}
+			if stale++; time.Duration(stale)*time.Second < stuckWallMax {
+				continue
+			}
+			p, err := "", error(nil)
+			if tr := running.Load(); tr != nil {
+				p, err = tr.write(seed, ".stuck")
+			}
+			debug.SetTraceback("all") // every goroutine's stack: who waits on what
+			panic(fmt.Sprintf("sim: seed %d: virtual time stopped advancing for %v of wall time (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, stuckWallMax, p, err, seed))
 		}
-		debug.SetTraceback("all") // every goroutine's stack: who waits on what
-		panic(fmt.Sprintf("sim: seed %d ran for %v of wall time: virtual time stopped advancing (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, scheduleWallMax, p, err, seed))
-	})
-	defer dog.Stop()
+	}()
+	defer func() {
+		close(stopDog)
+		<-dogDone
+	}()
 	o.onTrace = func(tr *trace) { running.Store(tr) }
-	synctest.Test(t, func(t *testing.T) { res = runBubble(seed, o) })
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		beatDone := make(chan struct{})
+		go func() { // the heartbeat: virtual time advancing
+			defer close(beatDone)
+			tk := time.NewTicker(heartbeatEvery)
+			defer tk.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tk.C:
+					beats.Add(1)
+				}
+			}
+		}()
+		res = runBubble(seed, o)
+		close(done)
+		<-beatDone
+	})
 	return res
 }
 
-// scheduleWallMax bounds one schedule's wall time (see runSchedule).
-const scheduleWallMax = 3 * time.Minute
+// stuckWallMax bounds how long a schedule's virtual time may stand still
+// in wall time (see runSchedule); heartbeatEvery is the virtual period of
+// the progress signal.
+const (
+	stuckWallMax   = 3 * time.Minute
+	heartbeatEvery = 100 * time.Millisecond
+)
 
 func runBubble(seed int64, o runOpts) (res result) {
 	reseedDragonboat(seed)
