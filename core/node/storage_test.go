@@ -19,17 +19,11 @@ import (
 // the disk reads clean a restart serves everything.
 func TestStorageFailureOnReplicaOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 4, 1)
-		defer c.closeAll()
-		c.createTopic("t", 1, 1)
-		for i := range 5 {
-			c.produce("t", 0, batch(-1, 0, 3, 100, int64(i)), 20*time.Second)
-		}
-		before, _ := fetchAll(t, c.node(1), "t", 0)
 		// Stopped cleanly, then plog's recovery checkpoint removed (as if
 		// a crash came before it was written): the replica's open
 		// re-verifies every segment.
-		c.stop(1)
+		c, before := stoppedNodeWithData(t, 4)
+		defer c.closeAll()
 		if err := c.disks[1].Remove("data/partitions/1000/log/plog.checkpoint"); err != nil {
 			t.Fatalf("remove plog checkpoint: %v", err)
 		}

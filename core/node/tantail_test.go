@@ -140,14 +140,8 @@ func TestRepairRaftLogTails(t *testing.T) {
 // the log (tan: crc mismatch) and the node can never start again.
 func TestRestartAfterTornRaftLogTail(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(t, 3, 1)
+		c, before := stoppedNodeWithData(t, 3)
 		defer c.closeAll()
-		c.createTopic("t", 1, 1)
-		for i := range 5 {
-			c.produce("t", 0, batch(-1, 0, 3, 100, int64(i)), 20*time.Second)
-		}
-		before, _ := fetchAll(t, c.node(1), "t", 0)
-		c.stop(1)
 
 		disk := c.disks[1]
 		var tails []string
@@ -200,4 +194,19 @@ func tanLogsByDir(t *testing.T, fs diskio.FS, root string) map[string][]string {
 	}
 	walk(root)
 	return out
+}
+
+// stoppedNodeWithData runs a one-node cluster, writes 15 records to
+// partition t/0 (shard 1000), stops the node cleanly and returns the
+// cluster and the partition's bytes as served before the stop.
+func stoppedNodeWithData(t *testing.T, seed int64) (*cluster, []byte) {
+	t.Helper()
+	c := newCluster(t, seed, 1)
+	c.createTopic("t", 1, 1)
+	for i := range 5 {
+		c.produce("t", 0, batch(-1, 0, 3, 100, int64(i)), 20*time.Second)
+	}
+	before, _ := fetchAll(t, c.node(1), "t", 0)
+	c.stop(1)
+	return c, before
 }
