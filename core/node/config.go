@@ -33,7 +33,7 @@ const (
 	DefaultPartitions       = 1
 	DefaultSnapshotEntries  = 10000
 	DefaultCompactionOver   = 5000
-	DefaultRetentionEvery   = 5 * time.Minute
+	DefaultRetentionEvery   = 10 * time.Second // Kafka's log.retention.check.interval.ms is 5 min; a topic with retention.ms=1000 should lose old data within seconds
 	DefaultLogDBWriteBuffer = 4 << 20
 	DefaultLogDBShards      = 1
 
@@ -67,9 +67,17 @@ type Config struct {
 	DefaultReplicationFactor int16 // -1/0: min(3, registered brokers), resolved by the controller
 	AutoCreateTopics         bool
 
-	SnapshotEntries    uint64 // partition shards: entries between snapshots
-	CompactionOverhead uint64 // partition shards: entries kept after a snapshot
-	RetentionInterval  time.Duration
+	SnapshotEntries    uint64        // partition shards: entries between snapshots
+	CompactionOverhead uint64        // partition shards: entries kept after a snapshot
+	RetentionInterval  time.Duration // log.retention.check.interval.ms
+
+	// Broker defaults for topics that do not set their own
+	// (log.retention.bytes, log.retention.ms); zero: Kafka's defaults.
+	// The other log.* defaults (segment bytes and age, message.max.bytes)
+	// are Log's SegmentBytesMax, SegmentAgeMax and BatchBytesMax. The
+	// effective settings of a topic: TopicSettings (topicconfig.go).
+	RetentionBytes int64
+	RetentionAge   time.Duration
 
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).

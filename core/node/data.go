@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/pingcap/failpoint"
@@ -75,20 +74,8 @@ func (n *Node) errCode(ctx context.Context, err error) int16 {
 	}
 }
 
-// maxMessageBytes is the topic's max.message.bytes, or the log default.
-func (n *Node) maxMessageBytes(topic string) int {
-	if t := n.view().Topic(topic); t != nil {
-		if v, ok := t.Config("max.message.bytes"); ok {
-			if b, err := strconv.Atoi(v); err == nil && b > 0 {
-				return min(b, plog.BatchBytesLimit)
-			}
-		}
-	}
-	if n.cfg.Log.BatchBytesMax > 0 {
-		return n.cfg.Log.BatchBytesMax
-	}
-	return plog.DefaultBatchBytesMax
-}
+// maxMessageBytes is the topic's max.message.bytes (TopicSettings).
+func (n *Node) maxMessageBytes(topic string) int { return n.TopicSettingsOf(topic).MaxMessageBytes }
 
 // Produce appends batches (one or more v2 record batches of one
 // partition) as one Raft entry and answers only once it is applied. The
