@@ -27,6 +27,7 @@ func metaSeeds() [][]byte {
 		meta.CommitOffsets{Group: "g", CommitTimestampMs: 1, Offsets: []meta.OffsetCommit{{Topic: "t", Partition: 0, Offset: 5, LeaderEpoch: 1, Metadata: "m"}}},
 		meta.DeleteGroups{Groups: []string{"g", "h"}},
 		meta.DeleteOffsets{Group: "g", Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
+		meta.AlterBrokerConfigs{Ops: []meta.ConfigOp{{Key: "log.retention.ms", Value: "1000"}, {Key: "message.max.bytes", Op: meta.ConfigDelete}}},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

@@ -41,6 +41,8 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.replicaCaughtUp(c)
 	case CompleteReassignment:
 		return s.completeReassignment(index, c)
+	case AlterBrokerConfigs:
+		return s.alterBrokerConfigs(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
@@ -228,7 +230,7 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 		}
 		seen[op.Key] = true
 		if _, known := topicConfigs[op.Key]; !known {
-			return fail(kerr.InvalidConfig.Code, "unknown or unsupported topic config %q", op.Key), false
+			return fail(kerr.InvalidConfig.Code, "%s", checkConfig(op.Key, "")), false
 		}
 		switch op.Op {
 		case ConfigSet:

@@ -25,6 +25,7 @@ const (
 	KindReassignPartition    Kind = 12
 	KindReplicaCaughtUp      Kind = 13
 	KindCompleteReassignment Kind = 14
+	KindAlterBrokerConfigs   Kind = 15
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -181,6 +182,8 @@ func (k Kind) String() string {
 		return "ReplicaCaughtUp"
 	case KindCompleteReassignment:
 		return "CompleteReassignment"
+	case KindAlterBrokerConfigs:
+		return "AlterBrokerConfigs"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -257,6 +260,8 @@ func decodeBody(d *dec, k Kind) Command {
 		return SetPartitionLeader{ShardID: d.uvar(), Leader: d.i32(), Term: d.uvar()}
 	case KindReassignPartition, KindReplicaCaughtUp, KindCompleteReassignment:
 		return decodeReassignBody(d, k)
+	case KindAlterBrokerConfigs:
+		return AlterBrokerConfigs{Ops: decodeConfigOps(d)}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil
@@ -273,16 +278,20 @@ func decodeConfigs(d *dec) []ConfigEntry {
 }
 
 func decodeAlterConfigs(d *dec) Command {
-	c := AlterConfigs{Topic: d.str(TopicNameLenMax)}
+	return AlterConfigs{Topic: d.str(TopicNameLenMax), Ops: decodeConfigOps(d)}
+}
+
+func decodeConfigOps(d *dec) []ConfigOp {
+	var ops []ConfigOp
 	n := d.count(ConfigEntriesMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		op := ConfigOp{Key: d.str(ConfigKeyLenMax), Op: ConfigOpType(d.u8()), Value: d.str(ConfigValueLenMax)}
 		if op.Op != ConfigSet && op.Op != ConfigDelete {
 			d.fail("unknown config op %d", op.Op)
 		}
-		c.Ops = append(c.Ops, op)
+		ops = append(ops, op)
 	}
-	return c
+	return ops
 }
 
 func decodeCommitOffsets(d *dec) Command {
@@ -332,8 +341,12 @@ func (c CreatePartitions) encode(e *enc) {
 
 func (c AlterConfigs) encode(e *enc) {
 	e.str(c.Topic)
-	e.uvar(uint64(len(c.Ops)))
-	for _, op := range c.Ops {
+	encodeConfigOps(e, c.Ops)
+}
+
+func encodeConfigOps(e *enc, ops []ConfigOp) {
+	e.uvar(uint64(len(ops)))
+	for _, op := range ops {
 		e.str(op.Key)
 		e.u8(byte(op.Op))
 		e.str(op.Value)

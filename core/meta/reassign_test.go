@@ -149,11 +149,12 @@ func TestSnapshotV2Compatible(t *testing.T) {
 	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	v3 := buf.Bytes()
-	// Without a reassignment, v3 = v2 + one count byte (0) before the CRC.
-	body := bytes.Clone(v3[:len(v3)-5])
-	if v3[len(v3)-5] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
-		t.Fatalf("unexpected v3 layout")
+	v4 := buf.Bytes()
+	// Without a reassignment or a broker config, v4 = v2 + two count
+	// bytes (0) before the CRC.
+	body := bytes.Clone(v4[:len(v4)-6])
+	if v4[len(v4)-5] != 0 || v4[len(v4)-6] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
+		t.Fatalf("unexpected v4 layout")
 	}
 	body[len(snapshotMagic)] = snapshotVersionNoReassignments
 	v2 := (&enc{b: body}).u32fixedAppend(crc32.Checksum(body, crcTable))

@@ -17,13 +17,14 @@ import (
 //	|        |         | v2: leaders (shard, leader, term)       |           |
 //	|        |         | v3: reassignments (shard, target,       |           |
 //	|        |         |     caught up, retired)                 |           |
+//	|        |         | v4: broker configs (key, value sorted)  |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 3
+	SnapshotVersion = 4
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -31,6 +32,9 @@ const (
 	// reassignments section; still decoded (no move in progress, nothing
 	// retired).
 	snapshotVersionNoReassignments = 2
+	// snapshotVersionNoBrokerConfigs is the layout without the broker
+	// configs section; still decoded (no dynamic broker config set).
+	snapshotVersionNoBrokerConfigs = 3
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -73,6 +77,7 @@ func (s *state) encodeSnapshot() []byte {
 	}
 	s.encodeSnapshotLeaders(e)
 	s.encodeSnapshotReassignments(e)
+	s.encodeSnapshotBrokerConfigs(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -92,7 +97,7 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	d := &dec{b: body[len(snapshotMagic):], sentinel: ErrBadSnapshot}
 	v := d.u8()
-	if v != SnapshotVersion && v != snapshotVersionNoLeaders && v != snapshotVersionNoReassignments {
+	if v < snapshotVersionNoLeaders || v > SnapshotVersion {
 		return nil, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
 	s := newState()
@@ -103,8 +108,11 @@ func decodeSnapshot(b []byte) (*state, error) {
 	if v >= snapshotVersionNoReassignments {
 		decodeSnapshotLeaders(d, s)
 	}
-	if v >= SnapshotVersion {
+	if v > snapshotVersionNoReassignments {
 		decodeSnapshotReassignments(d, s)
+	}
+	if v > snapshotVersionNoBrokerConfigs {
+		decodeSnapshotBrokerConfigs(d, s)
 	}
 	d.done()
 	if d.err != nil {
