@@ -28,7 +28,7 @@ var dynamicBrokerConfigs = map[string]configRule{
 	"log.retention.ms":    intAtLeast(64, -1),
 	"log.retention.bytes": intAtLeast(64, -1),
 	"log.segment.bytes":   intAtLeast(32, SegmentBytesMin),
-	"log.segment.ms":      intAtLeast(64, 1),
+	"log.roll.ms":         intAtLeast(64, 1), // Kafka's broker name for segment.ms
 	"message.max.bytes":   intBetween(32, 0, MessageBytesLimit),
 }
 

@@ -36,9 +36,9 @@ func TestAlterBrokerConfigs(t *testing.T) {
 		t.Fatalf("failed ops changed the configs: %+v", got)
 	}
 	h.must(AlterBrokerConfigs{Ops: []ConfigOp{{Key: "message.max.bytes", Value: "2000000"}, {Key: "log.retention.ms", Value: "60000"}}})
-	h.must(AlterBrokerConfigs{Ops: []ConfigOp{{Key: "message.max.bytes", Op: ConfigDelete}, {Key: "log.segment.ms", Value: "1000"}}})
+	h.must(AlterBrokerConfigs{Ops: []ConfigOp{{Key: "message.max.bytes", Op: ConfigDelete}, {Key: "log.roll.ms", Value: "1000"}}})
 	v := h.m.View()
-	want := []ConfigEntry{{"log.retention.ms", "60000"}, {"log.segment.ms", "1000"}}
+	want := []ConfigEntry{{"log.retention.ms", "60000"}, {"log.roll.ms", "1000"}}
 	if !reflect.DeepEqual(v.BrokerConfigs, want) {
 		t.Fatalf("configs %+v, want %+v", v.BrokerConfigs, want)
 	}
