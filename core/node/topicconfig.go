@@ -166,7 +166,9 @@ func (n *Node) TopicConfigValues(topic string) ([]ConfigValue, bool) {
 
 // TopicConfigValuesFor is TopicConfigValues for t as given (a topic just
 // created or validated), over the current broker defaults.
-func (n *Node) TopicConfigValuesFor(t *meta.Topic) []ConfigValue { return n.topicConfigValues(n.view(), t) }
+func (n *Node) TopicConfigValuesFor(t *meta.Topic) []ConfigValue {
+	return n.topicConfigValues(n.view(), t)
+}
 
 func (n *Node) topicConfigValues(v *meta.View, t *meta.Topic) []ConfigValue {
 	var out []ConfigValue
