@@ -101,6 +101,17 @@ type Config struct {
 	// and dragonboat panics on it.
 	OnStorageFailure func(error)
 
+	// DiskSpace, if set, reports the total and usable bytes of the
+	// filesystem holding dir (DescribeLogDirs v4's TotalBytes and
+	// UsableBytes); the binary supplies statfs. Nil or an error: -1.
+	DiskSpace func(dir string) (totalBytes, usableBytes int64, err error)
+
+	// StaticBrokerConfigs are the broker settings given to the binary
+	// (flag or environment), by Kafka key name ("log.retention.ms") with
+	// the value as given: what DescribeConfigs reports as
+	// STATIC_BROKER_CONFIG. Unset keys are absent (DEFAULT_CONFIG).
+	StaticBrokerConfigs map[string]string
+
 	// UnsafeAckBeforeApply is a deliberately broken variant for testing
 	// the simulator only: Produce proposes without waiting and answers at
 	// once with the high watermark as the base offset, before anything is

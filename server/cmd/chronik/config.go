@@ -24,6 +24,7 @@ type serveConfig struct {
 	HTTPAddr       string // metrics and health; "" or "off" disables
 	LogLevel       slog.Level
 	LogFormat      string // text | json
+	Broker         brokerSettings
 }
 
 // errHelp: -h was asked for and the usage printed.
@@ -46,7 +47,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		httpAddr  = fs.String("http-addr", "127.0.0.1:9644", `address for /metrics, /healthz, /readyz ("off" disables)`)
 		logLevel  = fs.String("log-level", "info", "debug|info|warn|error")
 		logFormat = fs.String("log-format", "text", "text|json")
+		broker    brokerSettings
 	)
+	addBrokerFlags(fs, &broker)
 	// Environment first, so that flags given explicitly override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -71,7 +74,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	c := serveConfig{
 		NodeID: *nodeID, KafkaAddr: *kafka, AdvertisedAddr: *adv, RaftAddr: *raft,
-		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat, Broker: broker,
 	}
 	if c.AdvertisedAddr == "" {
 		c.AdvertisedAddr = c.KafkaAddr

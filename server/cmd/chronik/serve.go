@@ -103,13 +103,15 @@ func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	nc := node.Config{
+		NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
+		Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
+		Clock: clock.Real(), Logger: log, DiskSpace: diskSpace,
+		OnStorageFailure: storageFailure(log, os.Exit),
+	}
+	cfg.Broker.apply(&nc)
 	b, err := server.StartBroker(ctx, server.BrokerConfig{
-		Node: node.Config{
-			NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
-			Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
-			Clock: clock.Real(), Logger: log, AutoCreateTopics: true, DefaultPartitions: 1,
-			OnStorageFailure: storageFailure(log, os.Exit),
-		},
+		Node:     nc,
 		Listener: ln,
 		Logger:   log,
 	})
