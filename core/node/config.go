@@ -78,11 +78,6 @@ type Config struct {
 	// effective settings of a topic: TopicSettings (topicconfig.go).
 	RetentionBytes int64
 	RetentionAge   time.Duration
-	// StaticBrokerConfigs are the broker settings given explicitly at
-	// start (flags), by Kafka key ("log.retention.ms" -> "86400000"):
-	// DescribeConfigs reports them as STATIC_BROKER_CONFIG even where
-	// the value equals the default.
-	StaticBrokerConfigs map[string]string
 
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).

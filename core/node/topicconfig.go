@@ -104,7 +104,7 @@ var configKeys = []configKey{
 		static: func(c *Config) (string, bool) { return c.Rack, c.Rack != "" }},
 	{broker: "default.replication.factor", readOnly: true, def: "-1",
 		static: func(c *Config) (string, bool) {
-			return nonZero(int64(max(c.DefaultReplicationFactor, -1)), i64String)
+			return i64String(int64(max(c.DefaultReplicationFactor, -1))), c.DefaultReplicationFactor > 0
 		}},
 	{broker: "log.retention.check.interval.ms", readOnly: true, def: msString(DefaultRetentionEvery),
 		static: func(c *Config) (string, bool) {
