@@ -51,6 +51,20 @@ func TestServeBrokerFlags(t *testing.T) {
 	if cluster := kresp.(*kmsg.DescribeClusterResponse); len(cluster.Brokers) != 1 || cluster.Brokers[0].Rack == nil || *cluster.Brokers[0].Rack != "r1" {
 		t.Fatalf("DescribeCluster %+v, want one broker in rack r1", cluster)
 	}
+	// DescribeConfigs names each flag's value as STATIC_BROKER_CONFIG.
+	bc, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil || len(bc) != 1 || bc[0].Err != nil {
+		t.Fatalf("DescribeBrokerConfigs: %+v %v", bc, err)
+	}
+	static := map[string]string{}
+	for _, c := range bc[0].Configs {
+		if c.Source == kmsg.ConfigSourceStaticBrokerConfig && c.Value != nil {
+			static[c.Key] = *c.Value
+		}
+	}
+	if static["num.partitions"] != "3" || static["broker.rack"] != "r1" || len(static) != 2 {
+		t.Fatalf("static broker configs %v, want num.partitions=3 and broker.rack=r1", static)
+	}
 	dirs, err := adm.DescribeBrokerLogDirs(ctx, 1, nil)
 	if err != nil {
 		t.Fatal(err)
