@@ -213,8 +213,8 @@ func (n *Node) TopicConfigDefaults() []meta.ConfigEntry {
 		"max.message.bytes":      strconv.FormatInt(or(int64(l.BatchBytesMax), plog.DefaultBatchBytesMax), 10),
 		"message.timestamp.type": "CreateTime",
 		"min.insync.replicas":    "1",
-		"retention.bytes":        strconv.FormatInt(or(l.RetentionBytes, plog.DefaultRetentionBytes), 10),
-		"retention.ms":           ms(l.RetentionAge.Milliseconds(), plog.DefaultRetentionAge.Milliseconds()),
+		"retention.bytes":        strconv.FormatInt(or(n.cfg.RetentionBytes, plog.DefaultRetentionBytes), 10),
+		"retention.ms":           ms(n.cfg.RetentionAge.Milliseconds(), plog.DefaultRetentionAge.Milliseconds()),
 		"segment.bytes":          strconv.FormatInt(or(l.SegmentBytesMax, plog.DefaultSegmentBytesMax), 10),
 		"segment.ms":             ms(l.SegmentAgeMax.Milliseconds(), plog.DefaultSegmentAgeMax.Milliseconds()),
 	}

@@ -97,7 +97,7 @@ func produceCmd(epoch int32, batches ...tb) []byte {
 func testOptions(fs diskio.FS) Options {
 	return Options{
 		FS: fs, Dir: "/data/partitions", Clock: newFakeClock(),
-		Log: plog.Options{SegmentBytesMax: 4096, IndexIntervalBytes: 512, RetentionAge: -1},
+		Log: plog.Options{SegmentBytesMax: 4096, IndexIntervalBytes: 512},
 	}
 }
 
