@@ -91,7 +91,7 @@ func produceCmd(epoch int32, batches ...tb) []byte {
 	for _, b := range batches {
 		buf = append(buf, b.encode()...)
 	}
-	return EncodeProduce(Produce{LeaderEpoch: epoch, Batches: buf})
+	return EncodeProduce(Produce{LeaderEpoch: epoch, LogAppendTimeMs: -1, Batches: buf})
 }
 
 func testOptions(fs diskio.FS) Options {
