@@ -104,10 +104,27 @@ type Options struct {
 }
 
 // Tuning is the per-replica segment settings (Kafka segment.bytes,
-// segment.ms) as plog takes them.
+// segment.ms) as plog takes them. Values plog refuses are clamped into its
+// bounds rather than refused: the controller accepts Kafka's minimums
+// (segment.bytes >= 14), and a topic config must never stop a replica from
+// opening. SegmentBytesMax is raised to max(plog.SegmentBytesFloor, the
+// index interval) and capped at plog.SegmentBytesLimit; a negative
+// SegmentAgeMax takes the default.
 type Tuning struct {
 	SegmentBytesMax int64
 	SegmentAgeMax   time.Duration
+}
+
+// clamped brings t into the bounds plog accepts (zero fields stay zero:
+// plog's defaults).
+func (t Tuning) clamped(indexIntervalBytes int64) Tuning {
+	if t.SegmentBytesMax != 0 {
+		t.SegmentBytesMax = min(max(t.SegmentBytesMax, plog.SegmentBytesFloor, indexIntervalBytes), plog.SegmentBytesLimit)
+	}
+	if t.SegmentAgeMax < 0 {
+		t.SegmentAgeMax = 0
+	}
+	return t
 }
 
 // or fills t's zero fields from d.
@@ -194,6 +211,8 @@ type Replica struct {
 	releaseOnce sync.Once
 	// defaults fills zero fields of a Tuning: Options.Log's values.
 	defaults Tuning
+	// indexIntervalBytes is the log's (a segment may not be smaller).
+	indexIntervalBytes int64
 }
 
 func newReplica(shardID, replicaID uint64, producers *producerTable) *Replica {
@@ -313,15 +332,15 @@ func (r *Replica) RetentionStart(retentionBytes int64, retentionAge time.Duratio
 }
 
 // SetTuning changes the segment settings of the open log (zero fields take
-// Options.Log's values); the next append's roll decision uses them.
-// ErrClosed if closed; plog.ErrInvalidArgument for values plog refuses.
+// Options.Log's values; values outside plog's bounds are clamped, see
+// Tuning); the next append's roll decision uses them. ErrClosed if closed.
 // A snapshot recovery reopens the log with Options.Tuning instead.
 func (r *Replica) SetTuning(t Tuning) error {
 	l, _, _, err := r.current()
 	if err != nil {
 		return err
 	}
-	t = t.or(r.defaults)
+	t = t.or(r.defaults).clamped(r.indexIntervalBytes)
 	if err := l.SetSegmentLimits(t.SegmentBytesMax, t.SegmentAgeMax); err != nil {
 		if errors.Is(err, plog.ErrClosed) {
 			return ErrClosed

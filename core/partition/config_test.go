@@ -247,9 +247,25 @@ func TestTuningOnOpenAndLive(t *testing.T) {
 	if n := segmentCount(t, fs, logDir); n < 3 {
 		t.Fatalf("after SetTuning(4 KiB): %d segment files", n)
 	}
-	if err := r.SetTuning(Tuning{SegmentBytesMax: 10}); !errors.Is(err, plog.ErrInvalidArgument) {
+	// Below plog's floor (the controller accepts segment.bytes >= 14):
+	// clamped, not refused.
+	if err := r.SetTuning(Tuning{SegmentBytesMax: 14, SegmentAgeMax: -1}); err != nil {
 		t.Fatalf("SetTuning below plog's floor: %v", err)
 	}
+	before := segmentCount(t, fs, logDir)
+	for i := range 30 { // about 3.5 KiB: at least two rolls at 1 KiB
+
+		mustCode(t, h.produce(0, tb{pid: -1, records: 3, seed: byte(i)}), 0)
+	}
+	if n := segmentCount(t, fs, logDir); n < before+2 {
+		t.Fatalf("with segments clamped to the floor: %d segment files after %d", n, before)
+	}
+	// A Tuning plog would refuse does not stop a replica from opening.
+	bad := testOptions(diskio.NewSim(45))
+	bad.Tuning = func(uint64) Tuning { return Tuning{SegmentBytesMax: 14, SegmentAgeMax: -time.Hour} }
+	hb, _ := openHarness(t, bad)
+	mustCode(t, hb.produce(0, tb{pid: -1}), 0)
+	hb.close()
 	// Snapshot recovery reopens through Options.Tuning: one big segment.
 	fs2 := diskio.NewSim(44)
 	opts2 := testOptions(fs2)

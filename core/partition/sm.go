@@ -118,10 +118,17 @@ func (s *stateMachine) logOptionsIn(dir string) plog.Options {
 	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(dir, logDirName), s.opts.Clock, s.logger
 	o.BatchBytesMax = plog.BatchBytesLimit
 	if s.opts.Tuning != nil {
-		t := s.opts.Tuning(s.shardID).or(s.tuningDefaults())
+		t := s.opts.Tuning(s.shardID).or(s.tuningDefaults()).clamped(s.indexIntervalBytes())
 		o.SegmentBytesMax, o.SegmentAgeMax = t.SegmentBytesMax, t.SegmentAgeMax
 	}
 	return o
+}
+
+func (s *stateMachine) indexIntervalBytes() int64 {
+	if s.opts.Log.IndexIntervalBytes > 0 {
+		return s.opts.Log.IndexIntervalBytes
+	}
+	return plog.DefaultIndexIntervalBytes
 }
 
 func (s *stateMachine) tuningDefaults() Tuning {
@@ -172,7 +179,7 @@ func (s *stateMachine) open() (uint64, error) {
 	s.applied = max(ck.applied, l.LastDurableRaftIndex())
 	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
 	s.rep = newReplica(s.shardID, s.replicaID, producers)
-	s.rep.defaults = s.tuningDefaults()
+	s.rep.defaults, s.rep.indexIntervalBytes = s.tuningDefaults(), s.indexIntervalBytes()
 	s.publish()
 	s.reg.register(s.rep)
 	s.logger.Info("partition replica opened", "applied", s.applied,
