@@ -50,7 +50,9 @@ import (
 //     answered as a success with its original base offset.
 //   - NOT_LEADER_OR_FOLLOWER on v10+ carries the current leader and its
 //     endpoint when known (KIP-951), so kgo skips a metadata round trip.
-//   - LogAppendTime is -1 (CreateTime only); LogStartOffset (v5+) is the
+//   - LogAppendTime is the broker's append time for a topic with
+//     message.timestamp.type=LogAppendTime (core/node stamps it into the
+//     batches), -1 for CreateTime; LogStartOffset (v5+) is the
 //     partition's log start after the append (-1 on errors).
 //
 // Version notes: v3 record batch v2 + TransactionalID; v5 LogStartOffset;
@@ -131,7 +133,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			r := n.Produce(pctx, topic, rp.Partition, rp.Records)
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
-				sp.BaseOffset, sp.LogStartOffset = r.BaseOffset, r.LogStartOffset
+				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
 			}
 		}()
 	}

@@ -87,7 +87,10 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 	if n.view().Topic(topic) == nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
 		n.autoCreate(ctx, topic)
 	}
-	if _, err := plog.ValidateBatches(batches, n.maxMessageBytes(topic)); err != nil {
+	// One value for the front-end check and the command: apply enforces
+	// exactly the limit checked here, on every replica.
+	maxBytes := n.maxMessageBytes(topic)
+	if _, err := plog.ValidateBatches(batches, maxBytes); err != nil {
 		res.ErrorCode = batchErrCode(err)
 		return res
 	}
@@ -97,7 +100,20 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 		return res
 	}
 	res.LeaderEpoch = epoch
-	cmd := partition.EncodeProduce(partition.Produce{LeaderEpoch: epoch, Batches: batches})
+	p := partition.Produce{LeaderEpoch: epoch, BatchBytesMax: int32(maxBytes), LogAppendTimeMs: -1, Batches: batches}
+	if n.TopicSettingsOf(topic).LogAppendTime {
+		// Stamped once, here, so the Raft log carries the final bytes and
+		// every replica stores the same ones. batches is the request's
+		// own buffer (kmsg decodes each partition's records into its own
+		// region and nothing reads them after this call), so it is
+		// rewritten in place.
+		p.LogAppendTimeMs = n.cfg.Clock.Now().UnixMilli()
+		if err := partition.StampLogAppendTime(batches, p.LogAppendTimeMs); err != nil {
+			res.ErrorCode = batchErrCode(err)
+			return res
+		}
+	}
+	cmd := partition.EncodeProduce(p)
 	if n.cfg.UnsafeAckBeforeApply {
 		return n.unsafeAck(shard, rep, cmd, res)
 	}

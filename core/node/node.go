@@ -101,10 +101,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		events: make(chan raftio.LeaderInfo, leaderEventsMax),
 		ready:  map[uint64]uint64{}, extraPeers: map[uint64]string{}, hosted: map[uint64]bool{},
 	}
-	logTemplate := cfg.Log
-	logTemplate.RetentionBytes, logTemplate.RetentionAge = cfg.RetentionBytes, cfg.RetentionAge
-	n.popts = partition.Options{FS: cfg.FS, Dir: path.Join(cfg.DataDir, "partitions"), Clock: cfg.Clock, Logger: n.log, Log: logTemplate,
-		OnStorageFailure: cfg.OnStorageFailure}
+	n.popts = partition.Options{FS: cfg.FS, Dir: path.Join(cfg.DataDir, "partitions"), Clock: cfg.Clock, Logger: n.log, Log: cfg.Log,
+		Tuning: n.tuningOf, OnStorageFailure: cfg.OnStorageFailure}
 	n.pf = partition.Factory(n.popts, n.reg)
 	if err := cfg.FS.MkdirAll(n.popts.Dir); err != nil {
 		return nil, err

@@ -162,18 +162,3 @@ func (n *Node) stopPartition(id uint64) error {
 	n.log.Info("partition shard removed", "shard", id)
 	return nil
 }
-
-// retentionLoop applies local retention to every hosted replica.
-func (n *Node) retentionLoop() {
-	for n.cfg.Clock.Sleep(n.ctx, n.cfg.RetentionInterval) == nil {
-		for _, h := range n.view().HostedPartitions(int32(n.cfg.NodeID)) {
-			rep, ok := n.reg.Get(h.ShardID)
-			if !ok {
-				continue
-			}
-			if err := rep.ApplyRetention(); err != nil && !errors.Is(err, partition.ErrClosed) {
-				n.log.Warn("retention", "shard", h.ShardID, "err", err)
-			}
-		}
-	}
-}

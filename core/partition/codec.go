@@ -11,29 +11,38 @@ import (
 // every Raft log and snapshot ever written. A new command gets a new kind;
 // a changed layout gets a new version (see doc.go).
 const (
-	CommandVersion uint8 = 1
+	CommandVersion uint8 = 1 // DeleteRecords, and the version-1 Produce layout
+	// ProduceVersion2 is the Produce layout EncodeProduce writes: it adds
+	// the proposer's max.message.bytes and the LogAppendTime stamp.
+	ProduceVersion2 uint8 = 2
 
 	KindProduce       uint8 = 1
 	KindDeleteRecords uint8 = 2
 	kindUnknown       uint8 = 0 // results of undecodable commands only
 
-	commandHeaderBytes  = 2                      // version, kind
-	produceHeaderBytes  = commandHeaderBytes + 4 // + leaderEpoch int32
-	deleteCommandBytes  = commandHeaderBytes + 8 // + offset int64
+	commandHeaderBytes  = 2                       // version, kind
+	produceHeaderBytes  = commandHeaderBytes + 4  // v1: + leaderEpoch int32
+	produce2HeaderBytes = produceHeaderBytes + 12 // v2: + batchBytesMax int32, logAppendTimeMs int64
+	deleteCommandBytes  = commandHeaderBytes + 8  // + offset int64
 	resultVersion       = 1
 	resultBytes         = 2 + 2 + 4*8 + 1 // version, kind, errorCode, 4 x int64, flags
 	resultFlagDuplicate = 1
 )
 
 // EncodeProduce and EncodeDeleteRecords build entry payloads for
-// NodeHost.SyncPropose on a partition shard.
+// NodeHost.SyncPropose on a partition shard. EncodeProduce writes version 2;
+// version 1 is decoded forever (it is in Raft logs written before).
 //
-//	Produce:       | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v1:    | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v2:    | version=2 | kind=1 | leaderEpoch int32 | batchBytesMax int32 |
+//	               | logAppendTimeMs int64 | batches ... |
 //	DeleteRecords: | version=1 | kind=2 | offset int64 |
 func EncodeProduce(p Produce) []byte {
-	b := make([]byte, produceHeaderBytes, produceHeaderBytes+len(p.Batches))
-	b[0], b[1] = CommandVersion, KindProduce
+	b := make([]byte, produce2HeaderBytes, produce2HeaderBytes+len(p.Batches))
+	b[0], b[1] = ProduceVersion2, KindProduce
 	binary.BigEndian.PutUint32(b[2:], uint32(p.LeaderEpoch))
+	binary.BigEndian.PutUint32(b[6:], uint32(p.BatchBytesMax))
+	binary.BigEndian.PutUint64(b[10:], uint64(p.LogAppendTimeMs))
 	return append(b, p.Batches...)
 }
 
@@ -52,14 +61,19 @@ type Command struct {
 	DeleteRecords DeleteRecords
 }
 
-// DecodeCommand decodes an entry payload. Produce.Batches aliases b.
-// Errors wrap ErrBadCommand; it never panics.
+// DecodeCommand decodes an entry payload. Produce.Batches aliases b. A
+// version-1 Produce decodes with BatchBytesMax 0 (the replica's template)
+// and LogAppendTimeMs -1 (CreateTime). Errors wrap ErrBadCommand; it never
+// panics.
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) < commandHeaderBytes {
 		return Command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
+	if b[0] == ProduceVersion2 && b[1] == KindProduce {
+		return decodeProduce2(b)
+	}
 	if b[0] != CommandVersion {
-		return Command{}, fmt.Errorf("%w: version %d", ErrBadCommand, b[0])
+		return Command{}, fmt.Errorf("%w: version %d kind %d", ErrBadCommand, b[0], b[1])
 	}
 	switch b[1] {
 	case KindProduce:
@@ -67,8 +81,9 @@ func DecodeCommand(b []byte) (Command, error) {
 			return Command{}, fmt.Errorf("%w: produce of %d bytes", ErrBadCommand, len(b))
 		}
 		return Command{Kind: KindProduce, Produce: Produce{
-			LeaderEpoch: int32(binary.BigEndian.Uint32(b[2:])),
-			Batches:     b[produceHeaderBytes:],
+			LeaderEpoch:     int32(binary.BigEndian.Uint32(b[2:])),
+			LogAppendTimeMs: -1,
+			Batches:         b[produceHeaderBytes:],
 		}}, nil
 	case KindDeleteRecords:
 		if len(b) != deleteCommandBytes {
@@ -80,6 +95,24 @@ func DecodeCommand(b []byte) (Command, error) {
 	default:
 		return Command{}, fmt.Errorf("%w: kind %d", ErrBadCommand, b[1])
 	}
+}
+
+func decodeProduce2(b []byte) (Command, error) {
+	if len(b) < produce2HeaderBytes {
+		return Command{}, fmt.Errorf("%w: produce v2 of %d bytes", ErrBadCommand, len(b))
+	}
+	p := Produce{
+		LeaderEpoch:     int32(binary.BigEndian.Uint32(b[2:])),
+		BatchBytesMax:   int32(binary.BigEndian.Uint32(b[6:])),
+		LogAppendTimeMs: int64(binary.BigEndian.Uint64(b[10:])),
+		Batches:         b[produce2HeaderBytes:],
+	}
+	// Our encoder never writes these; refusing them keeps apply's inputs
+	// in the documented ranges.
+	if p.BatchBytesMax < 0 || p.LogAppendTimeMs < -1 {
+		return Command{}, fmt.Errorf("%w: produce v2 with batchBytesMax %d, logAppendTimeMs %d", ErrBadCommand, p.BatchBytesMax, p.LogAppendTimeMs)
+	}
+	return Command{Kind: KindProduce, Produce: p}, nil
 }
 
 // Results share one layout (resultBytes, big-endian):
