@@ -349,6 +349,9 @@ next:
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		if start > 0 {
+			c.tr.add(evCheck, "%s retained from log start %d of %d", at, start, hw)
+		}
 		h.final(at, log, hw, start)
 		compareReplicas(c, h, at, hw, start)
 	}
