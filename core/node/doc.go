@@ -146,5 +146,16 @@
 //   - Controller voters are fixed at bootstrap (the first 3 ids); they are
 //     never replaced.
 //   - No transactions: LastStableOffset == HighWatermark.
-//   - DescribeConfigs returns the keys set on the topic, not defaults.
+//
+// # Settings and retention
+//
+// TopicSettings (topicconfig.go) is the one place a topic's effective
+// settings are computed: its own configs over the cluster-wide dynamic
+// broker defaults over Config over Kafka's defaults; TopicConfigValues
+// and BrokerConfigValues report them with their sources for
+// DescribeConfigs. The retention pass (retention.go, every
+// RetentionInterval) pushes segment settings to every hosted replica and,
+// on a partition's Raft leader, proposes the log start that retention
+// gives as a DeleteRecords, so the log start is identical on every
+// replica.
 package node
