@@ -68,9 +68,36 @@ func WithTransportLogger(l *slog.Logger) TransportOption {
 	return func(f *transportFactory) { f.log = l }
 }
 
+// WithAckObserver sets a function the transport calls for every follower
+// answer to a leader that it decodes, before dragonboat sees the batch:
+// each accepted (non-rejected) ReplicateResp and each HeartbeatResp. It
+// runs on the connection's reader goroutine, so it must be cheap and must
+// never block; RaftAck is passed by value (no allocation). This is how
+// core/node learns followers' match indexes, which dragonboat's public API
+// does not expose (see core/node's ISR).
+func WithAckObserver(f func(RaftAck)) TransportOption {
+	return func(tf *transportFactory) { tf.onAck = f }
+}
+
+// RaftAck is one follower's answer to its leader, as seen on the leader's
+// node. It states what the follower said, not what dragonboat made of it:
+// an answer from a stale term is reported too (Term tells).
+type RaftAck struct {
+	ShardID uint64
+	From    uint64 // the follower's replica id
+	Term    uint64 // the follower's term when it answered
+	// LogIndex is, for a replicate response, the index up to which the
+	// follower's log matches the leader's (its match index; the follower
+	// answers only after persisting). 0 for a heartbeat response, which
+	// says only that the follower is alive and follows the leader.
+	LogIndex  uint64
+	Heartbeat bool
+}
+
 type transportFactory struct {
-	n   Network
-	log *slog.Logger
+	n     Network
+	log   *slog.Logger
+	onAck func(RaftAck)
 }
 
 // NewTransportFactory returns a dragonboat TransportFactory whose transports
@@ -95,7 +122,7 @@ func (f *transportFactory) Create(cfg config.NodeHostConfig,
 	}
 	return &transport{
 		n: f.n, listenAddr: addr, log: f.log.With("raft_address", cfg.RaftAddress),
-		onBatch: mh, onChunk: ch, conns: make(map[net.Conn]struct{}),
+		onBatch: mh, onChunk: ch, onAck: f.onAck, conns: make(map[net.Conn]struct{}),
 	}
 }
 
@@ -122,6 +149,7 @@ type transport struct {
 	log        *slog.Logger
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
+	onAck      func(RaftAck) // nil: no observer
 
 	mu     sync.Mutex // guards the fields below; never held while blocking
 	ln     net.Listener
@@ -254,6 +282,10 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 		if err := b.Unmarshal(payload); err != nil {
 			return fmt.Errorf("%w: message batch: %v", ErrBadFrame, err)
 		}
+		if t.onAck != nil {
+			// Before onBatch: dragonboat may keep the batch.
+			t.observeAcks(b.Requests)
+		}
 		t.onBatch(b)
 	case frameKindChunk:
 		var ch pb.Chunk
@@ -267,6 +299,19 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 		panic(fmt.Sprintf("netio: readFrame returned unknown kind %d", kind))
 	}
 	return nil
+}
+
+// observeAcks reports followers' answers in msgs to onAck.
+func (t *transport) observeAcks(msgs []pb.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		switch {
+		case m.Type == pb.ReplicateResp && !m.Reject:
+			t.onAck(RaftAck{ShardID: m.ShardID, From: m.From, Term: m.Term, LogIndex: m.LogIndex})
+		case m.Type == pb.HeartbeatResp:
+			t.onAck(RaftAck{ShardID: m.ShardID, From: m.From, Term: m.Term, Heartbeat: true})
+		}
+	}
 }
 
 // frameSource is the part of net.Conn that readFrame needs.
