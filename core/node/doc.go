@@ -48,8 +48,9 @@
 // shard's Raft leader as always. The reassignment driver (one goroutine
 // per node, reassignLoop: wakes on controller changes and every
 // reassignPollEvery while a move involving the node is in progress, each
-// step bounded by reassignStepTimeout) acts only from (controller Target/CaughtUp, Raft membership), so any node can
-// pick a move up where it stands:
+// step bounded by reassignStepTimeout) acts only from (controller
+// Target/CaughtUp, Raft membership), so any node can pick a move up where
+// it stands:
 //
 //   - on the shard's leader, one step per round: (1) an added voter that
 //     has not reported caught up: wait; (2) more voters than the target,
