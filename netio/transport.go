@@ -68,30 +68,46 @@ func WithTransportLogger(l *slog.Logger) TransportOption {
 	return func(f *transportFactory) { f.log = l }
 }
 
-// WithAckObserver sets a function the transport calls for every follower
-// answer to a leader that it decodes, before dragonboat sees the batch:
-// each accepted (non-rejected) ReplicateResp and each HeartbeatResp. It
-// runs on the connection's reader goroutine, so it must be cheap and must
+// WithAckObserver sets a function the transport calls with what it sees
+// of followers' progress: as it decodes an incoming batch, before
+// dragonboat gets it, each accepted (non-rejected) ReplicateResp and each
+// HeartbeatResp; as it sends a batch, each Heartbeat (which carries the
+// leader's own view of the follower's match index). It runs on the
+// transport's reader and sender goroutines, so it must be cheap and must
 // never block; RaftAck is passed by value (no allocation). This is how
 // core/node learns followers' match indexes, which dragonboat's public API
-// does not expose (see core/node's ISR).
+// does not expose (see core/node's "In-sync replicas").
 func WithAckObserver(f func(RaftAck)) TransportOption {
 	return func(tf *transportFactory) { tf.onAck = f }
 }
 
-// RaftAck is one follower's answer to its leader, as seen on the leader's
-// node. It states what the follower said, not what dragonboat made of it:
-// an answer from a stale term is reported too (Term tells).
+// AckKind says which message a RaftAck comes from.
+type AckKind uint8
+
+const (
+	// AckReplicate: the follower accepted a Replicate (incoming
+	// ReplicateResp). LogIndex is the index up to which its log matches
+	// the leader's; the follower answers only after persisting it.
+	AckReplicate AckKind = 1
+	// AckHeartbeat: the follower answered a heartbeat (incoming
+	// HeartbeatResp): it is alive and follows the leader. LogIndex is 0.
+	AckHeartbeat AckKind = 2
+	// AckLeaderHeartbeat: the leader sends the follower a heartbeat
+	// (outgoing Heartbeat). LogIndex is min(the leader's match index for
+	// the follower, the leader's commit index): dragonboat's own record,
+	// which says nothing about whether the follower is still alive.
+	AckLeaderHeartbeat AckKind = 3
+)
+
+// RaftAck is what a leader's node sees of one follower's progress. It
+// states what the message said, not what dragonboat made of it: a message
+// of a stale term is reported too (Term tells).
 type RaftAck struct {
-	ShardID uint64
-	From    uint64 // the follower's replica id
-	Term    uint64 // the follower's term when it answered
-	// LogIndex is, for a replicate response, the index up to which the
-	// follower's log matches the leader's (its match index; the follower
-	// answers only after persisting). 0 for a heartbeat response, which
-	// says only that the follower is alive and follows the leader.
-	LogIndex  uint64
-	Heartbeat bool
+	Kind     AckKind
+	ShardID  uint64
+	Follower uint64 // the follower's replica id
+	Term     uint64 // the sender's term
+	LogIndex uint64 // see AckKind
 }
 
 type transportFactory struct {
@@ -301,15 +317,24 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 	return nil
 }
 
-// observeAcks reports followers' answers in msgs to onAck.
+// observeAcks reports followers' answers in msgs (incoming) to onAck.
 func (t *transport) observeAcks(msgs []pb.Message) {
 	for i := range msgs {
 		m := &msgs[i]
 		switch {
 		case m.Type == pb.ReplicateResp && !m.Reject:
-			t.onAck(RaftAck{ShardID: m.ShardID, From: m.From, Term: m.Term, LogIndex: m.LogIndex})
+			t.onAck(RaftAck{Kind: AckReplicate, ShardID: m.ShardID, Follower: m.From, Term: m.Term, LogIndex: m.LogIndex})
 		case m.Type == pb.HeartbeatResp:
-			t.onAck(RaftAck{ShardID: m.ShardID, From: m.From, Term: m.Term, Heartbeat: true})
+			t.onAck(RaftAck{Kind: AckHeartbeat, ShardID: m.ShardID, Follower: m.From, Term: m.Term})
+		}
+	}
+}
+
+// observeSent reports the leader's heartbeats in msgs (outgoing) to onAck.
+func (t *transport) observeSent(msgs []pb.Message) {
+	for i := range msgs {
+		if m := &msgs[i]; m.Type == pb.Heartbeat {
+			t.onAck(RaftAck{Kind: AckLeaderHeartbeat, ShardID: m.ShardID, Follower: m.To, Term: m.Term, LogIndex: m.Commit})
 		}
 	}
 }
@@ -427,6 +452,9 @@ type outConn struct {
 func (o *outConn) Close() { o.t.untrack(o.c) }
 
 func (o *outConn) SendMessageBatch(b pb.MessageBatch) error {
+	if o.t.onAck != nil {
+		o.t.observeSent(b.Requests)
+	}
 	return o.send(frameKindBatch, &b)
 }
 

@@ -34,13 +34,14 @@ func (indexSM) RecoverFromSnapshot(io.Reader, []sm.SnapshotFile, <-chan struct{}
 }
 func (indexSM) Close() error { return nil }
 
-// ackLog keeps, per observing node, the highest replicate index and the
-// heartbeat count seen from each follower of shard ackShard.
+// ackLog keeps, per observing node and follower of shard ackShard, the
+// highest index seen per kind and the heartbeat answer count.
 type ackLog struct {
 	mu         sync.Mutex
-	index      map[[2]uint64]uint64 // (observer, from) -> highest LogIndex
+	index      map[[2]uint64]uint64 // (observer, follower) -> highest replicate LogIndex
+	leaderView map[[2]uint64]uint64 // (observer, follower) -> highest heartbeat LogIndex
 	heartbeats map[[2]uint64]int
-	badTerm    int
+	bad        int
 }
 
 const ackShard = 5
@@ -52,26 +53,32 @@ func (l *ackLog) observer(self uint64) func(netio.RaftAck) {
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if a.Term == 0 || a.From == self {
-			l.badTerm++
+		if a.Term == 0 || a.Follower == self {
+			l.bad++
 		}
-		k := [2]uint64{self, a.From}
-		if a.Heartbeat {
+		k := [2]uint64{self, a.Follower}
+		switch a.Kind {
+		case netio.AckHeartbeat:
 			l.heartbeats[k]++
-			return
+		case netio.AckReplicate:
+			l.index[k] = max(l.index[k], a.LogIndex)
+		case netio.AckLeaderHeartbeat:
+			l.leaderView[k] = max(l.leaderView[k], a.LogIndex)
+		default:
+			l.bad++
 		}
-		l.index[k] = max(l.index[k], a.LogIndex)
 	}
 }
 
 // TestTransportAckObserverSeesMatchIndexes runs three real dragonboat
 // NodeHosts over the transport and checks that the leader's observer sees
-// each follower acknowledge the index of the last committed proposal.
+// each follower acknowledge the index of the last committed proposal,
+// answer heartbeats, and the leader's heartbeats carry that index too.
 func TestTransportAckObserverSeesMatchIndexes(t *testing.T) {
 	raftlog.Install(slog.New(slog.DiscardHandler), slog.LevelWarn)
 	synctest.Test(t, func(t *testing.T) {
 		net := netio.NewSim(11)
-		acks := &ackLog{index: map[[2]uint64]uint64{}, heartbeats: map[[2]uint64]int{}}
+		acks := &ackLog{index: map[[2]uint64]uint64{}, leaderView: map[[2]uint64]uint64{}, heartbeats: map[[2]uint64]int{}}
 		members := map[uint64]string{}
 		for id := uint64(1); id <= 3; id++ {
 			members[id] = fmt.Sprintf("n%d:7100", id)
@@ -126,28 +133,32 @@ func TestTransportAckObserverSeesMatchIndexes(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			acks.mu.Lock()
-			n, hb := 0, 0
+			n, hb, lv := 0, 0, 0
 			for id := uint64(1); id <= 3; id++ {
 				if id == leader {
 					continue
 				}
-				if acks.index[[2]uint64{leader, id}] >= last {
+				k := [2]uint64{leader, id}
+				if acks.index[k] >= last {
 					n++
 				}
-				if acks.heartbeats[[2]uint64{leader, id}] > 0 {
+				if acks.heartbeats[k] > 0 {
 					hb++
 				}
+				if acks.leaderView[k] >= last {
+					lv++
+				}
 			}
-			bad := acks.badTerm
+			bad := acks.bad
 			acks.mu.Unlock()
 			if bad != 0 {
-				t.Fatalf("%d acks with term 0 or from the observing node itself", bad)
+				t.Fatalf("%d acks with term 0, an unknown kind, or about the observing node itself", bad)
 			}
-			if n == 2 && hb == 2 {
+			if n == 2 && hb == 2 && lv == 2 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("leader %d saw %d followers at index >= %d and %d heartbeat answers", leader, n, last, hb)
+				t.Fatalf("leader %d: %d followers acknowledged >= %d, %d answered heartbeats, %d had heartbeats carrying it", leader, n, last, hb, lv)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -107,29 +107,30 @@
 // they are, so Chronik gives the two settings this meaning:
 //
 //   - Follower progress. dragonboat keeps each follower's match index but
-//     does not expose it, so the node reads it off the wire: the Raft
-//     transport reports every follower answer it decodes
-//     (netio.WithAckObserver): a non-rejected ReplicateResp carries the
-//     index up to which the follower's log matches the leader's (sent
-//     after the follower persisted it), a HeartbeatResp proves the
-//     follower alive and following. The leader of a partition shard keeps,
-//     per follower and for its current term only, the highest index
-//     acknowledged and the last time the follower was caught up (isr.go;
-//     answers of other terms, shards or nodes are ignored, so an index
-//     from a log that a new term could still truncate never counts).
-//   - Caught up: the follower has acknowledged everything the leader has
-//     applied (partition.Replica.AppliedIndex), at an answer (a replicate
-//     answer, or a heartbeat answer while its last acknowledged index
-//     still covers the applied index). As Kafka does for fetches, a
-//     follower that trails the latest apply only by entries in flight
-//     counts as caught up at its previous answer if it now holds what the
-//     leader had applied then.
+//     does not expose it, so the node reads it off the wire
+//     (netio.WithAckObserver): a follower's non-rejected ReplicateResp
+//     carries the index up to which its log matches the leader's (sent
+//     after the follower persisted it); the leader's own outgoing
+//     Heartbeat carries min(its match index for the follower, its commit
+//     index), which covers a follower whose replicate answers came before
+//     the shard was tracked (an idle partition right after an election);
+//     a follower's HeartbeatResp proves it alive and following. The
+//     leader of a partition shard keeps, per follower and for its current
+//     term only, the highest index known held and the last time the
+//     follower was caught up (isr.go; messages of other terms, shards or
+//     nodes are ignored, so an index from a log that a new term could
+//     still truncate never counts).
+//   - Caught up: at one of the follower's own answers (replicate or
+//     heartbeat), the index known held covers everything the leader has
+//     applied (partition.Replica.AppliedIndex). As Kafka does for
+//     fetches, a follower that trails the latest apply only by entries in
+//     flight counts as caught up at its previous answer if it now holds
+//     what the leader had applied then.
 //   - ISR = the leader + followers caught up within Config.ReplicaLagMax
 //     (replica.lag.time.max.ms, default 30 s), in replica-list order. A
 //     single-replica partition's ISR is its leader. A new term starts from
 //     the leader alone: followers join with their first answer in the
-//     term (milliseconds after the election, as the new leader's first
-//     entry is replicated). Metadata reports this ISR for the partitions
+//     term (within a heartbeat or two of the election). Metadata reports this ISR for the partitions
 //     led here; a node that does not lead a partition does not see its
 //     followers' answers and reports the replica list, as before (less
 //     the replicas a move is adding that have not caught up). Kafka
@@ -153,8 +154,8 @@
 //     events, the leader resync every leaderResyncEvery and the produce
 //     path; dropped when leadership or the shard goes) and holds one entry
 //     per replica of the partition. The observer runs on the transport's
-//     reader goroutines: a map lookup and a few field writes under the
-//     tracker's mutex, no allocation. Waiters block on a channel that
+//     reader and sender goroutines: a map lookup and a few field writes
+//     under the tracker's mutex, no allocation. Waiters block on a channel that
 //     acknowledgements close (made only while someone waits), never on a
 //     mutex across the clock.
 //
@@ -169,7 +170,7 @@
 // map is iterated where the order reaches output or messages (sortedIDs).
 // Every request to dragonboat carries a deadline (requestTimeoutDefault
 // when the caller's ctx has none). The ISR tracker's mutex is taken by the
-// Raft transport's reader goroutines for field updates only (lock order:
+// Raft transport's goroutines for field updates only (lock order:
 // tracker, then a partition.Replica's mutex).
 //
 // # Invariants

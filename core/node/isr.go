@@ -58,8 +58,8 @@ type shardProgress struct {
 // term; Raft's log matching property keeps it so).
 type followerProgress struct {
 	id    uint64
-	acked uint64 // highest LogIndex acknowledged in this term
-	seen  bool   // acked is known (a replicate answer arrived this term)
+	acked uint64 // highest index known held in this term (see observe)
+	seen  bool   // acked is known (a replicate answer or leader heartbeat this term)
 	// caughtUpAt is the last time the follower was known to hold
 	// everything the leader had applied (zero: never in this term).
 	caughtUpAt time.Time
@@ -154,16 +154,21 @@ func (sp *shardProgress) wake() {
 	}
 }
 
-// observe is the transport's ack observer (its reader goroutines): cheap,
-// never blocking, no allocation.
+// observe is the transport's ack observer (its reader and sender
+// goroutines): cheap, never blocking, no allocation.
 //
-// A follower is caught up when it has acknowledged everything the leader
-// has applied. Under steady load a follower's answer trails the leader's
-// latest apply by the entries in flight, so, as Kafka does for fetches, a
-// follower that acknowledged everything the leader had applied at its
-// previous answer counts as caught up at the time of that answer. A
-// heartbeat answer proves the follower alive and following: with its
-// last acknowledged index it keeps an idle follower in sync.
+// A follower's acknowledged index comes from its replicate answers and
+// from the leader's own heartbeats to it (dragonboat's match index for it,
+// capped at the commit index): the heartbeats matter for a follower whose
+// replicate answers all arrived before the shard was tracked (an idle
+// partition after an election). Liveness comes only from the follower's
+// own answers.
+//
+// A follower is caught up when, at one of its answers, it has acknowledged
+// everything the leader has applied. Under steady load a follower's answer
+// trails the leader's latest apply by the entries in flight, so, as Kafka
+// does for fetches, a follower that now holds everything the leader had
+// applied at its previous answer counts as caught up as of that answer.
 func (t *isrTracker) observe(a netio.RaftAck) {
 	if a.ShardID == meta.ControllerShardID {
 		return
@@ -174,19 +179,19 @@ func (t *isrTracker) observe(a netio.RaftAck) {
 	if sp == nil || a.Term != sp.term {
 		return
 	}
-	f := sp.follower(a.From)
+	f := sp.follower(a.Follower)
 	if f == nil {
 		return
 	}
-	if !a.Heartbeat {
+	if a.Kind == netio.AckReplicate || a.Kind == netio.AckLeaderHeartbeat {
 		f.seen = true
 		if a.LogIndex > f.acked {
 			f.acked = a.LogIndex
 			sp.wake()
 		}
 	}
-	if !f.seen {
-		return
+	if a.Kind == netio.AckLeaderHeartbeat || !f.seen {
+		return // not an answer, or an answer from a follower of unknown position
 	}
 	applied, now := sp.rep.AppliedIndex(), t.clock.Now()
 	switch {

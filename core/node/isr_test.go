@@ -36,8 +36,16 @@ func TestISRTrackerRules(t *testing.T) {
 			}
 			return out
 		}
-		ack := func(from, index uint64) { tr.observe(netio.RaftAck{ShardID: 9, From: from, Term: 4, LogIndex: index}) }
-		beat := func(from uint64) { tr.observe(netio.RaftAck{ShardID: 9, From: from, Term: 4, Heartbeat: true}) }
+		term := uint64(4)
+		ack := func(from, index uint64) {
+			tr.observe(netio.RaftAck{Kind: netio.AckReplicate, ShardID: 9, Follower: from, Term: term, LogIndex: index})
+		}
+		beat := func(from uint64) {
+			tr.observe(netio.RaftAck{Kind: netio.AckHeartbeat, ShardID: 9, Follower: from, Term: term})
+		}
+		leaderBeat := func(to, index uint64) {
+			tr.observe(netio.RaftAck{Kind: netio.AckLeaderHeartbeat, ShardID: 9, Follower: to, Term: term, LogIndex: index})
+		}
 		want := func(what string, w ...int32) {
 			t.Helper()
 			if got := isr(); !slices.Equal(got, w) || tr.isrSize(9, 4) != len(w) {
@@ -52,10 +60,10 @@ func TestISRTrackerRules(t *testing.T) {
 		want("2 acknowledged the applied index", 1, 2)
 
 		// Ignored: another term, another shard, a non-replica, the controller.
-		tr.observe(netio.RaftAck{ShardID: 9, From: 3, Term: 3, LogIndex: 50})
-		tr.observe(netio.RaftAck{ShardID: 8, From: 3, Term: 4, LogIndex: 50})
-		tr.observe(netio.RaftAck{ShardID: 9, From: 7, Term: 4, LogIndex: 50})
-		tr.observe(netio.RaftAck{ShardID: meta.ControllerShardID, From: 3, Term: 4, LogIndex: 50})
+		tr.observe(netio.RaftAck{Kind: netio.AckReplicate, ShardID: 9, Follower: 3, Term: 3, LogIndex: 50})
+		tr.observe(netio.RaftAck{Kind: netio.AckReplicate, ShardID: 8, Follower: 3, Term: 4, LogIndex: 50})
+		tr.observe(netio.RaftAck{Kind: netio.AckReplicate, ShardID: 9, Follower: 7, Term: 4, LogIndex: 50})
+		tr.observe(netio.RaftAck{Kind: netio.AckReplicate, ShardID: meta.ControllerShardID, Follower: 3, Term: 4, LogIndex: 50})
 		want("foreign answers", 1, 2)
 
 		// Kafka's rule under load: 3 trails the latest apply, but holds
@@ -116,6 +124,25 @@ func TestISRTrackerRules(t *testing.T) {
 		want2 := []int32{1}
 		if got, _ := tr.isr(9, 5, 1); !slices.Equal(got, want2) {
 			t.Fatalf("new term ISR %v", got)
+		}
+		ack(2, 30) // term 4: ignored in term 5
+		if got, _ := tr.isr(9, 5, 1); !slices.Equal(got, want2) {
+			t.Fatalf("old-term answer counted: ISR %v", got)
+		}
+
+		// An idle follower whose replicate answers came before tracking
+		// began: the leader's heartbeats carry its match index, its own
+		// heartbeat answers prove it alive.
+		term = 5
+		rep.v.Store(30)
+		beat(2)
+		leaderBeat(2, 30) // a leader heartbeat alone is no answer
+		if got, _ := tr.isr(9, 5, 1); !slices.Equal(got, want2) {
+			t.Fatalf("before an answer: ISR %v", got)
+		}
+		beat(2)
+		if got, _ := tr.isr(9, 5, 1); !slices.Equal(got, []int32{1, 2}) {
+			t.Fatalf("idle follower known from the leader's heartbeats: ISR %v", got)
 		}
 		tr.untrack(9)
 		if _, ok := tr.isr(9, 5, 1); ok || tr.isrSize(9, 5) != 1 || len(tr.shards) != 0 {
