@@ -37,7 +37,7 @@ var dynamicBrokerConfigs = map[string]configRule{
 // refuses read-only configs.
 var staticBrokerConfigs = map[string]bool{
 	"log.retention.check.interval.ms": true, "num.partitions": true, "default.replication.factor": true,
-	"auto.create.topics.enable": true, "broker.rack": true,
+	"auto.create.topics.enable": true, "broker.rack": true, "replica.lag.time.max.ms": true,
 }
 
 // DynamicBrokerConfigKeys lists the broker configs AlterBrokerConfigs
