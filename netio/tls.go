@@ -215,7 +215,16 @@ func (t tlsNetwork) Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tlsListener{Listener: ln, cfg: t.server, timeout: t.timeout}, nil
+	return TLSListener(ln, t.server, t.timeout), nil
+}
+
+// TLSListener wraps ln so that its connections are TLS servers configured
+// by cfg, their handshake bounded by timeout (see WithTLS).
+func TLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration) net.Listener {
+	if timeout <= 0 {
+		timeout = DefaultTLSHandshakeTimeout
+	}
+	return tlsListener{Listener: ln, cfg: cfg, timeout: timeout}
 }
 
 func (t tlsNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {

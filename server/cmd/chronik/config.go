@@ -31,7 +31,7 @@ type serveConfig struct {
 // tlsSettings are the PEM files of the Kafka listener's TLS and of the
 // mutual TLS between nodes; empty means plaintext.
 type tlsSettings struct {
-	CertFile, KeyFile, ClientCAFile      string // Kafka listener
+	CertFile, KeyFile, ClientCAFile       string // Kafka listener
 	RaftCertFile, RaftKeyFile, RaftCAFile string // Raft transport (all three or none)
 }
 
