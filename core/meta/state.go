@@ -38,6 +38,9 @@ type state struct {
 	// brokerConfigs are the cluster-wide dynamic broker defaults, sorted
 	// by key with unique keys; nil when none (brokerconfig.go).
 	brokerConfigs []ConfigEntry
+	// scram are the SCRAM credentials sorted by (user, mechanism); nil
+	// when none. Replaced, never modified, on change (scram.go).
+	scram []ScramCredential
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -83,6 +86,7 @@ func (s *state) view() *View {
 		Brokers:         s.brokersSorted,
 		Topics:          s.topicsSorted,
 		BrokerConfigs:   s.brokerConfigs,
+		Scram:           s.scram,
 	}
 }
 

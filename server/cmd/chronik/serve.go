@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -129,17 +130,43 @@ func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server
 		OnStorageFailure: storageFailure(log, os.Exit),
 	}
 	cfg.Broker.apply(&nc)
-	b, err := server.StartBroker(ctx, server.BrokerConfig{
+	var seeds []node.ScramSeed
+	if cfg.SASL.UsersFile != "" {
+		f, err := os.Open(cfg.SASL.UsersFile)
+		if err != nil {
+			ln.Close()
+			return nil, nil, nil, fmt.Errorf("--sasl-users-file: %w", err)
+		}
+		seeds, err = parseSASLUsers(f)
+		f.Close()
+		if err != nil {
+			ln.Close()
+			return nil, nil, nil, fmt.Errorf("--sasl-users-file %s: %w", cfg.SASL.UsersFile, err)
+		}
+	}
+	bc := server.BrokerConfig{
 		Node:     nc,
 		Listener: ln,
 		Logger:   log,
-	})
+	}
+	if len(cfg.SASL.Mechanisms) > 0 {
+		bc.Server.SASL = &server.SASLConfig{Mechanisms: cfg.SASL.Mechanisms, SessionLifetime: cfg.SASL.SessionLifetime}
+	}
+	b, err := server.StartBroker(ctx, bc)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if len(seeds) > 0 {
+		created, err := b.Node.SeedScramCredentials(ctx, seeds)
+		if err != nil {
+			_ = b.Shutdown(context.Background())
+			return nil, nil, nil, fmt.Errorf("--sasl-users-file: creating credentials: %w", err)
+		}
+		log.Info("SASL users file read", "credentials", len(seeds), "created", created)
+	}
 	log.Info("chronik serving", "version", version, "node", cfg.NodeID, "kafka", cfg.KafkaAddr,
 		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir,
-		"kafka_tls", cfg.TLS.CertFile != "", "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
+		"kafka_tls", cfg.TLS.CertFile != "", "sasl", strings.Join(cfg.SASL.Mechanisms, ","), "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
 	if cfg.HTTPAddr == "" {
 		return b, nil, tlsFiles, nil
 	}
