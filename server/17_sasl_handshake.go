@@ -20,14 +20,17 @@ import (
 //   - Runs in the connection's reader: no request is read until it is
 //     answered.
 //
-// Version notes: v0 (raw SASL tokens after the handshake, outside Kafka
-// framing) is not served: Kafka 4 removed it (KIP-896); clients since
-// Kafka 1.0 use v1 and SaslAuthenticate.
+// Version notes: v0 is advertised and answered like v1, because
+// librdkafka will not authenticate with a broker that does not list it;
+// but the raw SASL tokens a v0 client then sends outside Kafka framing are
+// not served (they read as a malformed request and close the connection).
+// Clients since Kafka 1.0 (librdkafka, the Java client, kgo) send v1 and
+// then SaslAuthenticate.
 
 const saslHandshakeKey = 17
 
 func init() {
-	register(API{Key: saslHandshakeKey, MinVersion: 1, MaxVersion: 1, Handler: handleSaslHandshake})
+	register(API{Key: saslHandshakeKey, MinVersion: 0, MaxVersion: 1, Handler: handleSaslHandshake})
 }
 
 func handleSaslHandshake(_ context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {

@@ -229,8 +229,10 @@ func (s *scramExchange) clientFinal(msg string) ([]byte, bool, string, error) {
 	if len(attrs) < 2 || attrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
 		return nil, false, s.user, errors.New("SCRAM: channel binding differs from the client-first message")
 	}
-	if attrs[1] != "r="+s.nonce {
-		return nil, false, s.user, errors.New("SCRAM: nonce differs")
+	// Kafka accepts a final nonce that ends with the one it sent, and
+	// librdkafka relies on it: it sends its own nonce again in front.
+	if !strings.HasPrefix(attrs[1], "r=") || !strings.HasSuffix(attrs[1], s.nonce) {
+		return nil, false, s.user, errors.New("SCRAM: nonce differs from the server-first message")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)
 	if err != nil || len(proof) != s.mech.KeyBytes() {
