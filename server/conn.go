@@ -331,7 +331,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		Logger:   c.log.With("api", kmsg.NameForKey(h.key), "version", h.version, "corr", h.corr),
 		Registry: c.s.cfg.Registry,
 		Broker:   c.s.cfg.Broker,
-		sasl:     c.sasl, metrics: &c.s.metrics,
+		sasl:     c.sasl, metrics: &c.s.metrics, authz: c.s.cfg.Authorizer,
 	}
 	p := &pending{key: h.key, corr: h.corr, done: make(chan result, 1)}
 	// Never blocks: the queue holds at most the tokens taken.

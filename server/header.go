@@ -37,6 +37,7 @@ type RequestContext struct {
 
 	sasl    *saslSession // the connection's SASL state (never nil)
 	metrics *Metrics
+	authz   *AuthorizerConfig // nil: no authorization
 }
 
 // Sentinel errors of the framing and header layer. Each closes the

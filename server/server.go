@@ -52,6 +52,9 @@ type Config struct {
 	// SASL, if set with mechanisms, requires every connection to
 	// authenticate (sasl.go).
 	SASL *SASLConfig
+	// Authorizer, if set, checks every request against the replicated
+	// ACLs (acl.go).
+	Authorizer *AuthorizerConfig
 	// Broker is what the API handlers serve from (nil in tests of the wire
 	// layer alone; handlers that need it then answer with an error code).
 	Broker *Broker

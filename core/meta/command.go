@@ -27,6 +27,8 @@ const (
 	KindCompleteReassignment  Kind = 14
 	KindAlterBrokerConfigs    Kind = 15
 	KindAlterScramCredentials Kind = 16
+	KindCreateACLs            Kind = 17
+	KindDeleteACLs            Kind = 18
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -187,6 +189,10 @@ func (k Kind) String() string {
 		return "AlterBrokerConfigs"
 	case KindAlterScramCredentials:
 		return "AlterScramCredentials"
+	case KindCreateACLs:
+		return "CreateACLs"
+	case KindDeleteACLs:
+		return "DeleteACLs"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -267,6 +273,10 @@ func decodeBody(d *dec, k Kind) Command {
 		return AlterBrokerConfigs{Ops: decodeConfigOps(d)}
 	case KindAlterScramCredentials:
 		return decodeAlterScramCredentials(d)
+	case KindCreateACLs:
+		return CreateACLs{ACLs: decodeACLs(d, ACLChangeMax)}
+	case KindDeleteACLs:
+		return DeleteACLs{ACLs: decodeACLs(d, ACLChangeMax)}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

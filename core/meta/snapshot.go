@@ -20,13 +20,14 @@ import (
 //	|        |         | v4: broker configs (key, value sorted)  |           |
 //	|        |         | v5: SCRAM credentials (user, mechanism  |           |
 //	|        |         |     sorted)                             |           |
+//	|        |         | v6: ACLs (sorted)                       |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 5
+	SnapshotVersion = 6
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -40,6 +41,9 @@ const (
 	// snapshotVersionNoScram is the layout without the SCRAM credentials
 	// section; still decoded (no credentials).
 	snapshotVersionNoScram = 4
+	// snapshotVersionNoACLs is the layout without the ACL section; still
+	// decoded (no ACLs).
+	snapshotVersionNoACLs = 5
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -84,6 +88,7 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotReassignments(e)
 	s.encodeSnapshotBrokerConfigs(e)
 	s.encodeSnapshotScram(e)
+	s.encodeSnapshotACLs(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -122,6 +127,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	if v > snapshotVersionNoScram {
 		decodeSnapshotScram(d, s)
+	}
+	if v > snapshotVersionNoACLs {
+		decodeSnapshotACLs(d, s)
 	}
 	d.done()
 	if d.err != nil {

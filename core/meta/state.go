@@ -41,6 +41,9 @@ type state struct {
 	// scram are the SCRAM credentials sorted by (user, mechanism); nil
 	// when none. Replaced, never modified, on change (scram.go).
 	scram []ScramCredential
+	// acls are the ACLs sorted by CompareACLs, unique; nil when none.
+	// Replaced, never modified, on change (acl.go).
+	acls []ACL
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -87,6 +90,7 @@ func (s *state) view() *View {
 		Topics:          s.topicsSorted,
 		BrokerConfigs:   s.brokerConfigs,
 		Scram:           s.scram,
+		ACLs:            s.acls,
 	}
 }
 

@@ -23,6 +23,8 @@ type View struct {
 	BrokerConfigs []ConfigEntry
 	// Scram are the SCRAM credentials sorted by user, then mechanism.
 	Scram []ScramCredential
+	// ACLs are the access control entries, sorted by CompareACLs.
+	ACLs []ACL
 }
 
 // BrokerConfig returns the cluster-wide dynamic value of key, if set.
