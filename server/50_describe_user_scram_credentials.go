@@ -34,6 +34,10 @@ func handleDescribeUserScramCredentials(ctx context.Context, rc *RequestContext,
 	if rc.Broker == nil {
 		return nil, errNoBroker
 	}
+	if !rc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	n := rc.Broker.Node
 	_ = n.SyncController(ctx)
 	all := n.ScramCredentials()

@@ -72,6 +72,9 @@ func handleAlterUserScramCredentials(ctx context.Context, rc *RequestContext, kr
 		}
 		return 0
 	}
+	if !rc.authorizedCluster(kmsg.ACLOperationAlter) {
+		check = func(string, int8) int16 { return kerr.ClusterAuthorizationFailed.Code }
+	}
 	for _, d := range req.Deletions {
 		note(d.Name, check(d.Name, d.Mechanism))
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/meta"
@@ -47,6 +48,50 @@ func (rc *RequestContext) authorized(op kmsg.ACLOperation, typ kmsg.ACLResourceT
 // authorizedCluster is authorized on the CLUSTER resource.
 func (rc *RequestContext) authorizedCluster(op kmsg.ACLOperation) bool {
 	return rc.authorized(op, kmsg.ACLResourceTypeCluster, clusterResource)
+}
+
+// topicDenied is TOPIC_AUTHORIZATION_FAILED when rc may not do op on
+// topic, else 0.
+func (rc *RequestContext) topicDenied(op kmsg.ACLOperation, topic string) int16 {
+	if rc.authorized(op, kmsg.ACLResourceTypeTopic, topic) {
+		return 0
+	}
+	return kerr.TopicAuthorizationFailed.Code
+}
+
+// groupDenied is GROUP_AUTHORIZATION_FAILED when rc may not do op on
+// group, else 0.
+func (rc *RequestContext) groupDenied(op kmsg.ACLOperation, group string) int16 {
+	if rc.authorized(op, kmsg.ACLResourceTypeGroup, group) {
+		return 0
+	}
+	return kerr.GroupAuthorizationFailed.Code
+}
+
+// mayWriteSomeTopic reports whether an ALLOW of WRITE (or ALL) on some
+// topic applies to rc's principal and host: since Kafka 3.0 that is enough
+// for an idempotent producer's InitProducerId.
+func (rc *RequestContext) mayWriteSomeTopic() bool {
+	if !rc.authorizerOn() || slices.Contains(rc.authz.SuperUsers, rc.Principal) {
+		return true
+	}
+	host := clientHost(rc.RemoteAddr)
+	for _, a := range rc.Broker.Node.ACLs() {
+		op := kmsg.ACLOperation(a.Operation)
+		if kmsg.ACLResourceType(a.ResourceType) == kmsg.ACLResourceTypeTopic && kmsg.ACLPermissionType(a.Permission) == kmsg.ACLPermissionTypeAllow &&
+			(op == kmsg.ACLOperationWrite || op == kmsg.ACLOperationAll) &&
+			(a.Principal == rc.Principal || a.Principal == "User:*") && (a.Host == host || a.Host == "*") &&
+			rc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, a.ResourceName) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayCreateTopic reports whether rc may create topic (CREATE on the
+// cluster or on the topic).
+func (rc *RequestContext) mayCreateTopic(topic string) bool {
+	return rc.authorizedCluster(kmsg.ACLOperationCreate) || rc.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, topic)
 }
 
 // authorizerOn reports whether requests are checked at all.

@@ -30,6 +30,8 @@ type serveConfig struct {
 	Broker         brokerSettings
 	TLS            tlsSettings
 	SASL           saslSettings
+	Authorizer     string   // "" or "acl"
+	SuperUsers     []string // principals allowed everything
 }
 
 // saslSettings turn SASL on for Kafka clients.
@@ -70,6 +72,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		tlsCfg    tlsSettings
 		saslMechs = fs.String("sasl-mechanisms", "", "comma-separated SASL mechanisms clients must authenticate with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); empty: no SASL")
 		saslUsers = fs.String("sasl-users-file", "", "`file` of lines MECHANISM USER PASSWORD: credentials created at start when the user has none for that mechanism (PLAIN creates a SCRAM-SHA-512 credential)")
+		authz     = fs.String("authorizer", "", `"acl": check every request against the cluster's ACLs (CreateAcls...); empty: every client may do everything`)
+		supers    = fs.String("superusers", "", "comma-separated principals allowed everything with --authorizer acl, e.g. User:admin,User:CN=ops")
 		saslLife  = fs.Int64("sasl-session-lifetime-ms", 0, "connections.max.reauth.ms: clients must re-authenticate after this many `ms` (0: never)")
 	)
 	fs.StringVar(&tlsCfg.CertFile, "tls-cert-file", "", "PEM `file` of the Kafka listener's certificate chain: clients must then connect with TLS (needs --tls-key-file)")
@@ -120,6 +124,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			c.SASL.Mechanisms = append(c.SASL.Mechanisms, m)
 		}
 	}
+	c.Authorizer = *authz
+	for _, p := range strings.Split(*supers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.SuperUsers = append(c.SuperUsers, p)
+		}
+	}
 	if *saslLife < 0 {
 		return serveConfig{}, fmt.Errorf("--sasl-session-lifetime-ms must be 0 (never) or positive")
 	}
@@ -148,6 +158,17 @@ func (c serveConfig) validate() error {
 	for _, m := range c.SASL.Mechanisms {
 		if !server.ValidSASLMechanism(m) {
 			return fmt.Errorf("--sasl-mechanisms: unknown mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", m)
+		}
+	}
+	if c.Authorizer != "" && c.Authorizer != "acl" {
+		return fmt.Errorf("--authorizer must be acl or empty, not %q", c.Authorizer)
+	}
+	if len(c.SuperUsers) > 0 && c.Authorizer == "" {
+		return fmt.Errorf("--superusers needs --authorizer acl")
+	}
+	for _, p := range c.SuperUsers {
+		if typ, name, ok := strings.Cut(p, ":"); !ok || typ == "" || name == "" {
+			return fmt.Errorf("--superusers: %q is not Type:name (for example User:admin)", p)
 		}
 	}
 	if c.SASL.UsersFile != "" && len(c.SASL.Mechanisms) == 0 {

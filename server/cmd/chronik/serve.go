@@ -162,6 +162,9 @@ func startServe(cfg serveConfig, log *slog.Logger) (*running, error) {
 	if len(cfg.SASL.Mechanisms) > 0 {
 		bc.Server.SASL = &server.SASLConfig{Mechanisms: cfg.SASL.Mechanisms, SessionLifetime: cfg.SASL.SessionLifetime}
 	}
+	if cfg.Authorizer == "acl" {
+		bc.Server.Authorizer = &server.AuthorizerConfig{SuperUsers: cfg.SuperUsers}
+	}
 	b, err := server.StartBroker(ctx, bc)
 	if err != nil {
 		return nil, err
@@ -170,7 +173,7 @@ func startServe(cfg serveConfig, log *slog.Logger) (*running, error) {
 	r.stopSeed, r.seeded = seedSASLUsers(b, seeds, log)
 	log.Info("chronik serving", "version", version, "node", cfg.NodeID, "kafka", cfg.KafkaAddr,
 		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir,
-		"kafka_tls", cfg.TLS.CertFile != "", "sasl", strings.Join(cfg.SASL.Mechanisms, ","), "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
+		"kafka_tls", cfg.TLS.CertFile != "", "sasl", strings.Join(cfg.SASL.Mechanisms, ","), "authorizer", cfg.Authorizer, "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
 	if cfg.HTTPAddr == "" {
 		return r, nil
 	}
