@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/chronik-go/chronik/netio/tlstest"
 )
@@ -140,6 +141,18 @@ func TestSASLProcess(t *testing.T) {
 		kgo.SASL(plain.Auth{User: "admin", Pass: "admin-pw"}.AsMechanism()))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// kgo's SCRAM over TLS reads what kcat wrote.
+	scramCl := c.client(kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}),
+		kgo.SASL(scram.Auth{User: "alice", Pass: "alice secret"}.AsSha512Mechanism()),
+		kgo.ConsumeTopics("sasl-kcat"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for read := 0; read < len(lines); {
+		fs := scramCl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kgo SCRAM over TLS read %d of %d", read, len(lines))
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("kgo SCRAM over TLS: %v", err) })
+		read += fs.NumRecords()
+	}
 	res, err := kadm.NewClient(admin).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "alice", Mechanism: kadm.ScramSha256, Password: "new secret"}})
 	if err != nil || res["alice"].Err != nil {
 		t.Fatalf("change alice's password: %v %+v", err, res)
