@@ -39,17 +39,7 @@ func handleAlterUserScramCredentials(ctx context.Context, rc *RequestContext, kr
 	if rc.Broker == nil {
 		return nil, errNoBroker
 	}
-	var users []string
-	codes := map[string]int16{}
-	note := func(user string, code int16) {
-		if _, seen := codes[user]; !seen {
-			users = append(users, user)
-			codes[user] = 0
-		}
-		if codes[user] == 0 {
-			codes[user] = code
-		}
-	}
+	var codes meta.UserCodes
 	type um struct {
 		user string
 		mech int8
@@ -76,7 +66,7 @@ func handleAlterUserScramCredentials(ctx context.Context, rc *RequestContext, kr
 		check = func(string, int8) int16 { return kerr.ClusterAuthorizationFailed.Code }
 	}
 	for _, d := range req.Deletions {
-		note(d.Name, check(d.Name, d.Mechanism))
+		codes.Note(d.Name, check(d.Name, d.Mechanism))
 	}
 	for _, u := range req.Upsertions {
 		code := check(u.Name, u.Mechanism)
@@ -84,36 +74,34 @@ func handleAlterUserScramCredentials(ctx context.Context, rc *RequestContext, kr
 			len(u.Salt) == 0 || len(u.Salt) > meta.ScramSaltLenMax || len(u.SaltedPassword) != meta.ScramMechanism(u.Mechanism).KeyBytes()) {
 			code = kerr.UnacceptableCredential.Code
 		}
-		note(u.Name, code)
+		codes.Note(u.Name, code)
 	}
 	var dels []meta.ScramDeletion
 	var ups []node.ScramUpsert
 	for _, d := range req.Deletions {
-		if codes[d.Name] == 0 {
+		if codes.Code(d.Name) == 0 {
 			dels = append(dels, meta.ScramDeletion{User: d.Name, Mechanism: meta.ScramMechanism(d.Mechanism)})
 		}
 	}
 	for _, u := range req.Upsertions {
-		if codes[u.Name] == 0 {
+		if codes.Code(u.Name) == 0 {
 			ups = append(ups, node.ScramUpsert{User: u.Name, Mechanism: meta.ScramMechanism(u.Mechanism), Iterations: u.Iterations, Salt: u.Salt, SaltedPassword: u.SaltedPassword})
 		}
 	}
 	if len(dels)+len(ups) > 0 {
 		applied, code, err := rc.Broker.Node.AlterScramCredentials(ctx, ups, dels)
 		if err != nil {
-			for _, u := range users {
-				if codes[u] == 0 {
-					codes[u] = code
-				}
+			for _, u := range codes.List() {
+				codes.Note(u.User, code)
 			}
 		}
 		for _, a := range applied {
-			codes[a.User] = a.Code
+			codes.Set(a.User, a.Code)
 		}
 	}
-	for _, u := range users {
+	for _, u := range codes.List() {
 		r := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
-		r.User, r.ErrorCode, r.ErrorMessage = u, codes[u], admCodeMsg(codes[u], "")
+		r.User, r.ErrorCode, r.ErrorMessage = u.User, u.Code, admCodeMsg(u.Code, "")
 		resp.Results = append(resp.Results, r)
 	}
 	return resp, nil

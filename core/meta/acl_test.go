@@ -28,15 +28,7 @@ func TestACLs(t *testing.T) {
 	if len(h.m.View().ACLs) != 2 {
 		t.Fatal("a refused command changed the ACLs")
 	}
-	var buf bytes.Buffer
-	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	r := New(slog.New(slog.DiscardHandler))
-	if err := r.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(r.View().ACLs, h.m.View().ACLs) {
+	if r, _ := h.restored(); !reflect.DeepEqual(r.View().ACLs, h.m.View().ACLs) {
 		t.Fatalf("restored %+v", r.View().ACLs)
 	}
 	h.must(DeleteACLs{ACLs: []ACL{acl("t", 3), acl("absent", 3)}})

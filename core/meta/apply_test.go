@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"log/slog"
 	"math"
 	"reflect"
@@ -49,6 +50,21 @@ func (h *harness) applyBytes(b []byte) Result {
 func (h *harness) apply(cmd Command) Result {
 	h.t.Helper()
 	return h.applyBytes(Encode(cmd))
+}
+
+// restored returns a state machine recovered from h's snapshot, and the
+// snapshot's bytes.
+func (h *harness) restored() (*StateMachine, []byte) {
+	h.t.Helper()
+	var buf bytes.Buffer
+	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
+		h.t.Fatalf("SaveSnapshot: %v", err)
+	}
+	r := New(slog.New(slog.DiscardHandler))
+	if err := r.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil, nil); err != nil {
+		h.t.Fatalf("RecoverFromSnapshot: %v", err)
+	}
+	return r, buf.Bytes()
 }
 
 // must applies cmd and fails the test unless it succeeds.

@@ -49,15 +49,7 @@ func TestAlterBrokerConfigs(t *testing.T) {
 		t.Fatal("deleted key still set")
 	}
 	// A snapshot carries them.
-	var buf bytes.Buffer
-	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	r := New(slog.New(slog.DiscardHandler))
-	if err := r.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(r.View().BrokerConfigs, want) {
+	if r, _ := h.restored(); !reflect.DeepEqual(r.View().BrokerConfigs, want) {
 		t.Fatalf("restored configs %+v", r.View().BrokerConfigs)
 	}
 }

@@ -121,6 +121,41 @@ type UserCode struct {
 	Code int16
 }
 
+// UserCodes collects one outcome per user, in order of first appearance;
+// a user's first failure sticks (Note), unless replaced (Set).
+type UserCodes struct {
+	order []string
+	codes map[string]int16
+}
+
+// Note records code for user unless the user failed already.
+func (u *UserCodes) Note(user string, code int16) {
+	if u.codes == nil {
+		u.codes = map[string]int16{}
+	}
+	if c, seen := u.codes[user]; !seen {
+		u.order = append(u.order, user)
+	} else if c != 0 {
+		return
+	}
+	u.codes[user] = code
+}
+
+// Set replaces user's code (the user must have been noted).
+func (u *UserCodes) Set(user string, code int16) { u.codes[user] = code }
+
+// Code is user's code (0: none or success).
+func (u *UserCodes) Code(user string) int16 { return u.codes[user] }
+
+// List returns the outcomes in order.
+func (u *UserCodes) List() []UserCode {
+	var out []UserCode
+	for _, user := range u.order {
+		out = append(out, UserCode{User: user, Code: u.codes[user]})
+	}
+	return out
+}
+
 // checkScramCredential returns what is wrong with c, or "".
 func checkScramCredential(c ScramCredential) string {
 	switch {
@@ -152,34 +187,24 @@ func (s *state) alterScramCredentials(c AlterScramCredentials) (Result, bool) {
 		return fail(kerr.InvalidRequest.Code, "%d credential changes beyond limit %d", len(c.Upserts)+len(c.Deletions), ScramAlterMax), false
 	}
 	// Each user's changes apply together or not at all.
-	var users []string
-	codes := map[string]int16{}
-	note := func(user string, code int16) {
-		if _, seen := codes[user]; !seen {
-			users = append(users, user)
-			codes[user] = 0
-		}
-		if codes[user] == 0 {
-			codes[user] = code
-		}
-	}
+	var codes UserCodes
 	for _, u := range c.Upserts {
 		code := int16(0)
 		if checkScramCredential(u) != "" {
 			code = kerr.UnacceptableCredential.Code
 		}
-		note(u.User, code)
+		codes.Note(u.User, code)
 	}
 	for _, d := range c.Deletions {
 		code := int16(0)
 		if _, ok := scramIndex(s.scram, d.User, d.Mechanism); !ok {
 			code = kerr.ResourceNotFound.Code
 		}
-		note(d.User, code)
+		codes.Note(d.User, code)
 	}
 	next := slices.Clone(s.scram)
 	for _, d := range c.Deletions {
-		if codes[d.User] != 0 {
+		if codes.Code(d.User) != 0 {
 			continue
 		}
 		if i, ok := scramIndex(next, d.User, d.Mechanism); ok {
@@ -187,22 +212,19 @@ func (s *state) alterScramCredentials(c AlterScramCredentials) (Result, bool) {
 		}
 	}
 	for _, u := range c.Upserts {
-		if codes[u.User] != 0 {
+		if codes.Code(u.User) != 0 {
 			continue
 		}
 		u.Salt, u.StoredKey, u.ServerKey = slices.Clone(u.Salt), slices.Clone(u.StoredKey), slices.Clone(u.ServerKey)
 		if i, ok := scramIndex(next, u.User, u.Mechanism); ok {
 			next[i] = u
 		} else if len(next) >= ScramUsersMax {
-			codes[u.User] = kerr.PolicyViolation.Code
+			codes.Set(u.User, kerr.PolicyViolation.Code)
 		} else {
 			next = slices.Insert(next, i, u)
 		}
 	}
-	res := Result{}
-	for _, u := range users {
-		res.Users = append(res.Users, UserCode{User: u, Code: codes[u]})
-	}
+	res := Result{Users: codes.List()}
 	changed := !slices.EqualFunc(next, s.scram, func(a, b ScramCredential) bool {
 		return scramLess(a, b) == 0 && a.Iterations == b.Iterations && string(a.Salt) == string(b.Salt) &&
 			string(a.StoredKey) == string(b.StoredKey) && string(a.ServerKey) == string(b.ServerKey)

@@ -60,14 +60,7 @@ func TestAlterScramCredentials(t *testing.T) {
 	}
 
 	// Snapshots carry the credentials; equal states give equal bytes.
-	var buf bytes.Buffer
-	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	rs := New(slog.New(slog.DiscardHandler))
-	if err := rs.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	rs, snap := h.restored()
 	if !reflect.DeepEqual(rs.View().Scram, h.m.View().Scram) {
 		t.Fatalf("restored %+v\nwant %+v", rs.View().Scram, h.m.View().Scram)
 	}
@@ -75,7 +68,7 @@ func TestAlterScramCredentials(t *testing.T) {
 	if err := rs.SaveSnapshot(&again, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+	if !bytes.Equal(snap, again.Bytes()) {
 		t.Fatal("a restored state's snapshot differs")
 	}
 	// Deleting the last credentials leaves the state as a fresh one.

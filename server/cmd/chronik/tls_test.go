@@ -27,14 +27,7 @@ import (
 // and a renewed certificate is served after SIGHUP while a connection
 // opened before goes on.
 func TestTLSProcessCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real processes; skipped in -short")
-	}
-	bin := kcatPath(t)
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "chronik-ca")
-	caFile := filepath.Join(dir, "ca.pem")
-	tlstest.WriteFile(t, caFile, ca.PEM)
+	bin, dir, ca, caFile := tlsProcessSetup(t)
 	c := newChaosCluster(t, 3)
 	for _, nd := range c.nodes {
 		name := "n" + strconv.FormatUint(nd.id, 10)
@@ -103,14 +96,7 @@ func TestTLSProcessCluster(t *testing.T) {
 // same users file keeps a password changed since (the file only creates
 // missing credentials).
 func TestSASLProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real processes; skipped in -short")
-	}
-	bin := kcatPath(t)
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "chronik-ca")
-	caFile := filepath.Join(dir, "ca.pem")
-	tlstest.WriteFile(t, caFile, ca.PEM)
+	bin, dir, ca, caFile := tlsProcessSetup(t)
 	users := filepath.Join(dir, "users")
 	tlstest.WriteFile(t, users, []byte("# mechanism user password\nSCRAM-SHA-256 alice alice secret\nSCRAM-SHA-512 alice alice secret\nPLAIN admin admin-pw\n"))
 	c := newChaosCluster(t, 1)
@@ -176,4 +162,19 @@ func kcatErr(bin string, args ...string) error {
 		return fmt.Errorf("%w: %s", err, out)
 	}
 	return nil
+}
+
+// tlsProcessSetup skips in -short, finds kcat, and makes a directory with
+// a CA whose certificate is written to caFile.
+func tlsProcessSetup(t *testing.T) (kcatBin, dir string, ca *tlstest.CA, caFile string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real processes; skipped in -short")
+	}
+	kcatBin = kcatPath(t)
+	dir = t.TempDir()
+	ca = tlstest.NewCA(t, "chronik-ca")
+	caFile = filepath.Join(dir, "ca.pem")
+	tlstest.WriteFile(t, caFile, ca.PEM)
+	return kcatBin, dir, ca, caFile
 }
