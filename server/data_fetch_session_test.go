@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,5 +303,14 @@ func testFetchSessionCacheFull(t *testing.T, c *testCluster) {
 	}
 	if m.fetchSessions.Load() != 0 {
 		t.Fatalf("%d sessions left", m.fetchSessions.Load())
+	}
+	var sb strings.Builder
+	if err := m.WritePrometheus(&sb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"chronik_fetch_sessions 0\n", "# TYPE chronik_fetch_session_evictions_total counter\n", "chronik_fetch_session_refused_total ", "chronik_fetch_incremental_total ", "chronik_fetch_session_partitions 0\n"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Fatalf("metrics lack %q:\n%s", want, sb.String())
+		}
 	}
 }
