@@ -37,14 +37,6 @@ func flatten(resp *kmsg.FetchResponse) []sessionPartition {
 	return out
 }
 
-func partitionsOf(resp *kmsg.FetchResponse) []int32 {
-	var out []int32
-	for _, sp := range flatten(resp) {
-		out = append(out, sp.p.Partition)
-	}
-	return out
-}
-
 // sessionFetch sends one fetch of session id at epoch (maxWait 0 answers
 // at once; a positive one waits for a byte), naming specs and forgetting
 // forget.
