@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/meta"
+	"github.com/chronik-go/chronik/core/node"
 )
 
 // Produce: advertised v0-11; v0-v2 answered UNSUPPORTED_VERSION.
@@ -25,6 +26,12 @@ import (
 //     Acks 1 and -1: the answer comes after the partition's Raft entry is
 //     committed by a majority and applied, so acks=1 is as strong as
 //     acks=all here. Any other acks: INVALID_REQUIRED_ACKS everywhere.
+//   - Acks -1 also applies the topic's min.insync.replicas (core/node,
+//     "In-sync replicas"): NOT_ENOUGH_REPLICAS, with nothing appended,
+//     while fewer replicas are in sync; above the Raft majority it also
+//     waits (within TimeoutMillis) for that many replicas to hold the
+//     entry, else NOT_ENOUGH_REPLICAS_AFTER_APPEND (the records stay in
+//     the log). Acks 0 and 1 are not checked, as in Kafka.
 //   - Transactions are not offered: a non-null TransactionalID, or a batch
 //     with the transactional bit, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 //     (Kafka's answer when the principal may not use that transactional
@@ -130,7 +137,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			topic := req.Topics[s.t].Topic
 			rp := &req.Topics[s.t].Partitions[s.p]
 			sp := &resp.Topics[s.t].Partitions[s.p]
-			r := n.Produce(pctx, topic, rp.Partition, rp.Records)
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset

@@ -25,7 +25,9 @@ import (
 //   - Topics: null (v1+) or an empty array at v0 means every topic; an
 //     empty array at v1+ means none. TopicID (v10+), IsInternal false,
 //     partitions with leader, LeaderEpoch (v7+, the Raft term), replicas,
-//     ISR (= replicas, see core/node), OfflineReplicas (v5+).
+//     ISR (on the partition's leader: the replicas caught up within
+//     replica.lag.time.max.ms; elsewhere the replica list, see core/node's
+//     "In-sync replicas"), OfflineReplicas (v5+).
 //   - A missing topic is auto-created only if the request allows it
 //     (AllowAutoTopicCreation, v4+; always allowed below v4, as in Kafka)
 //     and the node's AutoCreateTopics is on; otherwise

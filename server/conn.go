@@ -27,8 +27,9 @@ var (
 	// sent for its request (wrong key, oversized).
 	ErrBadResponse = errors.New("server: bad response from handler")
 
-	errIdle        = errors.New("server: connection idle")
-	errStopReading = errors.New("server: stopped reading")
+	errIdle         = errors.New("server: connection idle")
+	errStopReading  = errors.New("server: stopped reading")
+	errTLSHandshake = errors.New("server: TLS handshake failed")
 )
 
 // retainedWriteBufBytesMax caps the response buffer a connection keeps
@@ -74,6 +75,10 @@ type conn struct {
 	lastWriteNanos atomic.Int64
 
 	abortOnce sync.Once
+
+	// principal is the client's identity (see tlsPrincipal); set before
+	// the first request is read.
+	principal string
 }
 
 // pending is a dispatched request awaiting its result.
@@ -109,6 +114,12 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 // every handler of this connection have returned and the socket is closed.
 func (c *conn) serve() {
 	c.log.Debug("connection opened")
+	c.principal = AnonymousPrincipal
+	if err := c.handshake(); err != nil {
+		c.abort(err)
+		c.readCancel()
+		return
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -152,6 +163,8 @@ func (c *conn) logClose(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
 		c.log.Debug("connection closed by client", "err", err)
+	case errors.Is(err, errTLSHandshake):
+		c.log.Warn("closing connection: TLS handshake failed", "err", err)
 	case errors.Is(err, errIdle):
 		c.log.Info("closing idle connection", "idle_timeout", c.s.cfg.IdleTimeout)
 	default:
@@ -306,7 +319,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 	}
 	rc := &RequestContext{
 		APIKey: h.key, Version: h.version, CorrelationID: h.corr, ClientID: h.clientID,
-		ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), LocalAddr: c.nc.LocalAddr(),
+		ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), LocalAddr: c.nc.LocalAddr(), Principal: c.principal,
 		Logger:   c.log.With("api", kmsg.NameForKey(h.key), "version", h.version, "corr", h.corr),
 		Registry: c.s.cfg.Registry,
 		Broker:   c.s.cfg.Broker,

@@ -22,6 +22,9 @@ type RequestContext struct {
 	ConnID     uint64
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// Principal is the client's identity: "User:" and the subject of a
+	// verified TLS client certificate, or AnonymousPrincipal.
+	Principal string
 	// Logger carries the connection and request attributes.
 	Logger *slog.Logger
 	// Registry is the table the server dispatches from (ApiVersions

@@ -25,6 +25,14 @@ type serveConfig struct {
 	LogLevel       slog.Level
 	LogFormat      string // text | json
 	Broker         brokerSettings
+	TLS            tlsSettings
+}
+
+// tlsSettings are the PEM files of the Kafka listener's TLS and of the
+// mutual TLS between nodes; empty means plaintext.
+type tlsSettings struct {
+	CertFile, KeyFile, ClientCAFile       string // Kafka listener
+	RaftCertFile, RaftKeyFile, RaftCAFile string // Raft transport (all three or none)
 }
 
 // errHelp: -h was asked for and the usage printed.
@@ -48,7 +56,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		logLevel  = fs.String("log-level", "info", "debug|info|warn|error")
 		logFormat = fs.String("log-format", "text", "text|json")
 		broker    brokerSettings
+		tlsCfg    tlsSettings
 	)
+	fs.StringVar(&tlsCfg.CertFile, "tls-cert-file", "", "PEM `file` of the Kafka listener's certificate chain: clients must then connect with TLS (needs --tls-key-file)")
+	fs.StringVar(&tlsCfg.KeyFile, "tls-key-file", "", "PEM `file` of the Kafka listener's private key")
+	fs.StringVar(&tlsCfg.ClientCAFile, "tls-client-ca-file", "", "PEM `file` of the CAs client certificates must chain to: mutual TLS, the certificate's subject is the client's principal")
+	fs.StringVar(&tlsCfg.RaftCertFile, "raft-tls-cert-file", "", "PEM `file` of this node's certificate for mutual TLS between nodes (needs --raft-tls-key-file and --raft-tls-ca-file; it must name the host of --raft-addr)")
+	fs.StringVar(&tlsCfg.RaftKeyFile, "raft-tls-key-file", "", "PEM `file` of this node's private key for mutual TLS between nodes")
+	fs.StringVar(&tlsCfg.RaftCAFile, "raft-tls-ca-file", "", "PEM `file` of the CAs every node's certificate must chain to")
 	addBrokerFlags(fs, &broker)
 	// Environment first, so that flags given explicitly override it.
 	var envErr error
@@ -74,7 +89,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	c := serveConfig{
 		NodeID: *nodeID, KafkaAddr: *kafka, AdvertisedAddr: *adv, RaftAddr: *raft,
-		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat, Broker: broker,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat, Broker: broker, TLS: tlsCfg,
 	}
 	if c.AdvertisedAddr == "" {
 		c.AdvertisedAddr = c.KafkaAddr
@@ -103,6 +118,9 @@ func (c serveConfig) validate() error {
 		if _, _, err := splitHostPort(addr); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	if err := c.TLS.validate(); err != nil {
+		return err
 	}
 	host, _, _ := splitHostPort(c.AdvertisedAddr)
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -176,4 +194,27 @@ func newLogger(c serveConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (t tlsSettings) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		return fmt.Errorf("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+	}
+	if n := countSet(t.RaftCertFile, t.RaftKeyFile, t.RaftCAFile); n != 0 && n != 3 {
+		return fmt.Errorf("--raft-tls-cert-file, --raft-tls-key-file and --raft-tls-ca-file go together (mutual TLS between nodes)")
+	}
+	return nil
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }

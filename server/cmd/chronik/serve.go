@@ -43,13 +43,28 @@ func serve(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 
-	b, httpSrv, err := startServe(cfg, log)
+	b, httpSrv, tlsFiles, err := startServe(cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	sig := <-sigs
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case <-hups:
+			// Certificates are also re-read when their files change; SIGHUP
+			// forces it. Failures are logged and the old ones stay.
+			log.Info("SIGHUP: re-reading TLS files", "sets", len(tlsFiles))
+			for _, f := range tlsFiles {
+				_ = f.Reload()
+			}
+		}
+	}
 	log.Info("signal received; shutting down gracefully (send it again to exit at once)", "signal", sig.String(), "grace", shutdownGrace)
 	done := make(chan error, 1)
 	go func() { done <- stopServe(b, httpSrv) }()
@@ -87,25 +102,29 @@ func storageFailure(log *slog.Logger, exit func(int)) func(error) {
 	}
 }
 
-func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server, error) {
+func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server, []*netio.TLSFiles, error) {
 	advHost, advPort, err := splitHostPort(cfg.AdvertisedAddr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	network := netio.NewOS()
-	ln, err := network.Listen(cfg.KafkaAddr)
+	kafkaNet, raftNet, tlsFiles, err := tlsNetworks(cfg.TLS, network, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on --kafka-addr: %w", err)
+		return nil, nil, nil, err
+	}
+	ln, err := kafkaNet.Listen(cfg.KafkaAddr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listen on --kafka-addr: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	nc := node.Config{
 		NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
-		Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
+		Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: raftNet,
 		Clock: clock.Real(), Logger: log, DiskSpace: diskSpace,
 		OnStorageFailure: storageFailure(log, os.Exit),
 	}
@@ -116,17 +135,18 @@ func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server
 		Logger:   log,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("chronik serving", "version", version, "node", cfg.NodeID, "kafka", cfg.KafkaAddr,
-		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir)
+		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir,
+		"kafka_tls", cfg.TLS.CertFile != "", "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
 	if cfg.HTTPAddr == "" {
-		return b, nil, nil
+		return b, nil, tlsFiles, nil
 	}
 	hln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = b.Shutdown(context.Background())
-		return nil, nil, fmt.Errorf("listen on --http-addr: %w", err)
+		return nil, nil, nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
 	httpSrv := &http.Server{Handler: httpHandler(b), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -134,7 +154,31 @@ func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server
 			log.Error("http server", "err", err)
 		}
 	}()
-	return b, httpSrv, nil
+	return b, httpSrv, tlsFiles, nil
+}
+
+// tlsNetworks returns the networks of the Kafka listener and of the Raft
+// transport, each wrapped in TLS if its files are given, and the file sets
+// loaded (for SIGHUP).
+func tlsNetworks(t tlsSettings, network netio.Network, log *slog.Logger) (kafka, raft netio.Network, files []*netio.TLSFiles, err error) {
+	kafka, raft = network, network
+	if t.CertFile != "" {
+		f, err := netio.LoadTLSFiles(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("tls", "kafka"))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--tls-cert-file: %w", err)
+		}
+		kafka = netio.WithTLS(network, f.ServerConfig(), f.ClientConfig(), 0)
+		files = append(files, f)
+	}
+	if t.RaftCertFile != "" {
+		f, err := netio.LoadTLSFiles(t.RaftCertFile, t.RaftKeyFile, t.RaftCAFile, log.With("tls", "raft"))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--raft-tls-cert-file: %w", err)
+		}
+		raft = netio.WithTLS(network, f.ServerConfig(), f.ClientConfig(), 0)
+		files = append(files, f)
+	}
+	return kafka, raft, files, nil
 }
 
 func stopServe(b *server.Broker, httpSrv *http.Server) error {
