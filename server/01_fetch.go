@@ -60,7 +60,8 @@ import (
 //     AbortedTransactions null, PreferredReadReplica -1 (v11+).
 //
 // Version notes: v4 LastStableOffset, AbortedTransactions, IsolationLevel;
-// v5 LogStartOffset; v7 sessions (SessionID, SessionEpoch, ForgottenTopics); v9 CurrentLeaderEpoch; v11 rack and
+// v5 LogStartOffset; v7 sessions (SessionID, SessionEpoch,
+// ForgottenTopics); v9 CurrentLeaderEpoch; v11 rack and
 // PreferredReadReplica; v12 flexible, LastFetchedEpoch, DivergingEpoch
 // (not sent: we are never asked by followers); v13 topic ids; v15
 // ReplicaState; v16 KIP-951: CurrentLeader and NodeEndpoints on
