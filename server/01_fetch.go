@@ -36,6 +36,11 @@ import (
 //     and is answered as a sessionless full fetch. Top-level session errors
 //     carry no partitions. The cache is per node and in memory, bounded by
 //     BrokerConfig.FetchSessions (Kafka's slots and eviction rules).
+//   - A connection's fetches run one at a time, in request order
+//     (API.Ordered), as Kafka handles a connection's requests: pipelined
+//     fetches of one session meet its epochs in the order they were sent.
+//     (Clients keep one fetch in flight per broker; kgo on a connection of
+//     its own.)
 //   - v13+ address topics by TopicID: an unknown id is UNKNOWN_TOPIC_ID (a
 //     session partition whose id stopped resolving: see sessionPart).
 //   - Every partition is read from this node's replica as leader; a
@@ -73,7 +78,7 @@ const (
 )
 
 func init() {
-	register(API{Key: fetchKey, MinVersion: 4, MaxVersion: 16, Handler: handleFetch})
+	register(API{Key: fetchKey, MinVersion: 4, MaxVersion: 16, Handler: handleFetch, Ordered: true})
 }
 
 // fetchPart is one partition to read, resolved.

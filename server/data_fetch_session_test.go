@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ func TestFetchSessions(t *testing.T) {
 	t.Run("topic-ids", func(t *testing.T) { testFetchSessionTopicIDs(t, c) })
 	t.Run("names", func(t *testing.T) { testFetchSessionNames(t, c) })
 	t.Run("cache-full", func(t *testing.T) { testFetchSessionCacheFull(t, c) })
+	t.Run("pipelined", func(t *testing.T) { testFetchSessionPipelined(t, c) })
 }
 
 // sessionPartition is one partition of a fetch response, flattened.
@@ -305,4 +307,59 @@ func testFetchSessionCacheFull(t *testing.T, c *testCluster) {
 			t.Fatalf("metrics lack %q:\n%s", want, sb.String())
 		}
 	}
+}
+
+// testFetchSessionPipelined: incremental fetches of one session pipelined
+// on one connection meet its epochs in the order sent (a connection's
+// fetches run in request order), even when the first one long-polls.
+func testFetchSessionPipelined(t *testing.T, c *testCluster) {
+	topic := "fsp"
+	c.createTopic(topic, 1)
+	addr := c.addrs[1]
+	id := c.topicID(topic)
+	sid := sessionFetch(t, addr, 16, 0, 0, 0, nil, fetchSpec{topicID: id}).SessionID
+	if sid == 0 {
+		t.Fatal("no session")
+	}
+	rc := dialRaw(t, addr)
+	const n = 5
+	for i := range int32(n) {
+		maxWait, minBytes := int32(0), int32(0)
+		if i == 0 {
+			maxWait, minBytes = 300, 1 // nothing arrives: waits 300 ms
+		}
+		req := rawFetchReq(16, maxWait, minBytes, 1<<20)
+		req.SessionID, req.SessionEpoch = sid, i+1
+		rc.send(req, 100+i)
+	}
+	for i := range int32(n) {
+		resp := readRawFetch(t, rc, 16, 100+i)
+		if resp.ErrorCode != 0 || resp.SessionID != sid || len(resp.Topics) != 0 {
+			t.Fatalf("pipelined epoch %d: %+v", i+1, resp)
+		}
+	}
+	sessionFetch(t, addr, 16, sid, -1, 0, nil)
+}
+
+// readRawFetch reads one Fetch response (flexible version) from rc and
+// checks its correlation id.
+func readRawFetch(t *testing.T, rc *rawConn, version int16, corr int32) *kmsg.FetchResponse {
+	t.Helper()
+	var size [4]byte
+	if _, err := readFull(rc, size[:]); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := readFull(rc, body); err != nil {
+		t.Fatal(err)
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+		t.Fatalf("correlation id %d, want %d", got, corr)
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(version)
+	if err := resp.ReadFrom(body[5:]); err != nil { // correlation id + header tags
+		t.Fatal(err)
+	}
+	return resp
 }

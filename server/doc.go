@@ -159,7 +159,9 @@
 //     eviction rules, and SessionID 0 (a plain full fetch) when no slot can
 //     be had; a full fetch's high watermark is never -1. kgo consumers use
 //     them by default (TestDataThreeNodes/fetch-sessions counts the
-//     incremental fetches); fetch_session.go has the rules.
+//     incremental fetches); fetch_session.go has the rules. A connection's
+//     Fetch requests run one at a time in request order (API.Ordered), so
+//     pipelined fetches of one session meet its epochs in order.
 //   - KIP-74: the first partition with data returns a whole batch even
 //     above MaxBytes/PartitionMaxBytes.
 //   - Long polls wait on the replica's high-watermark channel, not a timer
