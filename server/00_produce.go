@@ -112,6 +112,16 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			sp.ErrorCode = all
 			if all == 0 {
+				sp.ErrorCode = rc.topicDenied(kmsg.ACLOperationWrite, rt.Topic)
+			}
+			if sp.ErrorCode == 0 && rc.authorizerOn() && !rc.mayCreateTopic(rt.Topic) {
+				// The node auto-creates a topic a produce names; with
+				// ACLs only for a principal that may create it.
+				if _, ok := rc.Broker.Node.TopicConfig(rt.Topic); !ok {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+			}
+			if sp.ErrorCode == 0 {
 				sp.ErrorCode = checkBatchAttrs(rp.Records)
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -43,6 +43,9 @@ import (
 //     its own.)
 //   - v13+ address topics by TopicID: an unknown id is UNKNOWN_TOPIC_ID (a
 //     session partition whose id stopped resolving: see sessionPart).
+//   - With an authorizer, a topic the principal may not READ is
+//     TOPIC_AUTHORIZATION_FAILED, checked on every fetch (a session's
+//     partitions included, as Kafka).
 //   - Every partition is read from this node's replica as leader; a
 //     follower answers NOT_LEADER_OR_FOLLOWER. CurrentLeaderEpoch (v9+,
 //     -1 = unchecked) below the leader's epoch is FENCED_LEADER_EPOCH,
@@ -159,7 +162,8 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 }
 
 // requestParts resolves the request's partitions, in request order; v13+
-// topic ids unknown here are UNKNOWN_TOPIC_ID.
+// topic ids unknown here are UNKNOWN_TOPIC_ID; topics the principal may not
+// READ are TOPIC_AUTHORIZATION_FAILED.
 func requestParts(rc *RequestContext, req *kmsg.FetchRequest) []*fetchPart {
 	var parts []*fetchPart
 	for ti := range req.Topics {
@@ -170,8 +174,11 @@ func requestParts(rc *RequestContext, req *kmsg.FetchRequest) []*fetchPart {
 		}
 		for pi := range rt.Partitions {
 			fp := newFetchPart(name, &rt.Partitions[pi])
-			if !known {
+			switch {
+			case !known:
 				fp.fail(kerr.UnknownTopicID.Code)
+			case rc.topicDenied(kmsg.ACLOperationRead, name) != 0:
+				fp.fail(kerr.TopicAuthorizationFailed.Code)
 			}
 			parts = append(parts, fp)
 		}

@@ -55,7 +55,10 @@ func handleAlterConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	for _, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admReplaceConfigs(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
+		if code == 0 {
+			code, msg = admReplaceConfigs(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		}
 		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}

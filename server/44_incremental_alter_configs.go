@@ -57,7 +57,10 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 	for _, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admAlterIncremental(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
+		if code == 0 {
+			code, msg = admAlterIncremental(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		}
 		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}

@@ -130,6 +130,20 @@ func admAlterTarget(t kmsg.ConfigResourceType, name string, dup bool) (int16, st
 	return 0, ""
 }
 
+// admAlterDenied is the authorization failure of altering a resource's
+// configs (ALTER_CONFIGS on the topic, or on the cluster for BROKER), or 0.
+func admAlterDenied(rc *RequestContext, t kmsg.ConfigResourceType, name string) int16 {
+	switch t {
+	case kmsg.ConfigResourceTypeTopic:
+		return rc.topicDenied(kmsg.ACLOperationAlterConfigs, name)
+	case kmsg.ConfigResourceTypeBroker:
+		if !rc.authorizedCluster(kmsg.ACLOperationAlterConfigs) {
+			return kerr.ClusterAuthorizationFailed.Code
+		}
+	}
+	return 0
+}
+
 // admAlterOps applies ops to a checked resource (admAlterTarget), through
 // the controller, or only validates them.
 func admAlterOps(ctx context.Context, n *node.Node, t kmsg.ConfigResourceType, name string, ops []meta.ConfigOp, validateOnly bool) (int16, string) {

@@ -76,9 +76,10 @@ type conn struct {
 
 	abortOnce sync.Once
 
-	// principal is the client's identity (see tlsPrincipal); set before
-	// the first request is read.
+	// principal is the client's identity (see tlsPrincipal, SASL); set
+	// before the first request is read, changed only by the reader.
 	principal string
+	sasl      *saslSession
 }
 
 // pending is a dispatched request awaiting its result.
@@ -102,6 +103,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		inflight: make(chan struct{}, s.cfg.MaxInFlightPerConn),
 		queue:    make(chan *pending, s.cfg.MaxInFlightPerConn),
 	}
+	c.sasl = &saslSession{cfg: s.cfg.SASL}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.readCtx, c.readCancel = context.WithCancel(c.ctx)
 	now := time.Now().UnixNano()
@@ -203,6 +205,9 @@ func (c *conn) readLoop(handlers *sync.WaitGroup) error {
 		err := c.readFull(frame)
 		if err == nil {
 			err = c.dispatch(frame, handlers)
+			if errors.Is(err, errSASLFailed) {
+				return err // answered: dispatch owns the bytes and the token
+			}
 		}
 		if err != nil {
 			// dispatch takes ownership of the bytes and the token
@@ -308,6 +313,9 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		return fmt.Errorf("%w: %s (key %d) version %d outside [%d, %d]", ErrUnsupportedVers,
 			kmsg.NameForKey(h.key), h.key, h.version, api.MinVersion, api.MaxVersion)
 	}
+	if err := c.sasl.allowed(h.key, time.Now()); err != nil {
+		return fmt.Errorf("%w: %s (key %d) correlation id %d", err, kmsg.NameForKey(h.key), h.key, h.corr)
+	}
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	h, body, err := parseHeaderRest(frame, h, req.IsFlexible())
@@ -323,11 +331,27 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		Logger:   c.log.With("api", kmsg.NameForKey(h.key), "version", h.version, "corr", h.corr),
 		Registry: c.s.cfg.Registry,
 		Broker:   c.s.cfg.Broker,
+		sasl:     c.sasl, metrics: &c.s.metrics, authz: c.s.cfg.Authorizer,
 	}
 	p := &pending{key: h.key, corr: h.corr, done: make(chan result, 1)}
 	// Never blocks: the queue holds at most the tokens taken.
 	c.queue <- p
 	frameBytes := int64(len(frame))
+	if h.key == saslHandshakeKey || h.key == saslAuthenticateKey {
+		// In the reader: nothing else is read until the exchange step is
+		// answered, so authentication is strictly ordered.
+		r := c.runHandler(api, rc, req)
+		c.s.mem.release(frameBytes)
+		p.done <- r
+		closeAfter, principal := c.sasl.after()
+		if principal != "" {
+			c.principal = principal
+		}
+		if closeAfter {
+			return errSASLFailed
+		}
+		return nil
+	}
 	var prev, mine chan struct{}
 	if api.Ordered {
 		if c.lastOrdered == nil {

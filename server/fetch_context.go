@@ -59,7 +59,13 @@ func openFetchContext(rc *RequestContext, req *kmsg.FetchRequest) *fetchContext 
 	}
 	fc := &fetchContext{kind: fetchIncremental, sessionID: req.SessionID, snap: snap}
 	for i := range snap {
-		fc.parts = append(fc.parts, sessionPart(rc, &snap[i], req.Version >= 13))
+		fp := sessionPart(rc, &snap[i], req.Version >= 13)
+		// Authorized on every fetch, as Kafka does for a session's
+		// partitions: an ACL removed meanwhile takes effect at once.
+		if !fp.failed && rc.topicDenied(kmsg.ACLOperationRead, fp.topic) != 0 {
+			fp.fail(kerr.TopicAuthorizationFailed.Code)
+		}
+		fc.parts = append(fc.parts, fp)
 	}
 	return fc
 }

@@ -24,6 +24,8 @@ type Metrics struct {
 	// tlsHandshakeFailures counts TLS connections closed because their
 	// handshake failed or timed out.
 	tlsHandshakeFailures atomic.Uint64
+	saslSuccesses        atomic.Uint64 // authentications and re-authentications
+	saslFailures         atomic.Uint64
 
 	// Fetch sessions (KIP-227), written by the broker's session cache.
 	fetchSessions          atomic.Int64  // sessions in the cache
@@ -55,6 +57,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	p("# HELP chronik_connections_open Kafka client connections open.\n# TYPE chronik_connections_open gauge\nchronik_connections_open %d\n", m.connsOpen.Load())
 	p("# HELP chronik_connections_accepted_total Kafka client connections accepted.\n# TYPE chronik_connections_accepted_total counter\nchronik_connections_accepted_total %d\n", m.connsAccepted.Load())
 	p("# HELP chronik_tls_handshake_failures_total Kafka client TLS handshakes that failed or timed out.\n# TYPE chronik_tls_handshake_failures_total counter\nchronik_tls_handshake_failures_total %d\n", m.tlsHandshakeFailures.Load())
+	p("# HELP chronik_sasl_authentications_total SASL authentications (and re-authentications), by outcome.\n# TYPE chronik_sasl_authentications_total counter\nchronik_sasl_authentications_total{outcome=\"success\"} %d\nchronik_sasl_authentications_total{outcome=\"failure\"} %d\n", m.saslSuccesses.Load(), m.saslFailures.Load())
 	p("# HELP chronik_fetch_sessions Fetch sessions (KIP-227) in this node's cache.\n# TYPE chronik_fetch_sessions gauge\nchronik_fetch_sessions %d\n", m.fetchSessions.Load())
 	p("# HELP chronik_fetch_session_partitions Partitions cached in fetch sessions.\n# TYPE chronik_fetch_session_partitions gauge\nchronik_fetch_session_partitions %d\n", m.fetchSessionPartitions.Load())
 	p("# HELP chronik_fetch_session_evictions_total Fetch sessions evicted to make room for new ones.\n# TYPE chronik_fetch_session_evictions_total counter\nchronik_fetch_session_evictions_total %d\n", m.fetchSessionEvictions.Load())

@@ -43,6 +43,12 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.completeReassignment(index, c)
 	case AlterBrokerConfigs:
 		return s.alterBrokerConfigs(c)
+	case AlterScramCredentials:
+		return s.alterScramCredentials(c)
+	case CreateACLs:
+		return s.createACLs(c)
+	case DeleteACLs:
+		return s.deleteACLs(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
