@@ -46,6 +46,8 @@ const (
 	fuzzTopicsMax      = 2
 	fuzzPartitionsMax  = 2
 	fuzzTopic          = "fz"
+	// fuzzFetchSessionSlots bounds the broker's fetch session cache.
+	fuzzFetchSessionSlots = 4
 )
 
 // panicWatch is a log sink that remembers whether any line mentions a
@@ -102,7 +104,10 @@ func startFuzzBroker() error {
 		Listener: ln,
 		Server:   server.Config{MaxRequestBytes: 1 << 20, MaxInFlightPerConn: 8, IdleTimeout: 5 * time.Second},
 		Groups:   group.Options{InitialRebalanceDelay: -1, SessionTimeoutMin: time.Millisecond, SessionTimeoutMax: time.Second},
-		Logger:   log,
+		// A small fetch session cache: inputs that open sessions reach
+		// the full-cache and eviction paths.
+		FetchSessions: server.FetchSessionConfig{Slots: fuzzFetchSessionSlots},
+		Logger:        log,
 	})
 	if err != nil {
 		return err
@@ -339,6 +344,16 @@ func fuzzSeedRequests(f *testing.F) {
 			Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: plainBatch([]byte("y"))}}}}},
 		&kmsg.FetchRequest{Version: 12, MaxWaitMillis: 10, MaxBytes: 1 << 20, Topics: []kmsg.FetchRequestTopic{{Topic: fuzzTopic,
 			Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}},
+		// Fetch sessions: open one (epoch 0), an incremental fetch with
+		// forgotten topics on a session id, and a close (epoch -1).
+		&kmsg.FetchRequest{Version: 12, MaxWaitMillis: 10, MaxBytes: 1 << 20, SessionEpoch: 0, Topics: []kmsg.FetchRequestTopic{{Topic: fuzzTopic,
+			Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}},
+		&kmsg.FetchRequest{Version: 12, MaxWaitMillis: 10, MaxBytes: 1 << 20, SessionID: 1, SessionEpoch: 1, Topics: []kmsg.FetchRequestTopic{{Topic: fuzzTopic,
+			Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 1, FetchOffset: 3, PartitionMaxBytes: 1, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}},
+			ForgottenTopics: []kmsg.FetchRequestForgottenTopic{{Topic: fuzzTopic, Partitions: []int32{0, 0, 7}}}},
+		&kmsg.FetchRequest{Version: 16, MaxWaitMillis: 10, MaxBytes: 1 << 20, SessionID: 1, SessionEpoch: -1, Topics: []kmsg.FetchRequestTopic{{TopicID: [16]byte{1},
+			Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}},
+			ForgottenTopics: []kmsg.FetchRequestForgottenTopic{{TopicID: [16]byte{1}, Partitions: []int32{0}}}},
 		&kmsg.MetadataRequest{Version: 12, Topics: []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr(fuzzTopic)}}},
 		&kmsg.ListOffsetsRequest{Version: 7, ReplicaID: -1, Topics: []kmsg.ListOffsetsRequestTopic{{Topic: fuzzTopic,
 			Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}},

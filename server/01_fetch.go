@@ -19,15 +19,33 @@ import (
 //   - Consumer fetches only. A ReplicaID >= 0 (a follower fetch; v15+ in
 //     ReplicaState) is refused with INVALID_REQUEST on every partition and
 //     at the top level (v7+): replication is Raft's, not Kafka's.
-//   - No fetch sessions (KIP-227): every answer has SessionID 0, which
-//     makes clients send full fetches. A full fetch is SessionEpoch 0 (open
-//     a session: none is opened) or -1 (sessionless, or closing a session:
-//     there is nothing to close), whatever the SessionID, as in Kafka. An
-//     incremental fetch (epoch > 0) names a session we never created:
-//     FETCH_SESSION_ID_NOT_FOUND at the top level, no partitions. Any other
-//     epoch: INVALID_FETCH_SESSION_EPOCH. ForgottenTopics only matter for
-//     incremental fetches and are therefore ignored.
-//   - v13+ address topics by TopicID: an unknown id is UNKNOWN_TOPIC_ID.
+//   - Fetch sessions (KIP-227, v7+; fetch_context.go, fetch_session.go),
+//     as Kafka's FetchManager: SessionEpoch -1 is a sessionless full fetch
+//     (closing the session SessionID names, if any); epoch 0 is a full
+//     fetch that closes the named session and opens a new one, answered
+//     with its nonzero SessionID (or 0 when the cache has no slot for it);
+//     epoch > 0 is an incremental fetch: the request names only added or
+//     changed partitions, ForgottenTopics removes some, the epoch must be
+//     the session's next (INVALID_FETCH_SESSION_EPOCH), the session must
+//     exist (FETCH_SESSION_ID_NOT_FOUND) and have been opened on the same
+//     side of v13 (FETCH_SESSION_TOPIC_ID_ERROR); every session partition is
+//     read, and the answer carries only those with records, a changed high
+//     watermark, last stable offset or log start, or an error, in session
+//     order (carried partitions move to the end, for fairness under
+//     MaxBytes). An incremental fetch that empties its session closes it
+//     and is answered as a sessionless full fetch. Top-level session errors
+//     carry no partitions. The cache is per node and in memory, bounded by
+//     BrokerConfig.FetchSessions (Kafka's slots and eviction rules).
+//   - A connection's fetches run one at a time, in request order
+//     (API.Ordered), as Kafka handles a connection's requests: pipelined
+//     fetches of one session meet its epochs in the order they were sent.
+//     (Clients keep one fetch in flight per broker; kgo on a connection of
+//     its own.)
+//   - v13+ address topics by TopicID: an unknown id is UNKNOWN_TOPIC_ID (a
+//     session partition whose id stopped resolving: see sessionPart).
+//   - With an authorizer, a topic the principal may not READ is
+//     TOPIC_AUTHORIZATION_FAILED, checked on every fetch (a session's
+//     partitions included, as Kafka).
 //   - Every partition is read from this node's replica as leader; a
 //     follower answers NOT_LEADER_OR_FOLLOWER. CurrentLeaderEpoch (v9+,
 //     -1 = unchecked) below the leader's epoch is FENCED_LEADER_EPOCH,
@@ -50,7 +68,8 @@ import (
 //     AbortedTransactions null, PreferredReadReplica -1 (v11+).
 //
 // Version notes: v4 LastStableOffset, AbortedTransactions, IsolationLevel;
-// v5 LogStartOffset; v7 sessions; v9 CurrentLeaderEpoch; v11 rack and
+// v5 LogStartOffset; v7 sessions (SessionID, SessionEpoch,
+// ForgottenTopics); v9 CurrentLeaderEpoch; v11 rack and
 // PreferredReadReplica; v12 flexible, LastFetchedEpoch, DivergingEpoch
 // (not sent: we are never asked by followers); v13 topic ids; v15
 // ReplicaState; v16 KIP-951: CurrentLeader and NodeEndpoints on
@@ -62,15 +81,28 @@ const (
 )
 
 func init() {
-	register(API{Key: fetchKey, MinVersion: 4, MaxVersion: 16, Handler: handleFetch})
+	register(API{Key: fetchKey, MinVersion: 4, MaxVersion: 16, Handler: handleFetch, Ordered: true})
 }
 
-// fetchPart is one requested partition, resolved.
+// fetchPart is one partition to read, resolved.
 type fetchPart struct {
-	topic  string // "" when the topic id is unknown
+	topic  string // the name to read by; "" when the topic id is unknown
 	req    *kmsg.FetchRequestTopicPartition
 	resp   *kmsg.FetchResponseTopicPartition
 	failed bool // an error code that no wait will change
+}
+
+func newFetchPart(topic string, rp *kmsg.FetchRequestTopicPartition) *fetchPart {
+	sp := kmsg.NewFetchResponseTopicPartition()
+	sp.Partition = rp.Partition
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+	sp.RecordBatches = emptyRecords
+	sp.PreferredReadReplica = -1
+	return &fetchPart{topic: topic, req: rp, resp: &sp}
+}
+
+func (fp *fetchPart) fail(code int16) {
+	fp.resp.ErrorCode, fp.failed = code, true
 }
 
 func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
@@ -81,58 +113,27 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SessionID = 0
 
-	if req.Version >= 7 && req.SessionEpoch != 0 && req.SessionEpoch != -1 {
-		if req.SessionEpoch > 0 {
-			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		} else {
-			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-		}
-		return resp, nil
-	}
 	replica := req.ReplicaID
 	if req.Version >= 15 {
 		replica = req.ReplicaState.ID
 	}
-
-	n := rc.Broker.Node
-	var parts []*fetchPart
-	for ti := range req.Topics {
-		rt := &req.Topics[ti]
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		name := rt.Topic
-		known := true
-		if req.Version >= 13 {
-			name, known = n.TopicName(meta.TopicID(rt.TopicID))
-		}
-		for range rt.Partitions {
-			st.Partitions = append(st.Partitions, kmsg.NewFetchResponseTopicPartition())
-		}
-		resp.Topics = append(resp.Topics, st)
-		for pi := range rt.Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			sp.Partition = rt.Partitions[pi].Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			sp.RecordBatches = emptyRecords
-			sp.PreferredReadReplica = -1
-			fp := &fetchPart{topic: name, req: &rt.Partitions[pi], resp: sp}
-			switch {
-			case replica >= 0:
-				sp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
-			case !known:
-				sp.ErrorCode, fp.failed = kerr.UnknownTopicID.Code, true
-			case rc.topicDenied(kmsg.ACLOperationRead, name) != 0:
-				sp.ErrorCode, fp.failed = kerr.TopicAuthorizationFailed.Code, true
-			}
-			parts = append(parts, fp)
-		}
-	}
 	if replica >= 0 {
+		parts := requestParts(rc, req)
+		for _, fp := range parts {
+			fp.fail(kerr.InvalidRequest.Code)
+		}
 		if req.Version >= 7 {
 			resp.ErrorCode = kerr.InvalidRequest.Code
 		}
+		mirrorRequest(req, parts, resp)
 		return resp, nil
 	}
+	fc := openFetchContext(rc, req)
+	if fc.code != 0 {
+		resp.ErrorCode = fc.code
+		return resp, nil
+	}
+	parts := fc.parts
 
 	wait := min(max(time.Duration(req.MaxWaitMillis)*time.Millisecond, 0), fetchMaxWait)
 	wctx, cancel := context.WithTimeout(ctx, wait)
@@ -140,12 +141,8 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 	if len(parts) == 0 {
 		// Kafka delays an empty fetch by MaxWaitMillis too.
 		<-wctx.Done()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return resp, nil
 	}
-	for {
+	for len(parts) > 0 {
 		bytes, stop := readFetch(ctx, rc, req, parts)
 		if stop || int64(bytes) >= int64(req.MinBytes) || wctx.Err() != nil {
 			break
@@ -160,7 +157,50 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 	if req.Version >= 16 {
 		fillFetchLeaders(ctx, rc, parts, resp)
 	}
+	fc.answer(rc, req, resp)
 	return resp, nil
+}
+
+// requestParts resolves the request's partitions, in request order; v13+
+// topic ids unknown here are UNKNOWN_TOPIC_ID; topics the principal may not
+// READ are TOPIC_AUTHORIZATION_FAILED.
+func requestParts(rc *RequestContext, req *kmsg.FetchRequest) []*fetchPart {
+	var parts []*fetchPart
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		name, known := rt.Topic, true
+		if req.Version >= 13 {
+			name, known = rc.Broker.Node.TopicName(meta.TopicID(rt.TopicID))
+		}
+		for pi := range rt.Partitions {
+			fp := newFetchPart(name, &rt.Partitions[pi])
+			switch {
+			case !known:
+				fp.fail(kerr.UnknownTopicID.Code)
+			case rc.topicDenied(kmsg.ACLOperationRead, name) != 0:
+				fp.fail(kerr.TopicAuthorizationFailed.Code)
+			}
+			parts = append(parts, fp)
+		}
+	}
+	return parts
+}
+
+// mirrorRequest answers parts (as requestParts made them) in the request's
+// shape: one response topic per request topic, partitions in request order.
+func mirrorRequest(req *kmsg.FetchRequest, parts []*fetchPart, resp *kmsg.FetchResponse) {
+	i := 0
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(rt.Partitions))
+		for range rt.Partitions {
+			st.Partitions = append(st.Partitions, *parts[i].resp)
+			i++
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
 }
 
 // fillFetchLeaders adds KIP-951's CurrentLeader and NodeEndpoints (v16+) to

@@ -27,7 +27,9 @@ type BrokerConfig struct {
 	// Groups configures the consumer group coordinator (Incarnation is
 	// filled in).
 	Groups group.Options
-	Logger *slog.Logger
+	// FetchSessions bounds this node's fetch session cache (KIP-227).
+	FetchSessions FetchSessionConfig
+	Logger        *slog.Logger
 }
 
 // Broker ties a node.Node to a Server: the object every API handler reaches
@@ -39,6 +41,10 @@ type Broker struct {
 	Groups *group.Coordinator
 	// NodeID is this broker's Kafka broker id (the node id).
 	NodeID int32
+
+	// fetchSessions is this node's fetch session cache (in memory: a
+	// restart loses every session).
+	fetchSessions *fetchSessionCache
 
 	log      *slog.Logger
 	srv      *Server
@@ -70,7 +76,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if gclock == nil {
 		gclock = clock.Real()
 	}
-	gopts.Incarnation = cfg.Node.NodeID<<48 ^ uint64(gclock.Now().UnixNano())
+	incarnation := cfg.Node.NodeID<<48 ^ uint64(gclock.Now().UnixNano())
+	gopts.Incarnation = incarnation
 	b := &Broker{
 		Node: n, Groups: group.New(gclock, log.With("component", "groups"), gopts),
 		NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1),
@@ -86,6 +93,7 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	b.srv = srv
+	b.fetchSessions = newFetchSessionCache(gclock, cfg.FetchSessions, srv.Metrics(), incarnation)
 	go func() { b.serveErr <- srv.Serve(cfg.Listener) }()
 	return b, nil
 }

@@ -18,7 +18,98 @@ func TestDataThreeNodes(t *testing.T) {
 	t.Run("codecs", func(t *testing.T) { testRoundTripCodecs(t, c) })
 	t.Run("followers", func(t *testing.T) { testFollowersRefuse(t, c) })
 	t.Run("describe-producers", func(t *testing.T) { testDescribeProducers(t, c) })
+	t.Run("fetch-sessions", func(t *testing.T) { testFetchSessionsKgo(t, c) })
 	t.Run("failover", func(t *testing.T) { testLeaderFailover(t, c) })
+}
+
+// testFetchSessionsKgo: a kgo consumer, with fetch sessions (its default),
+// reads 16 partitions led by three brokers while records are produced in
+// rounds: every record arrives exactly once and in order, and the brokers
+// served incremental fetches. A consumer with DisableFetchSessions reads
+// the same records.
+func testFetchSessionsKgo(t *testing.T, c *testCluster) {
+	topic := "fsk"
+	const partitions = 16
+	c.createTopic(topic, partitions)
+	incremental := func() uint64 {
+		var n uint64
+		for id := uint64(1); id <= 3; id++ {
+			n += c.broker(id).Metrics().fetchIncremental.Load()
+		}
+		return n
+	}
+	before := incremental()
+	prod := c.client(kgo.ProducerLinger(time.Millisecond))
+	offs := map[int32]kgo.Offset{}
+	for p := int32(0); p < partitions; p++ {
+		offs[p] = kgo.NewOffset().AtStart()
+	}
+	consume := func(opts ...kgo.Opt) *sessionConsumer {
+		return &sessionConsumer{t: t, cl: c.client(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}), kgo.FetchMaxWait(200*time.Millisecond))...), next: map[int32]int64{}}
+	}
+	withSessions := consume()
+	var want []produced
+	for round := range 5 {
+		want = append(want, produceN(t, prod, topic, 150, fmt.Sprint("round", round))...)
+		withSessions.until(want)
+	}
+	withSessions.noMore()
+	if got := incremental() - before; got == 0 {
+		t.Fatal("no incremental fetch was served")
+	}
+	without := consume(kgo.DisableFetchSessions())
+	without.until(want)
+}
+
+// sessionConsumer reads records and checks each against what was produced:
+// every offset of each partition once, in order.
+type sessionConsumer struct {
+	t    *testing.T
+	cl   *kgo.Client
+	next map[int32]int64
+	got  int
+}
+
+// until polls until every record of want has arrived.
+func (s *sessionConsumer) until(want []produced) {
+	s.t.Helper()
+	type po struct {
+		p int32
+		o int64
+	}
+	byPos := map[po]produced{}
+	for _, w := range want {
+		byPos[po{w.partition, w.offset}] = w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testWait)
+	defer cancel()
+	for s.got < len(want) {
+		fs := s.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			s.t.Fatalf("consumed %d of %d records", s.got, len(want))
+		}
+		fs.EachError(func(tp string, p int32, err error) { s.t.Errorf("fetch %s/%d: %v", tp, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != s.next[r.Partition] {
+				s.t.Fatalf("p%d: offset %d, want %d (gap or duplicate)", r.Partition, r.Offset, s.next[r.Partition])
+			}
+			s.next[r.Partition]++
+			if w, ok := byPos[po{r.Partition, r.Offset}]; !ok || string(r.Value) != w.value || string(r.Key) != w.key {
+				s.t.Fatalf("p%d/%d: %q=%q, want %+v", r.Partition, r.Offset, r.Key, r.Value, w)
+			}
+			s.got++
+		})
+	}
+}
+
+// noMore checks that nothing more arrives for a while.
+func (s *sessionConsumer) noMore() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if fs := s.cl.PollFetches(ctx); fs.NumRecords() > 0 {
+		s.t.Fatalf("%d records more than produced", fs.NumRecords())
+	}
 }
 
 // testFollowersRefuse: Produce and Fetch on a follower answer

@@ -18,6 +18,8 @@
 //   - conn.go: one connection: framing, limits, pipelining, ordering.
 //   - header.go: RequestContext, request header parsing, sentinel errors.
 //   - memsem.go: the request-memory semaphore shared by all connections.
+//   - fetch_session.go, fetch_context.go: the broker's fetch session cache
+//     (KIP-227) and how a Fetch request uses it (01_fetch.go reads).
 //
 // # Wire format handled here
 //
@@ -149,9 +151,17 @@
 //   - Idempotent duplicates answer success with the original offset.
 //   - A fetch inside a batch returns the whole batch; kgo consumers
 //     starting mid-batch get exactly the records from their offset.
-//   - No fetch sessions: SessionID 0 always, so clients send full fetches;
-//     a full fetch's high watermark is never -1; incremental fetches get
-//     FETCH_SESSION_ID_NOT_FOUND.
+//   - Fetch sessions (KIP-227) are served fully, as Kafka's FetchManager:
+//     incremental fetches, forgotten partitions, epochs
+//     (INVALID_FETCH_SESSION_EPOCH), unknown or evicted sessions
+//     (FETCH_SESSION_ID_NOT_FOUND), the v13 topic-id boundary
+//     (FETCH_SESSION_TOPIC_ID_ERROR), a bounded per-node cache with Kafka's
+//     eviction rules, and SessionID 0 (a plain full fetch) when no slot can
+//     be had; a full fetch's high watermark is never -1. kgo consumers use
+//     them by default (TestDataThreeNodes/fetch-sessions counts the
+//     incremental fetches); fetch_session.go has the rules. A connection's
+//     Fetch requests run one at a time in request order (API.Ordered), so
+//     pipelined fetches of one session meet its epochs in order.
 //   - KIP-74: the first partition with data returns a whole batch even
 //     above MaxBytes/PartitionMaxBytes.
 //   - Long polls wait on the replica's high-watermark channel, not a timer

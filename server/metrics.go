@@ -26,6 +26,13 @@ type Metrics struct {
 	tlsHandshakeFailures atomic.Uint64
 	saslSuccesses        atomic.Uint64 // authentications and re-authentications
 	saslFailures         atomic.Uint64
+
+	// Fetch sessions (KIP-227), written by the broker's session cache.
+	fetchSessions          atomic.Int64  // sessions in the cache
+	fetchSessionPartitions atomic.Int64  // partitions cached, over all sessions
+	fetchSessionEvictions  atomic.Uint64 // sessions evicted to make room
+	fetchSessionRefused    atomic.Uint64 // full fetches that got no session (no slot)
+	fetchIncremental       atomic.Uint64 // incremental fetches served from a session
 }
 
 func (m *Metrics) observe(key int16, d time.Duration, failed bool) {
@@ -51,6 +58,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	p("# HELP chronik_connections_accepted_total Kafka client connections accepted.\n# TYPE chronik_connections_accepted_total counter\nchronik_connections_accepted_total %d\n", m.connsAccepted.Load())
 	p("# HELP chronik_tls_handshake_failures_total Kafka client TLS handshakes that failed or timed out.\n# TYPE chronik_tls_handshake_failures_total counter\nchronik_tls_handshake_failures_total %d\n", m.tlsHandshakeFailures.Load())
 	p("# HELP chronik_sasl_authentications_total SASL authentications (and re-authentications), by outcome.\n# TYPE chronik_sasl_authentications_total counter\nchronik_sasl_authentications_total{outcome=\"success\"} %d\nchronik_sasl_authentications_total{outcome=\"failure\"} %d\n", m.saslSuccesses.Load(), m.saslFailures.Load())
+	p("# HELP chronik_fetch_sessions Fetch sessions (KIP-227) in this node's cache.\n# TYPE chronik_fetch_sessions gauge\nchronik_fetch_sessions %d\n", m.fetchSessions.Load())
+	p("# HELP chronik_fetch_session_partitions Partitions cached in fetch sessions.\n# TYPE chronik_fetch_session_partitions gauge\nchronik_fetch_session_partitions %d\n", m.fetchSessionPartitions.Load())
+	p("# HELP chronik_fetch_session_evictions_total Fetch sessions evicted to make room for new ones.\n# TYPE chronik_fetch_session_evictions_total counter\nchronik_fetch_session_evictions_total %d\n", m.fetchSessionEvictions.Load())
+	p("# HELP chronik_fetch_session_refused_total Full fetches answered without a session because no cache slot could be had.\n# TYPE chronik_fetch_session_refused_total counter\nchronik_fetch_session_refused_total %d\n", m.fetchSessionRefused.Load())
+	p("# HELP chronik_fetch_incremental_total Incremental fetches served from a fetch session.\n# TYPE chronik_fetch_incremental_total counter\nchronik_fetch_incremental_total %d\n", m.fetchIncremental.Load())
 	p("# HELP chronik_requests_total Kafka requests handled, by API.\n# TYPE chronik_requests_total counter\n")
 	for k := range apiKeyLimit {
 		if n := m.requests[k].Load(); n > 0 {
