@@ -111,6 +111,9 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 		case t.ReplicationFactor == 0 || t.ReplicationFactor < -1:
 			fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0, or -1 to use the default value")
 			continue
+		case !rc.mayCreateTopic(t.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "")
+			continue
 		}
 		spec := node.TopicSpec{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor}
 		bad := ""

@@ -70,6 +70,10 @@ func handleDescribeConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 				fail(kerr.InvalidTopicException.Code, "invalid topic name")
 				break
 			}
+			if code := rc.topicDenied(kmsg.ACLOperationDescribeConfigs, r.ResourceName); code != 0 {
+				fail(code, "")
+				break
+			}
 			vals, ok := n.TopicConfigValues(r.ResourceName)
 			if !ok {
 				fail(kerr.UnknownTopicOrPartition.Code, "")
@@ -79,6 +83,10 @@ func handleDescribeConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		case kmsg.ConfigResourceTypeBroker:
 			if code, msg := admBrokerResource(int32(n.ID()), r.ResourceName); code != 0 {
 				fail(code, msg)
+				break
+			}
+			if !rc.authorizedCluster(kmsg.ACLOperationDescribeConfigs) {
+				fail(kerr.ClusterAuthorizationFailed.Code, "")
 				break
 			}
 			rr.Configs = admDescribed(n.BrokerConfigValues(), r.ConfigNames, req.IncludeSynonyms)

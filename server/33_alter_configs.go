@@ -49,18 +49,16 @@ func handleAlterConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	// Replacement needs the current configs: read them after everything
 	// committed so far.
 	_ = n.SyncController(ctx)
-	type rk struct {
-		t    kmsg.ConfigResourceType
-		name string
-	}
-	count := map[rk]int{}
-	for _, r := range req.Resources {
-		count[rk{r.ResourceType, r.ResourceName}]++
-	}
+	count := admResourceCounts(req.Resources, func(r kmsg.AlterConfigsRequestResource) admResourceKey {
+		return admResourceKey{r.ResourceType, r.ResourceName}
+	})
 	for _, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admReplaceConfigs(ctx, n, r, req.ValidateOnly, count[rk{r.ResourceType, r.ResourceName}] > 1)
+		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
+		if code == 0 {
+			code, msg = admReplaceConfigs(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		}
 		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
@@ -68,19 +66,11 @@ func handleAlterConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 }
 
 func admReplaceConfigs(ctx context.Context, n *node.Node, r kmsg.AlterConfigsRequestResource, validateOnly, dup bool) (int16, string) {
-	var current []meta.ConfigEntry
-	switch {
-	case dup:
-		return kerr.InvalidRequest.Code, "resource listed more than once in the request"
-	case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName != "":
-		return kerr.InvalidRequest.Code, "per-broker dynamic configs are not supported by chronik; alter the cluster-wide default (resource name \"\")"
-	case r.ResourceType == kmsg.ConfigResourceTypeBroker:
-		current = n.DynamicBrokerConfigs()
-	case r.ResourceType != kmsg.ConfigResourceTypeTopic:
-		return kerr.InvalidRequest.Code, "unsupported resource type " + r.ResourceType.String()
-	case !admValidTopicName(r.ResourceName):
-		return kerr.InvalidTopicException.Code, "invalid topic name"
-	default:
+	if code, msg := admAlterTarget(r.ResourceType, r.ResourceName, dup); code != 0 {
+		return code, msg
+	}
+	current := n.DynamicBrokerConfigs()
+	if r.ResourceType == kmsg.ConfigResourceTypeTopic {
 		set, ok := n.TopicConfig(r.ResourceName)
 		if !ok {
 			return kerr.UnknownTopicOrPartition.Code, ""
@@ -104,15 +94,5 @@ func admReplaceConfigs(ctx context.Context, n *node.Node, r kmsg.AlterConfigsReq
 			ops = append(ops, meta.ConfigOp{Key: c.Key, Op: meta.ConfigDelete})
 		}
 	}
-	if r.ResourceType == kmsg.ConfigResourceTypeBroker {
-		return n.AlterBrokerConfigs(ctx, ops, validateOnly)
-	}
-	cmd := meta.AlterConfigs{Topic: r.ResourceName, Ops: ops}
-	var res node.TopicResult
-	if validateOnly {
-		res = n.ValidateAlterConfigs(cmd)
-	} else {
-		res = n.AlterConfigs(ctx, []meta.AlterConfigs{cmd})[0]
-	}
-	return res.ErrorCode, res.Message
+	return admAlterOps(ctx, n, r.ResourceType, r.ResourceName, ops, validateOnly)
 }

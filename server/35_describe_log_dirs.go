@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/node"
@@ -53,6 +54,11 @@ func handleDescribeLogDirs(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
 	if rc.Broker == nil {
 		return nil, errNoBroker
+	}
+	if !rc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code // v3+; earlier versions get no dirs
+		resp.Dirs = []kmsg.DescribeLogDirsResponseDir{}
+		return resp, nil
 	}
 	ld := rc.Broker.Node.LogDirs()
 	want := logDirsFilter(req.Topics)

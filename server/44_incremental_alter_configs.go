@@ -48,21 +48,19 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 		return nil, errNoBroker
 	}
 	n := rc.Broker.Node
-	type rk struct {
-		t    kmsg.ConfigResourceType
-		name string
-	}
 	if req.ValidateOnly {
 		_ = n.SyncController(ctx) // validate against a current view
 	}
-	count := map[rk]int{}
-	for _, r := range req.Resources {
-		count[rk{r.ResourceType, r.ResourceName}]++
-	}
+	count := admResourceCounts(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) admResourceKey {
+		return admResourceKey{r.ResourceType, r.ResourceName}
+	})
 	for _, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admAlterIncremental(ctx, n, r, req.ValidateOnly, count[rk{r.ResourceType, r.ResourceName}] > 1)
+		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
+		if code == 0 {
+			code, msg = admAlterIncremental(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		}
 		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
@@ -70,15 +68,8 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 }
 
 func admAlterIncremental(ctx context.Context, n *node.Node, r kmsg.IncrementalAlterConfigsRequestResource, validateOnly, dup bool) (int16, string) {
-	switch {
-	case dup:
-		return kerr.InvalidRequest.Code, "resource listed more than once in the request"
-	case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName != "":
-		return kerr.InvalidRequest.Code, "per-broker dynamic configs are not supported by chronik; alter the cluster-wide default (resource name \"\")"
-	case r.ResourceType != kmsg.ConfigResourceTypeTopic && r.ResourceType != kmsg.ConfigResourceTypeBroker:
-		return kerr.InvalidRequest.Code, "unsupported resource type " + r.ResourceType.String()
-	case r.ResourceType == kmsg.ConfigResourceTypeTopic && !admValidTopicName(r.ResourceName):
-		return kerr.InvalidTopicException.Code, "invalid topic name"
+	if code, msg := admAlterTarget(r.ResourceType, r.ResourceName, dup); code != 0 {
+		return code, msg
 	}
 	var ops []meta.ConfigOp
 	for _, c := range r.Configs {
@@ -94,15 +85,5 @@ func admAlterIncremental(ctx context.Context, n *node.Node, r kmsg.IncrementalAl
 			return kerr.InvalidRequest.Code, "config operation " + c.Op.String() + " is not supported for " + c.Name
 		}
 	}
-	if r.ResourceType == kmsg.ConfigResourceTypeBroker {
-		return n.AlterBrokerConfigs(ctx, ops, validateOnly)
-	}
-	cmd := meta.AlterConfigs{Topic: r.ResourceName, Ops: ops}
-	var res node.TopicResult
-	if validateOnly {
-		res = n.ValidateAlterConfigs(cmd)
-	} else {
-		res = n.AlterConfigs(ctx, []meta.AlterConfigs{cmd})[0]
-	}
-	return res.ErrorCode, res.Message
+	return admAlterOps(ctx, n, r.ResourceType, r.ResourceName, ops, validateOnly)
 }

@@ -105,6 +105,9 @@ func TestMaxMessageBytesTakesEffect(t *testing.T) {
 	if err != nil || ar[0].Err != nil {
 		t.Fatalf("alter: %+v %v", ar, err)
 	}
+	for id := uint64(1); id <= 3; id++ {
+		eventually(t, testWait, func() bool { return c.broker(id).Node.TopicSettingsOf("m").MaxMessageBytes == 2000000 }, "b%d to apply max.message.bytes=2000000", id)
+	}
 	big = &kgo.Record{Topic: "m", Value: bytes.Repeat([]byte("x"), 1_500_000)}
 	if err := cl.ProduceSync(ctx, big).FirstErr(); err != nil {
 		t.Fatalf("1.5 MB under max.message.bytes=2000000: %v", err)
@@ -115,6 +118,12 @@ func TestMaxMessageBytesTakesEffect(t *testing.T) {
 	ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: strp("1000")}}, "m")
 	if err != nil || ar[0].Err != nil {
 		t.Fatalf("alter: %+v %v", ar, err)
+	}
+	// The alteration is acknowledged once the controller applied it; each
+	// node applies it a moment later (a produce proposed before then is
+	// checked against the earlier limit, as on Kafka before propagation).
+	for id := uint64(1); id <= 3; id++ {
+		eventually(t, testWait, func() bool { return c.broker(id).Node.TopicSettingsOf("m").MaxMessageBytes == 1000 }, "b%d to apply max.message.bytes=1000", id)
 	}
 	small := &kgo.Record{Topic: "m", Value: bytes.Repeat([]byte("y"), 2000)}
 	if err := cl.ProduceSync(ctx, small).FirstErr(); !errors.Is(err, kerr.MessageTooLarge) {

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/meta"
@@ -32,6 +35,7 @@ var admConfigTypes = map[string]kmsg.ConfigType{
 	"default.replication.factor":      kmsg.ConfigTypeShort,
 	"auto.create.topics.enable":       kmsg.ConfigTypeBoolean,
 	"broker.rack":                     kmsg.ConfigTypeString,
+	"replica.lag.time.max.ms":         kmsg.ConfigTypeLong,
 }
 
 // admSource maps core/node's sources to Kafka's; isTopic picks the source
@@ -91,4 +95,67 @@ func admCreatedConfigs(n *node.Node, t *meta.Topic) []kmsg.CreateTopicsResponseT
 		out = append(out, rc)
 	}
 	return out
+}
+
+// admResourceKey names a config resource in an alter request.
+type admResourceKey struct {
+	t    kmsg.ConfigResourceType
+	name string
+}
+
+// admResourceCounts counts how often each resource is listed: a resource
+// listed twice is refused (each occurrence), as Kafka does.
+func admResourceCounts[R any](rs []R, key func(R) admResourceKey) map[admResourceKey]int {
+	count := map[admResourceKey]int{}
+	for _, r := range rs {
+		count[key(r)]++
+	}
+	return count
+}
+
+// admAlterTarget checks the resource of an AlterConfigs or
+// IncrementalAlterConfigs entry: only topics and the cluster-wide broker
+// default ("") can be altered.
+func admAlterTarget(t kmsg.ConfigResourceType, name string, dup bool) (int16, string) {
+	switch {
+	case dup:
+		return kerr.InvalidRequest.Code, "resource listed more than once in the request"
+	case t == kmsg.ConfigResourceTypeBroker && name != "":
+		return kerr.InvalidRequest.Code, "per-broker dynamic configs are not supported by chronik; alter the cluster-wide default (resource name \"\")"
+	case t != kmsg.ConfigResourceTypeTopic && t != kmsg.ConfigResourceTypeBroker:
+		return kerr.InvalidRequest.Code, "unsupported resource type " + t.String()
+	case t == kmsg.ConfigResourceTypeTopic && !admValidTopicName(name):
+		return kerr.InvalidTopicException.Code, "invalid topic name"
+	}
+	return 0, ""
+}
+
+// admAlterDenied is the authorization failure of altering a resource's
+// configs (ALTER_CONFIGS on the topic, or on the cluster for BROKER), or 0.
+func admAlterDenied(rc *RequestContext, t kmsg.ConfigResourceType, name string) int16 {
+	switch t {
+	case kmsg.ConfigResourceTypeTopic:
+		return rc.topicDenied(kmsg.ACLOperationAlterConfigs, name)
+	case kmsg.ConfigResourceTypeBroker:
+		if !rc.authorizedCluster(kmsg.ACLOperationAlterConfigs) {
+			return kerr.ClusterAuthorizationFailed.Code
+		}
+	}
+	return 0
+}
+
+// admAlterOps applies ops to a checked resource (admAlterTarget), through
+// the controller, or only validates them.
+func admAlterOps(ctx context.Context, n *node.Node, t kmsg.ConfigResourceType, name string, ops []meta.ConfigOp, validateOnly bool) (int16, string) {
+	if t == kmsg.ConfigResourceTypeBroker {
+		return n.AlterBrokerConfigs(ctx, ops, validateOnly)
+	}
+	cmd := meta.AlterConfigs{Topic: name, Ops: ops}
+	var res node.TopicResult
+	if validateOnly {
+		res = n.ValidateAlterConfigs(cmd)
+	} else {
+		res = n.AlterConfigs(ctx, []meta.AlterConfigs{cmd})[0]
+	}
+	return res.ErrorCode, res.Message
 }

@@ -2,8 +2,6 @@ package meta
 
 import (
 	"slices"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Cluster-wide dynamic broker defaults (Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG,
@@ -37,7 +35,7 @@ var dynamicBrokerConfigs = map[string]configRule{
 // refuses read-only configs.
 var staticBrokerConfigs = map[string]bool{
 	"log.retention.check.interval.ms": true, "num.partitions": true, "default.replication.factor": true,
-	"auto.create.topics.enable": true, "broker.rack": true,
+	"auto.create.topics.enable": true, "broker.rack": true, "replica.lag.time.max.ms": true,
 }
 
 // DynamicBrokerConfigKeys lists the broker configs AlterBrokerConfigs
@@ -54,37 +52,9 @@ func checkBrokerConfig(key, value string) string {
 }
 
 func (s *state) alterBrokerConfigs(c AlterBrokerConfigs) (Result, bool) {
-	if len(c.Ops) > ConfigEntriesMax {
-		return fail(kerr.InvalidRequest.Code, "%d config ops beyond limit %d", len(c.Ops), ConfigEntriesMax), false
-	}
-	m := make(map[string]string, len(s.brokerConfigs))
-	for _, e := range s.brokerConfigs {
-		m[e.Key] = e.Value
-	}
-	seen := make(map[string]bool, len(c.Ops))
-	for _, op := range c.Ops {
-		if seen[op.Key] {
-			return fail(kerr.InvalidRequest.Code, "config %q appears twice", op.Key), false
-		}
-		seen[op.Key] = true
-		if _, known := dynamicBrokerConfigs[op.Key]; !known {
-			return fail(kerr.InvalidConfig.Code, "%s", checkBrokerConfig(op.Key, "")), false
-		}
-		switch op.Op {
-		case ConfigSet:
-			if msg := checkBrokerConfig(op.Key, op.Value); msg != "" {
-				return fail(kerr.InvalidConfig.Code, "%s", msg), false
-			}
-			m[op.Key] = op.Value
-		case ConfigDelete:
-			delete(m, op.Key)
-		default:
-			return fail(kerr.InvalidRequest.Code, "unknown config op %d", op.Op), false
-		}
-	}
-	var configs []ConfigEntry // nil when empty, as after a snapshot restore
-	for _, k := range sortedKeys(m) {
-		configs = append(configs, ConfigEntry{Key: k, Value: m[k]})
+	configs, res := applyConfigOps(s.brokerConfigs, c.Ops, func(key string) bool { _, ok := dynamicBrokerConfigs[key]; return ok }, checkBrokerConfig)
+	if res.Code != 0 {
+		return res, false
 	}
 	if slices.Equal(configs, s.brokerConfigs) {
 		return Result{}, false

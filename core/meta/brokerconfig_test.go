@@ -74,10 +74,10 @@ func TestSnapshotV3Compatible(t *testing.T) {
 	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	v4 := buf.Bytes()
-	body := bytes.Clone(v4[:len(v4)-5]) // drop the empty broker configs count and the CRC
-	if v4[len(v4)-5] != 0 {
-		t.Fatal("unexpected v4 layout")
+	v5 := buf.Bytes()
+	body := bytes.Clone(v5[:len(v5)-7]) // drop the empty broker configs, credentials and ACLs counts and the CRC
+	if v5[len(v5)-5] != 0 || v5[len(v5)-6] != 0 || v5[len(v5)-7] != 0 {
+		t.Fatal("unexpected v5 layout")
 	}
 	body[len(snapshotMagic)] = snapshotVersionNoBrokerConfigs
 	v3 := (&enc{b: body}).u32fixedAppend(crc32.Checksum(body, crcTable))

@@ -11,21 +11,24 @@ const CommandVersion byte = 1
 type Kind byte
 
 const (
-	KindRegisterBroker       Kind = 1
-	KindUnregisterBroker     Kind = 2
-	KindCreateTopic          Kind = 3
-	KindDeleteTopic          Kind = 4
-	KindCreatePartitions     Kind = 5
-	KindAlterConfigs         Kind = 6
-	KindAllocateProducerIDs  Kind = 7
-	KindCommitOffsets        Kind = 8
-	KindDeleteGroups         Kind = 9
-	KindDeleteOffsets        Kind = 10
-	KindSetPartitionLeader   Kind = 11
-	KindReassignPartition    Kind = 12
-	KindReplicaCaughtUp      Kind = 13
-	KindCompleteReassignment Kind = 14
-	KindAlterBrokerConfigs   Kind = 15
+	KindRegisterBroker        Kind = 1
+	KindUnregisterBroker      Kind = 2
+	KindCreateTopic           Kind = 3
+	KindDeleteTopic           Kind = 4
+	KindCreatePartitions      Kind = 5
+	KindAlterConfigs          Kind = 6
+	KindAllocateProducerIDs   Kind = 7
+	KindCommitOffsets         Kind = 8
+	KindDeleteGroups          Kind = 9
+	KindDeleteOffsets         Kind = 10
+	KindSetPartitionLeader    Kind = 11
+	KindReassignPartition     Kind = 12
+	KindReplicaCaughtUp       Kind = 13
+	KindCompleteReassignment  Kind = 14
+	KindAlterBrokerConfigs    Kind = 15
+	KindAlterScramCredentials Kind = 16
+	KindCreateACLs            Kind = 17
+	KindDeleteACLs            Kind = 18
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -184,6 +187,12 @@ func (k Kind) String() string {
 		return "CompleteReassignment"
 	case KindAlterBrokerConfigs:
 		return "AlterBrokerConfigs"
+	case KindAlterScramCredentials:
+		return "AlterScramCredentials"
+	case KindCreateACLs:
+		return "CreateACLs"
+	case KindDeleteACLs:
+		return "DeleteACLs"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -262,6 +271,12 @@ func decodeBody(d *dec, k Kind) Command {
 		return decodeReassignBody(d, k)
 	case KindAlterBrokerConfigs:
 		return AlterBrokerConfigs{Ops: decodeConfigOps(d)}
+	case KindAlterScramCredentials:
+		return decodeAlterScramCredentials(d)
+	case KindCreateACLs:
+		return CreateACLs{ACLs: decodeACLs(d, ACLChangeMax)}
+	case KindDeleteACLs:
+		return DeleteACLs{ACLs: decodeACLs(d, ACLChangeMax)}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

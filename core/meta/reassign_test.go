@@ -149,12 +149,12 @@ func TestSnapshotV2Compatible(t *testing.T) {
 	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	v4 := buf.Bytes()
-	// Without a reassignment or a broker config, v4 = v2 + two count
-	// bytes (0) before the CRC.
-	body := bytes.Clone(v4[:len(v4)-6])
-	if v4[len(v4)-5] != 0 || v4[len(v4)-6] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
-		t.Fatalf("unexpected v4 layout")
+	v5 := buf.Bytes()
+	// Without a reassignment, a broker config or a credential, v5 = v2 +
+	// three count bytes (0) before the CRC.
+	body := bytes.Clone(v5[:len(v5)-8])
+	if v5[len(v5)-5] != 0 || v5[len(v5)-6] != 0 || v5[len(v5)-7] != 0 || v5[len(v5)-8] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
+		t.Fatalf("unexpected v5 layout")
 	}
 	body[len(snapshotMagic)] = snapshotVersionNoReassignments
 	v2 := (&enc{b: body}).u32fixedAppend(crc32.Checksum(body, crcTable))

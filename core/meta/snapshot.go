@@ -18,13 +18,16 @@ import (
 //	|        |         | v3: reassignments (shard, target,       |           |
 //	|        |         |     caught up, retired)                 |           |
 //	|        |         | v4: broker configs (key, value sorted)  |           |
+//	|        |         | v5: SCRAM credentials (user, mechanism  |           |
+//	|        |         |     sorted)                             |           |
+//	|        |         | v6: ACLs (sorted)                       |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 4
+	SnapshotVersion = 6
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -35,6 +38,12 @@ const (
 	// snapshotVersionNoBrokerConfigs is the layout without the broker
 	// configs section; still decoded (no dynamic broker config set).
 	snapshotVersionNoBrokerConfigs = 3
+	// snapshotVersionNoScram is the layout without the SCRAM credentials
+	// section; still decoded (no credentials).
+	snapshotVersionNoScram = 4
+	// snapshotVersionNoACLs is the layout without the ACL section; still
+	// decoded (no ACLs).
+	snapshotVersionNoACLs = 5
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -78,6 +87,8 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotLeaders(e)
 	s.encodeSnapshotReassignments(e)
 	s.encodeSnapshotBrokerConfigs(e)
+	s.encodeSnapshotScram(e)
+	s.encodeSnapshotACLs(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -113,6 +124,12 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	if v > snapshotVersionNoBrokerConfigs {
 		decodeSnapshotBrokerConfigs(d, s)
+	}
+	if v > snapshotVersionNoScram {
+		decodeSnapshotScram(d, s)
+	}
+	if v > snapshotVersionNoACLs {
+		decodeSnapshotACLs(d, s)
 	}
 	d.done()
 	if d.err != nil {

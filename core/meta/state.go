@@ -38,6 +38,12 @@ type state struct {
 	// brokerConfigs are the cluster-wide dynamic broker defaults, sorted
 	// by key with unique keys; nil when none (brokerconfig.go).
 	brokerConfigs []ConfigEntry
+	// scram are the SCRAM credentials sorted by (user, mechanism); nil
+	// when none. Replaced, never modified, on change (scram.go).
+	scram []ScramCredential
+	// acls are the ACLs sorted by CompareACLs, unique; nil when none.
+	// Replaced, never modified, on change (acl.go).
+	acls []ACL
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -83,6 +89,8 @@ func (s *state) view() *View {
 		Brokers:         s.brokersSorted,
 		Topics:          s.topicsSorted,
 		BrokerConfigs:   s.brokerConfigs,
+		Scram:           s.scram,
+		ACLs:            s.acls,
 	}
 }
 

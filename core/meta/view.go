@@ -21,6 +21,10 @@ type View struct {
 	// BrokerConfigs are the cluster-wide dynamic broker defaults
 	// (log.retention.ms, ...), sorted by key.
 	BrokerConfigs []ConfigEntry
+	// Scram are the SCRAM credentials sorted by user, then mechanism.
+	Scram []ScramCredential
+	// ACLs are the access control entries, sorted by CompareACLs.
+	ACLs []ACL
 }
 
 // BrokerConfig returns the cluster-wide dynamic value of key, if set.

@@ -94,6 +94,11 @@ type Config struct {
 	RetentionBytes int64
 	RetentionAge   time.Duration
 
+	// ReplicaLagMax is replica.lag.time.max.ms: a follower that has not
+	// been caught up with the leader for longer leaves the ISR (doc.go,
+	// "In-sync replicas"). Zero: DefaultReplicaLagMax (30 s).
+	ReplicaLagMax time.Duration
+
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).
 	Log plog.Options
@@ -165,6 +170,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultReplicationFactor <= 0 {
 		c.DefaultReplicationFactor = -1
+	}
+	if c.ReplicaLagMax <= 0 {
+		c.ReplicaLagMax = DefaultReplicaLagMax
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = DefaultRetentionEvery

@@ -134,6 +134,7 @@ func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
 // never reused and a removed replica id can never rejoin its shard, so the
 // data can never be needed).
 func (n *Node) stopPartition(id uint64) error {
+	n.isr.untrack(id)
 	rep, open := n.reg.Get(id)
 	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return err

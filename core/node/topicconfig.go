@@ -110,6 +110,10 @@ var configKeys = []configKey{
 		static: func(c *Config) (string, bool) {
 			return msString(c.RetentionInterval), c.RetentionInterval != DefaultRetentionEvery
 		}},
+	{broker: "replica.lag.time.max.ms", readOnly: true, def: msString(DefaultReplicaLagMax),
+		static: func(c *Config) (string, bool) {
+			return msString(c.ReplicaLagMax), c.ReplicaLagMax != DefaultReplicaLagMax
+		}},
 	{broker: "num.partitions", readOnly: true, def: "1",
 		static: func(c *Config) (string, bool) {
 			return i64String(int64(c.DefaultPartitions)), c.DefaultPartitions != DefaultPartitions

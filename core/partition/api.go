@@ -64,6 +64,10 @@ type ProduceResult struct {
 	LogAppendTimeMs int64 // -1: CreateTime
 	LogStartOffset  int64
 	Duplicate       bool // an idempotent retry answered with the original offsets
+	// Index is the Raft index of the entry this result answers (0:
+	// unknown). For a duplicate it is the retry's entry, which follows
+	// the original in the log.
+	Index uint64
 }
 
 // DeleteRecordsResult is what applying a DeleteRecords returned.

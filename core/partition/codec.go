@@ -25,7 +25,9 @@ const (
 	produce2HeaderBytes = produceHeaderBytes + 12 // v2: + batchBytesMax int32, logAppendTimeMs int64
 	deleteCommandBytes  = commandHeaderBytes + 8  // + offset int64
 	resultVersion       = 1
-	resultBytes         = 2 + 2 + 4*8 + 1 // version, kind, errorCode, 4 x int64, flags
+	resultBytesV1       = 2 + 2 + 4*8 + 1   // version, kind, errorCode, 4 x int64, flags
+	resultBytes         = resultBytesV1 + 8 // + raft index
+	resultIndexAt       = resultBytesV1     // where the raft index sits
 	resultFlagDuplicate = 1
 )
 
@@ -117,7 +119,13 @@ func decodeProduce2(b []byte) (Command, error) {
 
 // Results share one layout (resultBytes, big-endian):
 //
-//	| version=1 | kind | errorCode int16 | baseOffset | lastOffset | logAppendTimeMs | logStartOffset | flags |
+//	| version=1 | kind | errorCode int16 | baseOffset | lastOffset | logAppendTimeMs | logStartOffset | flags | index uint64 |
+//
+// index is the Raft index of the entry answered (stamped by Update; the
+// node waits on it for min.insync.replicas). Results are never persisted
+// or sent: they go from apply to the proposer on the same node, so the
+// layout may grow without a new version; a result without the index
+// (resultBytesV1, the earlier layout) still decodes, with Index 0.
 //
 // sm.Result.Value holds the error code (as uint16) as well, so a node can
 // check it without decoding.
@@ -132,7 +140,16 @@ func encodeResult(kind uint8, p ProduceResult) sm.Result {
 	if p.Duplicate {
 		b[36] = resultFlagDuplicate
 	}
+	binary.BigEndian.PutUint64(b[resultIndexAt:], p.Index)
 	return sm.Result{Value: uint64(uint16(p.ErrorCode)), Data: b}
+}
+
+// stampIndex records the Raft index of the entry r answers (see the
+// layout above).
+func stampIndex(r *sm.Result, index uint64) {
+	if len(r.Data) == resultBytes {
+		binary.BigEndian.PutUint64(r.Data[resultIndexAt:], index)
+	}
 }
 
 func encodeProduceResult(p ProduceResult) sm.Result { return encodeResult(KindProduce, p) }
@@ -146,8 +163,12 @@ func encodeDeleteRecordsResult(d DeleteRecordsResult) sm.Result {
 
 func decodeResult(r sm.Result) (uint8, ProduceResult, error) {
 	b := r.Data
-	if len(b) != resultBytes || b[0] != resultVersion {
+	if len(b) != resultBytes && len(b) != resultBytesV1 || b[0] != resultVersion {
 		return 0, ProduceResult{}, fmt.Errorf("%w: result of %d bytes", ErrBadCommand, len(b))
+	}
+	var index uint64
+	if len(b) == resultBytes {
+		index = binary.BigEndian.Uint64(b[resultIndexAt:])
 	}
 	return b[1], ProduceResult{
 		ErrorCode:       int16(binary.BigEndian.Uint16(b[2:])),
@@ -156,6 +177,7 @@ func decodeResult(r sm.Result) (uint8, ProduceResult, error) {
 		LogAppendTimeMs: int64(binary.BigEndian.Uint64(b[20:])),
 		LogStartOffset:  int64(binary.BigEndian.Uint64(b[28:])),
 		Duplicate:       b[36]&resultFlagDuplicate != 0,
+		Index:           index,
 	}, nil
 }
 

@@ -33,6 +33,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			ErrorCode: rapid.Int16().Draw(t, "code"), BaseOffset: rapid.Int64().Draw(t, "base"),
 			LastOffset: rapid.Int64().Draw(t, "last"), LogAppendTimeMs: rapid.Int64().Draw(t, "ts"),
 			LogStartOffset: rapid.Int64().Draw(t, "start"), Duplicate: rapid.Bool().Draw(t, "dup"),
+			Index: rapid.Uint64().Draw(t, "index"),
 		}
 		res := encodeProduceResult(pr)
 		if got, err := DecodeProduceResult(res); err != nil || got != pr || res.Value != uint64(uint16(pr.ErrorCode)) {

@@ -228,7 +228,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		// Fenced by the node's fail-stop, which is tearing it down:
 		// nothing is applied, nobody is answered success.
 		for i := range entries {
-			entries[i].Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.KafkaStorageError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+			entries[i].Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.KafkaStorageError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, Index: entries[i].Index})
 		}
 		return entries, nil
 	}
@@ -237,7 +237,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		if e.Index <= s.applied {
 			// Already in the durable state (replay overlap): nobody waits
 			// for this result.
-			e.Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.UnknownServerError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+			e.Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.UnknownServerError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, Index: e.Index})
 			continue
 		}
 		res, err := s.apply(e.Index, e.Cmd)
@@ -245,6 +245,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 			s.logger.Error("partition apply failed: stopping", "index", e.Index, "err", err)
 			return entries, err
 		}
+		stampIndex(&res, e.Index)
 		e.Result = res
 		s.applied = e.Index
 	}

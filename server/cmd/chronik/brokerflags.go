@@ -26,6 +26,7 @@ type brokerSettings struct {
 	DefaultReplicationFactor int16         // default.replication.factor
 	AutoCreateTopics         *bool         // auto.create.topics.enable; nil = not given (true)
 	Rack                     string        // broker.rack
+	ReplicaLagMax            time.Duration // replica.lag.time.max.ms
 
 	// Given maps the Kafka key of every setting given (flag or
 	// environment) to its value as given.
@@ -81,6 +82,9 @@ func brokerFlags() []brokerFlag {
 				s.BatchBytesMax = int(n)
 				return err
 			}},
+		{name: "replica-lag-time-max-ms", key: "replica.lag.time.max.ms",
+			usage: "a follower that has not caught up with its leader for this long, in `ms`, leaves the in-sync replicas (min.insync.replicas counts them; default 30000)",
+			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.ReplicaLagMax) }},
 		{name: "num-partitions", key: "num.partitions",
 			usage: fmt.Sprintf("`count` of partitions of auto-created topics and of CreateTopics asking for -1 (default %d)", node.DefaultPartitions),
 			parse: func(s *brokerSettings, v string) error {
@@ -195,6 +199,7 @@ func (s brokerSettings) apply(c *node.Config) {
 	c.DefaultPartitions, c.DefaultReplicationFactor = s.DefaultPartitions, s.DefaultReplicationFactor
 	c.AutoCreateTopics = s.AutoCreateTopics == nil || *s.AutoCreateTopics
 	c.Rack = s.Rack
+	c.ReplicaLagMax = s.ReplicaLagMax
 	if len(s.Given) > 0 {
 		c.StaticBrokerConfigs = make(map[string]string, len(s.Given))
 		for k, v := range s.Given {
