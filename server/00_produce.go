@@ -21,6 +21,8 @@ import (
 //     enables gzip/snappy/lz4 only when Produce v0 is; every partition of
 //     such a request gets UNSUPPORTED_VERSION, as Kafka 4 does (KIP-896),
 //     whatever its acks (an error answer, even for acks=0).
+//   - __consumer_offsets (internal_topic.go): INVALID_TOPIC_EXCEPTION, as
+//     Kafka answers a client's append to an internal topic.
 //   - Acks 0: the batches are appended and no response is sent (the
 //     handler returns nil, nil; the connection keeps its response order).
 //     Acks 1 and -1: the answer comes after the partition's Raft entry is
@@ -123,6 +125,9 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			}
 			if sp.ErrorCode == 0 {
 				sp.ErrorCode = checkBatchAttrs(rp.Records)
+			}
+			if sp.ErrorCode == 0 && rt.Topic == offsetsTopic {
+				sp.ErrorCode = kerr.InvalidTopicException.Code // Kafka: no client appends to an internal topic
 			}
 			st.Partitions = append(st.Partitions, sp)
 			if sp.ErrorCode == 0 {

@@ -23,7 +23,10 @@ import (
 //     and equal on every node. ControllerID (v1+): the controller shard's
 //     leader, -1 if unknown.
 //   - Topics: null (v1+) or an empty array at v0 means every topic; an
-//     empty array at v1+ means none. TopicID (v10+), IsInternal false,
+//     empty array at v1+ means none. Every topic includes
+//     __consumer_offsets, IsInternal true, one partition led by the group
+//     coordinator, holding nothing (internal_topic.go); it is also answered
+//     when asked for by name, and never created. TopicID (v10+), IsInternal false,
 //     partitions with leader, LeaderEpoch (v7+, the Raft term), replicas,
 //     ISR (on the partition's leader: the replicas caught up within
 //     replica.lag.time.max.ms; elsewhere the replica list, see core/node's
@@ -118,10 +121,11 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	// slots: one answer per requested topic, in request order.
 	type slot struct {
-		name   string
-		id     [16]byte
-		code   int16
-		lookup bool
+		name     string
+		id       [16]byte
+		code     int16
+		lookup   bool
+		internal bool // offsetsTopic (internal_topic.go)
 	}
 	var slots []slot
 	var names []string
@@ -152,6 +156,9 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 				} else {
 					s.lookup = true
 				}
+			}
+			if s.lookup && s.name == offsetsTopic {
+				s.lookup, s.internal = false, true // never looked up or auto-created
 			}
 			if s.lookup && !seen[s.name] {
 				seen[s.name] = true
@@ -218,6 +225,7 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 		mt := kmsg.NewMetadataResponseTopic()
 		name := tm.Name
 		mt.Topic, mt.ErrorCode, mt.TopicID = &name, tm.ErrorCode, tm.ID
+		mt.IsInternal = tm.Name == offsetsTopic
 		mt.AuthorizedOperations = admOpsNotRequested
 		if req.IncludeTopicAuthorizedOperations {
 			mt.AuthorizedOperations = admOps(rc, kmsg.ACLResourceTypeTopic, name)
@@ -231,14 +239,35 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 		return mt
 	}
 	if all {
+		listed := false
 		for _, tm := range cv.Topics {
+			if tm.Name == offsetsTopic {
+				continue // a topic of that name from before it was reserved
+			}
+			if !listed && tm.Name > offsetsTopic {
+				listed = true
+				if rc.topicDenied(kmsg.ACLOperationDescribe, offsetsTopic) == 0 {
+					resp.Topics = append(resp.Topics, topic(offsetsTopicMetadata(cv)))
+				}
+			}
 			if rc.topicDenied(kmsg.ACLOperationDescribe, tm.Name) == 0 {
 				resp.Topics = append(resp.Topics, topic(tm))
 			}
 		}
+		if !listed && rc.topicDenied(kmsg.ACLOperationDescribe, offsetsTopic) == 0 {
+			resp.Topics = append(resp.Topics, topic(offsetsTopicMetadata(cv)))
+		}
 		return resp, nil
 	}
 	for _, s := range slots {
+		if s.internal {
+			tm := offsetsTopicMetadata(cv)
+			if rc.topicDenied(kmsg.ACLOperationDescribe, offsetsTopic) != 0 {
+				tm = node.TopicMetadata{Name: offsetsTopic, ErrorCode: kerr.TopicAuthorizationFailed.Code}
+			}
+			resp.Topics = append(resp.Topics, topic(tm))
+			continue
+		}
 		if !s.lookup {
 			mt := kmsg.NewMetadataResponseTopic()
 			if s.name != "" || req.Version < 12 {

@@ -109,7 +109,11 @@ var tenures sync.Map
 // The first group request in a new coordinator term purges every group
 // held in memory: they date from an earlier term of this broker, and
 // their members have moved to another coordinator meanwhile (and will
-// rejoin here with fresh ids). Committed offsets are not touched.
+// rejoin here with fresh ids). Committed offsets are not touched. It then
+// begins a new tenure of the coordinator (group.Coordinator.BeginTenure):
+// members of earlier tenures, here or on other nodes, are told to rejoin
+// (REBALANCE_IN_PROGRESS), not that they are unknown (see core/group's
+// doc.go, "Coordinator moves").
 func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
 	if rc.Broker == nil {
 		return nil, 0, 0, errNoBroker
@@ -127,6 +131,7 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 		tn.mu.Lock()
 		if tn.term != term {
 			purgeGroups(rc.Broker.Groups)
+			rc.Broker.Groups.BeginTenure()
 			tn.term = term
 		}
 		tn.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 //
 // Behaviour:
 //   - Each topic is created through the controller (core/node), in request
-//     order. NumPartitions and ReplicationFactor -1 take the node's
+//     order. __consumer_offsets is TOPIC_ALREADY_EXISTS (internal_topic.go). NumPartitions and ReplicationFactor -1 take the node's
 //     defaults (DefaultPartitions; min(3, brokers)); 0 or below -1 is
 //     INVALID_PARTITIONS / INVALID_REPLICATION_FACTOR, as in Kafka.
 //   - ReplicaAssignment may be null or empty (the pitfall: null arrays are
@@ -95,6 +95,9 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			continue
 		case !admValidTopicName(t.Topic):
 			fail(kerr.InvalidTopicException.Code, "invalid topic name")
+			continue
+		case t.Topic == offsetsTopic:
+			fail(kerr.TopicAlreadyExists.Code, internalTopicMsg)
 			continue
 		case len(t.ReplicaAssignment) > 0 && (t.NumPartitions != -1 || t.ReplicationFactor != -1):
 			fail(kerr.InvalidRequest.Code, "both numPartitions or replicationFactor and replicasAssignments were set; both cannot be used at the same time")

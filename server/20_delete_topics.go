@@ -18,7 +18,8 @@ import (
 //     INVALID_REQUEST for each occurrence.
 //   - Each topic is deleted through the controller, in order, with every
 //     committed offset on it. Unknown name: UNKNOWN_TOPIC_OR_PARTITION;
-//     unknown id: UNKNOWN_TOPIC_ID; invalid name: INVALID_TOPIC_EXCEPTION.
+//     unknown id: UNKNOWN_TOPIC_ID; invalid name: INVALID_TOPIC_EXCEPTION;
+//     __consumer_offsets (internal_topic.go): INVALID_REQUEST.
 //     The v6 answer carries the topic's name and id.
 //   - TimeoutMillis bounds each deletion as in CreateTopics (admTimeout).
 //   - ErrorMessage (v5+) explains failures.
@@ -82,6 +83,8 @@ func handleDeleteTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			r.ErrorCode, r.Message = kerr.InvalidTopicException.Code, "invalid topic name"
 		case it.name != nil && rc.topicDenied(kmsg.ACLOperationDelete, *it.name) != 0:
 			r.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		case it.name != nil && *it.name == offsetsTopic, it.id == offsetsTopicID:
+			r.ErrorCode, r.Message = kerr.InvalidRequest.Code, internalTopicMsg
 		case it.name != nil:
 			r = n.DeleteTopics(ctx, []string{*it.name})[0]
 		case rc.authorizerOn() && rc.topicDenied(kmsg.ACLOperationDelete, topicNameOrEmpty(n.TopicName(meta.TopicID(it.id)))) != 0:

@@ -16,7 +16,8 @@ import (
 //   - Raises each topic's partition count to Count through the controller
 //     (new partitions get the topic's replication factor, placed by the
 //     controller). Count not above the current count, or above the limit:
-//     INVALID_PARTITIONS; unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
+//     INVALID_PARTITIONS; unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
+//     __consumer_offsets (internal_topic.go): INVALID_REQUEST.
 //   - Assignment may be null (the usual case). A non-null manual
 //     assignment is not supported: INVALID_REQUEST with a message.
 //   - A topic listed twice: INVALID_REQUEST for each occurrence.
@@ -63,6 +64,8 @@ func handleCreatePartitions(ctx context.Context, rc *RequestContext, kreq kmsg.R
 			r.ErrorCode, r.Message = kerr.InvalidTopicException.Code, "invalid topic name"
 		case rc.topicDenied(kmsg.ACLOperationAlter, t.Topic) != 0:
 			r.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		case t.Topic == offsetsTopic:
+			r.ErrorCode, r.Message = kerr.InvalidRequest.Code, internalTopicMsg
 		case req.ValidateOnly:
 			r = n.ValidateCreatePartitions(cmd)
 		default:

@@ -93,6 +93,13 @@ func metadataEverywhere(t testing.TB, c *testCluster, nBrokers int, topics ...st
 			seen := map[string]bool{}
 			for _, tp := range resp.Topics {
 				seen[*tp.Topic] = true
+				if *tp.Topic == offsetsTopic {
+					// internal, led by the controller (internal_topic.go)
+					if !tp.IsInternal || tp.ErrorCode != 0 || len(tp.Partitions) != 1 || tp.Partitions[0].Leader != resp.ControllerID {
+						t.Fatalf("internal topic %+v (controller %d)", tp, resp.ControllerID)
+					}
+					continue
+				}
 				if tp.ErrorCode != 0 || tp.TopicID == [16]byte{} || tp.IsInternal {
 					t.Fatalf("topic %+v", tp)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/group"
 	"github.com/chronik-go/chronik/core/node"
+	"github.com/chronik-go/chronik/core/raftlog"
 )
 
 // BrokerConfig is one Chronik process: the replicated node and its Kafka
@@ -94,6 +95,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	}
 	b.srv = srv
 	b.fetchSessions = newFetchSessionCache(gclock, cfg.FetchSessions, srv.Metrics(), incarnation)
+	nodeID := cfg.Node.NodeID
+	srv.metrics.tickBatches = func() (uint64, uint64) { return raftlog.TickBatches(nodeID) }
 	go func() { b.serveErr <- srv.Serve(cfg.Listener) }()
 	return b, nil
 }

@@ -64,4 +64,10 @@ func TestGroupPurge(t *testing.T) {
 	if code := gc.Heartbeat(group.HeartbeatRequest{Group: "g1", Generation: j.Generation, MemberID: j.MemberID, InstanceID: "i1"}); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat after purge: %v", kerr.ErrorForCode(code))
 	}
+	// groupCoordinator then begins a new tenure: the purged members are
+	// told to rejoin.
+	gc.BeginTenure()
+	if code := gc.Heartbeat(group.HeartbeatRequest{Group: "g1", Generation: j.Generation, MemberID: j.MemberID, InstanceID: "i1"}); code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat in the next tenure: %v", kerr.ErrorForCode(code))
+	}
 }

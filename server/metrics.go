@@ -33,6 +33,9 @@ type Metrics struct {
 	fetchSessionEvictions  atomic.Uint64 // sessions evicted to make room
 	fetchSessionRefused    atomic.Uint64 // full fetches that got no session (no slot)
 	fetchIncremental       atomic.Uint64 // incremental fetches served from a session
+	// tickBatches, if set (StartBroker, before serving), reports this
+	// node's Raft tick batches (raftlog.TickBatches).
+	tickBatches func() (batches, ticks uint64)
 }
 
 func (m *Metrics) observe(key int16, d time.Duration, failed bool) {
@@ -80,6 +83,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		if n := m.latencyNs[k].Load(); n > 0 {
 			p("chronik_request_seconds_total{api=%q} %.6f\n", kmsg.NameForKey(int16(k)), float64(n)/1e9)
 		}
+	}
+	if m.tickBatches != nil {
+		b, n := m.tickBatches()
+		p("# HELP chronik_raft_tick_batches_total Times a Raft shard of this node found more than ElectionRTT/2 ticks queued at once (its step worker fell behind; dragonboat's \"had N LocalTick msgs in one batch\", logged at most once per 10 s).\n# TYPE chronik_raft_tick_batches_total counter\nchronik_raft_tick_batches_total %d\n", b)
+		p("# HELP chronik_raft_ticks_batched_total Ticks held in those batches.\n# TYPE chronik_raft_ticks_batched_total counter\nchronik_raft_ticks_batched_total %d\n", n)
 	}
 	return err
 }

@@ -143,7 +143,9 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 // (admin, or non-group-managed consumer) commit: allowed when the group is
 // Empty or unknown here. A valid member's commit also counts as a
 // heartbeat. Unlike Kafka, a commit to an unknown group does not create an
-// Empty group: offsets-only groups live in the offset store.
+// Empty group: offsets-only groups live in the offset store. A member of
+// an earlier coordinator tenure (BeginTenure) may commit until the group
+// completes a join phase in this tenure.
 func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generation int32) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -157,8 +159,8 @@ func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generat
 	})
 	g := c.groups[group]
 	if g == nil {
-		if generation < 0 {
-			return errNone
+		if generation < 0 || c.memberFromEarlierTenure(memberID) {
+			return errNone // a member of an earlier tenure: see below
 		}
 		return errIllegalGeneration
 	}
@@ -173,6 +175,15 @@ func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generat
 	}
 	m := g.members[memberID]
 	if m == nil {
+		// A member of an earlier tenure commits what it consumed before
+		// rejoining (an eager consumer's revoke), as it would have under
+		// the coordinator that knew it: accepted until the group completes
+		// its first join phase here, when every member that went on
+		// consuming has rejoined under a new id. It cannot be validated
+		// (membership is not persisted); see doc.go, "Coordinator moves".
+		if g.generation == 0 && c.memberFromEarlierTenure(memberID) {
+			return errNone
+		}
 		return errUnknownMemberID
 	}
 	if generation != g.generation {

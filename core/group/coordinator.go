@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,9 @@ type Coordinator struct {
 	// Counters: member ids, member join order, timer identities, the order
 	// in which groups became Empty (eviction). All only grow.
 	idNext, memberSeqNext, timerSeqNext, emptySeqNext uint64
+	// tenureBase is idNext when the current tenure began (BeginTenure):
+	// ids this coordinator minted up to it date from an earlier tenure.
+	tenureBase uint64
 }
 
 // New returns a Coordinator reading time from clk. A nil logger discards.
@@ -110,6 +115,61 @@ func (c *Coordinator) newMemberID(clientID, instanceID string) string {
 	}
 	c.idNext++
 	return fmt.Sprintf("%s-%x-%d", prefix, c.opts.Incarnation, c.idNext)
+}
+
+// BeginTenure starts a new coordinator tenure: the caller (the front end,
+// when this node starts coordinating in a new controller term) has just
+// forgotten every group, whose members meanwhile may have been served by
+// another coordinator. Membership is not persisted (see doc.go,
+// "Coordinator moves"), so the members of the previous tenure are unknown
+// here; they are recognised by their member ids (memberFromEarlierTenure)
+// and told to rejoin rather than that they are unknown.
+func (c *Coordinator) BeginTenure() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tenureBase = c.idNext
+}
+
+// memberFromEarlierTenure reports whether memberID has the shape of a
+// Chronik member id (prefix-<incarnation hex>-<decimal counter>, see
+// newMemberID) and was not minted by this coordinator in its current
+// tenure: another coordinator (another node, or this one before a restart)
+// or this one before BeginTenure minted it. Ids of any other shape (a
+// client's invention, another broker's UUIDs) are not.
+func (c *Coordinator) memberFromEarlierTenure(memberID string) bool {
+	i := strings.LastIndexByte(memberID, '-')
+	if i <= 0 {
+		return false
+	}
+	n, err := strconv.ParseUint(memberID[i+1:], 10, 64)
+	if err != nil || n == 0 {
+		return false
+	}
+	j := strings.LastIndexByte(memberID[:i], '-')
+	if j < 0 {
+		return false
+	}
+	inc, err := strconv.ParseUint(memberID[j+1:i], 16, 64)
+	if err != nil {
+		return false
+	}
+	return inc != c.opts.Incarnation || n <= c.tenureBase
+}
+
+// unknownMember is the answer to a Heartbeat or SyncGroup from a member
+// this coordinator does not hold: UNKNOWN_MEMBER_ID, except that a member
+// of an earlier tenure gets REBALANCE_IN_PROGRESS. Both make the client
+// rejoin, but clients treat them differently: UNKNOWN_MEMBER_ID on a
+// heartbeat is an error the application sees (franz-go surfaces "unable
+// to join group session: UNKNOWN_MEMBER_ID" from PollFetches), while
+// REBALANCE_IN_PROGRESS is a routine rebalance. The member's rejoin with
+// its old id is answered UNKNOWN_MEMBER_ID by Join, which every client
+// handles silently by rejoining without an id.
+func (c *Coordinator) unknownMember(memberID string) int16 {
+	if c.memberFromEarlierTenure(memberID) {
+		return errRebalanceInProgress
+	}
+	return errUnknownMemberID
 }
 
 // createGroup adds an Empty group, evicting the Empty group that became

@@ -74,6 +74,26 @@
 // keeps the assignment of the current generation. Static members that miss
 // a join phase are not removed by it; their session timeout governs.
 //
+// # Coordinator moves
+//
+// The coordinator of every group is the controller leader, and membership
+// lives only in its memory. When the controller's leadership moves (or
+// this node leads again in a later term, after another node may have
+// coordinated meanwhile), the front end forgets every group and calls
+// BeginTenure. The members, still consuming, learn of it through their
+// next Heartbeat or SyncGroup. Their member ids (prefix-<incarnation
+// hex>-<counter>) show that an earlier tenure minted them, so they are
+// answered REBALANCE_IN_PROGRESS rather than UNKNOWN_MEMBER_ID: both make
+// the client rejoin, but UNKNOWN_MEMBER_ID on a heartbeat reaches the
+// application as an error (franz-go: "unable to join group session:
+// UNKNOWN_MEMBER_ID"), while a rebalance is routine. Their rejoin with the
+// old id is answered UNKNOWN_MEMBER_ID, which clients handle silently
+// (they rejoin without an id). An eager consumer commits its offsets when
+// revoking, before it rejoins; that commit, from a member this coordinator
+// cannot validate, is accepted while the group has not completed a join
+// phase in this tenure (in Kafka the new coordinator loads the membership
+// from __consumer_offsets and validates it).
+//
 // # Concurrency
 //
 // One mutex guards all groups. It is never held while blocking: Join and
@@ -113,7 +133,9 @@
 // # Deviations from Kafka
 //
 //   - No persistence: membership is lost with the coordinator, so members
-//     rejoin (UNKNOWN_MEMBER_ID) after failover. Member ids are
+//     rejoin after failover (see "Coordinator moves": heartbeats of a
+//     member of an earlier tenure get REBALANCE_IN_PROGRESS, its commits
+//     are accepted unvalidated until the group's first join phase here). Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not
 //     clientID-UUID, and never repeat for distinct Options.Incarnation.
 //   - ValidateCommit never creates a group, and groups with only committed

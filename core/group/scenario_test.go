@@ -396,3 +396,57 @@ func TestNewMemberJoinTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestCoordinatorMoveEarlierTenure: after the coordinator moves (another
+// coordinator, or this one after BeginTenure), members of the earlier
+// tenure are told to rejoin (REBALANCE_IN_PROGRESS) on Heartbeat and
+// SyncGroup instead of UNKNOWN_MEMBER_ID, their rejoin with the old id is
+// UNKNOWN_MEMBER_ID (clients then rejoin without an id), and their commits
+// are accepted until the group completes a join phase in the new tenure.
+// Ids of other shapes keep Kafka's UNKNOWN_MEMBER_ID.
+func TestCoordinatorMoveEarlierTenure(t *testing.T) {
+	bubble(t, Options{Incarnation: 1}, func(t *testing.T, c *Coordinator) {
+		a, s := stable2(t, c)
+
+		// Another node's coordinator takes over with no groups.
+		c2 := New(clock.NewSim(0, 0), nil, Options{Incarnation: 2})
+		defer c2.Close()
+		wantCode(t, "moved heartbeat", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
+		wantCode(t, "moved static heartbeat", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: s, InstanceID: "i1"}), errRebalanceInProgress)
+		wantCode(t, "moved sync", recv(t, goSync(c2, SyncRequest{Group: "g", Generation: 1, MemberID: a})).ErrorCode, errRebalanceInProgress)
+		for _, id := range []string{"x", "cl-zz-1", "cl-1-x", "cl-1-0", "nodash"} {
+			wantCode(t, "heartbeat of "+id, c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: id}), errUnknownMemberID)
+		}
+		wantCode(t, "moved commit, unknown group", c2.ValidateCommit("g", a, "", 1), 0)
+		wantCode(t, "made-up commit, unknown group", c2.ValidateCommit("g", "x", "", 1), errIllegalGeneration)
+		wantCode(t, "moved rejoin", recvNow(c2, jreq("g", a, "")).ErrorCode, errUnknownMemberID)
+
+		// A member joins afresh; until its join phase completes, moved
+		// members may still commit.
+		b := memberID(t, c2, jreq("g", "", ""))
+		jb := goJoin(c2, jreq("g", b, ""))
+		blocked(t, jb)
+		wantCode(t, "moved commit while the group forms", c2.ValidateCommit("g", a, "", 1), 0)
+		wantCode(t, "moved heartbeat while the group forms", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
+		wantCode(t, "made-up commit while the group forms", c2.ValidateCommit("g", "x", "", 1), errUnknownMemberID)
+		time.Sleep(InitialRebalanceDelayDefault)
+		if r := recv(t, jb); r.ErrorCode != 0 || r.Generation != 1 {
+			t.Fatalf("join on the new coordinator: %+v", r)
+		}
+		if r := recv(t, goSync(c2, SyncRequest{Group: "g", Generation: 1, MemberID: b, Assignments: []SyncAssignment{{b, []byte("b")}}})); r.ErrorCode != 0 {
+			t.Fatalf("sync on the new coordinator: %+v", r)
+		}
+		wantCode(t, "moved commit after the join phase", c2.ValidateCommit("g", a, "", 1), errUnknownMemberID)
+		wantCode(t, "moved heartbeat after the join phase", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
+		check(t, c2)
+
+		// The same coordinator in a new tenure: its own earlier ids count
+		// as moved once BeginTenure ran, not before.
+		c.Leave(LeaveRequest{Group: "g", Members: []LeaveMember{{MemberID: a}}})
+		wantCode(t, "left, same tenure", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errUnknownMemberID)
+		c.BeginTenure()
+		wantCode(t, "left, earlier tenure", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
+		n := memberID(t, c, jreq("g2", "", ""))
+		wantCode(t, "new tenure id, not a member", c.Heartbeat(HeartbeatRequest{Group: "g2", Generation: 0, MemberID: n}), errUnknownMemberID)
+	})
+}

@@ -24,9 +24,12 @@ func (c *Coordinator) sync(req SyncRequest) (SyncResponse, chan SyncResponse) {
 	}
 	g := c.groups[req.Group]
 	if g == nil {
-		return SyncResponse{ErrorCode: errUnknownMemberID}, nil
+		return SyncResponse{ErrorCode: c.unknownMember(req.MemberID)}, nil
 	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != errNone {
+		if code == errUnknownMemberID {
+			code = c.unknownMember(req.MemberID)
+		}
 		return SyncResponse{ErrorCode: code}, nil
 	}
 	switch {
@@ -105,9 +108,12 @@ func (c *Coordinator) Heartbeat(req HeartbeatRequest) int16 {
 	}
 	g := c.groups[req.Group]
 	if g == nil {
-		return errUnknownMemberID
+		return c.unknownMember(req.MemberID)
 	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != errNone {
+		if code == errUnknownMemberID {
+			code = c.unknownMember(req.MemberID)
+		}
 		return code
 	}
 	if req.Generation != g.generation {

@@ -26,8 +26,23 @@ var (
 
 // Defaults. Timing defaults hold a stable leader on a loaded 2-core
 // machine with three in-process replicas (design brief).
+//
+// RTTMillisecond is dragonboat's tick: every tick the NodeHost queues a
+// LocalTick message to every shard it hosts, and a leader sends a heartbeat
+// to each follower every HeartbeatRTT ticks. The work is per shard, so it
+// grows with the partitions held: at 5 ms, three nodes on 2 cores holding
+// ~1,100 partition shards each (franz-go's kgo suite at RF 3) queued ~220k
+// ticks/s per node plus ~75k heartbeats/s; the step workers (which also
+// fsync the Raft log in the same loop) fell behind, batched 10-20 ticks
+// (dragonboat's "had N LocalTick msgs in one batch"), leaders missed
+// CheckQuorum and stepped down (~1,000 step-downs in 25 s), and the
+// controller shard's leadership moved with them, taking the group
+// coordinator and its in-memory membership along (consumers saw
+// UNKNOWN_MEMBER_ID). At 20 ms the same run had 39 step-downs and none of
+// the controller. Election timeout: ElectionRTT x RTT = 400 ms (dragonboat
+// randomises it up to twice that); heartbeats every 40 ms.
 const (
-	DefaultRTTMillisecond   = 5
+	DefaultRTTMillisecond   = 20
 	DefaultElectionRTT      = 20
 	DefaultHeartbeatRTT     = 2
 	DefaultPartitions       = 1

@@ -46,6 +46,7 @@ type sink struct {
 // times and concurrently; the newest call's logger and level are used.
 func Install(l *slog.Logger, level slog.Level) {
 	target.Store(&sink{logger: l, level: level})
+	resetTickLog()
 	once.Do(func() {
 		dblogger.SetLoggerFactory(func(pkg string) dblogger.ILogger { return pkgLogger{pkg: pkg} })
 	})
@@ -66,9 +67,15 @@ func (p pkgLogger) log(level slog.Level, format string, args []interface{}) {
 		"component", "dragonboat", "pkg", p.pkg)
 }
 
-func (p pkgLogger) Debugf(f string, a ...interface{})   { p.log(slog.LevelDebug, f, a) }
-func (p pkgLogger) Infof(f string, a ...interface{})    { p.log(slog.LevelInfo, f, a) }
-func (p pkgLogger) Warningf(f string, a ...interface{}) { p.log(p.warnLevel(), f, a) }
+func (p pkgLogger) Debugf(f string, a ...interface{}) { p.log(slog.LevelDebug, f, a) }
+func (p pkgLogger) Infof(f string, a ...interface{})  { p.log(slog.LevelInfo, f, a) }
+func (p pkgLogger) Warningf(f string, a ...interface{}) {
+	if f == localTickFormat && len(a) == 2 {
+		p.localTicks(a)
+		return
+	}
+	p.log(p.warnLevel(), f, a)
+}
 
 // warnLevel: dragonboat's raft package reports routine elections and
 // dropped proposals at warning level, and config warns that TLS is off on

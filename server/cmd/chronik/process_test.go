@@ -191,8 +191,10 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	}
 	body, _ := io.ReadAll(m.Body)
 	m.Body.Close()
-	if !strings.Contains(string(body), `chronik_requests_total{api="ApiVersions"}`) {
-		t.Fatalf("/metrics lacks the ApiVersions counter:\n%s", body)
+	for _, want := range []string{`chronik_requests_total{api="ApiVersions"}`, "# TYPE chronik_raft_tick_batches_total counter", "chronik_raft_ticks_batched_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 	if code := p.signal(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
