@@ -33,6 +33,7 @@ func metaSeeds() [][]byte {
 		meta.CreateACLs{ACLs: []meta.ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}},
 		meta.DeleteACLs{ACLs: []meta.ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}},
 		meta.AlterScramCredentials{Deletions: []meta.ScramDeletion{{User: "u", Mechanism: meta.ScramSHA256}, {User: "v", Mechanism: meta.ScramSHA512}}},
+		meta.ExpireOffsets{Group: "g", CutoffMs: 2},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

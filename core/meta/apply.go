@@ -49,6 +49,8 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.createACLs(c)
 	case DeleteACLs:
 		return s.deleteACLs(c)
+	case ExpireOffsets:
+		return s.expireOffsets(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
@@ -370,6 +372,38 @@ func (s *state) deleteOffsets(c DeleteOffsets) (Result, bool) {
 		changed = true
 		if len(parts) == 0 {
 			delete(byTopic, tp.Topic)
+		}
+	}
+	if len(byTopic) == 0 {
+		delete(s.offsets, c.Group)
+	}
+	return res, changed
+}
+
+// expireOffsets deletes Group's offsets committed before CutoffMs. The
+// result carries the expired partitions (sorted by topic and partition,
+// code 0; the first CommitEntriesMax of them); a group without offsets, or with none that old, changes
+// nothing and is no error.
+func (s *state) expireOffsets(c ExpireOffsets) (Result, bool) {
+	byTopic, ok := s.offsets[c.Group]
+	if !ok {
+		return Result{}, false
+	}
+	var res Result
+	changed := false
+	for _, tn := range sortedKeys(byTopic) {
+		parts := byTopic[tn]
+		for _, p := range sortedKeys(parts) {
+			if parts[p].CommitTimestampMs < c.CutoffMs {
+				delete(parts, p)
+				changed = true
+				if len(res.Partitions) < CommitEntriesMax {
+					res.Partitions = append(res.Partitions, PartitionCode{Topic: tn, Partition: p})
+				}
+			}
+		}
+		if len(parts) == 0 {
+			delete(byTopic, tn)
 		}
 	}
 	if len(byTopic) == 0 {

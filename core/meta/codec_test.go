@@ -97,6 +97,9 @@ func genCommand() *rapid.Generator[Command] {
 			return CompleteReassignment{ShardID: rapid.Uint64().Draw(t, "s"), Target: genSlice(i32, ReplicationFactorMax).Draw(t, "target")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command { return AlterBrokerConfigs{Ops: genSlice(op, 5).Draw(t, "ops")} }),
+		rapid.Custom(func(t *rapid.T) Command {
+			return ExpireOffsets{Group: str(GroupIDLenMax).Draw(t, "g"), CutoffMs: rapid.Int64().Draw(t, "cutoff")}
+		}),
 	)
 }
 

@@ -29,6 +29,7 @@ const (
 	KindAlterScramCredentials Kind = 16
 	KindCreateACLs            Kind = 17
 	KindDeleteACLs            Kind = 18
+	KindExpireOffsets         Kind = 19
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -144,6 +145,19 @@ type DeleteOffsets struct {
 	Partitions []TopicPartition
 }
 
+// ExpireOffsets deletes the committed offsets of Group whose
+// CommitTimestampMs is below CutoffMs (offsets.retention.minutes). The
+// group coordinator proposes it for a group it holds no members of, with
+// CutoffMs = its clock minus the retention: the cutoff comes from the
+// proposer, never from a clock in apply. Membership is not replicated, so
+// apply cannot re-check it: a member joining between the proposer's check
+// and the apply may lose offsets it has not committed since the cutoff
+// (Kafka's expiry has the same race); see DESIGN.md, "Groups".
+type ExpireOffsets struct {
+	Group    string
+	CutoffMs int64
+}
+
 func (RegisterBroker) Kind() Kind      { return KindRegisterBroker }
 func (UnregisterBroker) Kind() Kind    { return KindUnregisterBroker }
 func (CreateTopic) Kind() Kind         { return KindCreateTopic }
@@ -154,6 +168,7 @@ func (AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
 func (CommitOffsets) Kind() Kind       { return KindCommitOffsets }
 func (DeleteGroups) Kind() Kind        { return KindDeleteGroups }
 func (DeleteOffsets) Kind() Kind       { return KindDeleteOffsets }
+func (ExpireOffsets) Kind() Kind       { return KindExpireOffsets }
 
 func (k Kind) String() string {
 	switch k {
@@ -193,6 +208,8 @@ func (k Kind) String() string {
 		return "CreateACLs"
 	case KindDeleteACLs:
 		return "DeleteACLs"
+	case KindExpireOffsets:
+		return "ExpireOffsets"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -277,6 +294,8 @@ func decodeBody(d *dec, k Kind) Command {
 		return CreateACLs{ACLs: decodeACLs(d, ACLChangeMax)}
 	case KindDeleteACLs:
 		return DeleteACLs{ACLs: decodeACLs(d, ACLChangeMax)}
+	case KindExpireOffsets:
+		return ExpireOffsets{Group: d.str(GroupIDLenMax), CutoffMs: d.svar()}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil
@@ -397,4 +416,9 @@ func (c DeleteOffsets) encode(e *enc) {
 		e.str(p.Topic)
 		e.svar(int64(p.Partition))
 	}
+}
+
+func (c ExpireOffsets) encode(e *enc) {
+	e.str(c.Group)
+	e.svar(c.CutoffMs)
 }

@@ -26,6 +26,8 @@ const ResultVersion byte = 1
 //     nothing was committed, and a partition code of 0 means "valid, not
 //     committed because another partition failed": the proposer may retry
 //     those alone;
+//   - ExpireOffsets: Partitions, the expired ones (code 0, sorted, at
+//     most CommitEntriesMax);
 //   - DeleteGroups: Groups, one code per requested group;
 //   - AlterScramCredentials: Users, one code per user;
 //   - RegisterBroker, UnregisterBroker, AlterConfigs: Code only.

@@ -121,6 +121,9 @@ type (
 	// QueryGroups returns []string: every group with committed offsets,
 	// sorted.
 	QueryGroups struct{}
+	// QueryExpirableGroups returns []string: every group with an offset
+	// committed before CutoffMs, sorted (the offset expiry pass).
+	QueryExpirableGroups struct{ CutoffMs int64 }
 )
 
 // OffsetLookup is QueryOffset's answer.
@@ -149,9 +152,27 @@ func (m *StateMachine) Lookup(q interface{}) (interface{}, error) {
 		return OffsetLookup{Value: v, Found: ok}, nil
 	case QueryGroups:
 		return sortedKeys(m.st.offsets), nil
+	case QueryExpirableGroups:
+		return m.st.expirableGroups(q.CutoffMs), nil
 	default:
 		return nil, fmt.Errorf("%w: %T", ErrUnknownQuery, q)
 	}
+}
+
+func (s *state) expirableGroups(cutoffMs int64) []string {
+	var out []string
+	for _, g := range sortedKeys(s.offsets) {
+	group:
+		for _, parts := range s.offsets[g] { // order-free: any old offset will do
+			for _, v := range parts {
+				if v.CommitTimestampMs < cutoffMs {
+					out = append(out, g)
+					break group
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (s *state) groupOffsets(group string) []GroupOffset {
