@@ -65,11 +65,6 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if cfg.Node.Logger == nil {
 		cfg.Node.Logger = log
 	}
-	n, err := node.Start(ctx, cfg.Node)
-	if err != nil {
-		cfg.Listener.Close()
-		return nil, fmt.Errorf("server: start node: %w", err)
-	}
 	gopts := cfg.Groups
 	// Member ids must never repeat across restarts of this coordinator:
 	// the incarnation mixes the node id with the (node's) clock at start.
@@ -79,8 +74,22 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	}
 	incarnation := cfg.Node.NodeID<<48 ^ uint64(gclock.Now().UnixNano())
 	gopts.Incarnation = incarnation
+	groups := group.New(gclock, log.With("component", "groups"), gopts)
+	// The node's offset expiry keeps the offsets of groups with members
+	// here, and waits after a coordinator move until live members had
+	// their longest session timeout to rejoin.
+	cfg.Node.GroupActive = groups.Active
+	if cfg.Node.OffsetsExpirySettle == 0 && gopts.SessionTimeoutMax > 0 {
+		cfg.Node.OffsetsExpirySettle = gopts.SessionTimeoutMax
+	}
+	n, err := node.Start(ctx, cfg.Node)
+	if err != nil {
+		groups.Close()
+		cfg.Listener.Close()
+		return nil, fmt.Errorf("server: start node: %w", err)
+	}
 	b := &Broker{
-		Node: n, Groups: group.New(gclock, log.With("component", "groups"), gopts),
+		Node: n, Groups: groups,
 		NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1),
 	}
 	scfg := cfg.Server

@@ -192,3 +192,17 @@ func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generat
 	c.armSession(g, m, m.session)
 	return errNone
 }
+
+// Active reports whether group is held here with members (or members
+// awaiting their id), or whether the coordinator is closed and cannot
+// tell: the committed offsets of an active group never expire (the offset
+// expiry pass, core/node/offsetexpiry.go, asks this).
+func (c *Coordinator) Active(group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return true
+	}
+	g := c.groups[group]
+	return g != nil && (len(g.members) > 0 || len(g.pending) > 0 || g.state != Empty)
+}

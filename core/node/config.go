@@ -99,6 +99,26 @@ type Config struct {
 	// "In-sync replicas"). Zero: DefaultReplicaLagMax (30 s).
 	ReplicaLagMax time.Duration
 
+	// OffsetsRetention is offsets.retention.minutes: a group without
+	// members loses the offsets it committed longer ago (offsetexpiry.go).
+	// Zero: DefaultOffsetsRetention (7 days).
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms:
+	// how often the group coordinator looks for expired offsets. Zero:
+	// DefaultOffsetsRetentionCheckInterval (10 min).
+	OffsetsRetentionCheckInterval time.Duration
+	// OffsetsExpirySettle is how long this node must have coordinated
+	// groups in the current controller term before it expires offsets, so
+	// that live members of a group have rejoined it (they do within their
+	// session timeout). Zero: DefaultOffsetsExpirySettle (30 min, Kafka's
+	// group.max.session.timeout.ms); negative: no wait (tests).
+	OffsetsExpirySettle time.Duration
+	// GroupActive, if set, reports whether the group coordinator holds
+	// live members of group (or cannot rule it out): such a group keeps
+	// all its offsets. Nil: every group counts as empty. Called from the
+	// expiry pass's goroutine; it must not block.
+	GroupActive func(group string) bool
+
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).
 	Log plog.Options
@@ -176,6 +196,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = DefaultRetentionEvery
+	}
+	if c.OffsetsRetention <= 0 {
+		c.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if c.OffsetsRetentionCheckInterval <= 0 {
+		c.OffsetsRetentionCheckInterval = DefaultOffsetsRetentionCheckInterval
+	}
+	if c.OffsetsExpirySettle == 0 {
+		c.OffsetsExpirySettle = DefaultOffsetsExpirySettle
 	}
 	return c, nil
 }

@@ -89,7 +89,7 @@ func (l leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
 
 // Start opens the node: NodeHost, controller replica, then the background
 // loops (registration, leadership reports, membership, reconciler,
-// retention). ctx bounds only the start itself.
+// retention, partition moves, offset expiry). ctx bounds only the start itself.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.reassignLoop} {
+	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.reassignLoop, n.offsetExpiryLoop} {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

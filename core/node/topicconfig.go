@@ -72,6 +72,10 @@ func msString(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10)
 }
 
+// minutesString is d in whole minutes (a shorter retention, set only by
+// tests through node.Config, shows as 0).
+func minutesString(d time.Duration) string { return strconv.FormatInt(int64(d/time.Minute), 10) }
+
 func i64String(v int64) string { return strconv.FormatInt(v, 10) }
 
 func nonZero[T comparable](v T, format func(T) string) (string, bool) {
@@ -109,6 +113,14 @@ var configKeys = []configKey{
 	{broker: "log.retention.check.interval.ms", readOnly: true, def: msString(DefaultRetentionEvery),
 		static: func(c *Config) (string, bool) {
 			return msString(c.RetentionInterval), c.RetentionInterval != DefaultRetentionEvery
+		}},
+	{broker: "offsets.retention.check.interval.ms", readOnly: true, def: msString(DefaultOffsetsRetentionCheckInterval),
+		static: func(c *Config) (string, bool) {
+			return msString(c.OffsetsRetentionCheckInterval), c.OffsetsRetentionCheckInterval != DefaultOffsetsRetentionCheckInterval
+		}},
+	{broker: "offsets.retention.minutes", readOnly: true, def: minutesString(DefaultOffsetsRetention),
+		static: func(c *Config) (string, bool) {
+			return minutesString(c.OffsetsRetention), c.OffsetsRetention != DefaultOffsetsRetention
 		}},
 	{broker: "replica.lag.time.max.ms", readOnly: true, def: msString(DefaultReplicaLagMax),
 		static: func(c *Config) (string, bool) {

@@ -27,6 +27,8 @@ type brokerSettings struct {
 	AutoCreateTopics         *bool         // auto.create.topics.enable; nil = not given (true)
 	Rack                     string        // broker.rack
 	ReplicaLagMax            time.Duration // replica.lag.time.max.ms
+	OffsetsRetention         time.Duration // offsets.retention.minutes
+	OffsetsRetentionInterval time.Duration // offsets.retention.check.interval.ms
 
 	// Given maps the Kafka key of every setting given (flag or
 	// environment) to its value as given.
@@ -85,6 +87,16 @@ func brokerFlags() []brokerFlag {
 		{name: "replica-lag-time-max-ms", key: "replica.lag.time.max.ms",
 			usage: "a follower that has not caught up with its leader for this long, in `ms`, leaves the in-sync replicas (min.insync.replicas counts them; default 30000)",
 			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.ReplicaLagMax) }},
+		{name: "offsets-retention-minutes", key: "offsets.retention.minutes",
+			usage: "a consumer group without members loses the offsets it committed more than this many `minutes` ago (default 10080, 7 days)",
+			parse: func(s *brokerSettings, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt64/int64(time.Minute), "at least 1")
+				s.OffsetsRetention = time.Duration(n) * time.Minute
+				return err
+			}},
+		{name: "offsets-retention-check-interval-ms", key: "offsets.retention.check.interval.ms",
+			usage: "how often the group coordinator looks for expired committed offsets, in `ms` (default 600000, 10 minutes)",
+			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.OffsetsRetentionInterval) }},
 		{name: "num-partitions", key: "num.partitions",
 			usage: fmt.Sprintf("`count` of partitions of auto-created topics and of CreateTopics asking for -1 (default %d)", node.DefaultPartitions),
 			parse: func(s *brokerSettings, v string) error {
@@ -200,6 +212,7 @@ func (s brokerSettings) apply(c *node.Config) {
 	c.AutoCreateTopics = s.AutoCreateTopics == nil || *s.AutoCreateTopics
 	c.Rack = s.Rack
 	c.ReplicaLagMax = s.ReplicaLagMax
+	c.OffsetsRetention, c.OffsetsRetentionCheckInterval = s.OffsetsRetention, s.OffsetsRetentionInterval
 	if len(s.Given) > 0 {
 		c.StaticBrokerConfigs = make(map[string]string, len(s.Given))
 		for k, v := range s.Given {

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/chronik-go/chronik/core/meta"
+)
+
+// Committed offset expiry (Kafka's offsets.retention.minutes, KIP-211).
+//
+// The group coordinator (the controller leader, see group_api.go) runs a
+// pass every OffsetsRetentionCheckInterval on the node's Clock. For every
+// group that has an offset committed more than OffsetsRetention ago
+// (meta.QueryExpirableGroups on the local replica, which the coordinator's
+// read barrier keeps current), sorted by name, it asks Config.GroupActive
+// whether the coordinator holds live members of the group; if not, it
+// proposes meta.ExpireOffsets{Group, CutoffMs: now - retention}, which
+// deletes that group's offsets committed before the cutoff. The cutoff is
+// the proposer's: apply reads no clock, so every replica deletes the same
+// offsets.
+//
+// Deviation from Kafka: an empty group's offset expires retention after
+// its commit, not after the group became empty (Kafka persists that
+// instant in __consumer_offsets; membership here is not persisted). Since a
+// group with members keeps all its offsets, and members commit as they
+// consume, the two differ only for a group that went empty long after its
+// last commit.
+//
+// Races, both resolved towards keeping offsets where it matters:
+//   - a member may join between the check and the apply. Membership is
+//     not replicated, so apply cannot re-check it; the joining member then
+//     finds no committed offset for partitions it last committed more than
+//     the retention ago and starts from its auto.offset.reset, as in
+//     Kafka, whose expiry has the same race;
+//   - membership lives in the coordinator's memory, so a new coordinator
+//     (controller leadership moved, or this node restarted) holds no
+//     members until they rejoin, which live members do within their
+//     session timeout. The pass therefore expires nothing until this node
+//     has coordinated for OffsetsExpirySettle (by default the longest
+//     session timeout a member may have) in the current term.
+
+// Offset expiry defaults (Kafka's).
+const (
+	DefaultOffsetsRetention              = 7 * 24 * time.Hour // offsets.retention.minutes = 10080
+	DefaultOffsetsRetentionCheckInterval = 10 * time.Minute   // offsets.retention.check.interval.ms = 600000
+	DefaultOffsetsExpirySettle           = 30 * time.Minute   // group.max.session.timeout.ms
+)
+
+// offsetExpiryLoop runs an expiry pass every OffsetsRetentionCheckInterval.
+func (n *Node) offsetExpiryLoop() {
+	var t tenureClock
+	for n.cfg.Clock.Sleep(n.ctx, n.cfg.OffsetsRetentionCheckInterval) == nil {
+		n.offsetExpiryPass(&t)
+	}
+}
+
+// tenureClock remembers since when this node has coordinated in a term.
+type tenureClock struct {
+	term  uint64
+	since time.Time
+}
+
+// offsetExpiryPass proposes ExpireOffsets for every expirable group without
+// live members, if this node coordinates groups and has for at least
+// OffsetsExpirySettle. Failures are logged once per pass.
+func (n *Node) offsetExpiryPass(t *tenureClock) {
+	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+	term, ok := n.CoordinatorTerm(ctx)
+	cancel()
+	if !ok {
+		*t = tenureClock{}
+		return
+	}
+	now := n.cfg.Clock.Now()
+	if term != t.term {
+		*t = tenureClock{term: term, since: now}
+	}
+	if settle := n.cfg.OffsetsExpirySettle; settle > 0 && now.Sub(t.since) < settle {
+		return
+	}
+	cutoff := now.Add(-n.cfg.OffsetsRetention).UnixMilli()
+	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryExpirableGroups{CutoffMs: cutoff})
+	if err != nil {
+		n.log.Warn("offset expiry: read groups", "err", err)
+		return
+	}
+	var failed int
+	var first error
+	for _, g := range v.([]string) {
+		if n.ctx.Err() != nil {
+			return
+		}
+		if n.cfg.GroupActive != nil && n.cfg.GroupActive(g) {
+			continue
+		}
+		if _, still := n.leaderTerm(meta.ControllerShardID); !still {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+		r, err := n.proposeMeta(ctx, meta.ExpireOffsets{Group: g, CutoffMs: cutoff})
+		cancel()
+		if err == nil && r.Code != 0 {
+			err = r.Err()
+		}
+		if err != nil {
+			if failed == 0 {
+				first = err
+			}
+			failed++
+			continue
+		}
+		n.log.Info("offset expiry: expired committed offsets", "group", g, "partitions", len(r.Partitions), "cutoffMs", cutoff)
+	}
+	if failed > 0 && n.ctx.Err() == nil {
+		n.log.Warn("offset expiry pass: some groups failed; retried next pass", "failed", failed, "first", first)
+	}
+}
