@@ -79,6 +79,9 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	// here, and waits after a coordinator move until live members had
 	// their longest session timeout to rejoin.
 	cfg.Node.GroupActive = groups.Active
+	// A group whose last offset expired is forgotten if it is Empty, as
+	// Kafka drops it (Delete refuses a group with members).
+	cfg.Node.GroupExpired = func(g string) { groups.Delete([]string{g}) }
 	if cfg.Node.OffsetsExpirySettle == 0 && gopts.SessionTimeoutMax > 0 {
 		cfg.Node.OffsetsExpirySettle = gopts.SessionTimeoutMax
 	}

@@ -118,6 +118,10 @@ type Config struct {
 	// all its offsets. Nil: every group counts as empty. Called from the
 	// expiry pass's goroutine; it must not block.
 	GroupActive func(group string) bool
+	// GroupExpired, if set, is called after the expiry pass removed the
+	// last committed offset of group (Kafka then drops an Empty group:
+	// the coordinator forgets it unless members joined meanwhile).
+	GroupExpired func(group string)
 
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).

@@ -18,7 +18,8 @@ import (
 // proposes meta.ExpireOffsets{Group, CutoffMs: now - retention}, which
 // deletes that group's offsets committed before the cutoff. The cutoff is
 // the proposer's: apply reads no clock, so every replica deletes the same
-// offsets.
+// offsets. When a group's last offset expires, Config.GroupExpired lets
+// the coordinator forget the group if it is Empty (Kafka marks it Dead).
 //
 // Deviation from Kafka: an empty group's offset expires retention after
 // its commit, not after the group became empty (Kafka persists that
@@ -111,6 +112,11 @@ func (n *Node) offsetExpiryPass(t *tenureClock) {
 			continue
 		}
 		n.log.Info("offset expiry: expired committed offsets", "group", g, "partitions", len(r.Partitions), "cutoffMs", cutoff)
+		if n.cfg.GroupExpired != nil {
+			if left, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroupOffsets{Group: g}); err == nil && left.([]meta.GroupOffset) == nil {
+				n.cfg.GroupExpired(g)
+			}
+		}
 	}
 	if failed > 0 && n.ctx.Err() == nil {
 		n.log.Warn("offset expiry pass: some groups failed; retried next pass", "failed", failed, "first", first)
