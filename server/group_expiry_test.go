@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/node"
 )
@@ -68,6 +69,24 @@ func TestOffsetExpiry(t *testing.T) {
 	defer cancel()
 	if ls, err := adm.ListGroups(ctx); err != nil || ls.Groups()[0] != "g-active" || len(ls) != 1 {
 		t.Fatalf("list groups %v (err %v), want g-active alone", ls.Groups(), err)
+	}
+
+	// DescribeConfigs shows both settings as static.
+	rc, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil || len(rc) != 1 || rc[0].Err != nil {
+		t.Fatalf("describe broker: %+v %v", rc, err)
+	}
+	want := map[string]string{"offsets.retention.check.interval.ms": "100", "offsets.retention.minutes": "0"}
+	for _, cf := range rc[0].Configs {
+		if v, ok := want[cf.Key]; ok {
+			if cf.Value == nil || *cf.Value != v || cf.Source != kmsg.ConfigSourceStaticBrokerConfig {
+				t.Errorf("%s: %+v, want static %s", cf.Key, cf, v)
+			}
+			delete(want, cf.Key)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("not described: %v", want)
 	}
 
 	// Once its member leaves, the active group's offsets expire too.

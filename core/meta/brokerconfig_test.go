@@ -22,6 +22,8 @@ func TestAlterBrokerConfigs(t *testing.T) {
 	}{
 		{"unknown key", []ConfigOp{{Key: "log.flush.interval.ms", Value: "1"}}, kerr.InvalidConfig.Code, "log.flush.interval.ms"},
 		{"static key", []ConfigOp{{Key: "num.partitions", Value: "3"}}, kerr.InvalidConfig.Code, "dynamically"},
+		{"offsets retention is static", []ConfigOp{{Key: "offsets.retention.minutes", Value: "60"}}, kerr.InvalidConfig.Code, "dynamically"},
+		{"offsets check interval is static", []ConfigOp{{Key: "offsets.retention.check.interval.ms", Value: "1000"}}, kerr.InvalidConfig.Code, "dynamically"},
 		{"bad value", []ConfigOp{{Key: "log.retention.ms", Value: "soon"}}, kerr.InvalidConfig.Code, "log.retention.ms"},
 		{"segment below minimum", []ConfigOp{{Key: "log.segment.bytes", Value: "1024"}}, kerr.InvalidConfig.Code, "at least 1048576"},
 		{"twice", []ConfigOp{{Key: "log.retention.ms", Value: "1"}, {Key: "log.retention.ms", Op: ConfigDelete}}, kerr.InvalidRequest.Code, "twice"},
