@@ -15,7 +15,9 @@
 //
 // RegisterBroker, UnregisterBroker, CreateTopic, DeleteTopic,
 // CreatePartitions, AlterConfigs, AllocateProducerIDs, CommitOffsets,
-// DeleteGroups, DeleteOffsets, SetPartitionLeader (leader.go: the leader
+// DeleteGroups, DeleteOffsets, ExpireOffsets (the coordinator's
+// offsets.retention.minutes pass: a group's offsets committed before the
+// proposer's cutoff), SetPartitionLeader (leader.go: the leader
 // and Raft term each partition shard last reported, so that every node can
 // answer Metadata; stale terms are no-ops), ReassignPartition,
 // ReplicaCaughtUp, CompleteReassignment (reassign.go: moving a partition's

@@ -162,7 +162,8 @@
 // # Concurrency contract
 //
 // All exported methods are safe for concurrent use. Background goroutines
-// (registration, leader reports, membership, reconciler, retention) are
+// (registration, leader reports, membership, reconciler, retention,
+// partition moves, committed offset expiry) are
 // started by Start and stopped and waited for by Close; dragonboat's
 // callbacks never block. Node.mu guards small maps only and is never held
 // while waiting (a synctest bubble cannot advance time while anyone waits
