@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -39,6 +37,9 @@ type runOpts struct {
 	lyingSync bool
 	// onTrace, if set, receives the run's trace when it starts.
 	onTrace func(*trace)
+	// spin, if set, runs in the bubble beside the schedule until done is
+	// closed (test-only: a schedule that never ends, budget_test.go).
+	spin func(done <-chan struct{})
 	// workload starts the clients (on wg, stopping when ctx ends); nil:
 	// the core-API workload.
 	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
@@ -59,53 +60,20 @@ type result struct {
 	reads      int64
 }
 
-// runSchedule runs one seed's schedule inside its own synctest bubble.
-//
-// A schedule whose virtual time stops advancing for stuckWallMax of wall
-// time is stuck outside virtual time (a livelock, or a goroutine waiting
-// on a mutex whose holder sleeps): the watchdog writes the trace so far and
-// ends the process with every goroutine's stack and the reproduce line,
-// since a bubble cannot be abandoned. Progress is a heartbeat from inside
-// the bubble, counted in wall-clock ticks from outside, so a machine that
-// is paused (a VM suspended for minutes) costs one late tick, not a false
-// alarm.
+// runSchedule runs one seed's schedule inside its own synctest bubble,
+// under a watchdog that bounds it (budget_test.go).
 func runSchedule(t *testing.T, seed int64, o runOpts) result {
 	var res result
-	var running atomic.Pointer[trace]
-	var beats atomic.Int64
-	stopDog := make(chan struct{})
-	dogDone := make(chan struct{})
-	go func() {
-		defer close(dogDone)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		last, stale := beats.Load(), 0
-		for {
-			select {
-			case <-stopDog:
-				return
-			case <-tick.C:
-			}
-			if b := beats.Load(); b != last {
-				last, stale = b, 0
-				continue
-			}
-			if stale++; time.Duration(stale)*time.Second < stuckWallMax {
-				continue
-			}
-			p, err := "", error(nil)
-			if tr := running.Load(); tr != nil {
-				p, err = tr.write(seed, ".stuck")
-			}
-			debug.SetTraceback("all") // every goroutine's stack: who waits on what
-			panic(fmt.Sprintf("sim: seed %d: virtual time stopped advancing for %v of wall time (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, stuckWallMax, p, err, seed))
+	w := startWatchdog(seed)
+	defer w.stop()
+	onTrace := o.onTrace
+	o.onTrace = func(tr *trace) {
+		tr.overBudget = w.wake
+		w.running.Store(tr)
+		if onTrace != nil {
+			onTrace(tr)
 		}
-	}()
-	defer func() {
-		close(stopDog)
-		<-dogDone
-	}()
-	o.onTrace = func(tr *trace) { running.Store(tr) }
+	}
 	synctest.Test(t, func(t *testing.T) {
 		done := make(chan struct{})
 		beatDone := make(chan struct{})
@@ -118,24 +86,19 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 				case <-done:
 					return
 				case <-tk.C:
-					beats.Add(1)
+					w.beats.Add(1)
 				}
 			}
 		}()
+		if o.spin != nil {
+			go o.spin(done)
+		}
 		res = runBubble(seed, o)
 		close(done)
 		<-beatDone
 	})
 	return res
 }
-
-// stuckWallMax bounds how long a schedule's virtual time may stand still
-// in wall time (see runSchedule); heartbeatEvery is the virtual period of
-// the progress signal.
-const (
-	stuckWallMax   = 3 * time.Minute
-	heartbeatEvery = 100 * time.Millisecond
-)
 
 func runBubble(seed int64, o runOpts) (res result) {
 	reseedDragonboat(seed)
