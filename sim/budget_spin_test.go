@@ -51,7 +51,7 @@ func spinChild(t *testing.T, events bool) {
 	o := runOpts{duration: time.Hour, profile: profileRecoverable, workload: coreWorkload}
 	var tr *trace
 	o.onTrace = func(x *trace) { tr = x }
-	o.spin = func(done <-chan struct{}) {
+	o.beside = func(done <-chan struct{}) {
 		for {
 			select {
 			case <-done:

@@ -37,9 +37,12 @@ type runOpts struct {
 	lyingSync bool
 	// onTrace, if set, receives the run's trace when it starts.
 	onTrace func(*trace)
-	// spin, if set, runs in the bubble beside the schedule until done is
-	// closed (test-only: a schedule that never ends, budget_test.go).
-	spin func(done <-chan struct{})
+	// beside, if set, runs in the bubble beside the schedule until done
+	// is closed (test hooks: a schedule that never ends, budget_test.go;
+	// stacks at an instant, diverge_test.go).
+	beside func(done <-chan struct{})
+	// fine: trace every network operation too (nettrace_test.go).
+	fine bool
 	// workload starts the clients (on wg, stopping when ctx ends); nil:
 	// the core-API workload.
 	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
@@ -90,8 +93,8 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 				}
 			}
 		}()
-		if o.spin != nil {
-			go o.spin(done)
+		if o.beside != nil {
+			go o.beside(done)
 		}
 		res = runBubble(seed, o)
 		close(done)
@@ -130,6 +133,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	}()
 	c.brokenAck = o.brokenAck
 	c.lyingSync = o.lyingSync
+	c.fine = o.fine
 	phase := newRand(seed, "start-phase")
 	for i, id := range c.ids() {
 		if i > 0 {

@@ -65,7 +65,7 @@ func TestSim(t *testing.T) {
 				} else {
 					p1, _ := res.tr.write(seed, ".run1")
 					p2, _ := again.tr.write(seed, ".run2")
-					t.Logf("replay: seed %d trace hashes differ: %s vs %s (traces: %s %s)", seed, res.hash, again.hash, p1, p2)
+					t.Logf("replay: seed %d trace hashes differ: %s vs %s (traces: %s %s); %v\nfind the cause: make sim-diverge SEED=%d", seed, res.hash, again.hash, p1, p2, firstDivergence(res.tr, again.tr), seed)
 				}
 			}
 		})

@@ -1,0 +1,57 @@
+#!/bin/sh
+# gen.sh OUTDIR
+#
+# Builds the simulator's seeded runtime as a `go build -overlay`: copies
+# runtime/rand.go, proc.go and synctest.go of the installed Go ($(go env
+# GOROOT), never modified) to OUTDIR/src/runtime/, applies runtime.patch
+# (beside this script) with no fuzz, and writes OUTDIR/overlay.json, which
+# maps the GOROOT files to the patched copies. make sim, sim-long,
+# sim-diverge and the simulator part of make test pass it with
+# -overlay; the production binary (make build) never does.
+#
+# The patch: one process-wide random stream for the runtime's rand() and
+# cheaprand() (map seeds and iteration order, select's choice among ready
+# cases, sync.Map and maphash seeds) from a constant startup seed, instead
+# of per-thread state seeded by the OS, and inside a synctest bubble one
+# stream per bubble, starting afresh in each (synctest.go gets the field);
+# and no preemption of a goroutine
+# for having run 10 ms of wall time (sysmon's forcePreemptNS). See
+# sim/doc.go, "Determinism".
+#
+# A Go upgrade that changes those files makes the patch fail to apply:
+# this script then fails loudly, and the patch must be redone for the new
+# runtime (regenerate runtime.patch with diff -u against the new files).
+set -eu
+out=${1:?usage: gen.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+goroot=$(go env GOROOT)
+gover=$(go env GOVERSION)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -rf "$out/src"
+mkdir -p "$out/src/runtime"
+for f in rand.go proc.go synctest.go; do
+	cp "$goroot/src/runtime/$f" "$out/src/runtime/$f"
+	chmod u+w "$out/src/runtime/$f"
+done
+if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/src" <"$here/runtime.patch" >"$out/patch.log" 2>&1; then
+	cat "$out/patch.log" >&2
+	echo "sim/overlay/gen.sh: FAILED: sim/overlay/runtime.patch no longer applies to the runtime of $gover ($goroot/src/runtime)." >&2
+	echo "The simulator's seeded runtime must be redone for this Go version: apply the same changes by hand to copies of rand.go and proc.go and regenerate runtime.patch with diff -u." >&2
+	exit 1
+fi
+n=$(grep -c "chronik sim overlay" "$out/src/runtime/rand.go" "$out/src/runtime/proc.go" "$out/src/runtime/synctest.go" | awk -F: '{s += $2} END {print s}')
+if [ "$n" -lt 4 ]; then
+	echo "sim/overlay/gen.sh: FAILED: the patched runtime lacks its markers ($n found)" >&2
+	exit 1
+fi
+{
+	printf '{"Replace": {'
+	sep=
+	for f in rand.go proc.go synctest.go; do
+		printf '%s\n  "%s": "%s"' "$sep" "$goroot/src/runtime/$f" "$out/src/runtime/$f"
+		sep=,
+	done
+	printf '\n}}\n'
+} >"$out/overlay.json"
+echo "$gover" >"$out/goversion"
