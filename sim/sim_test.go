@@ -104,6 +104,13 @@ func report(t *testing.T, res result, o runOpts) {
 	if err != nil {
 		path = "(trace not written: " + err.Error() + ")"
 	}
+	finding := res.liveness
+	if len(res.violations) > 0 {
+		finding = "safety: " + res.violations[0]
+	}
+	if pic, err := writeTimeline(res.tr, res.seed, "", finding); err == nil {
+		path += "\npicture: " + pic
+	}
 	var b strings.Builder
 	for _, v := range res.violations {
 		b.WriteString("  safety: " + v + "\n")

@@ -2,7 +2,8 @@
 # gen.sh OUTDIR
 #
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
-# runtime/rand.go, proc.go and synctest.go of the installed Go ($(go env
+# runtime/rand.go, proc.go, synctest.go and internal/sync/mutex.go of the
+# installed Go ($(go env
 # GOROOT), never modified) to OUTDIR/src/runtime/, applies runtime.patch
 # (beside this script) with no fuzz, and writes OUTDIR/overlay.json, which
 # maps the GOROOT files to the patched copies. make sim, sim-long,
@@ -14,8 +15,10 @@
 # cases, sync.Map and maphash seeds) from a constant startup seed, instead
 # of per-thread state seeded by the OS, and inside a synctest bubble one
 # stream per bubble, starting afresh in each (synctest.go gets the field);
-# and no preemption of a goroutine
-# for having run 10 ms of wall time (sysmon's forcePreemptNS). See
+# no preemption of a goroutine
+# for having run 10 ms of wall time (sysmon's forcePreemptNS); and no
+# starvation mode in sync.Mutex for a waiter that waited 1 ms of wall
+# time (it changes who gets the lock next). See
 # sim/doc.go, "Determinism".
 #
 # A Go upgrade that changes those files makes the patch fail to apply:
@@ -28,11 +31,12 @@ goroot=$(go env GOROOT)
 gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+files="runtime/rand.go runtime/proc.go runtime/synctest.go internal/sync/mutex.go"
 rm -rf "$out/src"
-mkdir -p "$out/src/runtime"
-for f in rand.go proc.go synctest.go; do
-	cp "$goroot/src/runtime/$f" "$out/src/runtime/$f"
-	chmod u+w "$out/src/runtime/$f"
+for f in $files; do
+	mkdir -p "$(dirname "$out/src/$f")"
+	cp "$goroot/src/$f" "$out/src/$f"
+	chmod u+w "$out/src/$f"
 done
 if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/src" <"$here/runtime.patch" >"$out/patch.log" 2>&1; then
 	cat "$out/patch.log" >&2
@@ -40,16 +44,16 @@ if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/
 	echo "The simulator's seeded runtime must be redone for this Go version: apply the same changes by hand to copies of rand.go and proc.go and regenerate runtime.patch with diff -u." >&2
 	exit 1
 fi
-n=$(grep -c "chronik sim overlay" "$out/src/runtime/rand.go" "$out/src/runtime/proc.go" "$out/src/runtime/synctest.go" | awk -F: '{s += $2} END {print s}')
-if [ "$n" -lt 4 ]; then
+n=$(cd "$out/src" && grep -c "chronik sim overlay" $files | awk -F: '{s += $2} END {print s}')
+if [ "$n" -lt 5 ]; then
 	echo "sim/overlay/gen.sh: FAILED: the patched runtime lacks its markers ($n found)" >&2
 	exit 1
 fi
 {
 	printf '{"Replace": {'
 	sep=
-	for f in rand.go proc.go synctest.go; do
-		printf '%s\n  "%s": "%s"' "$sep" "$goroot/src/runtime/$f" "$out/src/runtime/$f"
+	for f in $files; do
+		printf '%s\n  "%s": "%s"' "$sep" "$goroot/src/$f" "$out/src/$f"
 		sep=,
 	done
 	printf '\n}}\n'
