@@ -41,7 +41,7 @@ done
 if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/src" <"$here/runtime.patch" >"$out/patch.log" 2>&1; then
 	cat "$out/patch.log" >&2
 	echo "sim/overlay/gen.sh: FAILED: sim/overlay/runtime.patch no longer applies to the runtime of $gover ($goroot/src/runtime)." >&2
-	echo "The simulator's seeded runtime must be redone for this Go version: apply the same changes by hand to copies of rand.go and proc.go and regenerate runtime.patch with diff -u." >&2
+	echo "The simulator's seeded runtime must be redone for this Go version: apply the same changes by hand to copies of the files named in this script and regenerate runtime.patch with diff -u." >&2
 	exit 1
 fi
 n=$(cd "$out/src" && grep -c "chronik sim overlay" $files | awk -F: '{s += $2} END {print s}')
