@@ -3,6 +3,7 @@
 package sim
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,7 +33,10 @@ func TestSimBudget(t *testing.T) {
 	} {
 		t.Run(c.kind, func(t *testing.T) {
 			start := time.Now()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestSimBudget$", "-test.count=1", c.flag)
+			// The child must end on its own well within this deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSimBudget$", "-test.count=1", c.flag)
 			cmd.Env = append(os.Environ(), spinChildEnv+"="+c.kind)
 			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)

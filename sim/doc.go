@@ -138,13 +138,19 @@
 // rand() and cheaprand() (map seeds and iteration order, select's choice
 // among ready cases, sync.Map and maphash seeds, semaphore queues) one
 // stream per synctest bubble that starts afresh in every bubble, and a
-// constant startup seed (hash keys); it removes sysmon's preemption of a
-// goroutine after 10 ms of wall time and sync.Mutex's starvation mode
-// after a 1 ms wall-time wait. In the simulator process: the watchdog
-// never wakes on a runtime timer (above), and the collector runs only at
-// quiet instants (gc_test.go: GOGC off during a schedule, a full
-// collection on the heartbeat once every goroutine of the bubble is
-// durably blocked).
+// constant startup seed (hash keys); it removes sync.Mutex's starvation
+// mode after a 1 ms wall-time wait. Sysmon's preemption of a goroutine after
+// 10 ms of wall time stays: raised (to 1 s, or to never), it starved the
+// global run queue, where a goroutine returning from a system call
+// waits (goroutines handed over through runnext inherit one time slice,
+// and the queue is looked at only every 61st slice), so a spinning
+// schedule's watchdog never ran (TestSimBudget caught it); this may be
+// the "overlaid build was slower" of the issue. In the simulator process
+// the watchdog never wakes on a runtime timer (above). The collector still runs
+// wherever an allocation tips it (tried: GOGC off during a schedule and a
+// full collection on the heartbeat after synctest.Wait; a spinning
+// schedule then grew to the memory limit and never reached its wall
+// budget, so it was taken out again).
 //
 // The divergence finder (make sim-diverge SEED=N, diverge_test.go) runs a
 // seed twice with the fine trace (every dial, accept, write with a hash
@@ -158,7 +164,7 @@
 //
 // Measured (2 cores shared with other engineers' builds and runs, load
 // average 6-8, so these are low): full-trace replay at 30 s was 0 of 6
-// seeds before and 0 of 6 after the seeded runtime and quiet collector,
+// seeds before and 0 of 6 after the seeded runtime (with a quiet collector, since removed),
 // but the runs now part later (seed 1: at 9.7 s instead of 5.8 s of the
 // coarse trace). The fine trace of seed 1 with the seeded runtime parts
 // at 0.328 s: b3 dials b1 three Raft connections at one instant and the

@@ -64,14 +64,11 @@ type result struct {
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble,
-// under a watchdog that bounds it (budget_test.go), with the collector
-// run at quiet instants only (gc_test.go).
+// under a watchdog that bounds it (budget_test.go).
 func runSchedule(t *testing.T, seed int64, o runOpts) result {
 	var res result
 	w := startWatchdog(seed)
 	defer w.stop()
-	gc, restoreGC := quietGC()
-	defer restoreGC()
 	onTrace := o.onTrace
 	o.onTrace = func(tr *trace) {
 		tr.overBudget = w.wake
@@ -93,7 +90,6 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 					return
 				case <-tk.C:
 					w.beats.Add(1)
-					gc.beat()
 				}
 			}
 		}()
