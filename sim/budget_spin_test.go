@@ -41,7 +41,8 @@ func TestSimBudget(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != budgetExit || !strings.Contains(string(out), c.want) ||
-				!strings.Contains(string(out), "liveness:") || !strings.Contains(string(out), "reproduce: make sim SEED=") {
+				!strings.Contains(string(out), "liveness:") || !strings.Contains(string(out), "reproduce: make sim SEED=") ||
+				!strings.Contains(string(out), "picture: ") {
 				t.Fatalf("a spinning schedule was not failed by its %s budget (child: %v); output:\n%s", c.kind, err, tail(string(out), 4000))
 			}
 			t.Logf("failed as required after %v: %s", time.Since(start).Round(time.Millisecond), firstLine(string(out), "liveness:"))

@@ -151,7 +151,7 @@ func (w *watchdog) fire(tr *trace, why string, virtual time.Duration) {
 	seed := w.seed
 	paths := "(no trace: the schedule had not started)"
 	if tr != nil {
-		tr.add(evCheck, "LIVENESS budget: %s", why)
+		tr.addLast(evCheck, "LIVENESS budget: %s", why) // the watchdog is outside the bubble
 		p, err := tr.write(seed, ".stuck")
 		paths = fmt.Sprintf("%s %v", p, err)
 		if pic, err := writeTimeline(tr, seed, ".stuck", why); err == nil {

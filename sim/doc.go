@@ -117,13 +117,14 @@
 // budgets). The watchdog sleeps in select(2) on a pipe, not on a runtime
 // timer, so it never becomes runnable in the middle of a schedule.
 //
-// Open: built with the seeded runtime (below), TestSimBudget's wall-time
-// case does not fire: the watchdog, back from select(2), waits for a P
-// (runtime.exitsyscallNoP) and a spinning bubble never lets it have one
-// (stack dump of the child, taken with SIGQUIT); without the overlay it
-// fires in 4 s. The test fails after its 2 min deadline until this is
-// fixed (candidates: the per-bubble random stream or the mutex patch
-// change which queue the spinner's wake-ups take; bisect with gen.sh).
+// The watchdog is outside the bubble, so it stamps its finding at the
+// trace's latest virtual instant (trace.addLast), never with time.Since:
+// there that reads the wall clock against the bubble's epoch (decades).
+// It once did, and the picture of the stuck trace then drew an axis tick
+// per 5 s over 27 years (gigabytes, for minutes): the process never
+// reached its exit, in every build, which looked like a watchdog that
+// never ran under the seeded runtime. The picture caps its axis at about
+// 100 ticks (TestTimelineFarStamp).
 //
 // # Determinism
 //

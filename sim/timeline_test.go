@@ -209,10 +209,15 @@ func (tl *timeline) svg(seed int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="monospace" font-size="11">`+"\n", tlWidth, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13">seed %d: %.3fs virtual; lanes: nodes (grey: down; bands: faults), partitions (leader per epoch, dots: acked offsets); red: checker findings</text>`+"\n", seed, end.Seconds())
-	// Axis: a tick per second (or per 5 s beyond 60 s).
+	// Axis: a tick per second (or per 5 s beyond 60 s), doubled until
+	// there are at most 100: a stamp far out (wall time by mistake) must
+	// not make the picture unbounded.
 	step := time.Second
 	if end > time.Minute {
 		step = 5 * time.Second
+	}
+	for end/step > 100 {
+		step *= 2
 	}
 	axisY := tlTop - 8
 	for t := time.Duration(0); t <= end; t += step {
@@ -312,6 +317,34 @@ func TestTimeline(t *testing.T) {
 	for _, want := range []string{"node b2", "b2 down 2.000s..2.500s", "crash b2", "partition b1 &lt;-&gt; b2", "leader b2 epoch 3", "VIOLATION", "<path d=\"M"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("picture lacks %q", want)
+		}
+	}
+}
+
+// TestTimelineFarStamp: an event stamped far out (the watchdog once
+// stamped its finding with wall time, decades past the bubble's epoch)
+// still gives a picture of bounded size; drawing it used to build a
+// gigabyte axis, and the over-budget process never ended.
+func TestTimelineFarStamp(t *testing.T) {
+	evs := []event{
+		{0, evNode, "b1 clock offset=0s drift=0ppm"},
+		{27 * 365 * 24 * time.Hour, evCheck, "LIVENESS budget: far out"},
+	}
+	if n := len(readTimeline(evs).svg(1)); n > 64<<10 {
+		t.Fatalf("picture of two events is %d bytes", n)
+	}
+}
+
+// TestTraceAddLast: an event recorded from outside the bubble takes the
+// latest instant recorded, not the wall clock.
+func TestTraceAddLast(t *testing.T) {
+	tr := newTrace()
+	tr.record(event{at: 3 * time.Second, kind: evNode, text: "b1 started"})
+	tr.record(event{at: time.Second, kind: evNode, text: "b2 started"})
+	tr.addLast(evCheck, "LIVENESS budget: %s", "x")
+	for _, e := range tr.canonical() {
+		if e.kind == evCheck && e.at != 3*time.Second {
+			t.Fatalf("the check is at %v, want 3s", e.at)
 		}
 	}
 }
