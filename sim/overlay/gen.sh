@@ -4,7 +4,8 @@
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
 # runtime/rand.go, synctest.go and internal/sync/mutex.go of the
 # installed Go ($(go env
-# GOROOT), never modified) to OUTDIR/src/runtime/, applies runtime.patch
+# GOROOT), never modified) to OUTDIR/_src/ (the "_" keeps the copies out
+# of ./... patterns: bin/ is inside the module), applies runtime.patch
 # (beside this script) with no fuzz, and writes OUTDIR/overlay.json, which
 # maps the GOROOT files to the patched copies. make sim, sim-long,
 # sim-diverge and the simulator part of make test pass it with
@@ -33,19 +34,19 @@ gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 files="runtime/rand.go runtime/synctest.go internal/sync/mutex.go"
-rm -rf "$out/src"
+rm -rf "$out/src" "$out/_src" # src: the layout before _src
 for f in $files; do
-	mkdir -p "$(dirname "$out/src/$f")"
-	cp "$goroot/src/$f" "$out/src/$f"
-	chmod u+w "$out/src/$f"
+	mkdir -p "$(dirname "$out/_src/$f")"
+	cp "$goroot/src/$f" "$out/_src/$f"
+	chmod u+w "$out/_src/$f"
 done
-if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/src" <"$here/runtime.patch" >"$out/patch.log" 2>&1; then
+if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -r - -p1 -d "$out/_src" <"$here/runtime.patch" >"$out/patch.log" 2>&1; then
 	cat "$out/patch.log" >&2
 	echo "sim/overlay/gen.sh: FAILED: sim/overlay/runtime.patch no longer applies to the runtime of $gover ($goroot/src/runtime)." >&2
 	echo "The simulator's seeded runtime must be redone for this Go version: apply the same changes by hand to copies of the files named in this script and regenerate runtime.patch with diff -u." >&2
 	exit 1
 fi
-n=$(cd "$out/src" && grep -c "chronik sim overlay" $files | awk -F: '{s += $2} END {print s}')
+n=$(cd "$out/_src" && grep -c "chronik sim overlay" $files | awk -F: '{s += $2} END {print s}')
 if [ "$n" -lt 4 ]; then
 	echo "sim/overlay/gen.sh: FAILED: the patched runtime lacks its markers ($n found)" >&2
 	exit 1
@@ -54,7 +55,7 @@ fi
 	printf '{"Replace": {'
 	sep=
 	for f in $files; do
-		printf '%s\n  "%s": "%s"' "$sep" "$goroot/src/$f" "$out/src/$f"
+		printf '%s\n  "%s": "%s"' "$sep" "$goroot/src/$f" "$out/_src/$f"
 		sep=,
 	done
 	printf '\n}}\n'
