@@ -176,6 +176,18 @@ func staggerStart(c *cluster, rng *rand.Rand) {
 	time.Sleep(time.Duration(1 + rng.Int64N(tick)))
 }
 
+// offGrid sleeps a seeded time shorter than a tick (at least 1 ns)
+// before a setup request. Setup starts when the last node's start
+// returns, an instant of that node's tick grid, and retries on the
+// millisecond grid; a request made at the instant a node applies
+// something (a broker's registration, a leader change) would see it or
+// not by goroutine order (seen: seed 39's first CreateTopics found 0 or
+// 1 registered brokers from run to run, and setup ended 100 ms apart).
+func offGrid(c *cluster, rng *rand.Rand) {
+	tick := int64(time.Duration(c.topo.rttMs) * time.Millisecond)
+	time.Sleep(time.Duration(1 + rng.Int64N(tick)))
+}
+
 // createTopics creates the workload's topics and waits until every
 // partition has a leader.
 func createTopics(c *cluster) ([]tp, error) {
@@ -186,8 +198,10 @@ func createTopics(c *cluster) ([]tp, error) {
 		}
 	}
 	deadline := time.Now().Add(setupWaitMax)
+	pause := newRand(c.seed, "setup-pause")
 	for _, t := range c.topo.topics {
 		for {
+			offGrid(c, pause)
 			b := c.broker(1)
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf}}, false)[0]
@@ -203,7 +217,7 @@ func createTopics(c *cluster) ([]tp, error) {
 	}
 	rng := newRand(c.seed, "setup")
 	for _, at := range tps {
-		for leaderOf(context.Background(), c, rng, at) == nil {
+		for offGrid(c, pause); leaderOf(context.Background(), c, rng, at) == nil; offGrid(c, pause) {
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("setup: %s has no leader after %v", at, setupWaitMax)
 			}
