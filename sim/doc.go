@@ -130,8 +130,11 @@
 //
 // The schedule hash reproduces for every seed (checked by -sim-replay).
 // What the simulator does to keep scheduling out of the outcome: every
-// random stream is named by seed and purpose (netio draws per connection,
-// not per link); each link has a seeded constant delay skew, so one
+// random stream is named by seed and purpose (netio draws a chunk's fate
+// from a stream named by link, instant and the chunk's bytes, not by
+// connection: connections dialled at one instant are numbered by
+// goroutine order); setup's requests wait a seeded sub-tick offset; a
+// server's Shutdown closes connections in accept order; each link has a seeded constant delay skew, so one
 // instant's messages over different links arrive at distinct instants;
 // nodes start at seeded sub-tick offsets, so they never tick at one
 // instant; workload timers avoid kgo's fixed periods and the millisecond
