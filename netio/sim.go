@@ -308,8 +308,13 @@ func (s *Sim) Crash(host string) {
 		lns = append(lns, l)
 	}
 	s.mu.Unlock()
-	// Map order is random; reset in a fixed order so wake-ups are too.
-	slices.SortFunc(conns, func(a, b *simConn) int { return cmp.Compare(a.local.port, b.local.port) })
+	// Map order is random (it follows the endpoints' addresses in
+	// memory); reset in a fixed order so wake-ups are too. The local port
+	// alone is no order: every accepted end has the listener's port.
+	slices.SortFunc(conns, func(a, b *simConn) int {
+		return cmp.Or(cmp.Compare(a.local.port, b.local.port), cmp.Compare(a.remote.host, b.remote.host),
+			cmp.Compare(a.remote.port, b.remote.port))
+	})
 	slices.SortFunc(lns, func(a, b *simListener) int { return cmp.Compare(a.addr.port, b.addr.port) })
 	for _, c := range conns {
 		c.reset("host " + host + " crashed")
