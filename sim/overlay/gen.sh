@@ -2,26 +2,27 @@
 # gen.sh OUTDIR
 #
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
-# runtime/rand.go, synctest.go and internal/sync/mutex.go of the
-# installed Go ($(go env
-# GOROOT), never modified) to OUTDIR/_src/ (the "_" keeps the copies out
-# of ./... patterns: bin/ is inside the module), applies runtime.patch
-# (beside this script) with no fuzz, and writes OUTDIR/overlay.json, which
-# maps the GOROOT files to the patched copies. make sim, sim-long,
-# sim-diverge and the simulator part of make test pass it with
-# -overlay; the production binary (make build) never does.
+# runtime/rand.go, synctest.go, select.go, time.go and
+# internal/sync/mutex.go of the installed Go ($(go env GOROOT), never
+# modified) to OUTDIR/_src/ (the "_" keeps the copies out of ./...
+# patterns: bin/ is inside the module), applies runtime.patch (beside
+# this script) with no fuzz, and writes OUTDIR/overlay.json, which maps
+# the GOROOT files to the patched copies. make sim, sim-long,
+# sim-diverge and the simulator part of make test pass it with -overlay;
+# the production binary (make build) never does.
 #
-# The patch: one process-wide random stream for the runtime's rand() and
-# cheaprand() (map seeds and iteration order, select's choice among ready
-# cases, sync.Map and maphash seeds) from a constant startup seed, instead
-# of per-thread state seeded by the OS, and inside a synctest bubble one
-# stream per bubble, starting afresh in each (synctest.go gets the field);
-# and no
-# starvation mode in sync.Mutex for a waiter that waited 1 ms of wall
-# time (it changes who gets the lock next). See
-# sim/doc.go, "Determinism" (also for why sysmon's 10 ms preemption
-# stays: without it the global run queue, where a goroutine returning
-# from a system call waits, starved for a minute and more).
+# The patch: one process-wide random stream for the runtime's rand()
+# from a constant startup seed, instead of per-thread state seeded by the
+# OS, and inside a synctest bubble one stream per bubble, starting afresh
+# in each (synctest.go gets the field). Inside a bubble only the draws
+# that decide what the bubble does take from its stream: select's choice
+# among ready cases and the order of timers due at one instant
+# (select.go, time.go), math/rand's and maphash's seeds; maps draw nothing
+# there (seed 0, iteration from the table's start), and the runtime's
+# incidental cheaprand() draws (heap profiling samples, cache eviction,
+# lock spinning) keep per-thread state. And no starvation mode in
+# sync.Mutex for a waiter that waited 1 ms of wall time (it changes who
+# gets the lock next). See sim/doc.go, "Determinism".
 #
 # A Go upgrade that changes those files makes the patch fail to apply:
 # this script then fails loudly, and the patch must be redone for the new
@@ -33,7 +34,7 @@ goroot=$(go env GOROOT)
 gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-files="runtime/rand.go runtime/synctest.go internal/sync/mutex.go"
+files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go internal/sync/mutex.go"
 rm -rf "$out/src" "$out/_src" # src: the layout before _src
 for f in $files; do
 	mkdir -p "$(dirname "$out/_src/$f")"
