@@ -2,7 +2,7 @@
 # gen.sh OUTDIR
 #
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
-# runtime/rand.go, synctest.go, select.go, time.go and
+# runtime/rand.go, synctest.go, select.go, time.go, proc.go and
 # internal/sync/mutex.go of the installed Go ($(go env GOROOT), never
 # modified) to OUTDIR/_src/ (the "_" keeps the copies out of ./...
 # patterns: bin/ is inside the module), applies runtime.patch (beside
@@ -20,9 +20,15 @@
 # (select.go, time.go), math/rand's and maphash's seeds; maps draw nothing
 # there (seed 0, iteration from the table's start), and the runtime's
 # incidental cheaprand() draws (heap profiling samples, cache eviction,
-# lock spinning) keep per-thread state. And no starvation mode in
+# lock spinning) keep per-thread state. No starvation mode in
 # sync.Mutex for a waiter that waited 1 ms of wall time (it changes who
-# gets the lock next). See sim/doc.go, "Determinism".
+# gets the lock next). And the scheduler (proc.go) never reorders a
+# bubble on wall time: sysmon does not preempt a bubble's goroutine after
+# 10 ms, nor take the P of one in a system call (for up to 1 s); a
+# goroutine from outside any bubble never kicks a bubble's goroutine out
+# of runnext; and a bubble's runnext chain counts scheduler ticks, so the
+# global run queue (a watchdog back from select(2)) still gets its turn
+# every 61st (TestSimBudget). See sim/doc.go, "Determinism".
 #
 # A Go upgrade that changes those files makes the patch fail to apply:
 # this script then fails loudly, and the patch must be redone for the new
@@ -34,7 +40,7 @@ goroot=$(go env GOROOT)
 gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go internal/sync/mutex.go"
+files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go runtime/proc.go internal/sync/mutex.go"
 rm -rf "$out/src" "$out/_src" # src: the layout before _src
 for f in $files; do
 	mkdir -p "$(dirname "$out/_src/$f")"
