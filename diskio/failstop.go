@@ -1,8 +1,14 @@
 package diskio
 
+import "errors"
+
 // FailStop wraps fsys so that a failed write-side operation stops the node
 // instead of being handled: File.WriteAt, File.Append, File.Sync,
-// File.Truncate and FS.SyncDir that return an error call stop with it.
+// File.Truncate and FS.SyncDir that return an error call stop with it, and
+// so do FS.Remove and FS.RemoveAll failing for any reason but a missing
+// name (a segment that retention could not delete: Kafka takes its log dir
+// offline; the state that moved the log start is already durable, and a
+// restart removes what is left below it).
 //
 // Why fail-stop: after a failed fsync the kernel may already have dropped
 // the dirty pages while later reads still return them (the PostgreSQL
@@ -21,10 +27,11 @@ package diskio
 // down without taking the process with it (dragonboat would panic on the
 // error); its effects are invisible by then.
 //
-// Read-side errors (open, read, stat, list) and namespace operations
-// (create, rename, remove) are returned to the caller unchanged: callers
-// handle them (a missing file is often expected, and a corrupt read is
-// detected by checksums and reported as such).
+// Read-side errors (open, read, stat, list), the other namespace
+// operations (create, rename) and a remove of a missing name are returned
+// to the caller unchanged: callers handle them (a missing file is often
+// expected, and a corrupt read is detected by checksums and reported as
+// such).
 func FailStop(fsys FS, stop func(error)) FS {
 	return &failStopFS{FS: fsys, stop: stop}
 }
@@ -49,6 +56,22 @@ func (f *failStopFS) failed(err error, retry func() error) error {
 
 func (f *failStopFS) SyncDir(dir string) error {
 	return f.failed(f.FS.SyncDir(dir), func() error { return f.FS.SyncDir(dir) })
+}
+
+func (f *failStopFS) Remove(name string) error {
+	return f.removed(f.FS.Remove(name), func() error { return f.FS.Remove(name) })
+}
+
+func (f *failStopFS) RemoveAll(name string) error {
+	return f.removed(f.FS.RemoveAll(name), func() error { return f.FS.RemoveAll(name) })
+}
+
+// removed is failed for a remove: a missing name is the caller's to judge.
+func (f *failStopFS) removed(err error, retry func() error) error {
+	if errors.Is(err, ErrNotExist) {
+		return err
+	}
+	return f.failed(err, retry)
 }
 
 func (f *failStopFS) wrap(file File, err error) (File, error) {

@@ -42,6 +42,8 @@ func TestFailStopWriteSide(t *testing.T) {
 			return err
 		}, ErrNoSpace},
 		{"truncate-enospc", Faults{CapacityBytes: 3}, func(_ FS, f File) error { return f.Truncate(64) }, ErrNoSpace},
+		{"remove", Faults{Rules: []FaultRule{{Op: OpRemove, Probability: 1}}}, func(fs FS, _ File) error { return fs.Remove("d/f") }, ErrInjected},
+		{"removeall", Faults{Rules: []FaultRule{{Op: OpRemove, Probability: 1}}}, func(fs FS, _ File) error { return fs.RemoveAll("d") }, ErrInjected},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +107,9 @@ func TestFailStopReadSidePassesThrough(t *testing.T) {
 	fs := FailStop(disk, func(error) { calls++ })
 	if _, err := fs.Open("missing"); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("Open(missing) = %v", err)
+	}
+	if err := fs.Remove("missing"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("Remove(missing) = %v", err)
 	}
 	f, err := fs.Create("f")
 	if err != nil {

@@ -27,6 +27,12 @@ func metaSeeds() [][]byte {
 		meta.CommitOffsets{Group: "g", CommitTimestampMs: 1, Offsets: []meta.OffsetCommit{{Topic: "t", Partition: 0, Offset: 5, LeaderEpoch: 1, Metadata: "m"}}},
 		meta.DeleteGroups{Groups: []string{"g", "h"}},
 		meta.DeleteOffsets{Group: "g", Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
+		meta.AlterBrokerConfigs{Ops: []meta.ConfigOp{{Key: "log.retention.ms", Value: "1000"}, {Key: "message.max.bytes", Op: meta.ConfigDelete}}},
+		meta.AlterScramCredentials{Upserts: []meta.ScramCredential{{User: "u", Mechanism: meta.ScramSHA256, Iterations: 4096,
+			Salt: []byte("s"), StoredKey: make([]byte, 32), ServerKey: make([]byte, 32)}}},
+		meta.CreateACLs{ACLs: []meta.ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}},
+		meta.DeleteACLs{ACLs: []meta.ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}},
+		meta.AlterScramCredentials{Deletions: []meta.ScramDeletion{{User: "u", Mechanism: meta.ScramSHA256}, {User: "v", Mechanism: meta.ScramSHA512}}},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

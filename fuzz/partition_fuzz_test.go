@@ -11,10 +11,17 @@ import (
 )
 
 // FuzzPartitionDecodeCommand (FuzzDecodeCommand is core/meta's): decoding arbitrary entry payloads never panics, errors
-// wrap ErrBadCommand, and whatever decodes re-encodes to the same bytes.
-// Result decoding of arbitrary bytes never panics either.
+// wrap ErrBadCommand, and whatever decodes re-encodes to the same bytes
+// (a version-1 produce, which EncodeProduce no longer writes, re-encodes
+// as version 2 and decodes to the same command). Result decoding of
+// arbitrary bytes never panics either.
 func FuzzPartitionDecodeCommand(f *testing.F) {
-	f.Add(partition.EncodeProduce(partition.Produce{LeaderEpoch: 3, Batches: []byte("abc")}))
+	f.Add(partition.EncodeProduce(partition.Produce{LeaderEpoch: 3, LogAppendTimeMs: -1, Batches: []byte("abc")}))
+	f.Add(partition.EncodeProduce(partition.Produce{LeaderEpoch: 3, BatchBytesMax: 1048588, LogAppendTimeMs: 1_700_000_000_000, Batches: []byte("abc")}))
+	f.Add(partition.EncodeProduce(partition.Produce{BatchBytesMax: -1, LogAppendTimeMs: -2}))
+	f.Add([]byte{1, 1, 0, 0, 0, 3, 'a', 'b', 'c'}) // version-1 produce
+	f.Add([]byte{2, 1, 0, 0, 0, 3, 0, 0})          // version-2 produce, header cut
+	f.Add([]byte{2, 2, 0, 0, 0, 0, 0, 0, 0, 1})    // delete-records has no version 2
 	f.Add(partition.EncodeDeleteRecords(partition.DeleteRecords{Offset: -1}))
 	f.Add([]byte{})
 	f.Add([]byte{1})
@@ -37,6 +44,14 @@ func FuzzPartitionDecodeCommand(f *testing.F) {
 			again = partition.EncodeDeleteRecords(c.DeleteRecords)
 		default:
 			t.Fatalf("decoded kind %d", c.Kind)
+		}
+		if c.Kind == partition.KindProduce && b[0] == partition.CommandVersion {
+			c2, err := partition.DecodeCommand(again)
+			if err != nil || c2.Produce.LeaderEpoch != c.Produce.LeaderEpoch || c2.Produce.BatchBytesMax != 0 ||
+				c2.Produce.LogAppendTimeMs != -1 || !bytes.Equal(c2.Produce.Batches, c.Produce.Batches) {
+				t.Fatalf("version-1 produce %x re-encoded as %x decodes to %+v, %v", b, again, c2, err)
+			}
+			return
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding %x gave %x", b, again)

@@ -42,7 +42,7 @@ type replica struct {
 
 func openReplica(t testing.TB, fs diskio.FS) *replica {
 	r := &replica{t: t, reg: partition.NewRegistry(), opts: partition.Options{
-		FS: fs, Dir: "/p", Log: plog.Options{SegmentBytesMax: 1024, IndexIntervalBytes: 128, RetentionAge: -1},
+		FS: fs, Dir: "/p", Log: plog.Options{SegmentBytesMax: 1024, IndexIntervalBytes: 128},
 	}}
 	r.open()
 	return r

@@ -43,7 +43,7 @@ func batchCRCOK(b []byte) bool {
 // and checkpoint bytes, to seed FuzzRecover.
 func validLogFiles(tb testing.TB) (seg, idx, ckpt []byte) {
 	fs := diskio.NewSim(1)
-	l, err := plog.Open(plog.Options{FS: fs, Dir: "d", IndexIntervalBytes: 64, RetentionAge: -1})
+	l, err := plog.Open(plog.Options{FS: fs, Dir: "d", IndexIntervalBytes: 64})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func FuzzRecover(f *testing.F) {
 		write("d/00000000000000000000.log", seg)
 		write("d/00000000000000000000.index", idx)
 		write("d/plog.checkpoint", ckpt)
-		l, err := plog.Open(plog.Options{FS: fs, Dir: "d", RetentionAge: -1})
+		l, err := plog.Open(plog.Options{FS: fs, Dir: "d"})
 		if err != nil {
 			if !errors.Is(err, plog.ErrCorruptLog) {
 				t.Fatalf("Open failed with a non-corruption error: %v", err)

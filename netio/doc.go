@@ -91,4 +91,10 @@
 // payload, or a chunk the ChunkHandler rejects closes that connection; it is
 // logged, never a panic. Close closes the listener and every connection the
 // transport accepted or opened, and waits for its accept loop and readers.
+// WithAckObserver adds a callback that sees followers' progress: every
+// follower answer to a leader (accepted ReplicateResp with its match
+// index, HeartbeatResp) as a batch is decoded, before dragonboat gets it,
+// and every Heartbeat a leader sends (its match index for the follower,
+// capped at its commit index): core/node builds its ISR from it. It runs
+// on reader and sender goroutines and must not block.
 package netio

@@ -70,9 +70,52 @@ func WithTransportLogger(l *slog.Logger) TransportOption {
 	return func(f *transportFactory) { f.log = l }
 }
 
+// WithAckObserver sets a function the transport calls with what it sees
+// of followers' progress: as it decodes an incoming batch, before
+// dragonboat gets it, each accepted (non-rejected) ReplicateResp and each
+// HeartbeatResp; as it sends a batch, each Heartbeat (which carries the
+// leader's own view of the follower's match index). It runs on the
+// transport's reader and sender goroutines, so it must be cheap and must
+// never block; RaftAck is passed by value (no allocation). This is how
+// core/node learns followers' match indexes, which dragonboat's public API
+// does not expose (see core/node's "In-sync replicas").
+func WithAckObserver(f func(RaftAck)) TransportOption {
+	return func(tf *transportFactory) { tf.onAck = f }
+}
+
+// AckKind says which message a RaftAck comes from.
+type AckKind uint8
+
+const (
+	// AckReplicate: the follower accepted a Replicate (incoming
+	// ReplicateResp). LogIndex is the index up to which its log matches
+	// the leader's; the follower answers only after persisting it.
+	AckReplicate AckKind = 1
+	// AckHeartbeat: the follower answered a heartbeat (incoming
+	// HeartbeatResp): it is alive and follows the leader. LogIndex is 0.
+	AckHeartbeat AckKind = 2
+	// AckLeaderHeartbeat: the leader sends the follower a heartbeat
+	// (outgoing Heartbeat). LogIndex is min(the leader's match index for
+	// the follower, the leader's commit index): dragonboat's own record,
+	// which says nothing about whether the follower is still alive.
+	AckLeaderHeartbeat AckKind = 3
+)
+
+// RaftAck is what a leader's node sees of one follower's progress. It
+// states what the message said, not what dragonboat made of it: a message
+// of a stale term is reported too (Term tells).
+type RaftAck struct {
+	Kind     AckKind
+	ShardID  uint64
+	Follower uint64 // the follower's replica id
+	Term     uint64 // the sender's term
+	LogIndex uint64 // see AckKind
+}
+
 type transportFactory struct {
-	n   Network
-	log *slog.Logger
+	n     Network
+	log   *slog.Logger
+	onAck func(RaftAck)
 }
 
 // NewTransportFactory returns a dragonboat TransportFactory whose transports
@@ -97,7 +140,7 @@ func (f *transportFactory) Create(cfg config.NodeHostConfig,
 	}
 	return &transport{
 		n: f.n, listenAddr: addr, log: f.log.With("raft_address", cfg.RaftAddress),
-		onBatch: mh, onChunk: ch, conns: make(map[net.Conn]struct{}),
+		onBatch: mh, onChunk: ch, onAck: f.onAck, conns: make(map[net.Conn]struct{}),
 	}
 }
 
@@ -124,6 +167,7 @@ type transport struct {
 	log        *slog.Logger
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
+	onAck      func(RaftAck) // nil: no observer
 
 	mu     sync.Mutex // guards the fields below; never held while blocking
 	ln     net.Listener
@@ -263,6 +307,10 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 		if err := b.Unmarshal(payload); err != nil {
 			return fmt.Errorf("%w: message batch: %v", ErrBadFrame, err)
 		}
+		if t.onAck != nil {
+			// Before onBatch: dragonboat may keep the batch.
+			t.observeAcks(b.Requests)
+		}
 		t.onBatch(b)
 	case frameKindChunk:
 		var ch pb.Chunk
@@ -276,6 +324,28 @@ func (t *transport) dispatch(kind uint16, payload []byte) error {
 		panic(fmt.Sprintf("netio: readFrame returned unknown kind %d", kind))
 	}
 	return nil
+}
+
+// observeAcks reports followers' answers in msgs (incoming) to onAck.
+func (t *transport) observeAcks(msgs []pb.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		switch {
+		case m.Type == pb.ReplicateResp && !m.Reject:
+			t.onAck(RaftAck{Kind: AckReplicate, ShardID: m.ShardID, Follower: m.From, Term: m.Term, LogIndex: m.LogIndex})
+		case m.Type == pb.HeartbeatResp:
+			t.onAck(RaftAck{Kind: AckHeartbeat, ShardID: m.ShardID, Follower: m.From, Term: m.Term})
+		}
+	}
+}
+
+// observeSent reports the leader's heartbeats in msgs (outgoing) to onAck.
+func (t *transport) observeSent(msgs []pb.Message) {
+	for i := range msgs {
+		if m := &msgs[i]; m.Type == pb.Heartbeat {
+			t.onAck(RaftAck{Kind: AckLeaderHeartbeat, ShardID: m.ShardID, Follower: m.To, Term: m.Term, LogIndex: m.Commit})
+		}
+	}
 }
 
 // frameSource is the part of net.Conn that readFrame needs.
@@ -391,6 +461,9 @@ type outConn struct {
 func (o *outConn) Close() { o.t.untrack(o.c) }
 
 func (o *outConn) SendMessageBatch(b pb.MessageBatch) error {
+	if o.t.onAck != nil {
+		o.t.observeSent(b.Requests)
+	}
 	return o.send(frameKindBatch, &b)
 }
 

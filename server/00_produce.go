@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/meta"
+	"github.com/chronik-go/chronik/core/node"
 )
 
 // Produce: advertised v0-11; v0-v2 answered UNSUPPORTED_VERSION.
@@ -25,6 +26,12 @@ import (
 //     Acks 1 and -1: the answer comes after the partition's Raft entry is
 //     committed by a majority and applied, so acks=1 is as strong as
 //     acks=all here. Any other acks: INVALID_REQUIRED_ACKS everywhere.
+//   - Acks -1 also applies the topic's min.insync.replicas (core/node,
+//     "In-sync replicas"): NOT_ENOUGH_REPLICAS, with nothing appended,
+//     while fewer replicas are in sync; above the Raft majority it also
+//     waits (within TimeoutMillis) for that many replicas to hold the
+//     entry, else NOT_ENOUGH_REPLICAS_AFTER_APPEND (the records stay in
+//     the log). Acks 0 and 1 are not checked, as in Kafka.
 //   - Transactions are not offered: a non-null TransactionalID, or a batch
 //     with the transactional bit, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 //     (Kafka's answer when the principal may not use that transactional
@@ -50,7 +57,9 @@ import (
 //     answered as a success with its original base offset.
 //   - NOT_LEADER_OR_FOLLOWER on v10+ carries the current leader and its
 //     endpoint when known (KIP-951), so kgo skips a metadata round trip.
-//   - LogAppendTime is -1 (CreateTime only); LogStartOffset (v5+) is the
+//   - LogAppendTime is the broker's append time for a topic with
+//     message.timestamp.type=LogAppendTime (core/node stamps it into the
+//     batches), -1 for CreateTime; LogStartOffset (v5+) is the
 //     partition's log start after the append (-1 on errors).
 //
 // Version notes: v3 record batch v2 + TransactionalID; v5 LogStartOffset;
@@ -103,6 +112,16 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			sp.ErrorCode = all
 			if all == 0 {
+				sp.ErrorCode = rc.topicDenied(kmsg.ACLOperationWrite, rt.Topic)
+			}
+			if sp.ErrorCode == 0 && rc.authorizerOn() && !rc.mayCreateTopic(rt.Topic) {
+				// The node auto-creates a topic a produce names; with
+				// ACLs only for a principal that may create it.
+				if _, ok := rc.Broker.Node.TopicConfig(rt.Topic); !ok {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+			}
+			if sp.ErrorCode == 0 {
 				sp.ErrorCode = checkBatchAttrs(rp.Records)
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -128,10 +147,10 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			topic := req.Topics[s.t].Topic
 			rp := &req.Topics[s.t].Partitions[s.p]
 			sp := &resp.Topics[s.t].Partitions[s.p]
-			r := n.Produce(pctx, topic, rp.Partition, rp.Records)
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
-				sp.BaseOffset, sp.LogStartOffset = r.BaseOffset, r.LogStartOffset
+				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
 			}
 		}()
 	}

@@ -121,6 +121,8 @@ func handleFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (km
 				sp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
 			case !known:
 				sp.ErrorCode, fp.failed = kerr.UnknownTopicID.Code, true
+			case rc.topicDenied(kmsg.ACLOperationRead, name) != 0:
+				sp.ErrorCode, fp.failed = kerr.TopicAuthorizationFailed.Code, true
 			}
 			parts = append(parts, fp)
 		}

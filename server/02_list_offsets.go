@@ -79,6 +79,8 @@ func handleListOffsets(ctx context.Context, rc *RequestContext, kreq kmsg.Reques
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			case ts < 0 && (!special || req.Version < minV):
 				rp.ErrorCode = kerr.UnsupportedVersion.Code
+			case rc.topicDenied(kmsg.ACLOperationDescribe, t.Topic) != 0:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			default:
 				if ts == -4 {
 					ts = node.TimestampEarliest

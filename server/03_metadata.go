@@ -25,7 +25,9 @@ import (
 //   - Topics: null (v1+) or an empty array at v0 means every topic; an
 //     empty array at v1+ means none. TopicID (v10+), IsInternal false,
 //     partitions with leader, LeaderEpoch (v7+, the Raft term), replicas,
-//     ISR (= replicas, see core/node), OfflineReplicas (v5+).
+//     ISR (on the partition's leader: the replicas caught up within
+//     replica.lag.time.max.ms; elsewhere the replica list, see core/node's
+//     "In-sync replicas"), OfflineReplicas (v5+).
 //   - A missing topic is auto-created only if the request allows it
 //     (AllowAutoTopicCreation, v4+; always allowed below v4, as in Kafka)
 //     and the node's AutoCreateTopics is on; otherwise
@@ -159,11 +161,36 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 		}
 	}
 
+	// With ACLs: a topic the principal may not DESCRIBE is answered
+	// TOPIC_AUTHORIZATION_FAILED (and, listing all, left out); a missing
+	// topic is auto-created only with CREATE on the cluster or the topic.
+	denied := map[string]bool{}
+	var mayCreate, noCreate []string
+	for _, name := range names {
+		switch {
+		case rc.topicDenied(kmsg.ACLOperationDescribe, name) != 0:
+			denied[name] = true
+		case !allowCreate || rc.mayCreateTopic(name):
+			mayCreate = append(mayCreate, name)
+		default:
+			noCreate = append(noCreate, name)
+		}
+	}
 	var cv node.ClusterView
-	if all {
+	switch {
+	case all:
 		cv = n.MetadataWith(ctx, nil, false)
-	} else {
-		cv = n.MetadataWith(ctx, names, allowCreate)
+	case len(noCreate) == 0:
+		cv = n.MetadataWith(ctx, orNone(mayCreate), allowCreate)
+	default:
+		cv = n.MetadataWith(ctx, noCreate, false)
+		if len(mayCreate) > 0 {
+			cv.Topics = append(cv.Topics, n.MetadataWith(ctx, mayCreate, allowCreate).Topics...)
+		}
+	}
+	createDenied := map[string]bool{}
+	for _, name := range noCreate {
+		createDenied[name] = true
 	}
 
 	for _, b := range cv.Brokers {
@@ -180,7 +207,7 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 	resp.ControllerID = cv.ControllerID
 	resp.AuthorizedOperations = admOpsNotRequested
 	if req.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = admClusterOps
+		resp.AuthorizedOperations = admOps(rc, kmsg.ACLResourceTypeCluster, clusterResource)
 	}
 
 	byName := make(map[string]node.TopicMetadata, len(cv.Topics))
@@ -193,7 +220,7 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 		mt.Topic, mt.ErrorCode, mt.TopicID = &name, tm.ErrorCode, tm.ID
 		mt.AuthorizedOperations = admOpsNotRequested
 		if req.IncludeTopicAuthorizedOperations {
-			mt.AuthorizedOperations = admTopicOps
+			mt.AuthorizedOperations = admOps(rc, kmsg.ACLResourceTypeTopic, name)
 		}
 		for _, p := range tm.Partitions {
 			mp := kmsg.NewMetadataResponseTopicPartition()
@@ -205,7 +232,9 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 	}
 	if all {
 		for _, tm := range cv.Topics {
-			resp.Topics = append(resp.Topics, topic(tm))
+			if rc.topicDenied(kmsg.ACLOperationDescribe, tm.Name) == 0 {
+				resp.Topics = append(resp.Topics, topic(tm))
+			}
 		}
 		return resp, nil
 	}
@@ -222,7 +251,12 @@ func handleMetadata(ctx context.Context, rc *RequestContext, kreq kmsg.Request) 
 			continue
 		}
 		tm, ok := byName[s.name]
-		if !ok {
+		switch {
+		case denied[s.name]:
+			tm = node.TopicMetadata{Name: s.name, ErrorCode: kerr.TopicAuthorizationFailed.Code}
+		case !ok && createDenied[s.name]:
+			tm = node.TopicMetadata{Name: s.name, ErrorCode: kerr.TopicAuthorizationFailed.Code}
+		case !ok:
 			tm = node.TopicMetadata{Name: s.name, ErrorCode: kerr.UnknownTopicOrPartition.Code}
 		}
 		resp.Topics = append(resp.Topics, topic(tm))
@@ -235,4 +269,26 @@ func orEmpty(s []int32) []int32 {
 		return []int32{}
 	}
 	return s
+}
+
+// orNone returns names, or an empty (not nil: nil means every topic) list.
+func orNone(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
+}
+
+// admOps is the authorized-operations field of a resource: every
+// operation without an authorizer, else what rc's principal may do.
+func admOps(rc *RequestContext, typ kmsg.ACLResourceType, name string) int32 {
+	if !rc.authorizerOn() {
+		switch typ {
+		case kmsg.ACLResourceTypeTopic:
+			return admTopicOps
+		case kmsg.ACLResourceTypeCluster:
+			return admClusterOps
+		}
+	}
+	return rc.authorizedOps(typ, name)
 }

@@ -62,10 +62,19 @@ func handleOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 		all(code)
 	case req.Group == "":
 		all(kerr.InvalidGroupID.Code)
+	case rc.groupDenied(kmsg.ACLOperationRead, req.Group) != 0:
+		all(kerr.GroupAuthorizationFailed.Code)
 	default:
 		if code := gc.ValidateCommit(req.Group, req.MemberID, grpDeref(req.InstanceID), req.Generation); code != 0 {
 			all(code)
 		} else {
+			for i, t := range req.Topics {
+				if code := rc.topicDenied(kmsg.ACLOperationRead, t.Topic); code != 0 {
+					for j := range codes[i] {
+						codes[i][j] = code
+					}
+				}
+			}
 			commitOffsets(ctx, rc, req, codes)
 		}
 	}
@@ -90,6 +99,9 @@ func commitOffsets(ctx context.Context, rc *RequestContext, req *kmsg.OffsetComm
 	cmd.Group = req.Group
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
+			if codes[i][j] != 0 { // refused already (authorization)
+				continue
+			}
 			md := grpDeref(p.Metadata)
 			if len(md) > meta.OffsetMetadataLenMax {
 				codes[i][j] = kerr.OffsetMetadataTooLarge.Code

@@ -52,7 +52,35 @@ type fetchedTopic struct {
 
 // fetchGroupOffsets answers one group. topics nil means every committed
 // offset; requested partitions keep the request's order.
+// fetchGroupOffsets applies the authorizer to fetchGroupOffsetsOf: the
+// group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED); a listed topic
+// without DESCRIBE answers TOPIC_AUTHORIZATION_FAILED, and when every
+// topic is asked for such topics are left out, as Kafka.
 func fetchGroupOffsets(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string) ([]fetchedTopic, int16, error) {
+	if code := rc.groupDenied(kmsg.ACLOperationDescribe, grp); code != 0 {
+		return nil, code, nil
+	}
+	fts, code, err := fetchGroupOffsetsOf(ctx, rc, grp, topics, order)
+	if !rc.authorizerOn() || err != nil || code != 0 {
+		return fts, code, err
+	}
+	out := fts[:0]
+	for _, ft := range fts {
+		if rc.topicDenied(kmsg.ACLOperationDescribe, ft.topic) != 0 {
+			if topics == nil {
+				continue
+			}
+			for i := range ft.parts {
+				ft.parts[i].val = meta.OffsetValue{Offset: -1, LeaderEpoch: -1}
+				ft.parts[i].code = kerr.TopicAuthorizationFailed.Code
+			}
+		}
+		out = append(out, ft)
+	}
+	return out, code, err
+}
+
+func fetchGroupOffsetsOf(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string) ([]fetchedTopic, int16, error) {
 	_, _, code, err := groupCoordinator(ctx, rc)
 	if err != nil || code != 0 {
 		return nil, code, err

@@ -57,6 +57,10 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		c.Key, c.NodeID, c.Port = key, -1, -1
 		switch req.CoordinatorType {
 		case 0:
+			if code := rc.groupDenied(kmsg.ACLOperationDescribe, key); code != 0 {
+				c.ErrorCode = code
+				break
+			}
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			for _, b := range v.Brokers {
 				if v.ControllerID >= 0 && b.NodeID == v.ControllerID {

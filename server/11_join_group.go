@@ -41,6 +41,9 @@ func handleJoinGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		}
 		return resp, nil
 	}
+	if code := rc.groupDenied(kmsg.ACLOperationRead, req.Group); code != 0 {
+		return fail(code)
+	}
 	gc, term, code, err := groupCoordinator(ctx, rc)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,10 @@ func init() {
 func handleHeartbeat(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if code := rc.groupDenied(kmsg.ACLOperationRead, req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	gc, _, code, err := groupCoordinator(ctx, rc)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,10 @@ func init() {
 func handleLeaveGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if code := rc.groupDenied(kmsg.ACLOperationRead, req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	gc, _, code, err := groupCoordinator(ctx, rc)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,10 @@ func init() {
 func handleSyncGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	if code := rc.groupDenied(kmsg.ACLOperationRead, req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	gc, term, code, err := groupCoordinator(ctx, rc)
 	if err != nil {
 		return nil, err

@@ -50,12 +50,19 @@ func handleDescribeGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 	} else {
 		descs = gc.Describe(req.Groups)
 	}
-	for _, d := range descs {
+	for i, d := range descs {
+		if code := rc.groupDenied(kmsg.ACLOperationDescribe, d.Group); code != 0 {
+			descs[i] = group.GroupDescription{Group: d.Group, ErrorCode: code, State: group.Dead}
+			d = descs[i]
+		}
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.ErrorCode, g.Group, g.State, g.ProtocolType, g.Protocol = d.ErrorCode, d.Group, d.State.String(), d.ProtocolType, d.Protocol
 		g.AuthorizedOperations = math.MinInt32
 		if req.IncludeAuthorizedOperations && d.ErrorCode == 0 {
 			g.AuthorizedOperations = groupOperations
+			if rc.authorizerOn() {
+				g.AuthorizedOperations = rc.authorizedOps(kmsg.ACLResourceTypeGroup, d.Group)
+			}
 		}
 		if code == 0 && !d.Known && d.ErrorCode == 0 {
 			if offs, err := rc.Broker.Node.FetchOffsets(d.Group); err == nil && len(offs) > 0 {

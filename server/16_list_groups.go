@@ -83,5 +83,11 @@ func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 		}
 	}
 	slices.SortFunc(resp.Groups, func(a, b kmsg.ListGroupsResponseGroup) int { return strings.Compare(a.Group, b.Group) })
+	if !rc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		// Without DESCRIBE on the cluster, only the groups one may describe.
+		resp.Groups = slices.DeleteFunc(resp.Groups, func(g kmsg.ListGroupsResponseGroup) bool {
+			return rc.groupDenied(kmsg.ACLOperationDescribe, g.Group) != 0
+		})
+	}
 	return resp, nil
 }

@@ -36,8 +36,8 @@ import (
 //     the metadata to propagate. Past the bound: REQUEST_TIMED_OUT (the
 //     topic may still be created, as in Kafka).
 //   - ErrorMessage (v1+) explains every failure. v5+: NumPartitions,
-//     ReplicationFactor and the topic's full config list (set keys as
-//     DYNAMIC_TOPIC_CONFIG, the others DEFAULT_CONFIG) on success, -1/-1
+//     ReplicationFactor and the topic's full config list (effective
+//     values with their sources, as DescribeConfigs) on success, -1/-1
 //     on failure. v7: TopicID.
 //
 // Version notes: v0-1 not served (KIP-896); v3-4 same as v2 (v4 added
@@ -78,7 +78,6 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
-	defaults := n.TopicConfigDefaults()
 	if req.ValidateOnly {
 		// Validate against everything committed so far, not a stale view.
 		_ = n.SyncController(ctx)
@@ -108,6 +107,9 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			continue
 		case t.ReplicationFactor == 0 || t.ReplicationFactor < -1:
 			fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0, or -1 to use the default value")
+			continue
+		case !rc.mayCreateTopic(t.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "")
 			continue
 		}
 		spec := node.TopicSpec{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor}
@@ -142,11 +144,7 @@ func handleCreateTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			if len(tp.Partitions) > 0 {
 				rt.ReplicationFactor = int16(len(tp.Partitions[0].Replicas))
 			}
-			for _, c := range admTopicConfigs(tp.Configs, defaults, nil) {
-				rc := kmsg.NewCreateTopicsResponseTopicConfig()
-				rc.Name, rc.Value, rc.Source = c.Name, c.Value, int8(c.Source)
-				rt.Configs = append(rt.Configs, rc)
-			}
+			rt.Configs = admCreatedConfigs(n, tp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

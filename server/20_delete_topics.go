@@ -80,8 +80,12 @@ func handleDeleteTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			r.ErrorCode, r.Message = kerr.InvalidRequest.Code, "topic without name or id"
 		case it.name != nil && !admValidTopicName(*it.name):
 			r.ErrorCode, r.Message = kerr.InvalidTopicException.Code, "invalid topic name"
+		case it.name != nil && rc.topicDenied(kmsg.ACLOperationDelete, *it.name) != 0:
+			r.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		case it.name != nil:
 			r = n.DeleteTopics(ctx, []string{*it.name})[0]
+		case rc.authorizerOn() && rc.topicDenied(kmsg.ACLOperationDelete, topicNameOrEmpty(n.TopicName(meta.TopicID(it.id)))) != 0:
+			r.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		default:
 			r = n.DeleteTopicsByID(ctx, []meta.TopicID{meta.TopicID(it.id)})[0]
 		}
@@ -96,4 +100,12 @@ func handleDeleteTopics(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp, nil
+}
+
+// topicNameOrEmpty is a topic's name, or "" when the id is unknown.
+func topicNameOrEmpty(name string, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return name
 }

@@ -41,8 +41,12 @@ func handleDeleteRecords(ctx context.Context, rc *RequestContext, kreq kmsg.Requ
 		for _, p := range t.Partitions {
 			rp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			rp.Partition = p.Partition
-			r := n.DeleteRecords(ctx, t.Topic, p.Partition, p.Offset)
-			rp.ErrorCode, rp.LowWatermark = r.ErrorCode, r.LowWatermark
+			if code := rc.topicDenied(kmsg.ACLOperationDelete, t.Topic); code != 0 {
+				rp.ErrorCode, rp.LowWatermark = code, -1
+			} else {
+				r := n.DeleteRecords(ctx, t.Topic, p.Partition, p.Offset)
+				rp.ErrorCode, rp.LowWatermark = r.ErrorCode, r.LowWatermark
+			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

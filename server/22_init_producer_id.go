@@ -49,6 +49,10 @@ func handleInitProducerID(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return resp, nil
 	}
+	if !rc.authorizedCluster(kmsg.ACLOperationIdempotentWrite) && !rc.mayWriteSomeTopic() {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	if req.Version >= 3 {
 		hasID, hasEpoch := req.ProducerID != -1, req.ProducerEpoch != -1
 		switch {

@@ -45,8 +45,12 @@ func handleOffsetForLeaderEpoch(ctx context.Context, rc *RequestContext, kreq km
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			rp.Partition = p.Partition
-			r := n.OffsetForLeaderEpochFenced(ctx, t.Topic, p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch)
-			rp.ErrorCode, rp.LeaderEpoch, rp.EndOffset = r.ErrorCode, r.LeaderEpoch, r.EndOffset
+			if code := rc.topicDenied(kmsg.ACLOperationDescribe, t.Topic); code != 0 {
+				rp.ErrorCode, rp.LeaderEpoch, rp.EndOffset = code, -1, -1
+			} else {
+				r := n.OffsetForLeaderEpochFenced(ctx, t.Topic, p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch)
+				rp.ErrorCode, rp.LeaderEpoch, rp.EndOffset = r.ErrorCode, r.LeaderEpoch, r.EndOffset
+			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

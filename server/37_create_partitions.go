@@ -61,6 +61,8 @@ func handleCreatePartitions(ctx context.Context, rc *RequestContext, kreq kmsg.R
 			r.ErrorCode, r.Message = kerr.InvalidRequest.Code, "manual replica assignment is not supported by chronik"
 		case !admValidTopicName(t.Topic):
 			r.ErrorCode, r.Message = kerr.InvalidTopicException.Code, "invalid topic name"
+		case rc.topicDenied(kmsg.ACLOperationAlter, t.Topic) != 0:
+			r.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		case req.ValidateOnly:
 			r = n.ValidateCreatePartitions(cmd)
 		default:

@@ -28,8 +28,42 @@ func init() {
 	register(API{Key: deleteGroupsKey, MinVersion: 0, MaxVersion: 2, Handler: handleDeleteGroups})
 }
 
+// handleDeleteGroups answers GROUP_AUTHORIZATION_FAILED for the groups the
+// principal may not DELETE and deletes the others.
 func handleDeleteGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
+	if !rc.authorizerOn() {
+		return deleteGroups(ctx, rc, req)
+	}
+	sub := *req
+	sub.Groups = nil
+	for _, g := range req.Groups {
+		if rc.groupDenied(kmsg.ACLOperationDelete, g) == 0 {
+			sub.Groups = append(sub.Groups, g)
+		}
+	}
+	r, err := deleteGroups(ctx, rc, &sub)
+	if err != nil {
+		return nil, err
+	}
+	done := r.(*kmsg.DeleteGroupsResponse)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	resp.ThrottleMillis = done.ThrottleMillis
+	k := 0
+	for _, g := range req.Groups {
+		if code := rc.groupDenied(kmsg.ACLOperationDelete, g); code != 0 {
+			x := kmsg.NewDeleteGroupsResponseGroup()
+			x.Group, x.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, x)
+			continue
+		}
+		resp.Groups = append(resp.Groups, done.Groups[k])
+		k++
+	}
+	return resp, nil
+}
+
+func deleteGroups(ctx context.Context, rc *RequestContext, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	gc, _, code, err := groupCoordinator(ctx, rc)
 	if err != nil {

@@ -23,8 +23,15 @@ import (
 //   - A resource listed twice: INVALID_REQUEST for each occurrence.
 //   - ValidateOnly runs the controller's checks against a current view (a
 //     ReadIndex on the controller shard first) and changes nothing.
-//   - BROKER resources: INVALID_REQUEST (Chronik has no dynamic broker
-//     configs); other types: INVALID_REQUEST.
+//   - BROKER resource "" (the cluster-wide defaults): SET and DELETE of
+//     the settings that change live (log.retention.ms,
+//     log.retention.bytes, log.segment.bytes, log.roll.ms,
+//     message.max.bytes), all or nothing, replicated through the
+//     controller so every node agrees; they apply to every topic that
+//     does not set its own value, without a restart. Settings only a flag
+//     sets (num.partitions, ...): INVALID_CONFIG ("Cannot update these
+//     configs dynamically"). A broker id: INVALID_REQUEST (per-broker
+//     dynamic configs are not supported). Other types: INVALID_REQUEST.
 //
 // Version notes: v1 flexible.
 
@@ -41,57 +48,42 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 		return nil, errNoBroker
 	}
 	n := rc.Broker.Node
-	type rk struct {
-		t    kmsg.ConfigResourceType
-		name string
-	}
 	if req.ValidateOnly {
 		_ = n.SyncController(ctx) // validate against a current view
 	}
-	count := map[rk]int{}
-	for _, r := range req.Resources {
-		count[rk{r.ResourceType, r.ResourceName}]++
-	}
+	count := admResourceCounts(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) admResourceKey {
+		return admResourceKey{r.ResourceType, r.ResourceName}
+	})
 	for _, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admAlterTopic(ctx, n, r, req.ValidateOnly, count[rk{r.ResourceType, r.ResourceName}] > 1)
+		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
+		if code == 0 {
+			code, msg = admAlterIncremental(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
+		}
 		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp, nil
 }
 
-func admAlterTopic(ctx context.Context, n *node.Node, r kmsg.IncrementalAlterConfigsRequestResource, validateOnly, dup bool) (int16, string) {
-	switch {
-	case dup:
-		return kerr.InvalidRequest.Code, "resource listed more than once in the request"
-	case r.ResourceType == kmsg.ConfigResourceTypeBroker:
-		return kerr.InvalidRequest.Code, "broker configs are not alterable in chronik"
-	case r.ResourceType != kmsg.ConfigResourceTypeTopic:
-		return kerr.InvalidRequest.Code, "unsupported resource type " + r.ResourceType.String()
-	case !admValidTopicName(r.ResourceName):
-		return kerr.InvalidTopicException.Code, "invalid topic name"
+func admAlterIncremental(ctx context.Context, n *node.Node, r kmsg.IncrementalAlterConfigsRequestResource, validateOnly, dup bool) (int16, string) {
+	if code, msg := admAlterTarget(r.ResourceType, r.ResourceName, dup); code != 0 {
+		return code, msg
 	}
-	cmd := meta.AlterConfigs{Topic: r.ResourceName}
+	var ops []meta.ConfigOp
 	for _, c := range r.Configs {
 		switch c.Op {
 		case kmsg.IncrementalAlterConfigOpSet:
 			if c.Value == nil {
 				return kerr.InvalidRequest.Code, "null value not supported for SET of " + c.Name
 			}
-			cmd.Ops = append(cmd.Ops, meta.ConfigOp{Key: c.Name, Op: meta.ConfigSet, Value: *c.Value})
+			ops = append(ops, meta.ConfigOp{Key: c.Name, Op: meta.ConfigSet, Value: *c.Value})
 		case kmsg.IncrementalAlterConfigOpDelete:
-			cmd.Ops = append(cmd.Ops, meta.ConfigOp{Key: c.Name, Op: meta.ConfigDelete})
+			ops = append(ops, meta.ConfigOp{Key: c.Name, Op: meta.ConfigDelete})
 		default:
 			return kerr.InvalidRequest.Code, "config operation " + c.Op.String() + " is not supported for " + c.Name
 		}
 	}
-	var res node.TopicResult
-	if validateOnly {
-		res = n.ValidateAlterConfigs(cmd)
-	} else {
-		res = n.AlterConfigs(ctx, []meta.AlterConfigs{cmd})[0]
-	}
-	return res.ErrorCode, res.Message
+	return admAlterOps(ctx, n, r.ResourceType, r.ResourceName, ops, validateOnly)
 }

@@ -38,6 +38,10 @@ func handleAlterPartitionReassignments(ctx context.Context, rc *RequestContext, 
 	if rc.Broker == nil {
 		return nil, errNoBroker
 	}
+	if !rc.authorizedCluster(kmsg.ACLOperationAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	n := rc.Broker.Node
 	ctx, cancel := context.WithTimeout(ctx, admTimeout(req.TimeoutMillis))
 	defer cancel()

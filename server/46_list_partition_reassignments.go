@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/node"
@@ -32,6 +33,10 @@ func handleListPartitionReassignments(ctx context.Context, rc *RequestContext, k
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
 	if rc.Broker == nil {
 		return nil, errNoBroker
+	}
+	if !rc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
 	}
 	wanted := func(r node.Reassignment) bool {
 		if req.Topics == nil {

@@ -35,6 +35,10 @@ func init() {
 func handleOffsetDelete(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if code := rc.groupDenied(kmsg.ACLOperationDelete, req.Group); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	gc, _, code, err := groupCoordinator(ctx, rc)
 	if err != nil {
 		return nil, err
@@ -80,6 +84,10 @@ func handleOffsetDelete(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	for i, t := range req.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
 		for j, p := range t.Partitions {
+			if code := rc.topicDenied(kmsg.ACLOperationRead, t.Topic); code != 0 {
+				codes[i][j] = code
+				continue
+			}
 			if subscribed != nil && subscribed(t.Topic) {
 				codes[i][j] = kerr.GroupSubscribedToTopic.Code
 				continue

@@ -62,7 +62,7 @@ func handleDescribeCluster(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		resp.Brokers = append(resp.Brokers, rb)
 	}
 	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = admClusterOps
+		resp.ClusterAuthorizedOperations = admOps(rc, kmsg.ACLResourceTypeCluster, clusterResource)
 	}
 	return resp, nil
 }

@@ -37,6 +37,11 @@ func handleDescribeProducers(ctx context.Context, rc *RequestContext, kreq kmsg.
 		for _, p := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = p
+			if code := rc.topicDenied(kmsg.ACLOperationRead, rt.Topic); code != 0 {
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			ps, code := rc.Broker.Node.Producers(ctx, rt.Topic, p)
 			sp.ErrorCode = code
 			for _, s := range ps {

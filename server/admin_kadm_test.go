@@ -197,7 +197,7 @@ func adminKadmScenario(t *testing.T, c *testCluster, n int) {
 		if err != nil || len(rc) != 1 || rc[0].Err != nil {
 			t.Fatalf("describe: %+v %v", rc, err)
 		}
-		if len(rc[0].Configs) != 9 {
+		if len(rc[0].Configs) != 10 {
 			t.Fatalf("describe: %d configs: %+v", len(rc[0].Configs), rc[0].Configs)
 		}
 		for _, cf := range rc[0].Configs {

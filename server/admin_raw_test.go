@@ -159,7 +159,7 @@ func adminRawVersions(t *testing.T, c *testCluster) {
 				t.Fatalf("v%d: no error message", v)
 			}
 			r := resp.Topics[0]
-			if v >= 5 && (r.NumPartitions != 2 || r.ReplicationFactor != 1 || len(r.Configs) != 9) {
+			if v >= 5 && (r.NumPartitions != 2 || r.ReplicationFactor != 1 || len(r.Configs) != 10) {
 				t.Fatalf("v%d: %+v", v, r)
 			}
 			if v >= 7 && r.TopicID == [16]byte{} {
@@ -249,7 +249,7 @@ func adminRawVersions(t *testing.T, c *testCluster) {
 			resp := send(v, req).(*kmsg.DescribeConfigsResponse)
 			rs := resp.Resources
 			check(v, "topic", rs[0].ErrorCode, nil)
-			if len(rs[0].Configs) != 9 || len(rs[1].Configs) != 1 || rs[1].Configs[0].Name != "retention.ms" {
+			if len(rs[0].Configs) != 10 || len(rs[1].Configs) != 1 || rs[1].Configs[0].Name != "retention.ms" {
 				t.Fatalf("v%d configs: %+v / %+v", v, rs[0].Configs, rs[1].Configs)
 			}
 			cf := rs[1].Configs[0]

@@ -33,6 +33,8 @@ type testCluster struct {
 	brokers map[uint64]*Broker
 	cfgs    map[uint64]BrokerConfig
 	addrs   map[uint64]string // Kafka addresses
+	// wrapLn, if set, wraps every Kafka listener (TLS).
+	wrapLn func(net.Listener) net.Listener
 }
 
 // startCluster starts n brokers that form one cluster and waits until every
@@ -46,7 +48,14 @@ func startCluster(t testing.TB, n int, mod func(*node.Config)) *testCluster {
 // broker's config (for example BrokerConfig.Groups); bmod may be nil.
 func startClusterWith(t testing.TB, n int, mod func(*node.Config), bmod func(*BrokerConfig)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, logs: &logSink{}, brokers: map[uint64]*Broker{}, cfgs: map[uint64]BrokerConfig{}, addrs: map[uint64]string{}}
+	return startClusterLn(t, n, mod, bmod, nil)
+}
+
+// startClusterLn is startClusterWith whose Kafka listeners are wrapped by
+// wrapLn (nil: plain TCP).
+func startClusterLn(t testing.TB, n int, mod func(*node.Config), bmod func(*BrokerConfig), wrapLn func(net.Listener) net.Listener) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, logs: &logSink{}, brokers: map[uint64]*Broker{}, cfgs: map[uint64]BrokerConfig{}, addrs: map[uint64]string{}, wrapLn: wrapLn}
 	raftlog.Install(c.logs.logger(), slog.LevelWarn)
 	peers := map[uint64]string{}
 	lns := map[uint64]net.Listener{}
@@ -134,6 +143,9 @@ func freeTCPPort(t testing.TB) int {
 func (c *testCluster) start(id uint64, ln net.Listener) {
 	c.t.Helper()
 	cfg := c.cfgs[id]
+	if c.wrapLn != nil {
+		ln = c.wrapLn(ln)
+	}
 	cfg.Listener = ln
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()

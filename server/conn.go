@@ -27,8 +27,9 @@ var (
 	// sent for its request (wrong key, oversized).
 	ErrBadResponse = errors.New("server: bad response from handler")
 
-	errIdle        = errors.New("server: connection idle")
-	errStopReading = errors.New("server: stopped reading")
+	errIdle         = errors.New("server: connection idle")
+	errStopReading  = errors.New("server: stopped reading")
+	errTLSHandshake = errors.New("server: TLS handshake failed")
 )
 
 // retainedWriteBufBytesMax caps the response buffer a connection keeps
@@ -74,6 +75,11 @@ type conn struct {
 	lastWriteNanos atomic.Int64
 
 	abortOnce sync.Once
+
+	// principal is the client's identity (see tlsPrincipal, SASL); set
+	// before the first request is read, changed only by the reader.
+	principal string
+	sasl      *saslSession
 }
 
 // pending is a dispatched request awaiting its result.
@@ -97,6 +103,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		inflight: make(chan struct{}, s.cfg.MaxInFlightPerConn),
 		queue:    make(chan *pending, s.cfg.MaxInFlightPerConn),
 	}
+	c.sasl = &saslSession{cfg: s.cfg.SASL}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.readCtx, c.readCancel = context.WithCancel(c.ctx)
 	now := time.Now().UnixNano()
@@ -109,6 +116,12 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 // every handler of this connection have returned and the socket is closed.
 func (c *conn) serve() {
 	c.log.Debug("connection opened")
+	c.principal = AnonymousPrincipal
+	if err := c.handshake(); err != nil {
+		c.abort(err)
+		c.readCancel()
+		return
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -152,6 +165,8 @@ func (c *conn) logClose(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
 		c.log.Debug("connection closed by client", "err", err)
+	case errors.Is(err, errTLSHandshake):
+		c.log.Warn("closing connection: TLS handshake failed", "err", err)
 	case errors.Is(err, errIdle):
 		c.log.Info("closing idle connection", "idle_timeout", c.s.cfg.IdleTimeout)
 	default:
@@ -190,6 +205,9 @@ func (c *conn) readLoop(handlers *sync.WaitGroup) error {
 		err := c.readFull(frame)
 		if err == nil {
 			err = c.dispatch(frame, handlers)
+			if errors.Is(err, errSASLFailed) {
+				return err // answered: dispatch owns the bytes and the token
+			}
 		}
 		if err != nil {
 			// dispatch takes ownership of the bytes and the token
@@ -295,6 +313,9 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		return fmt.Errorf("%w: %s (key %d) version %d outside [%d, %d]", ErrUnsupportedVers,
 			kmsg.NameForKey(h.key), h.key, h.version, api.MinVersion, api.MaxVersion)
 	}
+	if err := c.sasl.allowed(h.key, time.Now()); err != nil {
+		return fmt.Errorf("%w: %s (key %d) correlation id %d", err, kmsg.NameForKey(h.key), h.key, h.corr)
+	}
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	h, body, err := parseHeaderRest(frame, h, req.IsFlexible())
@@ -306,15 +327,31 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 	}
 	rc := &RequestContext{
 		APIKey: h.key, Version: h.version, CorrelationID: h.corr, ClientID: h.clientID,
-		ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), LocalAddr: c.nc.LocalAddr(),
+		ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), LocalAddr: c.nc.LocalAddr(), Principal: c.principal,
 		Logger:   c.log.With("api", kmsg.NameForKey(h.key), "version", h.version, "corr", h.corr),
 		Registry: c.s.cfg.Registry,
 		Broker:   c.s.cfg.Broker,
+		sasl:     c.sasl, metrics: &c.s.metrics, authz: c.s.cfg.Authorizer,
 	}
 	p := &pending{key: h.key, corr: h.corr, done: make(chan result, 1)}
 	// Never blocks: the queue holds at most the tokens taken.
 	c.queue <- p
 	frameBytes := int64(len(frame))
+	if h.key == saslHandshakeKey || h.key == saslAuthenticateKey {
+		// In the reader: nothing else is read until the exchange step is
+		// answered, so authentication is strictly ordered.
+		r := c.runHandler(api, rc, req)
+		c.s.mem.release(frameBytes)
+		p.done <- r
+		closeAfter, principal := c.sasl.after()
+		if principal != "" {
+			c.principal = principal
+		}
+		if closeAfter {
+			return errSASLFailed
+		}
+		return nil
+	}
 	var prev, mine chan struct{}
 	if api.Ordered {
 		if c.lastOrdered == nil {

@@ -131,6 +131,10 @@
 //     change (KIP-320; tested by stopping the leader).
 //   - DescribeConfigs answers BROKER resources (empty list) instead of
 //     failing, and reports defaults for every allowed topic config.
+//   - DescribeLogDirs (v1-4, as Kafka 4) describes the broker's one log
+//     dir, its data directory, with every replica it hosts (segment bytes
+//     on disk); unknown topics and partitions are absent, not errors; v4
+//     filesystem figures are -1 unless the binary supplies statfs.
 //   - ---- Data path (Produce, Fetch, InitProducerId, DescribeProducers;
 //     tests in data_*_test.go) ----
 //   - Produce v0 is advertised (librdkafka's gzip/snappy/lz4) and v0-v2

@@ -22,6 +22,10 @@ type RequestContext struct {
 	ConnID     uint64
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// Principal is the client's identity: User:<name> after SASL, else
+	// "User:" and the subject of a verified TLS client certificate, else
+	// AnonymousPrincipal.
+	Principal string
 	// Logger carries the connection and request attributes.
 	Logger *slog.Logger
 	// Registry is the table the server dispatches from (ApiVersions
@@ -30,6 +34,10 @@ type RequestContext struct {
 	// Broker is the node this server fronts (Config.Broker; nil only in
 	// wire-layer tests).
 	Broker *Broker
+
+	sasl    *saslSession // the connection's SASL state (never nil)
+	metrics *Metrics
+	authz   *AuthorizerConfig // nil: no authorization
 }
 
 // Sentinel errors of the framing and header layer. Each closes the

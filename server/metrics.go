@@ -21,6 +21,11 @@ type Metrics struct {
 	latencyNs     [apiKeyLimit]atomic.Uint64 // summed handler time
 	connsOpen     atomic.Int64
 	connsAccepted atomic.Uint64
+	// tlsHandshakeFailures counts TLS connections closed because their
+	// handshake failed or timed out.
+	tlsHandshakeFailures atomic.Uint64
+	saslSuccesses        atomic.Uint64 // authentications and re-authentications
+	saslFailures         atomic.Uint64
 }
 
 func (m *Metrics) observe(key int16, d time.Duration, failed bool) {
@@ -44,6 +49,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	p("# HELP chronik_connections_open Kafka client connections open.\n# TYPE chronik_connections_open gauge\nchronik_connections_open %d\n", m.connsOpen.Load())
 	p("# HELP chronik_connections_accepted_total Kafka client connections accepted.\n# TYPE chronik_connections_accepted_total counter\nchronik_connections_accepted_total %d\n", m.connsAccepted.Load())
+	p("# HELP chronik_tls_handshake_failures_total Kafka client TLS handshakes that failed or timed out.\n# TYPE chronik_tls_handshake_failures_total counter\nchronik_tls_handshake_failures_total %d\n", m.tlsHandshakeFailures.Load())
+	p("# HELP chronik_sasl_authentications_total SASL authentications (and re-authentications), by outcome.\n# TYPE chronik_sasl_authentications_total counter\nchronik_sasl_authentications_total{outcome=\"success\"} %d\nchronik_sasl_authentications_total{outcome=\"failure\"} %d\n", m.saslSuccesses.Load(), m.saslFailures.Load())
 	p("# HELP chronik_requests_total Kafka requests handled, by API.\n# TYPE chronik_requests_total counter\n")
 	for k := range apiKeyLimit {
 		if n := m.requests[k].Load(); n > 0 {

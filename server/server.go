@@ -51,6 +51,12 @@ type Config struct {
 	// IdleTimeout closes a connection that has nothing in flight and has
 	// neither sent nor received a byte for this long.
 	IdleTimeout time.Duration
+	// SASL, if set with mechanisms, requires every connection to
+	// authenticate (sasl.go).
+	SASL *SASLConfig
+	// Authorizer, if set, checks every request against the replicated
+	// ACLs (acl.go).
+	Authorizer *AuthorizerConfig
 	// Broker is what the API handlers serve from (nil in tests of the wire
 	// layer alone; handlers that need it then answer with an error code).
 	Broker *Broker
@@ -91,6 +97,16 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.SASL != nil && len(c.SASL.Mechanisms) == 0 {
+		c.SASL = nil
+	}
+	if c.SASL != nil {
+		for _, m := range c.SASL.Mechanisms {
+			if !ValidSASLMechanism(m) {
+				return c, fmt.Errorf("server: unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", m)
+			}
+		}
 	}
 	switch {
 	case c.MaxRequestBytes < minHeaderBytes:

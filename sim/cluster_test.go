@@ -172,6 +172,7 @@ func (c *cluster) config(n *simNode) node.Config {
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
+		RetentionInterval:     c.topo.retention.checkEvery,
 		LogDBWriteBufferBytes: 1 << 20,
 		UnsafeAckBeforeApply:  c.brokenAck,
 		OnStorageFailure:      c.failStop(n.id, n.starts, n.disk),

@@ -60,9 +60,14 @@ const violationsMax = 100
 //     unless the group was reset by the workload (it never is);
 //   - at most one leader per (partition, term), over every node's
 //     Metadata view sampled during the run;
-//   - at the end (final): every acknowledged record is in the log at its
-//     acknowledged offset, no value appears twice (idempotent producers),
-//     and each producer's records of a partition are in sequence order.
+//   - per session, the log start offset never goes backwards and never
+//     passes the high watermark, and no record below a log start the
+//     session saw earlier is served again (retention deleted it);
+//   - at the end (final): every acknowledged record at or above the log
+//     start is in the log at its acknowledged offset (below it only on a
+//     topic with retention: retentionTopics), no value appears twice
+//     (idempotent producers), and each producer's records of a partition
+//     are in sequence order.
 type history struct {
 	tr *trace
 
@@ -73,14 +78,19 @@ type history struct {
 	hw         map[sessionKey]int64
 	committed  map[sessionKey]int64
 	leaders    map[termKey]leaderObs
+	starts     map[sessionKey]int64
 	violations []string
 	reads      int64
+	// retentionTopics may lose their oldest records to retention (their
+	// log start moves); on every other topic the log start stays 0.
+	retentionTopics map[string]bool
 }
 
 func newHistory(tr *trace) *history {
 	return &history{
 		tr: tr, produced: map[string]bool{}, acks: map[string]ack{}, atOffset: map[tp]map[int64]string{},
 		hw: map[sessionKey]int64{}, committed: map[sessionKey]int64{}, leaders: map[termKey]leaderObs{},
+		starts: map[sessionKey]int64{}, retentionTopics: map[string]bool{},
 	}
 }
 
@@ -154,8 +164,12 @@ func (h *history) ack(producer string, at tp, base int64, values []string) {
 	}
 }
 
-// read records one fetch response of session at partition at.
-func (h *history) read(session string, at tp, recs []fetchedRecord, hw int64) {
+// read records one fetch response of session at partition at: its
+// records, high watermark and log start offset (-1: not reported). A
+// response's log start is read after its records, so it may be above
+// them; the records must be at or above the log start of the session's
+// earlier responses.
+func (h *history) read(session string, at tp, recs []fetchedRecord, hw, logStart int64) {
 	if len(recs) > 0 {
 		h.tr.add(evRead, "%s %s [%d..%d] hw=%d", session, at, recs[0].offset, recs[len(recs)-1].offset, hw)
 	}
@@ -168,6 +182,24 @@ func (h *history) read(session string, at tp, recs []fetchedRecord, hw int64) {
 	}
 	if hw > h.hw[k] {
 		h.hw[k] = hw
+	}
+	earlier, seen := h.starts[k]
+	for _, r := range recs {
+		if seen && r.offset < earlier {
+			h.violateLocked("%s %s: served offset %d below the log start %d it saw before", session, at, r.offset, earlier)
+			break
+		}
+	}
+	if logStart >= 0 {
+		switch {
+		case seen && logStart < earlier:
+			h.violateLocked("%s %s: log start went back from %d to %d", session, at, earlier, logStart)
+		case logStart > hw && hw >= 0:
+			h.violateLocked("%s %s: log start %d above the high watermark %d", session, at, logStart, hw)
+		case logStart > 0 && !h.retentionTopics[at.topic]:
+			h.violateLocked("%s %s: log start %d on a topic without retention", session, at, logStart)
+		}
+		h.starts[k] = max(earlier, logStart)
 	}
 	for _, r := range recs {
 		if !h.produced[r.value] {
@@ -225,9 +257,14 @@ func (h *history) ackCount() int {
 	return len(h.acks)
 }
 
-// final checks one partition's whole log as read after the heal phase.
-func (h *history) final(at tp, log []fetchedRecord, hw int64) {
+// final checks one partition's whole log as read after the heal phase,
+// from its log start (acknowledged records below it were deleted by
+// retention, which only a retention topic may do).
+func (h *history) final(at tp, log []fetchedRecord, hw, logStart int64) {
 	acked := h.acked(at)
+	h.mu.Lock()
+	retained := h.retentionTopics[at.topic]
+	h.mu.Unlock()
 	got := make(map[int64]string, len(log))
 	for _, r := range log {
 		got[r.offset] = r.value
@@ -238,8 +275,11 @@ func (h *history) final(at tp, log []fetchedRecord, hw int64) {
 	}
 	slices.Sort(offs)
 	for _, off := range offs {
+		if off < logStart && retained {
+			continue
+		}
 		if v, ok := got[off]; !ok {
-			h.violate("%s: acknowledged %q at offset %d is lost (high watermark %d)", at, acked[off], off, hw)
+			h.violate("%s: acknowledged %q at offset %d is lost (high watermark %d, log start %d)", at, acked[off], off, hw, logStart)
 		} else if v != acked[off] {
 			h.violate("%s: acknowledged %q at offset %d, the log holds %q", at, acked[off], off, v)
 		}
@@ -260,5 +300,5 @@ func (h *history) final(at tp, log []fetchedRecord, hw int64) {
 		}
 		lastSeq[p] = seq
 	}
-	h.read("final", at, log, hw)
+	h.read("final", at, log, hw, logStart)
 }

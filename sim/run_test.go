@@ -11,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/core/raftlog"
 	"github.com/chronik-go/chronik/diskio"
@@ -119,6 +121,9 @@ func runBubble(seed int64, o runOpts) (res result) {
 	raftlog.SetPanicHook(c.onPanic)
 	defer raftlog.SetPanicHook(nil)
 	h := newHistory(tr)
+	for name := range topo.retention.topics {
+		h.retentionTopics[name] = true
+	}
 	res = result{seed: seed, topo: topo, tr: tr}
 	defer func() {
 		c.closeAll()
@@ -204,7 +209,8 @@ func createTopics(c *cluster) ([]tp, error) {
 			offGrid(c, pause)
 			b := c.broker(1)
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf}}, false)[0]
+			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf,
+				Configs: c.topo.retention.topics[t.name]}}, false)[0]
 			cancel()
 			if r.ErrorCode == 0 || r.ErrorCode == 36 { // TOPIC_ALREADY_EXISTS: an earlier try committed
 				break
@@ -246,6 +252,7 @@ func faultPhase(c *cluster, h *history, tps []tp, o runOpts) {
 	}
 	workload(ctx, c, h, tps, &wg)
 	goRun(func() { leaderSampler(ctx, c, h) })
+	goRun(func() { retentionChanger(ctx, c) })
 	s := newScheduler(c, o.profile)
 	lanes := 1
 	if o.profile == profileUnsafe {
@@ -285,7 +292,7 @@ func heal(c *cluster, rng *rand.Rand) {
 
 // finalCheck waits (bounded) until every partition has a leader that
 // serves its whole log up to at least the highest acknowledged offset,
-// checks that log, then compares the replicas' committed prefixes.
+// checks that log from its start, then compares the replicas.
 func finalCheck(c *cluster, h *history, tps []tp) error {
 	deadline := time.Now().Add(healWaitMax)
 	rng := newRand(c.seed, "final")
@@ -297,10 +304,10 @@ next:
 			need = max(need, off+1)
 		}
 		var log []fetchedRecord
-		var hw int64 = -1
+		var hw, start int64 = -1, 0
 		for {
-			log, hw = readAll(c, rng, at)
-			if hw >= need && int64(len(log)) >= hw {
+			log, hw, start = readAll(c, rng, at)
+			if hw >= need && int64(len(log)) >= hw-start {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -308,7 +315,7 @@ next:
 					// A leader answers, with every node restarted and
 					// every fault gone, below an acknowledged offset:
 					// that is loss, not unavailability.
-					h.final(at, log, hw)
+					h.final(at, log, hw, start)
 					continue next
 				}
 				if hw < 0 && len(acked) > 0 && forgotten(c, at) {
@@ -316,15 +323,18 @@ next:
 					// partition any more: its acknowledged records are
 					// lost with it, as surely as below a high watermark.
 					c.tr.add(evCheck, "%s forgotten by every node", at)
-					h.final(at, nil, 0)
+					h.final(at, nil, 0, 0)
 					continue next
 				}
-				return fmt.Errorf("liveness: %s not readable up to offset %d within %v of heal (leader read %d records, hw %d)", at, need, healWaitMax, len(log), hw)
+				return fmt.Errorf("liveness: %s not readable up to offset %d within %v of heal (leader read %d records from %d, hw %d)", at, need, healWaitMax, len(log), start, hw)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		h.final(at, log, hw)
-		compareReplicas(c, h, at, hw)
+		if start > 0 {
+			c.tr.add(evCheck, "%s retained from log start %d of %d", at, start, hw)
+		}
+		h.final(at, log, hw, start)
+		compareReplicas(c, h, at, hw, start)
 	}
 	return nil
 }
@@ -355,46 +365,56 @@ func forgotten(c *cluster, at tp) bool {
 	return true
 }
 
-// readAll reads at's log from offset 0 on its current leader; hw -1 means
-// no leader answered.
-func readAll(c *cluster, rng *rand.Rand, at tp) ([]fetchedRecord, int64) {
+// readAll reads at's log from its log start on its current leader; hw -1
+// means no leader answered.
+func readAll(c *cluster, rng *rand.Rand, at tp) ([]fetchedRecord, int64, int64) {
 	n := leaderOf(context.Background(), c, rng, at)
 	if n == nil {
-		return nil, -1
+		return nil, -1, 0
 	}
 	var out []fetchedRecord
-	var hw int64 = -1
+	var hw, start int64 = -1, 0
 	for pos := int64(0); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		res := n.Fetch(ctx, at.topic, at.part, pos, fetchBytesMax)
 		cancel()
+		if res.ErrorCode == kerr.OffsetOutOfRange.Code && len(out) == 0 && res.LogStartOffset > pos {
+			pos, start = res.LogStartOffset, res.LogStartOffset
+			continue
+		}
 		if res.ErrorCode != 0 {
-			return out, -1
+			return out, -1, start
 		}
 		hw = res.HighWatermark
 		recs, err := decodeBatches(res.Records)
 		if err != nil || len(recs) == 0 {
-			return out, hw
+			return out, hw, start
 		}
-		out = append(out, recs...)
+		for _, r := range recs {
+			if r.offset >= pos { // a batch holding pos starts before it
+				out = append(out, r)
+			}
+		}
 		pos = recs[len(recs)-1].offset + 1
 		if pos >= hw {
-			return out, hw
+			return out, hw, start
 		}
 	}
 }
 
-// compareReplicas checks that every replica of at holds the same records
-// below hw, waiting (bounded) for followers to apply up to hw.
-func compareReplicas(c *cluster, h *history, at tp, hw int64) {
+// compareReplicas checks that every replica of at has the leader's log
+// start and holds the same records from it to hw, waiting (bounded) for
+// followers to apply up to hw.
+func compareReplicas(c *cluster, h *history, at tp, hw, start int64) {
 	var want []fetchedRecord
 	var wantFrom uint64
 	for _, id := range c.ids() {
 		var got []fetchedRecord
+		var from int64
 		deadline := time.Now().Add(replicaWaitMax)
 		for {
-			got = readLocal(c, id, at, hw)
-			if got == nil || int64(len(got)) >= hw || time.Now().After(deadline) {
+			got, from = readLocal(c, id, at, hw)
+			if got == nil || (from == start && int64(len(got)) >= hw-start) || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -402,8 +422,12 @@ func compareReplicas(c *cluster, h *history, at tp, hw int64) {
 		if got == nil {
 			continue // not a replica of at
 		}
-		if int64(len(got)) < hw {
-			h.violate("%s: replica b%d holds %d records below the high watermark %d after %v", at, id, len(got), hw, replicaWaitMax)
+		if from != start {
+			h.violate("%s: replica b%d has log start %d, the leader %d, after %v", at, id, from, start, replicaWaitMax)
+			continue
+		}
+		if int64(len(got)) < hw-start {
+			h.violate("%s: replica b%d holds %d records in [%d, %d) after %v", at, id, len(got), start, hw, replicaWaitMax)
 		}
 		if want == nil {
 			want, wantFrom = got, id
@@ -418,32 +442,41 @@ func compareReplicas(c *cluster, h *history, at tp, hw int64) {
 	}
 }
 
-// readLocal reads node id's replica of at below hw (FetchLocal); nil if
-// the node does not host it.
-func readLocal(c *cluster, id uint64, at tp, hw int64) []fetchedRecord {
+// readLocal reads node id's replica of at from its log start to hw
+// (FetchLocal) and returns the records and that log start; nil if the
+// node does not host it.
+func readLocal(c *cluster, id uint64, at tp, hw int64) ([]fetchedRecord, int64) {
 	b := c.broker(id)
 	if b == nil {
-		return nil
+		return nil, 0
 	}
 	out := []fetchedRecord{}
+	var start int64
 	for pos := int64(0); pos < hw; {
 		res := b.Node.FetchLocal(at.topic, at.part, pos, fetchBytesMax)
+		if res.ErrorCode == kerr.OffsetOutOfRange.Code && len(out) == 0 && res.LogStartOffset > pos {
+			pos, start = res.LogStartOffset, res.LogStartOffset
+			continue
+		}
 		if res.ErrorCode != 0 {
-			if pos == 0 {
-				return nil
+			if len(out) == 0 && pos == start {
+				if res.ErrorCode == kerr.OffsetOutOfRange.Code {
+					return out, res.LogStartOffset // behind: its log ends below the start asked
+				}
+				return nil, 0
 			}
-			return out
+			return out, start
 		}
 		recs, err := decodeBatches(res.Records)
 		if err != nil || len(recs) == 0 {
-			return out
+			return out, start
 		}
 		for _, r := range recs {
-			if r.offset < hw {
+			if r.offset >= pos && r.offset < hw {
 				out = append(out, r)
 			}
 		}
 		pos = recs[len(recs)-1].offset + 1
 	}
-	return slices.Clip(out)
+	return slices.Clip(out), start
 }

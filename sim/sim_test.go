@@ -89,10 +89,10 @@ func TestSim(t *testing.T) {
 // and the trace file.
 func report(t *testing.T, res result, o runOpts) {
 	t.Helper()
-	t.Logf("seed %d: %s; %d acks, %d records read, %d faults (%d failpoints, %d storage fail-stops, %d corrupt reads refused), %v virtual; trace hash %s schedule hash %s",
+	t.Logf("seed %d: %s; %d acks, %d records read, %d faults (%d failpoints, %d storage fail-stops, %d corrupt reads refused, %d partitions with a log start moved by retention), %v virtual; trace hash %s schedule hash %s",
 		res.seed, res.topo, res.acks, res.reads, res.tr.count(evFault, " lane")-res.tr.count(evFault, " end"),
 		res.tr.count(evFault, " failpoint "), res.tr.count(evNode, " fail-stop "), strings.Count(res.logs, "corrupt read refused"),
-		res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
+		res.tr.count(evCheck, " retained from log start "), res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
 	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
 	if res.liveness != "" && !failed {
 		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)

@@ -18,6 +18,7 @@ type topology struct {
 	readers          int
 	groupConsumers   int
 	swarm            swarm
+	retention        retentionPlan
 }
 
 type topicSpec struct {
@@ -85,6 +86,7 @@ func drawTopology(seed int64) topology {
 		return 1 + d.IntN(10)
 	}
 	t.swarm.bitFlip, t.swarm.syncError, t.swarm.diskFull = dw(), dw(), dw()
+	t.retention = drawRetention(seed, t.topics)
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
@@ -98,5 +100,5 @@ func (t topology) String() string {
 	for _, tp := range t.topics {
 		s += fmt.Sprintf("%s(p=%d,rf=%d) ", tp.name, tp.partitions, tp.rf)
 	}
-	return s + "swarm: " + t.swarm.String()
+	return s + "swarm: " + t.swarm.String() + " " + t.retention.String()
 }

@@ -138,6 +138,10 @@ func coreReader(ctx context.Context, c *cluster, h *history, idx int, tps []tp) 
 			fctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			res := n.Fetch(fctx, at.topic, at.part, pos[at], fetchBytesMax)
 			cancel()
+			if res.ErrorCode == kerr.OffsetOutOfRange.Code && res.LogStartOffset > pos[at] {
+				pos[at] = res.LogStartOffset // retention deleted what was next
+				continue
+			}
 			if res.ErrorCode != 0 {
 				continue
 			}
@@ -145,7 +149,7 @@ func coreReader(ctx context.Context, c *cluster, h *history, idx int, tps []tp) 
 			if err != nil {
 				h.violate("%s %s offset %d: served an undecodable batch: %v", session, at, pos[at], err)
 			}
-			h.read(session, at, recs, res.HighWatermark)
+			h.read(session, at, recs, res.HighWatermark, res.LogStartOffset)
 			if len(recs) > 0 {
 				pos[at] = recs[len(recs)-1].offset + 1
 			}

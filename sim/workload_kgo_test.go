@@ -132,7 +132,7 @@ func recordFetches(h *history, session string, fs kgo.Fetches) {
 		for _, r := range p.Records {
 			recs = append(recs, fetchedRecord{offset: r.Offset, value: string(r.Value)})
 		}
-		h.read(session, tp{p.Topic, p.Partition}, recs, p.HighWatermark)
+		h.read(session, tp{p.Topic, p.Partition}, recs, p.HighWatermark, p.LogStartOffset)
 	})
 }
 

@@ -41,6 +41,14 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.replicaCaughtUp(c)
 	case CompleteReassignment:
 		return s.completeReassignment(index, c)
+	case AlterBrokerConfigs:
+		return s.alterBrokerConfigs(c)
+	case AlterScramCredentials:
+		return s.alterScramCredentials(c)
+	case CreateACLs:
+		return s.createACLs(c)
+	case DeleteACLs:
+		return s.deleteACLs(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
@@ -214,37 +222,9 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 	if !ok {
 		return fail(kerr.UnknownTopicOrPartition.Code, "unknown topic %q", c.Topic), false
 	}
-	m := make(map[string]string, len(old.Configs))
-	for _, e := range old.Configs {
-		m[e.Key] = e.Value
-	}
-	if len(c.Ops) > ConfigEntriesMax {
-		return fail(kerr.InvalidRequest.Code, "%d config ops beyond limit %d", len(c.Ops), ConfigEntriesMax), false
-	}
-	seen := make(map[string]bool, len(c.Ops))
-	for _, op := range c.Ops {
-		if seen[op.Key] { // Kafka rejects a key twice in one request
-			return fail(kerr.InvalidRequest.Code, "config %q appears twice", op.Key), false
-		}
-		seen[op.Key] = true
-		if _, known := topicConfigs[op.Key]; !known {
-			return fail(kerr.InvalidConfig.Code, "unknown or unsupported topic config %q", op.Key), false
-		}
-		switch op.Op {
-		case ConfigSet:
-			if msg := checkConfig(op.Key, op.Value); msg != "" {
-				return fail(kerr.InvalidConfig.Code, "%s", msg), false
-			}
-			m[op.Key] = op.Value
-		case ConfigDelete:
-			delete(m, op.Key)
-		default:
-			return fail(kerr.InvalidRequest.Code, "unknown config op %d", op.Op), false
-		}
-	}
-	var configs []ConfigEntry // nil when empty, as after a snapshot restore
-	for _, k := range sortedKeys(m) {
-		configs = append(configs, ConfigEntry{Key: k, Value: m[k]})
+	configs, res := applyConfigOps(old.Configs, c.Ops, func(key string) bool { _, ok := topicConfigs[key]; return ok }, checkConfig)
+	if res.Code != 0 {
+		return res, false
 	}
 	if slices.Equal(configs, old.Configs) {
 		return Result{}, false
@@ -254,6 +234,47 @@ func (s *state) alterConfigs(index uint64, c AlterConfigs) (Result, bool) {
 	s.topics[t.Name] = t
 	s.topologyChanged(index)
 	return Result{}, true
+}
+
+// applyConfigOps applies ops (set or delete, each key at most once) to the
+// sorted entries old and returns the new sorted entries (nil when empty,
+// as after a snapshot restore), or a failed Result. known says whether a
+// key may be altered at all; check returns what is wrong with a value, or
+// "" (called with "" for an unknown key, to word the refusal).
+func applyConfigOps(old []ConfigEntry, ops []ConfigOp, known func(key string) bool, check func(key, value string) string) ([]ConfigEntry, Result) {
+	if len(ops) > ConfigEntriesMax {
+		return nil, fail(kerr.InvalidRequest.Code, "%d config ops beyond limit %d", len(ops), ConfigEntriesMax)
+	}
+	m := make(map[string]string, len(old))
+	for _, e := range old {
+		m[e.Key] = e.Value
+	}
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if seen[op.Key] { // Kafka rejects a key twice in one request
+			return nil, fail(kerr.InvalidRequest.Code, "config %q appears twice", op.Key)
+		}
+		seen[op.Key] = true
+		if !known(op.Key) {
+			return nil, fail(kerr.InvalidConfig.Code, "%s", check(op.Key, ""))
+		}
+		switch op.Op {
+		case ConfigSet:
+			if msg := check(op.Key, op.Value); msg != "" {
+				return nil, fail(kerr.InvalidConfig.Code, "%s", msg)
+			}
+			m[op.Key] = op.Value
+		case ConfigDelete:
+			delete(m, op.Key)
+		default:
+			return nil, fail(kerr.InvalidRequest.Code, "unknown config op %d", op.Op)
+		}
+	}
+	var configs []ConfigEntry
+	for _, k := range sortedKeys(m) {
+		configs = append(configs, ConfigEntry{Key: k, Value: m[k]})
+	}
+	return configs, Result{}
 }
 
 func (s *state) allocateProducerIDs(c AllocateProducerIDs) (Result, bool) {

@@ -109,12 +109,17 @@ func TestApplyErrors(t *testing.T) {
 			CreateTopic{Name: "a_b", Partitions: 1, ReplicationFactor: 1}, kerr.InvalidTopicException.Code},
 		{"create exists", withTopic, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1}, kerr.TopicAlreadyExists.Code},
 		{"create good configs", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{
-			{"retention.ms", "-1"}, {"cleanup.policy", "delete"}, {"compression.type", "zstd"}, {"message.timestamp.type", "LogAppendTime"},
+			{"retention.ms", "-1"}, {"cleanup.policy", "delete"}, {"compression.type", "producer"}, {"unclean.leader.election.enable", "false"}, {"message.timestamp.type", "LogAppendTime"},
 			{"segment.bytes", "1048576"}, {"segment.ms", "1000"}, {"max.message.bytes", "1000000"}, {"min.insync.replicas", "2"}, {"retention.bytes", "-1"},
 		}}, 0},
 		{"create unknown config", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"foo", "1"}}}, kerr.InvalidConfig.Code},
 		{"create compact", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"cleanup.policy", "compact"}}}, kerr.InvalidConfig.Code},
 		{"create bad int", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"retention.ms", "soon"}}}, kerr.InvalidConfig.Code},
+		{"create recompression", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"compression.type", "zstd"}}}, kerr.InvalidConfig.Code},
+		{"create unclean election", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"unclean.leader.election.enable", "true"}}}, kerr.InvalidConfig.Code},
+		{"create unsupported kafka config", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"flush.ms", "1"}}}, kerr.InvalidConfig.Code},
+		{"create segment below kafka 4 minimum", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"segment.bytes", "1048575"}}}, kerr.InvalidConfig.Code},
+		{"create message limit above log limit", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"max.message.bytes", "67108865"}}}, kerr.InvalidConfig.Code},
 		{"create small segment", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"segment.bytes", "13"}}}, kerr.InvalidConfig.Code},
 		{"create duplicate config", three, CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: -1, Configs: []ConfigEntry{{"retention.ms", "1"}, {"retention.ms", "2"}}}, kerr.InvalidConfig.Code},
 
@@ -311,9 +316,9 @@ func TestAlterConfigsAllOrNothingAndSorted(t *testing.T) {
 	if r.Code != kerr.InvalidConfig.Code {
 		t.Fatalf("code %d", r.Code)
 	}
-	h.must(AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "segment.ms", Op: ConfigDelete}, {Key: "compression.type", Value: "lz4"}, {Key: "retention.ms", Value: "3"}}})
+	h.must(AlterConfigs{Topic: "t", Ops: []ConfigOp{{Key: "segment.ms", Op: ConfigDelete}, {Key: "compression.type", Value: "producer"}, {Key: "retention.ms", Value: "3"}}})
 	got := h.m.View().Topic("t").Configs
-	want := []ConfigEntry{{"compression.type", "lz4"}, {"retention.ms", "3"}}
+	want := []ConfigEntry{{"compression.type", "producer"}, {"retention.ms", "3"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("configs %+v", got)
 	}

@@ -107,6 +107,15 @@ func (d *dec) i16() int16 {
 	return int16(v)
 }
 
+func (d *dec) i8() int8 {
+	v := d.svar()
+	if v < -1<<7 || v > 1<<7-1 {
+		d.fail("int8 out of range: %d", v)
+		return 0
+	}
+	return int8(v)
+}
+
 func (d *dec) u32fixed() uint32 {
 	if d.err != nil {
 		return 0

@@ -96,6 +96,7 @@ func genCommand() *rapid.Generator[Command] {
 		rapid.Custom(func(t *rapid.T) Command {
 			return CompleteReassignment{ShardID: rapid.Uint64().Draw(t, "s"), Target: genSlice(i32, ReplicationFactorMax).Draw(t, "target")}
 		}),
+		rapid.Custom(func(t *rapid.T) Command { return AlterBrokerConfigs{Ops: genSlice(op, 5).Draw(t, "ops")} }),
 	)
 }
 

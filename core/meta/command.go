@@ -11,20 +11,24 @@ const CommandVersion byte = 1
 type Kind byte
 
 const (
-	KindRegisterBroker       Kind = 1
-	KindUnregisterBroker     Kind = 2
-	KindCreateTopic          Kind = 3
-	KindDeleteTopic          Kind = 4
-	KindCreatePartitions     Kind = 5
-	KindAlterConfigs         Kind = 6
-	KindAllocateProducerIDs  Kind = 7
-	KindCommitOffsets        Kind = 8
-	KindDeleteGroups         Kind = 9
-	KindDeleteOffsets        Kind = 10
-	KindSetPartitionLeader   Kind = 11
-	KindReassignPartition    Kind = 12
-	KindReplicaCaughtUp      Kind = 13
-	KindCompleteReassignment Kind = 14
+	KindRegisterBroker        Kind = 1
+	KindUnregisterBroker      Kind = 2
+	KindCreateTopic           Kind = 3
+	KindDeleteTopic           Kind = 4
+	KindCreatePartitions      Kind = 5
+	KindAlterConfigs          Kind = 6
+	KindAllocateProducerIDs   Kind = 7
+	KindCommitOffsets         Kind = 8
+	KindDeleteGroups          Kind = 9
+	KindDeleteOffsets         Kind = 10
+	KindSetPartitionLeader    Kind = 11
+	KindReassignPartition     Kind = 12
+	KindReplicaCaughtUp       Kind = 13
+	KindCompleteReassignment  Kind = 14
+	KindAlterBrokerConfigs    Kind = 15
+	KindAlterScramCredentials Kind = 16
+	KindCreateACLs            Kind = 17
+	KindDeleteACLs            Kind = 18
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -181,6 +185,14 @@ func (k Kind) String() string {
 		return "ReplicaCaughtUp"
 	case KindCompleteReassignment:
 		return "CompleteReassignment"
+	case KindAlterBrokerConfigs:
+		return "AlterBrokerConfigs"
+	case KindAlterScramCredentials:
+		return "AlterScramCredentials"
+	case KindCreateACLs:
+		return "CreateACLs"
+	case KindDeleteACLs:
+		return "DeleteACLs"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -257,6 +269,14 @@ func decodeBody(d *dec, k Kind) Command {
 		return SetPartitionLeader{ShardID: d.uvar(), Leader: d.i32(), Term: d.uvar()}
 	case KindReassignPartition, KindReplicaCaughtUp, KindCompleteReassignment:
 		return decodeReassignBody(d, k)
+	case KindAlterBrokerConfigs:
+		return AlterBrokerConfigs{Ops: decodeConfigOps(d)}
+	case KindAlterScramCredentials:
+		return decodeAlterScramCredentials(d)
+	case KindCreateACLs:
+		return CreateACLs{ACLs: decodeACLs(d, ACLChangeMax)}
+	case KindDeleteACLs:
+		return DeleteACLs{ACLs: decodeACLs(d, ACLChangeMax)}
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil
@@ -273,16 +293,20 @@ func decodeConfigs(d *dec) []ConfigEntry {
 }
 
 func decodeAlterConfigs(d *dec) Command {
-	c := AlterConfigs{Topic: d.str(TopicNameLenMax)}
+	return AlterConfigs{Topic: d.str(TopicNameLenMax), Ops: decodeConfigOps(d)}
+}
+
+func decodeConfigOps(d *dec) []ConfigOp {
+	var ops []ConfigOp
 	n := d.count(ConfigEntriesMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		op := ConfigOp{Key: d.str(ConfigKeyLenMax), Op: ConfigOpType(d.u8()), Value: d.str(ConfigValueLenMax)}
 		if op.Op != ConfigSet && op.Op != ConfigDelete {
 			d.fail("unknown config op %d", op.Op)
 		}
-		c.Ops = append(c.Ops, op)
+		ops = append(ops, op)
 	}
-	return c
+	return ops
 }
 
 func decodeCommitOffsets(d *dec) Command {
@@ -332,8 +356,12 @@ func (c CreatePartitions) encode(e *enc) {
 
 func (c AlterConfigs) encode(e *enc) {
 	e.str(c.Topic)
-	e.uvar(uint64(len(c.Ops)))
-	for _, op := range c.Ops {
+	encodeConfigOps(e, c.Ops)
+}
+
+func encodeConfigOps(e *enc, ops []ConfigOp) {
+	e.uvar(uint64(len(ops)))
+	for _, op := range ops {
 		e.str(op.Key)
 		e.u8(byte(op.Op))
 		e.str(op.Value)

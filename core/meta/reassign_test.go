@@ -149,11 +149,12 @@ func TestSnapshotV2Compatible(t *testing.T) {
 	if err := h.m.SaveSnapshot(&buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	v3 := buf.Bytes()
-	// Without a reassignment, v3 = v2 + one count byte (0) before the CRC.
-	body := bytes.Clone(v3[:len(v3)-5])
-	if v3[len(v3)-5] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
-		t.Fatalf("unexpected v3 layout")
+	v5 := buf.Bytes()
+	// Without a reassignment, a broker config or a credential, v5 = v2 +
+	// three count bytes (0) before the CRC.
+	body := bytes.Clone(v5[:len(v5)-8])
+	if v5[len(v5)-5] != 0 || v5[len(v5)-6] != 0 || v5[len(v5)-7] != 0 || v5[len(v5)-8] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
+		t.Fatalf("unexpected v5 layout")
 	}
 	body[len(snapshotMagic)] = snapshotVersionNoReassignments
 	v2 := (&enc{b: body}).u32fixedAppend(crc32.Checksum(body, crcTable))

@@ -27,6 +27,7 @@ const ResultVersion byte = 1
 //     committed because another partition failed": the proposer may retry
 //     those alone;
 //   - DeleteGroups: Groups, one code per requested group;
+//   - AlterScramCredentials: Users, one code per user;
 //   - RegisterBroker, UnregisterBroker, AlterConfigs: Code only.
 //
 // Message explains a non-zero Code for logs and Kafka error messages.
@@ -37,6 +38,7 @@ type Result struct {
 	ProducerIDs ProducerIDBlock
 	Partitions  []PartitionCode
 	Groups      []GroupCode
+	Users       []UserCode
 }
 
 // ProducerIDBlock is the producer-id range [First, First+Count).
@@ -97,6 +99,11 @@ func EncodeResult(r Result) []byte {
 		e.str(g.Group)
 		e.svar(int64(g.Code))
 	}
+	e.uvar(uint64(len(r.Users)))
+	for _, u := range r.Users {
+		e.str(u.User)
+		e.svar(int64(u.Code))
+	}
 	return e.b
 }
 
@@ -118,6 +125,10 @@ func DecodeResult(res sm.Result) (Result, error) {
 	n = d.count(DeleteGroupsMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		r.Groups = append(r.Groups, GroupCode{Group: d.str(GroupIDLenMax), Code: d.i16()})
+	}
+	n = d.count(ScramAlterMax)
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Users = append(r.Users, UserCode{User: d.str(ScramUserLenMax), Code: d.i16()})
 	}
 	d.done()
 	if d.err == nil && res.Value != uint64(uint16(r.Code)) {

@@ -17,13 +17,17 @@ import (
 //	|        |         | v2: leaders (shard, leader, term)       |           |
 //	|        |         | v3: reassignments (shard, target,       |           |
 //	|        |         |     caught up, retired)                 |           |
+//	|        |         | v4: broker configs (key, value sorted)  |           |
+//	|        |         | v5: SCRAM credentials (user, mechanism  |           |
+//	|        |         |     sorted)                             |           |
+//	|        |         | v6: ACLs (sorted)                       |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 3
+	SnapshotVersion = 6
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -31,6 +35,15 @@ const (
 	// reassignments section; still decoded (no move in progress, nothing
 	// retired).
 	snapshotVersionNoReassignments = 2
+	// snapshotVersionNoBrokerConfigs is the layout without the broker
+	// configs section; still decoded (no dynamic broker config set).
+	snapshotVersionNoBrokerConfigs = 3
+	// snapshotVersionNoScram is the layout without the SCRAM credentials
+	// section; still decoded (no credentials).
+	snapshotVersionNoScram = 4
+	// snapshotVersionNoACLs is the layout without the ACL section; still
+	// decoded (no ACLs).
+	snapshotVersionNoACLs = 5
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -73,6 +86,9 @@ func (s *state) encodeSnapshot() []byte {
 	}
 	s.encodeSnapshotLeaders(e)
 	s.encodeSnapshotReassignments(e)
+	s.encodeSnapshotBrokerConfigs(e)
+	s.encodeSnapshotScram(e)
+	s.encodeSnapshotACLs(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -92,7 +108,7 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	d := &dec{b: body[len(snapshotMagic):], sentinel: ErrBadSnapshot}
 	v := d.u8()
-	if v != SnapshotVersion && v != snapshotVersionNoLeaders && v != snapshotVersionNoReassignments {
+	if v < snapshotVersionNoLeaders || v > SnapshotVersion {
 		return nil, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
 	s := newState()
@@ -103,8 +119,17 @@ func decodeSnapshot(b []byte) (*state, error) {
 	if v >= snapshotVersionNoReassignments {
 		decodeSnapshotLeaders(d, s)
 	}
-	if v >= SnapshotVersion {
+	if v > snapshotVersionNoReassignments {
 		decodeSnapshotReassignments(d, s)
+	}
+	if v > snapshotVersionNoBrokerConfigs {
+		decodeSnapshotBrokerConfigs(d, s)
+	}
+	if v > snapshotVersionNoScram {
+		decodeSnapshotScram(d, s)
+	}
+	if v > snapshotVersionNoACLs {
+		decodeSnapshotACLs(d, s)
 	}
 	d.done()
 	if d.err != nil {

@@ -35,6 +35,15 @@ type state struct {
 	topics    map[string]*Topic // values are immutable; replaced on change
 	topicByID map[TopicID]string
 	offsets   map[string]map[string]map[int32]OffsetValue // group -> topic -> partition
+	// brokerConfigs are the cluster-wide dynamic broker defaults, sorted
+	// by key with unique keys; nil when none (brokerconfig.go).
+	brokerConfigs []ConfigEntry
+	// scram are the SCRAM credentials sorted by (user, mechanism); nil
+	// when none. Replaced, never modified, on change (scram.go).
+	scram []ScramCredential
+	// acls are the ACLs sorted by CompareACLs, unique; nil when none.
+	// Replaced, never modified, on change (acl.go).
+	acls []ACL
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -79,6 +88,9 @@ func (s *state) view() *View {
 		TopologyVersion: s.topologyIndex,
 		Brokers:         s.brokersSorted,
 		Topics:          s.topicsSorted,
+		BrokerConfigs:   s.brokerConfigs,
+		Scram:           s.scram,
+		ACLs:            s.acls,
 	}
 }
 

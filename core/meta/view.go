@@ -18,6 +18,22 @@ type View struct {
 	TopologyVersion uint64
 	Brokers         []Broker
 	Topics          []*Topic
+	// BrokerConfigs are the cluster-wide dynamic broker defaults
+	// (log.retention.ms, ...), sorted by key.
+	BrokerConfigs []ConfigEntry
+	// Scram are the SCRAM credentials sorted by user, then mechanism.
+	Scram []ScramCredential
+	// ACLs are the access control entries, sorted by CompareACLs.
+	ACLs []ACL
+}
+
+// BrokerConfig returns the cluster-wide dynamic value of key, if set.
+func (v *View) BrokerConfig(key string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(v.BrokerConfigs, key, func(c ConfigEntry, k string) int { return cmp.Compare(c.Key, k) })
+	if !ok {
+		return "", false
+	}
+	return v.BrokerConfigs[i].Value, true
 }
 
 // Broker returns the broker with id.

@@ -190,43 +190,6 @@ func (n *Node) ValidateCreatePartitions(c meta.CreatePartitions) TopicResult {
 	return TopicResult{Name: c.Topic, ErrorCode: r.Code, Message: r.Message, Topic: r.Topic}
 }
 
-// TopicConfigDefaults returns the default value of every allowed topic
-// config (meta.AllowedTopicConfigs), sorted by key: the node's log
-// template where it sets one, Kafka's defaults otherwise.
-func (n *Node) TopicConfigDefaults() []meta.ConfigEntry {
-	l := n.cfg.Log
-	or := func(v, d int64) int64 {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	ms := func(d, def int64) string {
-		if d < 0 {
-			return "-1"
-		}
-		return strconv.FormatInt(or(d, def), 10)
-	}
-	known := map[string]string{
-		"cleanup.policy":         "delete",
-		"compression.type":       "producer",
-		"max.message.bytes":      strconv.FormatInt(or(int64(l.BatchBytesMax), plog.DefaultBatchBytesMax), 10),
-		"message.timestamp.type": "CreateTime",
-		"min.insync.replicas":    "1",
-		"retention.bytes":        strconv.FormatInt(or(l.RetentionBytes, plog.DefaultRetentionBytes), 10),
-		"retention.ms":           ms(l.RetentionAge.Milliseconds(), plog.DefaultRetentionAge.Milliseconds()),
-		"segment.bytes":          strconv.FormatInt(or(l.SegmentBytesMax, plog.DefaultSegmentBytesMax), 10),
-		"segment.ms":             ms(l.SegmentAgeMax.Milliseconds(), plog.DefaultSegmentAgeMax.Milliseconds()),
-	}
-	var out []meta.ConfigEntry
-	for _, k := range meta.AllowedTopicConfigs() {
-		if v, ok := known[k]; ok {
-			out = append(out, meta.ConfigEntry{Key: k, Value: v})
-		}
-	}
-	return out
-}
-
 // TimestampMaxTimestamp is ListOffsets' -3 (KIP-734).
 const TimestampMaxTimestamp int64 = -3
 

@@ -71,7 +71,11 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("validate partitions: %+v", r)
 		}
 		var keys []string
-		for _, d := range n.TopicConfigDefaults() {
+		vals, ok := n.TopicConfigValues("t")
+		if !ok {
+			t.Fatal("topic t has no config values")
+		}
+		for _, d := range vals {
 			keys = append(keys, d.Key)
 		}
 		if !slices.Equal(keys, meta.AllowedTopicConfigs()) {

@@ -79,6 +79,11 @@ type Config struct {
 	RetentionBytes int64
 	RetentionAge   time.Duration
 
+	// ReplicaLagMax is replica.lag.time.max.ms: a follower that has not
+	// been caught up with the leader for longer leaves the ISR (doc.go,
+	// "In-sync replicas"). Zero: DefaultReplicaLagMax (30 s).
+	ReplicaLagMax time.Duration
+
 	// Log is the template for every partition log (FS, Dir, Clock, Logger
 	// are filled in per replica).
 	Log plog.Options
@@ -95,6 +100,17 @@ type Config struct {
 	// fence the node (the simulator). Nil: the error goes to the caller,
 	// and dragonboat panics on it.
 	OnStorageFailure func(error)
+
+	// DiskSpace, if set, reports the total and usable bytes of the
+	// filesystem holding dir (DescribeLogDirs v4's TotalBytes and
+	// UsableBytes); the binary supplies statfs. Nil or an error: -1.
+	DiskSpace func(dir string) (totalBytes, usableBytes int64, err error)
+
+	// StaticBrokerConfigs are the broker settings given to the binary
+	// (flag or environment), by Kafka key name ("log.retention.ms") with
+	// the value as given: what DescribeConfigs reports as
+	// STATIC_BROKER_CONFIG. Unset keys are absent (DEFAULT_CONFIG).
+	StaticBrokerConfigs map[string]string
 
 	// UnsafeAckBeforeApply is a deliberately broken variant for testing
 	// the simulator only: Produce proposes without waiting and answers at
@@ -139,6 +155,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultReplicationFactor <= 0 {
 		c.DefaultReplicationFactor = -1
+	}
+	if c.ReplicaLagMax <= 0 {
+		c.ReplicaLagMax = DefaultReplicaLagMax
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = DefaultRetentionEvery

@@ -77,17 +77,39 @@ func (n *Node) errCode(ctx context.Context, err error) int16 {
 // maxMessageBytes is the topic's max.message.bytes (TopicSettings).
 func (n *Node) maxMessageBytes(topic string) int { return n.TopicSettingsOf(topic).MaxMessageBytes }
 
-// Produce appends batches (one or more v2 record batches of one
-// partition) as one Raft entry and answers only once it is applied. The
-// batches are validated first; invalid ones are never proposed.
+// ProduceOptions qualifies a produce request.
+type ProduceOptions struct {
+	// Acks is the request's acks. -1 (all) applies the topic's
+	// min.insync.replicas (doc.go, "In-sync replicas"); 0 and 1 (and the
+	// zero value) do not, as in Kafka.
+	Acks int16
+}
+
+// Produce is ProduceWith without acks=all: min.insync.replicas is not
+// applied.
 func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []byte) ProduceResult {
+	return n.ProduceWith(ctx, topic, part, batches, ProduceOptions{})
+}
+
+// ProduceWith appends batches (one or more v2 record batches of one
+// partition) as one Raft entry and answers only once it is applied. The
+// batches are validated first; invalid ones are never proposed. With
+// acks=-1 and fewer in-sync replicas than the topic's min.insync.replicas
+// nothing is proposed (NOT_ENOUGH_REPLICAS); where min.insync.replicas is
+// above the Raft majority, the answer also waits (bounded by ctx) until
+// that many replicas hold the entry, or is NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// (the records stay in the log, as in Kafka).
+func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batches []byte, opts ProduceOptions) ProduceResult {
 	ctx, cancel := withDeadline(ctx)
 	defer cancel()
 	res := ProduceResult{BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, LeaderEpoch: -1}
 	if n.view().Topic(topic) == nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
 		n.autoCreate(ctx, topic)
 	}
-	if _, err := plog.ValidateBatches(batches, n.maxMessageBytes(topic)); err != nil {
+	// One value for the front-end check and the command: apply enforces
+	// exactly the limit checked here, on every replica.
+	maxBytes := n.maxMessageBytes(topic)
+	if _, err := plog.ValidateBatches(batches, maxBytes); err != nil {
 		res.ErrorCode = batchErrCode(err)
 		return res
 	}
@@ -97,7 +119,30 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 		return res
 	}
 	res.LeaderEpoch = epoch
-	cmd := partition.EncodeProduce(partition.Produce{LeaderEpoch: epoch, Batches: batches})
+	minISR := 0 // not checked
+	if opts.Acks == -1 {
+		minISR = n.TopicSettingsOf(topic).MinInsyncReplicas
+	}
+	if minISR > 1 {
+		if n.isrSizeFor(topic, part, shard, uint64(epoch), rep) < minISR {
+			res.ErrorCode = kerr.NotEnoughReplicas.Code
+			return res
+		}
+	}
+	p := partition.Produce{LeaderEpoch: epoch, BatchBytesMax: int32(maxBytes), LogAppendTimeMs: -1, Batches: batches}
+	if n.TopicSettingsOf(topic).LogAppendTime {
+		// Stamped once, here, so the Raft log carries the final bytes and
+		// every replica stores the same ones. batches is the request's
+		// own buffer (kmsg decodes each partition's records into its own
+		// region and nothing reads them after this call), so it is
+		// rewritten in place.
+		p.LogAppendTimeMs = n.cfg.Clock.Now().UnixMilli()
+		if err := partition.StampLogAppendTime(batches, p.LogAppendTimeMs); err != nil {
+			res.ErrorCode = batchErrCode(err)
+			return res
+		}
+	}
+	cmd := partition.EncodeProduce(p)
 	if n.cfg.UnsafeAckBeforeApply {
 		return n.unsafeAck(shard, rep, cmd, res)
 	}
@@ -114,12 +159,54 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 	}
 	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
 	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
+	if res.ErrorCode == 0 && minISR > 1 {
+		res.ErrorCode = n.awaitMinISR(ctx, topic, part, shard, uint64(epoch), pr.Index, rep, minISR)
+	}
 	failpoint.Inject("beforeProduceResult", func(v failpoint.Value) {
 		if v != nil { // "return"; "sleep" and "pause" only delay the answer
 			res = lostProduceResult(epoch)
 		}
 	})
 	return res
+}
+
+// isrSizeFor is the number of in-sync replicas of the partition, led here
+// in term. The shard is tracked first if the leader event has not been
+// handled yet (a new term starts with the leader alone in sync).
+func (n *Node) isrSizeFor(topic string, part int32, shard, term uint64, rep *partition.Replica) int {
+	if !n.isr.tracked(shard, term) {
+		if p, ok := partitionOf(n.view(), topic, part); ok && p.ShardID == shard {
+			n.isr.track(shard, term, n.cfg.NodeID, rep, p.AllReplicas())
+		}
+	}
+	return n.isr.isrSize(shard, term)
+}
+
+// awaitMinISR returns 0 once minISR replicas hold the applied entry at
+// index. At or below the Raft majority every commit already means that
+// (no wait); above it the leader waits for the followers'
+// acknowledgements until ctx is done (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+func (n *Node) awaitMinISR(ctx context.Context, topic string, part int32, shard, term, index uint64, rep *partition.Replica, minISR int) int16 {
+	p, ok := partitionOf(n.view(), topic, part)
+	if !ok || p.ShardID != shard {
+		return kerr.NotLeaderForPartition.Code
+	}
+	if minISR <= len(p.AllReplicas())/2+1 {
+		return 0
+	}
+	if index == 0 {
+		// A result without its index (cannot happen with this
+		// partition package): the applied index covers the entry.
+		index = rep.AppliedIndex()
+	}
+	switch err := n.isr.waitAcked(ctx, shard, term, index, minISR); {
+	case err == nil:
+		return 0
+	case errors.Is(err, errNotLeader):
+		return kerr.NotLeaderForPartition.Code
+	default:
+		return kerr.NotEnoughReplicasAfterAppend.Code
+	}
 }
 
 func batchErrCode(err error) int16 {

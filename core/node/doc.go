@@ -43,13 +43,14 @@
 // Partition moves (reassign.go). MovePartition records a target replica
 // set in the controller (meta.ReassignPartition; empty = cancel). While
 // the move runs the partition is hosted on Replicas ∪ Target, Metadata
-// lists that union (ISR: less the added nodes not caught up), and
-// produce/fetch go on through the shard's Raft leader as always. The
-// reassignment driver (one goroutine per node, reassignLoop: wakes on
-// controller changes and every reassignPollEvery while a move involving
-// the node is in progress, each step bounded by reassignStepTimeout) acts
-// only from (controller Target/CaughtUp, Raft membership), so any node can
-// pick a move up where it stands:
+// lists that union (ISR: as measured on the leader; on other nodes, less
+// the added nodes not caught up), and produce/fetch go on through the
+// shard's Raft leader as always. The reassignment driver (one goroutine
+// per node, reassignLoop: wakes on controller changes and every
+// reassignPollEvery while a move involving the node is in progress, each
+// step bounded by reassignStepTimeout) acts only from (controller
+// Target/CaughtUp, Raft membership), so any node can pick a move up where
+// it stands:
 //
 //   - on the shard's leader, one step per round: (1) an added voter that
 //     has not reported caught up: wait; (2) more voters than the target,
@@ -97,6 +98,67 @@
 // term moved meanwhile, the request gets NOT_LEADER_OR_FOLLOWER (or
 // REQUEST_TIMED_OUT on the caller's deadline).
 //
+// # In-sync replicas and min.insync.replicas
+//
+// Kafka's ISR is the leader plus the followers that have been caught up
+// with it within replica.lag.time.max.ms; acks=all waits for every ISR
+// member, and min.insync.replicas refuses acks=all writes while the ISR
+// is smaller. In Raft a commit needs a majority of the voters, whoever
+// they are, so Chronik gives the two settings this meaning:
+//
+//   - Follower progress. dragonboat keeps each follower's match index but
+//     does not expose it, so the node reads it off the wire
+//     (netio.WithAckObserver): a follower's non-rejected ReplicateResp
+//     carries the index up to which its log matches the leader's (sent
+//     after the follower persisted it); the leader's own outgoing
+//     Heartbeat carries min(its match index for the follower, its commit
+//     index), which covers a follower whose replicate answers came before
+//     the shard was tracked (an idle partition right after an election);
+//     a follower's HeartbeatResp proves it alive and following. The
+//     leader of a partition shard keeps, per follower and for its current
+//     term only, the highest index known held and the last time the
+//     follower was caught up (isr.go; messages of other terms, shards or
+//     nodes are ignored, so an index from a log that a new term could
+//     still truncate never counts).
+//   - Caught up: at one of the follower's own answers (replicate or
+//     heartbeat), the index known held covers everything the leader has
+//     applied (partition.Replica.AppliedIndex). As Kafka does for
+//     fetches, a follower that trails the latest apply only by entries in
+//     flight counts as caught up at its previous answer if it now holds
+//     what the leader had applied then.
+//   - ISR = the leader + followers caught up within Config.ReplicaLagMax
+//     (replica.lag.time.max.ms, default 30 s), in replica-list order. A
+//     single-replica partition's ISR is its leader. A new term starts from
+//     the leader alone: followers join with their first answer in the
+//     term (within a heartbeat or two of the election). Metadata reports this ISR for the partitions
+//     led here; a node that does not lead a partition does not see its
+//     followers' answers and reports the replica list, as before (less
+//     the replicas a move is adding that have not caught up). Kafka
+//     clients use the ISR for display and tooling, not for routing.
+//   - min.insync.replicas (topic config, TopicSettings.MinInsyncReplicas)
+//     applies to acks=-1 only (ProduceWith with ProduceOptions.Acks -1), as
+//     in Kafka. Before proposing: if the ISR is smaller, the answer is
+//     NOT_ENOUGH_REPLICAS and nothing is proposed. At or below the Raft
+//     majority of the partition's replicas (2 of 3) every commit is
+//     already held by at least that many replicas, so the setting only
+//     gates acceptance on the ISR size. Above the majority (3 of 3) the
+//     answer also waits, after the entry is applied and bounded by the
+//     request's deadline, until that many replicas (the leader included)
+//     have acknowledged the entry's Raft index (partition results carry
+//     it); if the deadline passes first the answer is
+//     NOT_ENOUGH_REPLICAS_AFTER_APPEND and the records stay in the log, as
+//     in Kafka (a retry by an idempotent producer is answered as a
+//     duplicate); if leadership moves meanwhile, NOT_LEADER_OR_FOLLOWER.
+//     A min.insync.replicas above the replica count can never be met.
+//   - Bounds: state exists only for shards led here (added on leader
+//     events, the leader resync every leaderResyncEvery and the produce
+//     path; dropped when leadership or the shard goes) and holds one entry
+//     per replica of the partition. The observer runs on the transport's
+//     reader and sender goroutines: a map lookup and a few field writes
+//     under the tracker's mutex, no allocation. Waiters block on a channel that
+//     acknowledgements close (made only while someone waits), never on a
+//     mutex across the clock.
+//
 // # Concurrency contract
 //
 // All exported methods are safe for concurrent use. Background goroutines
@@ -107,7 +169,9 @@
 // on a mutex). Time comes only from Config.Clock; nothing is random; no
 // map is iterated where the order reaches output or messages (sortedIDs).
 // Every request to dragonboat carries a deadline (requestTimeoutDefault
-// when the caller's ctx has none).
+// when the caller's ctx has none). The ISR tracker's mutex is taken by the
+// Raft transport's goroutines for field updates only (lock order:
+// tracker, then a partition.Replica's mutex).
 //
 // # Invariants
 //
@@ -129,9 +193,9 @@
 //
 // # Approximations and what is not done
 //
-//   - ISR is reported as the full replica list (no per-follower match state
-//     from dragonboat's public API); OfflineReplicas lists replicas that are
-//     not registered brokers, not replicas that are down.
+//   - ISR is exact only on a partition's leader (see "In-sync replicas");
+//     other nodes report the replica list. OfflineReplicas lists replicas
+//     that are not registered brokers, not replicas that are down.
 //   - Partition moves are explicit (MovePartition); there is no automatic
 //     rebalancing, no preferred-leader election, no broker removal flow. A
 //     node can never host a partition again after leaving it (see
@@ -146,5 +210,16 @@
 //   - Controller voters are fixed at bootstrap (the first 3 ids); they are
 //     never replaced.
 //   - No transactions: LastStableOffset == HighWatermark.
-//   - DescribeConfigs returns the keys set on the topic, not defaults.
+//
+// # Settings and retention
+//
+// TopicSettings (topicconfig.go) is the one place a topic's effective
+// settings are computed: its own configs over the cluster-wide dynamic
+// broker defaults over Config over Kafka's defaults; TopicConfigValues
+// and BrokerConfigValues report them with their sources for
+// DescribeConfigs. The retention pass (retention.go, every
+// RetentionInterval) pushes segment settings to every hosted replica and,
+// on a partition's Raft leader, proposes the log start that retention
+// gives as a DeleteRecords, so the log start is identical on every
+// replica.
 package node

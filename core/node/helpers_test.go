@@ -102,14 +102,20 @@ type cluster struct {
 	nodes map[uint64]*Node
 	auto  bool
 	log   *slog.Logger
+	tweak func(*Config) // nil: none; applied to every node's config
 }
 
 func hostName(id uint64) string { return fmt.Sprintf("n%d", id) }
 func raftAddr(id uint64) string { return hostName(id) + ":7100" }
 
 func newCluster(t testing.TB, seed int64, size int) *cluster {
+	return newClusterWith(t, seed, size, nil)
+}
+
+// newClusterWith is newCluster with tweak applied to every node's config.
+func newClusterWith(t testing.TB, seed int64, size int, tweak func(*Config)) *cluster {
 	c := &cluster{t: t, log: captureRaftLog(t), net: netio.NewSim(seed), peers: map[uint64]string{},
-		disks: map[uint64]*diskio.Sim{}, nodes: map[uint64]*Node{}}
+		disks: map[uint64]*diskio.Sim{}, nodes: map[uint64]*Node{}, tweak: tweak}
 	for id := uint64(1); id <= uint64(size); id++ {
 		c.peers[id] = raftAddr(id)
 		c.disks[id] = diskio.NewSim(seed + int64(id))
@@ -124,7 +130,7 @@ func (c *cluster) config(id uint64) Config {
 	c.mu.Lock()
 	disk := c.disks[id]
 	c.mu.Unlock()
-	return Config{
+	cfg := Config{
 		NodeID: id, RaftAddr: raftAddr(id), Host: hostName(id), Port: 9092, Peers: c.peers,
 		Logger:  c.log,
 		DataDir: "/data", FS: disk, Net: c.net.Host(hostName(id)), Clock: clock.Real(),
@@ -132,6 +138,10 @@ func (c *cluster) config(id uint64) Config {
 		Log:                   plog.Options{SegmentBytesMax: 1 << 20},
 		LogDBWriteBufferBytes: 1 << 20, AutoCreateTopics: c.auto,
 	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	return cfg
 }
 
 func (c *cluster) start(id uint64) *Node {

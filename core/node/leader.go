@@ -23,8 +23,13 @@ func (n *Node) leaderLoop() {
 		case <-n.ctx.Done():
 			return
 		case info := <-n.events:
-			if info.ShardID != meta.ControllerShardID && info.LeaderID == n.cfg.NodeID && info.Term > 0 {
+			switch {
+			case info.ShardID == meta.ControllerShardID:
+			case info.LeaderID == n.cfg.NodeID && info.Term > 0:
+				n.trackLeader(n.view(), info.ShardID, info.Term)
 				n.reportLeader(info.ShardID, info.Term)
+			default:
+				n.isr.untrack(info.ShardID)
 			}
 		case <-timer.C():
 			n.overflow.Store(false)
@@ -38,6 +43,7 @@ func (n *Node) leaderLoop() {
 // controller view does not show yet. Sorted by shard id.
 func (n *Node) resyncLeaders() {
 	v := n.view()
+	n.resyncISR(v)
 	for _, h := range v.HostedPartitions(int32(n.cfg.NodeID)) {
 		term, ok := n.leaderTerm(h.ShardID)
 		if !ok {

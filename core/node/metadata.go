@@ -27,10 +27,12 @@ type TopicMetadata struct {
 
 // PartitionMetadata is one partition in a ClusterView.
 //
-// ISR is an approximation: it lists every replica. Raft commits on a
-// majority and dragonboat exposes no per-follower match state through its
-// public API, so the node cannot tell which followers are caught up.
-// OfflineReplicas are the replicas that are not registered brokers.
+// ISR: on the partition's leader, the leader and the followers caught up
+// within Config.ReplicaLagMax, from the followers' acknowledgements (see
+// doc.go, "In-sync replicas"); on any other node the replica list (less
+// the replicas a move is adding that have not caught up), because only
+// the leader sees the followers' answers. OfflineReplicas are the
+// replicas that are not registered brokers.
 type PartitionMetadata struct {
 	Partition       int32
 	ErrorCode       int16 // LEADER_NOT_AVAILABLE while Leader is -1
@@ -84,11 +86,15 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 	tm := TopicMetadata{Name: t.Name, ID: t.ID}
 	for _, p := range t.Partitions {
 		leader, epoch := p.LeaderID(), p.LeaderEpoch
+		inSync, tracked := []int32(nil), false
 		if n.isHosted(p.ShardID) && !n.closed.Load() {
 			l, term, ok, err := n.nh.GetLeaderID(p.ShardID)
 			switch {
 			case err == nil && ok && term >= epoch:
 				leader, epoch = int32(l), term
+				if l == n.cfg.NodeID {
+					inSync, tracked = n.isr.isr(p.ShardID, term, l)
+				}
 			case err == nil && !ok:
 				// This replica knows the shard has no leader right now
 				// (an election is under way): that is fresher than the
@@ -100,7 +106,10 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 				leader = -1
 			}
 		}
-		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.AllReplicas(), ISR: isr(p)}
+		if !tracked {
+			inSync = isr(p)
+		}
+		pm := PartitionMetadata{Partition: p.Index, Leader: -1, LeaderEpoch: -1, Replicas: p.AllReplicas(), ISR: inSync}
 		if _, ok := v.Broker(leader); ok && leader >= 0 {
 			pm.Leader, pm.LeaderEpoch = leader, epochOf(epoch)
 		} else {
@@ -116,8 +125,9 @@ func (n *Node) topicMetadata(v *meta.View, t *meta.Topic) TopicMetadata {
 	return tm
 }
 
-// isr approximates the in-sync replicas (see PartitionMetadata): every
-// replica, less the nodes a reassignment is adding that have not caught up.
+// isr approximates the in-sync replicas where this node does not lead the
+// partition (see PartitionMetadata): every replica, less the nodes a
+// reassignment is adding that have not caught up.
 func isr(p meta.Partition) []int32 {
 	if p.Target == nil {
 		return p.Replicas

@@ -51,6 +51,8 @@ type Node struct {
 
 	events   chan raftio.LeaderInfo
 	overflow atomic.Bool
+	// isr follows the followers of the partition shards led here (isr.go).
+	isr *isrTracker
 
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
@@ -101,10 +103,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		events: make(chan raftio.LeaderInfo, leaderEventsMax),
 		ready:  map[uint64]uint64{}, extraPeers: map[uint64]string{}, hosted: map[uint64]bool{},
 	}
-	logTemplate := cfg.Log
-	logTemplate.RetentionBytes, logTemplate.RetentionAge = cfg.RetentionBytes, cfg.RetentionAge
-	n.popts = partition.Options{FS: cfg.FS, Dir: path.Join(cfg.DataDir, "partitions"), Clock: cfg.Clock, Logger: n.log, Log: logTemplate,
-		OnStorageFailure: cfg.OnStorageFailure}
+	n.isr = newISRTracker(cfg.Clock, cfg.ReplicaLagMax)
+	n.popts = partition.Options{FS: cfg.FS, Dir: path.Join(cfg.DataDir, "partitions"), Clock: cfg.Clock, Logger: n.log, Log: cfg.Log,
+		Tuning: n.tuningOf, OnStorageFailure: cfg.OnStorageFailure}
 	n.pf = partition.Factory(n.popts, n.reg)
 	if err := cfg.FS.MkdirAll(n.popts.Dir); err != nil {
 		return nil, err
@@ -140,6 +141,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) nodeHostConfig() config.NodeHostConfig {
+	tf := netio.NewTransportFactory(n.cfg.Net, netio.WithTransportLogger(n.cfg.Logger.With("component", "raft-transport")),
+		netio.WithAckObserver(n.isr.observe))
 	return config.NodeHostConfig{
 		NodeHostDir:       path.Join(n.cfg.DataDir, "nodehost"),
 		RTTMillisecond:    n.cfg.RTTMillisecond,
@@ -147,7 +150,7 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		RaftEventListener: leaderListener{ch: n.events, overflow: &n.overflow},
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(n.cfg.FS),
-			TransportFactory: netio.NewTransportFactory(n.cfg.Net, netio.WithTransportLogger(n.cfg.Logger.With("component", "raft-transport"))),
+			TransportFactory: tf,
 			LogDBFactory:     tan.Factory,
 			LogDB:            n.cfg.logDBConfig(),
 		},

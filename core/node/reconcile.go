@@ -134,6 +134,7 @@ func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
 // never reused and a removed replica id can never rejoin its shard, so the
 // data can never be needed).
 func (n *Node) stopPartition(id uint64) error {
+	n.isr.untrack(id)
 	rep, open := n.reg.Get(id)
 	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return err
@@ -161,19 +162,4 @@ func (n *Node) stopPartition(id uint64) error {
 	n.setHosted(id, false)
 	n.log.Info("partition shard removed", "shard", id)
 	return nil
-}
-
-// retentionLoop applies local retention to every hosted replica.
-func (n *Node) retentionLoop() {
-	for n.cfg.Clock.Sleep(n.ctx, n.cfg.RetentionInterval) == nil {
-		for _, h := range n.view().HostedPartitions(int32(n.cfg.NodeID)) {
-			rep, ok := n.reg.Get(h.ShardID)
-			if !ok {
-				continue
-			}
-			if err := rep.ApplyRetention(); err != nil && !errors.Is(err, partition.ErrClosed) {
-				n.log.Warn("retention", "shard", h.ShardID, "err", err)
-			}
-		}
-	}
 }

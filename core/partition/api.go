@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
@@ -32,6 +33,17 @@ type Produce struct {
 	// stamps max(LeaderEpoch, last stamped epoch) so epochs never decrease
 	// along the log even when a proposal is forwarded to a newer leader.
 	LeaderEpoch int32
+	// BatchBytesMax is the max.message.bytes the proposer checked the
+	// batches against; apply enforces exactly it on every replica, so a
+	// config change between proposal and apply cannot make replicas
+	// disagree. 0: Options.Log.BatchBytesMax (or plog.DefaultBatchBytesMax),
+	// as version-1 commands decode.
+	BatchBytesMax int32
+	// LogAppendTimeMs is the append time the leader stamped into every
+	// batch (StampLogAppendTime) for a topic with
+	// message.timestamp.type=LogAppendTime; -1: CreateTime. It is returned
+	// in ProduceResult.
+	LogAppendTimeMs int64
 	// Batches: one or more Kafka v2 record batches, concatenated.
 	Batches []byte
 }
@@ -52,6 +64,10 @@ type ProduceResult struct {
 	LogAppendTimeMs int64 // -1: CreateTime
 	LogStartOffset  int64
 	Duplicate       bool // an idempotent retry answered with the original offsets
+	// Index is the Raft index of the entry this result answers (0:
+	// unknown). For a duplicate it is the retry's entry, which follows
+	// the original in the log.
+	Index uint64
 }
 
 // DeleteRecordsResult is what applying a DeleteRecords returned.
@@ -70,8 +86,17 @@ type Options struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	// Log is the template for each replica's plog.Options (FS, Dir, Clock
-	// and Logger are filled in per replica).
+	// and Logger are filled in per replica; BatchBytesMax is only the
+	// default limit of commands that carry none: the log itself is opened
+	// with plog.BatchBytesLimit, and apply checks the command's limit).
 	Log plog.Options
+	// Tuning, if set, gives a shard's segment settings (its topic's
+	// segment.bytes and segment.ms); it is consulted whenever the replica
+	// opens its log (Open, snapshot recovery), and Replica.SetTuning
+	// changes them live. Zero fields (and a nil Tuning) take Log's values.
+	// Segment boundaries are local to each replica: nothing replicated
+	// depends on them.
+	Tuning func(shardID uint64) Tuning
 	// OnStorageFailure, if set, is the node's fail-stop
 	// (node.Config.OnStorageFailure) for a storage error met while a
 	// replica opens or recovers from a snapshot (a checksum failure on
@@ -80,6 +105,41 @@ type Options struct {
 	// of failing, and answers every later call with an error and nothing
 	// else. Nil: the error goes to dragonboat, which panics.
 	OnStorageFailure func(error)
+}
+
+// Tuning is the per-replica segment settings (Kafka segment.bytes,
+// segment.ms) as plog takes them. Values plog refuses are clamped into its
+// bounds rather than refused: the controller accepts Kafka's minimums
+// (segment.bytes >= 14), and a topic config must never stop a replica from
+// opening. SegmentBytesMax is raised to max(plog.SegmentBytesFloor, the
+// index interval) and capped at plog.SegmentBytesLimit; a negative
+// SegmentAgeMax takes the default.
+type Tuning struct {
+	SegmentBytesMax int64
+	SegmentAgeMax   time.Duration
+}
+
+// clamped brings t into the bounds plog accepts (zero fields stay zero:
+// plog's defaults).
+func (t Tuning) clamped(indexIntervalBytes int64) Tuning {
+	if t.SegmentBytesMax != 0 {
+		t.SegmentBytesMax = min(max(t.SegmentBytesMax, plog.SegmentBytesFloor, indexIntervalBytes), plog.SegmentBytesLimit)
+	}
+	if t.SegmentAgeMax < 0 {
+		t.SegmentAgeMax = 0
+	}
+	return t
+}
+
+// or fills t's zero fields from d.
+func (t Tuning) or(d Tuning) Tuning {
+	if t.SegmentBytesMax == 0 {
+		t.SegmentBytesMax = d.SegmentBytesMax
+	}
+	if t.SegmentAgeMax == 0 {
+		t.SegmentAgeMax = d.SegmentAgeMax
+	}
+	return t
 }
 
 // Registry holds the replicas open on this node, so the node reads them
@@ -153,6 +213,10 @@ type Replica struct {
 	// replica is open any more.
 	released    chan struct{}
 	releaseOnce sync.Once
+	// defaults fills zero fields of a Tuning: Options.Log's values.
+	defaults Tuning
+	// indexIntervalBytes is the log's (a segment may not be smaller).
+	indexIntervalBytes int64
 }
 
 func newReplica(shardID, replicaID uint64, producers *producerTable) *Replica {
@@ -258,26 +322,34 @@ func (r *Replica) OffsetForLeaderEpoch(epoch int32) (leaderEpoch int32, endOffse
 	return l.OffsetForLeaderEpoch(epoch)
 }
 
-// ApplyRetention runs the log's size and time retention (Options.Log
-// RetentionBytes, RetentionAge) and moves the log start past the deleted
-// segments. The node calls it periodically. It is local to this replica, as
-// in Kafka (each broker deletes its own segments): log start offsets may
-// differ between replicas, while offsets, epochs and producer state do not.
-func (r *Replica) ApplyRetention() error {
+// RetentionStart is the log start offset the log's size and time retention
+// would give now (plog.Log.RetentionStart; -1 limits are unlimited). It
+// changes nothing: the partition leader proposes EncodeDeleteRecords with
+// it when it is above LogStartOffset, so that every replica moves its
+// start to the same offset through the Raft log. ErrClosed if closed.
+func (r *Replica) RetentionStart(retentionBytes int64, retentionAge time.Duration) (int64, error) {
+	l, _, _, err := r.current()
+	if err != nil {
+		return 0, err
+	}
+	return l.RetentionStart(retentionBytes, retentionAge), nil
+}
+
+// SetTuning changes the segment settings of the open log (zero fields take
+// Options.Log's values; values outside plog's bounds are clamped, see
+// Tuning); the next append's roll decision uses them. ErrClosed if closed.
+// A snapshot recovery reopens the log with Options.Tuning instead.
+func (r *Replica) SetTuning(t Tuning) error {
 	l, _, _, err := r.current()
 	if err != nil {
 		return err
 	}
-	if err := l.ApplyRetention(); err != nil {
+	t = t.or(r.defaults).clamped(r.indexIntervalBytes)
+	if err := l.SetSegmentLimits(t.SegmentBytesMax, t.SegmentAgeMax); err != nil {
 		if errors.Is(err, plog.ErrClosed) {
 			return ErrClosed
 		}
 		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.log == l {
-		r.start = max(r.start, l.StartOffset())
 	}
 	return nil
 }

@@ -11,29 +11,40 @@ import (
 // every Raft log and snapshot ever written. A new command gets a new kind;
 // a changed layout gets a new version (see doc.go).
 const (
-	CommandVersion uint8 = 1
+	CommandVersion uint8 = 1 // DeleteRecords, and the version-1 Produce layout
+	// ProduceVersion2 is the Produce layout EncodeProduce writes: it adds
+	// the proposer's max.message.bytes and the LogAppendTime stamp.
+	ProduceVersion2 uint8 = 2
 
 	KindProduce       uint8 = 1
 	KindDeleteRecords uint8 = 2
 	kindUnknown       uint8 = 0 // results of undecodable commands only
 
-	commandHeaderBytes  = 2                      // version, kind
-	produceHeaderBytes  = commandHeaderBytes + 4 // + leaderEpoch int32
-	deleteCommandBytes  = commandHeaderBytes + 8 // + offset int64
+	commandHeaderBytes  = 2                       // version, kind
+	produceHeaderBytes  = commandHeaderBytes + 4  // v1: + leaderEpoch int32
+	produce2HeaderBytes = produceHeaderBytes + 12 // v2: + batchBytesMax int32, logAppendTimeMs int64
+	deleteCommandBytes  = commandHeaderBytes + 8  // + offset int64
 	resultVersion       = 1
-	resultBytes         = 2 + 2 + 4*8 + 1 // version, kind, errorCode, 4 x int64, flags
+	resultBytesV1       = 2 + 2 + 4*8 + 1   // version, kind, errorCode, 4 x int64, flags
+	resultBytes         = resultBytesV1 + 8 // + raft index
+	resultIndexAt       = resultBytesV1     // where the raft index sits
 	resultFlagDuplicate = 1
 )
 
 // EncodeProduce and EncodeDeleteRecords build entry payloads for
-// NodeHost.SyncPropose on a partition shard.
+// NodeHost.SyncPropose on a partition shard. EncodeProduce writes version 2;
+// version 1 is decoded forever (it is in Raft logs written before).
 //
-//	Produce:       | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v1:    | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v2:    | version=2 | kind=1 | leaderEpoch int32 | batchBytesMax int32 |
+//	               | logAppendTimeMs int64 | batches ... |
 //	DeleteRecords: | version=1 | kind=2 | offset int64 |
 func EncodeProduce(p Produce) []byte {
-	b := make([]byte, produceHeaderBytes, produceHeaderBytes+len(p.Batches))
-	b[0], b[1] = CommandVersion, KindProduce
+	b := make([]byte, produce2HeaderBytes, produce2HeaderBytes+len(p.Batches))
+	b[0], b[1] = ProduceVersion2, KindProduce
 	binary.BigEndian.PutUint32(b[2:], uint32(p.LeaderEpoch))
+	binary.BigEndian.PutUint32(b[6:], uint32(p.BatchBytesMax))
+	binary.BigEndian.PutUint64(b[10:], uint64(p.LogAppendTimeMs))
 	return append(b, p.Batches...)
 }
 
@@ -52,14 +63,19 @@ type Command struct {
 	DeleteRecords DeleteRecords
 }
 
-// DecodeCommand decodes an entry payload. Produce.Batches aliases b.
-// Errors wrap ErrBadCommand; it never panics.
+// DecodeCommand decodes an entry payload. Produce.Batches aliases b. A
+// version-1 Produce decodes with BatchBytesMax 0 (the replica's template)
+// and LogAppendTimeMs -1 (CreateTime). Errors wrap ErrBadCommand; it never
+// panics.
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) < commandHeaderBytes {
 		return Command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
+	if b[0] == ProduceVersion2 && b[1] == KindProduce {
+		return decodeProduce2(b)
+	}
 	if b[0] != CommandVersion {
-		return Command{}, fmt.Errorf("%w: version %d", ErrBadCommand, b[0])
+		return Command{}, fmt.Errorf("%w: version %d kind %d", ErrBadCommand, b[0], b[1])
 	}
 	switch b[1] {
 	case KindProduce:
@@ -67,8 +83,9 @@ func DecodeCommand(b []byte) (Command, error) {
 			return Command{}, fmt.Errorf("%w: produce of %d bytes", ErrBadCommand, len(b))
 		}
 		return Command{Kind: KindProduce, Produce: Produce{
-			LeaderEpoch: int32(binary.BigEndian.Uint32(b[2:])),
-			Batches:     b[produceHeaderBytes:],
+			LeaderEpoch:     int32(binary.BigEndian.Uint32(b[2:])),
+			LogAppendTimeMs: -1,
+			Batches:         b[produceHeaderBytes:],
 		}}, nil
 	case KindDeleteRecords:
 		if len(b) != deleteCommandBytes {
@@ -82,9 +99,33 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 }
 
+func decodeProduce2(b []byte) (Command, error) {
+	if len(b) < produce2HeaderBytes {
+		return Command{}, fmt.Errorf("%w: produce v2 of %d bytes", ErrBadCommand, len(b))
+	}
+	p := Produce{
+		LeaderEpoch:     int32(binary.BigEndian.Uint32(b[2:])),
+		BatchBytesMax:   int32(binary.BigEndian.Uint32(b[6:])),
+		LogAppendTimeMs: int64(binary.BigEndian.Uint64(b[10:])),
+		Batches:         b[produce2HeaderBytes:],
+	}
+	// Our encoder never writes these; refusing them keeps apply's inputs
+	// in the documented ranges.
+	if p.BatchBytesMax < 0 || p.LogAppendTimeMs < -1 {
+		return Command{}, fmt.Errorf("%w: produce v2 with batchBytesMax %d, logAppendTimeMs %d", ErrBadCommand, p.BatchBytesMax, p.LogAppendTimeMs)
+	}
+	return Command{Kind: KindProduce, Produce: p}, nil
+}
+
 // Results share one layout (resultBytes, big-endian):
 //
-//	| version=1 | kind | errorCode int16 | baseOffset | lastOffset | logAppendTimeMs | logStartOffset | flags |
+//	| version=1 | kind | errorCode int16 | baseOffset | lastOffset | logAppendTimeMs | logStartOffset | flags | index uint64 |
+//
+// index is the Raft index of the entry answered (stamped by Update; the
+// node waits on it for min.insync.replicas). Results are never persisted
+// or sent: they go from apply to the proposer on the same node, so the
+// layout may grow without a new version; a result without the index
+// (resultBytesV1, the earlier layout) still decodes, with Index 0.
 //
 // sm.Result.Value holds the error code (as uint16) as well, so a node can
 // check it without decoding.
@@ -99,7 +140,16 @@ func encodeResult(kind uint8, p ProduceResult) sm.Result {
 	if p.Duplicate {
 		b[36] = resultFlagDuplicate
 	}
+	binary.BigEndian.PutUint64(b[resultIndexAt:], p.Index)
 	return sm.Result{Value: uint64(uint16(p.ErrorCode)), Data: b}
+}
+
+// stampIndex records the Raft index of the entry r answers (see the
+// layout above).
+func stampIndex(r *sm.Result, index uint64) {
+	if len(r.Data) == resultBytes {
+		binary.BigEndian.PutUint64(r.Data[resultIndexAt:], index)
+	}
 }
 
 func encodeProduceResult(p ProduceResult) sm.Result { return encodeResult(KindProduce, p) }
@@ -113,8 +163,12 @@ func encodeDeleteRecordsResult(d DeleteRecordsResult) sm.Result {
 
 func decodeResult(r sm.Result) (uint8, ProduceResult, error) {
 	b := r.Data
-	if len(b) != resultBytes || b[0] != resultVersion {
+	if len(b) != resultBytes && len(b) != resultBytesV1 || b[0] != resultVersion {
 		return 0, ProduceResult{}, fmt.Errorf("%w: result of %d bytes", ErrBadCommand, len(b))
+	}
+	var index uint64
+	if len(b) == resultBytes {
+		index = binary.BigEndian.Uint64(b[resultIndexAt:])
 	}
 	return b[1], ProduceResult{
 		ErrorCode:       int16(binary.BigEndian.Uint16(b[2:])),
@@ -123,6 +177,7 @@ func decodeResult(r sm.Result) (uint8, ProduceResult, error) {
 		LogAppendTimeMs: int64(binary.BigEndian.Uint64(b[20:])),
 		LogStartOffset:  int64(binary.BigEndian.Uint64(b[28:])),
 		Duplicate:       b[36]&resultFlagDuplicate != 0,
+		Index:           index,
 	}, nil
 }
 

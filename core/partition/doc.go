@@ -13,8 +13,20 @@
 //
 // # Command encoding (frozen; big-endian)
 //
-//	Produce:       | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v1:    | version=1 | kind=1 | leaderEpoch int32 | batches ... |
+//	Produce v2:    | version=2 | kind=1 | leaderEpoch int32 | batchBytesMax int32 |
+//	               | logAppendTimeMs int64 | batches ... |        (18-byte header)
 //	DeleteRecords: | version=1 | kind=2 | offset int64 |       (10 bytes)
+//
+// EncodeProduce writes v2; v1 (written before v2 existed) decodes as
+// batchBytesMax 0 (Options.Log.BatchBytesMax, or plog.DefaultBatchBytesMax)
+// and logAppendTimeMs -1 (CreateTime). A v2 produce with batchBytesMax < 0
+// or logAppendTimeMs < -1 is a bad command. batchBytesMax is the
+// max.message.bytes the proposer checked; logAppendTimeMs the time the
+// leader stamped into the batches with StampLogAppendTime (LogAppendTime
+// topics: timestamp-type attribute bit 0x08, MaxTimestamp = the time, CRC
+// recomputed, as Kafka's broker does), so the Raft log carries the final
+// bytes and every replica stores the same ones.
 //
 // A new command gets a new kind, a new layout a new version; decoders keep
 // accepting every version ever written (they live in Raft logs and
@@ -31,22 +43,27 @@
 //
 // # Apply
 //
-// Produce: the batches are validated (plog.ValidateBatches with
-// Options.Log.BatchBytesMax, which must be equal on every replica),
+// Produce: the batches are validated (plog.ValidateBatches with the
+// command's batchBytesMax, so every replica reaches the same verdict
+// whatever its own config; the log itself is opened with
+// plog.BatchBytesLimit so it never refuses what apply accepted),
 // checked for idempotence (below), then appended with epoch =
 // max(command's LeaderEpoch, newest epoch stamped), so epochs never decrease
 // along the log. There is no fsync per entry (see Durability). The result
-// carries the assigned offsets. Error codes:
+// carries the assigned offsets and the command's logAppendTimeMs (a
+// duplicate answers the retry's, the original's is not kept). Error codes:
 //
 //	CORRUPT_MESSAGE (2)    framing, CRC-32C
 //	INVALID_RECORD (87)    magic, record count; a producer id >= 0 with a
 //	                       negative epoch or sequence
-//	MESSAGE_TOO_LARGE (10) batch > max.message.bytes
+//	MESSAGE_TOO_LARGE (10) batch > the command's max.message.bytes
 //	OUT_OF_ORDER_SEQUENCE_NUMBER (45), INVALID_PRODUCER_EPOCH (47): below
 //
 // DeleteRecords: offset -1 means the high watermark; above it is
 // OFFSET_OUT_OF_RANGE (1); at or below the log start a no-op. The new start
-// is durable (plog checkpoint) before the result.
+// is durable (plog checkpoint) before the result. It is also how retention
+// moves the start (below). A failed segment removal is returned to
+// dragonboat like any storage error (it is not retried here).
 //
 // A failing log (write error, plog.ErrLogFailed) makes Update return an
 // error, which stops the replica: fail-stop, like a Kafka log-dir failure.
@@ -82,8 +99,8 @@
 // A batch's last sequence is firstSeq + lastOffsetDelta, wrapping as
 // Kafka's DefaultRecordBatch.incrementSequence. Rejected and duplicate
 // requests change nothing. Producers whose data was deleted (retention,
-// DeleteRecords) are kept: retention is local to each replica, and the
-// table must be the same everywhere.
+// DeleteRecords) are kept, as Kafka keeps them until they expire: the
+// table is a function of the appended batches, not of the log start.
 //
 // The table tracks at most ProducersMax (10,000) producer ids; beyond that
 // the one that appended least recently is forgotten (Kafka expires by time,
@@ -154,8 +171,9 @@
 // PrepareSnapshot (mutually excluded with Update) captures the applied
 // index, log start, high watermark, newest epoch and an encoded copy of the
 // table; SaveSnapshot streams the log from that start up to that high
-// watermark with plog.Read while Update keeps appending above it. If
-// retention deletes the start first, streaming starts from the new start.
+// watermark with plog.Read while Update keeps appending above it. If a
+// DeleteRecords (retention) applied meanwhile deleted the start first,
+// streaming starts from the new start.
 // RecoverFromSnapshot builds the new state in a staging directory
 // (<shard>/recover/): an empty log starting at the first streamed batch's
 // base offset (an empty segment file named by that offset), the batches
@@ -186,16 +204,29 @@
 // watermark, and closed by Close: no goroutines. No goroutine is started by
 // this package.
 //
-// Retention: Replica.ApplyRetention, called periodically by the node, runs
-// plog's size/time retention. It is local to each replica (as in Kafka:
-// each broker deletes its own segments), so log start offsets may differ
-// between replicas; everything replicated (offsets, producer table, epochs)
-// does not depend on it.
+// Retention is replicated: the node, on the shard's Raft leader,
+// periodically asks Replica.RetentionStart (plog's computation of where
+// retention.bytes / retention.ms put the start; no I/O) and, when it is
+// above LogStartOffset, proposes a DeleteRecords to it. The log start moves
+// only by applied DeleteRecords entries, so it is the same on every replica
+// (unlike Kafka, where each broker deletes its own segments).
+//
+// Segment settings (segment.bytes, segment.ms) are per replica:
+// Options.Tuning when the log opens (Open, snapshot recovery; values
+// clamped into plog's bounds, never an open failure), Replica.SetTuning
+// live. Segment boundaries are therefore local to each replica; nothing
+// replicated (offsets, start, bytes, producer table, epochs) depends on
+// them.
 //
 // # Invariants
 //
 //   - Replica: start <= hw == log end offset after every apply; hw never
 //     moves backwards except by snapshot recovery onto a newer state.
+//   - start changes only by applying a DeleteRecords entry (or installing
+//     a snapshot): equal on every replica at the same applied index.
+//   - Every replica stores the same batch bytes at the same offsets (the
+//     leader stamps LogAppendTime before proposing; apply only adds the
+//     base offset and leader epoch).
 //   - applied only increases; every entry <= applied is in durable state
 //     once Sync returned.
 //   - lastEpoch never decreases; every stamped epoch <= lastEpoch.

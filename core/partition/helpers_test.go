@@ -91,13 +91,13 @@ func produceCmd(epoch int32, batches ...tb) []byte {
 	for _, b := range batches {
 		buf = append(buf, b.encode()...)
 	}
-	return EncodeProduce(Produce{LeaderEpoch: epoch, Batches: buf})
+	return EncodeProduce(Produce{LeaderEpoch: epoch, LogAppendTimeMs: -1, Batches: buf})
 }
 
 func testOptions(fs diskio.FS) Options {
 	return Options{
 		FS: fs, Dir: "/data/partitions", Clock: newFakeClock(),
-		Log: plog.Options{SegmentBytesMax: 4096, IndexIntervalBytes: 512, RetentionAge: -1},
+		Log: plog.Options{SegmentBytesMax: 4096, IndexIntervalBytes: 512},
 	}
 }
 

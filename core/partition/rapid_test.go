@@ -14,11 +14,14 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := Produce{
-			LeaderEpoch: rapid.Int32().Draw(t, "epoch"),
-			Batches:     rapid.SliceOf(rapid.Byte()).Draw(t, "batches"),
+			LeaderEpoch:     rapid.Int32().Draw(t, "epoch"),
+			BatchBytesMax:   rapid.Int32Min(0).Draw(t, "batchBytesMax"),
+			LogAppendTimeMs: rapid.Int64Min(-1).Draw(t, "logAppendTimeMs"),
+			Batches:         rapid.SliceOf(rapid.Byte()).Draw(t, "batches"),
 		}
 		c, err := DecodeCommand(EncodeProduce(p))
-		if err != nil || c.Kind != KindProduce || c.Produce.LeaderEpoch != p.LeaderEpoch || !bytes.Equal(c.Produce.Batches, p.Batches) {
+		if err != nil || c.Kind != KindProduce || c.Produce.LeaderEpoch != p.LeaderEpoch || c.Produce.BatchBytesMax != p.BatchBytesMax ||
+			c.Produce.LogAppendTimeMs != p.LogAppendTimeMs || !bytes.Equal(c.Produce.Batches, p.Batches) {
 			t.Fatalf("produce round trip: %+v %v", c, err)
 		}
 		d := DeleteRecords{Offset: rapid.Int64().Draw(t, "offset")}
@@ -30,6 +33,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			ErrorCode: rapid.Int16().Draw(t, "code"), BaseOffset: rapid.Int64().Draw(t, "base"),
 			LastOffset: rapid.Int64().Draw(t, "last"), LogAppendTimeMs: rapid.Int64().Draw(t, "ts"),
 			LogStartOffset: rapid.Int64().Draw(t, "start"), Duplicate: rapid.Bool().Draw(t, "dup"),
+			Index: rapid.Uint64().Draw(t, "index"),
 		}
 		res := encodeProduceResult(pr)
 		if got, err := DecodeProduceResult(res); err != nil || got != pr || res.Value != uint64(uint16(pr.ErrorCode)) {

@@ -108,10 +108,43 @@ func newStateMachine(opts Options, reg *Registry, shardID, replicaID uint64) *st
 
 func (s *stateMachine) logOptions() plog.Options { return s.logOptionsIn(s.dir) }
 
+// logOptionsIn is the replica's plog.Options for a log in dir: the template
+// with this shard's Tuning, and BatchBytesMax at plog's limit, so that the
+// log never refuses a batch that apply accepted under the command's
+// BatchBytesMax (every replica then decides MESSAGE_TOO_LARGE alike, in
+// applyProduce).
 func (s *stateMachine) logOptionsIn(dir string) plog.Options {
 	o := s.opts.Log
 	o.FS, o.Dir, o.Clock, o.Logger = s.opts.FS, path.Join(dir, logDirName), s.opts.Clock, s.logger
+	o.BatchBytesMax = plog.BatchBytesLimit
+	if s.opts.Tuning != nil {
+		t := s.opts.Tuning(s.shardID).or(s.tuningDefaults()).clamped(s.indexIntervalBytes())
+		o.SegmentBytesMax, o.SegmentAgeMax = t.SegmentBytesMax, t.SegmentAgeMax
+	}
 	return o
+}
+
+func (s *stateMachine) indexIntervalBytes() int64 {
+	if s.opts.Log.IndexIntervalBytes > 0 {
+		return s.opts.Log.IndexIntervalBytes
+	}
+	return plog.DefaultIndexIntervalBytes
+}
+
+func (s *stateMachine) tuningDefaults() Tuning {
+	return Tuning{SegmentBytesMax: s.opts.Log.SegmentBytesMax, SegmentAgeMax: s.opts.Log.SegmentAgeMax}
+}
+
+// batchBytesMax is the max.message.bytes apply enforces for p: the one the
+// proposer checked, or (version-1 commands) the template's.
+func (s *stateMachine) batchBytesMax(p Produce) int {
+	switch {
+	case p.BatchBytesMax > 0:
+		return int(p.BatchBytesMax)
+	case s.opts.Log.BatchBytesMax > 0:
+		return s.opts.Log.BatchBytesMax
+	}
+	return plog.DefaultBatchBytesMax
 }
 
 // Open opens the log, rebuilds the producer table (checkpoint plus a scan of
@@ -146,6 +179,7 @@ func (s *stateMachine) open() (uint64, error) {
 	s.applied = max(ck.applied, l.LastDurableRaftIndex())
 	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
 	s.rep = newReplica(s.shardID, s.replicaID, producers)
+	s.rep.defaults, s.rep.indexIntervalBytes = s.tuningDefaults(), s.indexIntervalBytes()
 	s.publish()
 	s.reg.register(s.rep)
 	s.logger.Info("partition replica opened", "applied", s.applied,
@@ -175,8 +209,8 @@ func (s *stateMachine) publish() {
 	r := s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Read under r.mu (in-memory, no I/O) so that a concurrent
-	// ApplyRetention's start is never overwritten by an older one.
+	// Read under r.mu (in-memory, no I/O): r.start is set only here, from
+	// the log after apply, so it is the replicated start.
 	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r.log, r.producers, r.start, r.applied = s.log, s.producers, start, s.applied
 	if hw != r.hw {
@@ -194,7 +228,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		// Fenced by the node's fail-stop, which is tearing it down:
 		// nothing is applied, nobody is answered success.
 		for i := range entries {
-			entries[i].Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.KafkaStorageError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+			entries[i].Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.KafkaStorageError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, Index: entries[i].Index})
 		}
 		return entries, nil
 	}
@@ -203,7 +237,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		if e.Index <= s.applied {
 			// Already in the durable state (replay overlap): nobody waits
 			// for this result.
-			e.Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.UnknownServerError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1})
+			e.Result = encodeResult(kindUnknown, ProduceResult{ErrorCode: kerr.UnknownServerError.Code, BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, Index: e.Index})
 			continue
 		}
 		res, err := s.apply(e.Index, e.Cmd)
@@ -211,6 +245,7 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 			s.logger.Error("partition apply failed: stopping", "index", e.Index, "err", err)
 			return entries, err
 		}
+		stampIndex(&res, e.Index)
 		e.Result = res
 		s.applied = e.Index
 	}
@@ -252,11 +287,9 @@ func validationCode(err error) int16 {
 }
 
 func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) {
-	batchBytesMax := s.opts.Log.BatchBytesMax
-	if batchBytesMax == 0 {
-		batchBytesMax = plog.DefaultBatchBytesMax
-	}
-	if _, err := plog.ValidateBatches(p.Batches, batchBytesMax); err != nil {
+	// The command's limit, not this replica's config: every replica
+	// applies the same entry to the same verdict.
+	if _, err := plog.ValidateBatches(p.Batches, s.batchBytesMax(p)); err != nil {
 		return encodeProduceResult(s.errorResult(validationCode(err))), nil
 	}
 	hdrs, err := parseBatchHeaders(p.Batches, s.hdrs[:0])
@@ -271,6 +304,8 @@ func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) 
 	case out.duplicate:
 		r := s.errorResult(0)
 		r.BaseOffset, r.LastOffset, r.Duplicate = out.dupBase, out.dupLast, true
+		// The retry's stamp: the original batches' append time is not kept.
+		r.LogAppendTimeMs = p.LogAppendTimeMs
 		return encodeProduceResult(r), nil
 	}
 	epoch := max(p.LeaderEpoch, s.lastEpoch)
@@ -288,7 +323,7 @@ func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) 
 	}
 	s.rep.mu.Unlock()
 	return encodeProduceResult(ProduceResult{
-		BaseOffset: ar.BaseOffset, LastOffset: ar.LastOffset, LogAppendTimeMs: -1,
+		BaseOffset: ar.BaseOffset, LastOffset: ar.LastOffset, LogAppendTimeMs: p.LogAppendTimeMs,
 		LogStartOffset: s.log.StartOffset(),
 	}), nil
 }

@@ -485,22 +485,29 @@ func bigSegments(o Options) Options {
 	return o
 }
 
-func TestRetentionIsLocalAndSnapshotsFromItsStart(t *testing.T) {
-	opts := testOptions(diskio.NewSim(1))
-	opts.Log.RetentionBytes = 8192
-	h, _ := openHarness(t, opts)
+// TestRetentionByDeleteRecordsAndSnapshotsFromItsStart: retention is a
+// RetentionStart computed on the leader and applied as a DeleteRecords
+// entry; the producer table is untouched and snapshots stream from the new
+// start.
+func TestRetentionByDeleteRecordsAndSnapshotsFromItsStart(t *testing.T) {
+	h, _ := openHarness(t, testOptions(diskio.NewSim(1)))
 	defer h.close()
 	for i := range 200 {
 		mustCode(t, h.produce(1, tb{pid: 5, seq: int32(i), seed: byte(i)}), 0)
 	}
 	r := h.replica()
-	if err := r.ApplyRetention(); err != nil {
+	x, err := r.RetentionStart(8192, -1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	start := r.LogStartOffset()
-	if start == 0 {
-		t.Fatal("retention deleted nothing")
+	if x == 0 || r.LogStartOffset() != 0 {
+		t.Fatalf("RetentionStart %d, start %d: want a move, and nothing moved yet", x, r.LogStartOffset())
 	}
+	dr, err := DecodeDeleteRecordsResult(h.apply(EncodeDeleteRecords(DeleteRecords{Offset: x})))
+	if err != nil || dr.ErrorCode != 0 || dr.LogStartOffset != x || r.LogStartOffset() != x {
+		t.Fatalf("delete records to %d: %+v %v; start %d", x, dr, err, r.LogStartOffset())
+	}
+	start := r.LogStartOffset()
 	if _, err := r.Fetch(start-1, 100); err == nil {
 		t.Fatal("fetch below the log start succeeded")
 	}

@@ -47,7 +47,7 @@ func BenchmarkAppend(b *testing.B) {
 
 func benchAppend(b *testing.B, size, appenders int) {
 	fs := &syncCountingFS{FS: diskio.NewOS()}
-	l, err := Open(Options{FS: fs, Dir: b.TempDir(), SegmentBytesMax: 256 << 20, RetentionAge: -1})
+	l, err := Open(Options{FS: fs, Dir: b.TempDir(), SegmentBytesMax: 256 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func BenchmarkRawCeiling(b *testing.B) {
 // cost alone for comparison.
 func BenchmarkReadSealed(b *testing.B) {
 	dir := b.TempDir()
-	o := Options{FS: diskio.NewOS(), Dir: dir, SegmentBytesMax: 16 << 20, RetentionAge: -1}
+	o := Options{FS: diskio.NewOS(), Dir: dir, SegmentBytesMax: 16 << 20}
 	l, err := Open(o)
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,21 @@
 // Package plog is Chronik's partition log: Kafka record batches (magic v2)
 // stored exactly as producers sent them, in segment files on a diskio.FS,
 // with group-committed fsync, sparse offset and time indexes, crash
-// recovery, retention, and the leader-epoch cache.
+// recovery, the retention computation, and the leader-epoch cache.
+//
+// # Retention and segment settings
+//
+// The log never deletes data on its own. RetentionStart computes, without
+// I/O, the start Kafka's retention.bytes / retention.ms would give now
+// (oldest segments first; by size only sealed ones; by age also the
+// non-empty active segment, whose expiry gives the log end); the caller
+// (the partition leader, core/partition and core/node) replicates that
+// move and every replica applies it with DeletePrefix, so log starts are
+// equal everywhere. DeletePrefix to the log end rolls a non-empty active
+// segment first so it can be deleted too (a quiet topic with a short
+// retention.ms frees its disk). SetSegmentLimits changes segment.bytes and
+// segment.ms of an open log; it affects the next roll decision only.
+// Segment boundaries are local to each log.
 //
 // The log stamps only the base offset and the partition leader epoch into a
 // batch; both sit before the range covered by the batch CRC, so the
@@ -25,7 +39,7 @@
 // # Concurrency contract
 //
 // All methods are safe for concurrent use. Writers (Append, TruncateSuffix,
-// DeletePrefix, ApplyRetention, Close, and the roll inside Append) are
+// DeletePrefix, Close, and the roll inside Append) are
 // serialised by a writer lock made of a channel, so that a goroutine waiting
 // for it is durably blocked under testing/synctest. A sync.Mutex guards the
 // in-memory state and is never held across I/O or a wait. Reads run without
@@ -88,14 +102,14 @@
 // maxTimestamp <= ts. One is added with each offset-index entry when the
 // segment's largest timestamp grew, and a final one when the segment is
 // sealed, so the last entry of a sealed segment holds its largest timestamp
-// (used by time retention). Entries are strictly increasing. Index files are
+// (RetentionStart reads it from memory). Entries are strictly increasing. Index files are
 // written whole, atomically (tmp + Sync + Rename).
 //
 // # Checkpoint (plog.checkpoint, big-endian, written atomically)
 //
 //	 0 magic uint32 = CheckpointMagic 0x43484b43 ("CHKC")
 //	 4 version uint16 = 1, reserved uint16 = 0
-//	 8 logStart int64          durable log start offset (DeletePrefix/retention)
+//	 8 logStart int64          durable log start offset (DeletePrefix)
 //	16 activeBase int64        segment the verified position refers to
 //	24 verifiedPos int64       frames [0, verifiedPos) of it were synced and verified
 //	32 nextOffset int64        log end at verifiedPos
@@ -107,8 +121,8 @@
 //	.. crc uint32              CRC-32C of everything before it
 //
 // It is written (after syncing the log and writing the active segment's index
-// files) at every roll, Close, Open, DeletePrefix, retention deletion and
-// TruncateSuffix; so it always describes synced data. Recovery therefore
+// files) at every roll, Close, Open, DeletePrefix and TruncateSuffix
+// (before any segment is removed); so it always describes synced data. Recovery therefore
 // verifies only the active segment's bytes after verifiedPos: its cost grows
 // with the unverified tail (bounded by one segment), not with the log. The
 // leader-epoch cache is persisted in it and extended from the batch headers
@@ -155,4 +169,7 @@
 // OffsetForTimestamp answers at batch granularity (records are not decoded):
 // the base offset of the first batch whose maxTimestamp >= the target.
 // Segment age (SegmentAgeMax) is measured from creation or from Open.
+// BatchBytesMax is the log's own check; a caller that enforces a per-entry
+// limit (core/partition: the command's max.message.bytes) opens the log
+// with BatchBytesLimit so the two never disagree.
 package plog

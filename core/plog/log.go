@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/pingcap/failpoint"
 
@@ -62,6 +63,10 @@ type Log struct {
 	syncDone chan struct{}
 	failErr  error // first fsync (or unrecoverable write) error; the log is failed once set
 	ckpt     checkpoint
+	// Segment roll limits: opts' values until SetSegmentLimits changes them
+	// (a topic's segment.bytes / segment.ms altered while the log is open).
+	segmentBytesMax int64
+	segmentAgeMax   time.Duration
 }
 
 func (l *Log) lockW()   { l.wlock <- struct{}{} }

@@ -38,7 +38,7 @@ func (c *fakeClock) AfterFunc(time.Duration, func()) clock.Timer      { panic("u
 func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error { c.Advance(d); return nil }
 
 func testOpts(fs diskio.FS) Options {
-	return Options{FS: fs, Dir: "log", Clock: newFakeClock(), SegmentBytesMax: 64 << 10, IndexIntervalBytes: 1024, RetentionAge: -1}
+	return Options{FS: fs, Dir: "log", Clock: newFakeClock(), SegmentBytesMax: 64 << 10, IndexIntervalBytes: 1024}
 }
 
 func mustOpen(t testing.TB, o Options) *Log {
@@ -304,46 +304,30 @@ func TestOffsetForTimestamp(t *testing.T) {
 	}
 }
 
-func TestRetentionAndDeletePrefix(t *testing.T) {
+func TestDeletePrefix(t *testing.T) {
 	o := testOpts(diskio.NewSim(7))
 	o.SegmentBytesMax = 4096
-	o.RetentionBytes = 3 * 4096
-	o.RetentionAge = DefaultRetentionAge
 	l := mustOpen(t, o)
 	for i := 0; i < 40; i++ {
 		mustAppend(t, l, mkBatch(1, 1000, o.Clock.Now().UnixMilli()), 1, 0)
 	}
-	var total int64
-	for _, s := range l.segs {
-		total += s.size
-	}
-	if total > 3*4096+4096 || l.StartOffset() == 0 || l.StartOffset() != l.segs[0].base {
-		t.Fatalf("retention by bytes: total %d start %d", total, l.StartOffset())
-	}
+	segsBefore := len(l.segs)
 	if err := l.DeletePrefix(l.NextOffset() - 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Read(l.NextOffset()-3, 10, 100); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("read below start: %v", err)
 	}
+	if len(l.segs) >= segsBefore || l.segs[0].base > l.StartOffset() {
+		t.Fatalf("%d segments before, %d after; first base %d start %d", segsBefore, len(l.segs), l.segs[0].base, l.StartOffset())
+	}
 	start := l.StartOffset()
 	l.Close()
 	l = mustOpen(t, o)
+	defer l.Close()
 	if l.StartOffset() != start || l.segs[0].base > start || l.segs[0].next <= start && len(l.segs) > 1 {
 		t.Fatalf("after reopen start %d (want %d), %d segs", l.StartOffset(), start, len(l.segs))
 	}
-	// Retention by age: advance the clock past RetentionAge.
-	for i := 0; i < 10; i++ {
-		mustAppend(t, l, mkBatch(1, 1000, o.Clock.Now().UnixMilli()), 1, 0)
-	}
-	o.Clock.(*fakeClock).Advance(DefaultRetentionAge + time.Hour)
-	if err := l.ApplyRetention(); err != nil {
-		t.Fatal(err)
-	}
-	if len(l.segs) != 1 || l.StartOffset() != l.segs[0].base {
-		t.Fatalf("retention by age: %d segs start %d", len(l.segs), l.StartOffset())
-	}
-	l.Close()
 }
 
 func TestTruncateSuffix(t *testing.T) {

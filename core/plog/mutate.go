@@ -2,12 +2,23 @@ package plog
 
 import (
 	"fmt"
+	"time"
 )
 
-// DeletePrefix sets the log start offset to offset (Kafka DeleteRecords):
-// offsets below it are no longer readable, the new start is persisted in the
-// checkpoint before it returns, and sealed segments wholly below it are
-// deleted. An offset at or below the current start is a no-op.
+// DeletePrefix sets the log start offset to offset (Kafka DeleteRecords, and
+// replicated retention): offsets below it are no longer readable, the new
+// start is persisted in the checkpoint before it returns, and segments
+// wholly below it are deleted. When the new start is the log end and the
+// active segment holds data, the log rolls first so that the old active
+// segment is sealed and deleted too: a topic with a short retention.ms and
+// no new writes frees its disk. An offset at or below the current start is
+// a no-op.
+//
+// Crash safety: the roll is the ordinary one (old segment synced and
+// indexed before its successor exists; checkpoint after), and the
+// checkpoint holding the new start is written before any file is removed,
+// so a crash leaves either the old start with every segment or the new
+// start (Open then removes segments below it).
 func (l *Log) DeletePrefix(offset int64) error {
 	l.lockW()
 	defer l.unlockW()
@@ -27,7 +38,13 @@ func (l *Log) DeletePrefix(offset int64) error {
 	l.mu.Lock()
 	l.start = offset
 	l.pruneEpochsLocked()
+	rollActive := offset == next && l.active().size > 0
 	l.mu.Unlock()
+	if rollActive {
+		if err := l.rollW(); err != nil {
+			return err
+		}
+	}
 	return l.deleteBelowStartW()
 }
 
@@ -77,51 +94,41 @@ func (l *Log) removeSegments(doomed []*segment) error {
 	return first
 }
 
-// ApplyRetention deletes the oldest sealed segments while the rest of the log
-// would still hold at least RetentionBytes (Kafka retention.bytes) or while their newest batch (maxTimestamp) is older than
-// RetentionAge by the Clock, and moves the log start past them. The active
-// segment is never deleted. It runs after every roll, and may be called
-// periodically.
-func (l *Log) ApplyRetention() error {
-	l.lockW()
-	defer l.unlockW()
-	l.mu.Lock()
-	err := l.checkUsableLocked()
-	l.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return l.applyRetentionW()
-}
-
-func (l *Log) applyRetentionW() error {
+// RetentionStart returns the log start offset that Kafka's retention would
+// give now, without changing anything (no I/O): the oldest segments are
+// dropped while either holds
+//
+//   - retentionBytes >= 0 and the log without the segment still holds at
+//     least retentionBytes (Kafka retention.bytes; sealed segments only), or
+//   - retentionAge >= 0 and the segment's newest batch timestamp is older
+//     than the Clock's now minus retentionAge (Kafka retention.ms). This
+//     includes the active segment when it is non-empty: Kafka rolls and
+//     deletes it, so the answer is then the log end.
+//
+// A negative limit is unlimited. The result is >= StartOffset. The log does
+// not apply retention itself: the partition leader computes this and
+// replicates the move (DeletePrefix on every replica), so that every
+// replica has the same log start.
+func (l *Log) RetentionStart(retentionBytes int64, retentionAge time.Duration) int64 {
 	nowMs := l.clk.Now().UnixMilli()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	var total int64
 	for _, s := range l.segs {
 		total += s.size
 	}
 	newStart := l.start
-	for _, s := range l.segs[:len(l.segs)-1] {
-		// As Kafka: delete only while what remains still holds RetentionBytes.
-		bySize := l.opts.RetentionBytes >= 0 && total-s.size >= l.opts.RetentionBytes
-		byAge := l.opts.RetentionAge >= 0 && s.maxTs >= 0 && s.maxTs < nowMs-l.opts.RetentionAge.Milliseconds()
+	for i, s := range l.segs {
+		sealed := i < len(l.segs)-1
+		bySize := sealed && retentionBytes >= 0 && total-s.size >= retentionBytes
+		byAge := retentionAge >= 0 && s.size > 0 && s.maxTs >= 0 && s.maxTs < nowMs-retentionAge.Milliseconds()
 		if !bySize && !byAge {
 			break
 		}
 		total -= s.size
 		newStart = max(newStart, s.next)
 	}
-	moved := newStart > l.start
-	if moved {
-		l.start = newStart
-		l.pruneEpochsLocked()
-	}
-	l.mu.Unlock()
-	if !moved {
-		return nil
-	}
-	return l.deleteBelowStartW()
+	return newStart
 }
 
 // TruncateSuffix removes every batch that ends at or after offset (a batch

@@ -47,8 +47,11 @@ const (
 	DefaultSegmentAgeMax      = 7 * 24 * time.Hour
 	DefaultIndexIntervalBytes = 4096    // Kafka index.interval.bytes
 	DefaultBatchBytesMax      = 1048588 // Kafka max.message.bytes
-	DefaultRetentionBytes     = -1      // unlimited, as Kafka retention.bytes
-	DefaultRetentionAge       = 7 * 24 * time.Hour
+	// Retention is not applied by the log (the partition leader decides it
+	// and replicates a log-start move, see RetentionStart); these are the
+	// Kafka defaults the node's topic settings start from.
+	DefaultRetentionBytes = -1 // unlimited, as Kafka retention.bytes
+	DefaultRetentionAge   = 7 * 24 * time.Hour
 
 	SegmentBytesLimit  = 1 << 30   // largest SegmentBytesMax accepted
 	SegmentBytesFloor  = 1024      // smallest SegmentBytesMax accepted
@@ -69,12 +72,10 @@ type Options struct {
 	Clock  clock.Clock  // default clock.Real()
 	Logger *slog.Logger // default discards
 
-	SegmentBytesMax    int64         // roll when an append would exceed it; [SegmentBytesFloor, SegmentBytesLimit]
-	SegmentAgeMax      time.Duration // roll a non-empty segment older than this
+	SegmentBytesMax    int64         // roll when an append would exceed it; [SegmentBytesFloor, SegmentBytesLimit]; live: SetSegmentLimits
+	SegmentAgeMax      time.Duration // roll a non-empty segment older than this; live: SetSegmentLimits
 	IndexIntervalBytes int64         // bytes between offset-index entries; [1, SegmentBytesMax]
 	BatchBytesMax      int           // Kafka max.message.bytes; [batch header, BatchBytesLimit]
-	RetentionBytes     int64         // delete oldest sealed segments beyond this total; -1 = unlimited
-	RetentionAge       time.Duration // delete sealed segments whose newest batch is older; -1 = unlimited
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -99,23 +100,29 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BatchBytesMax == 0 {
 		o.BatchBytesMax = DefaultBatchBytesMax
 	}
-	if o.RetentionBytes == 0 {
-		o.RetentionBytes = DefaultRetentionBytes
-	}
-	if o.RetentionAge == 0 {
-		o.RetentionAge = DefaultRetentionAge
+	if err := o.checkSegmentLimits(); err != nil {
+		return o, err
 	}
 	switch {
-	case o.SegmentBytesMax < SegmentBytesFloor || o.SegmentBytesMax > SegmentBytesLimit:
-		return o, fmt.Errorf("%w: SegmentBytesMax %d outside [%d, %d]", ErrInvalidArgument, o.SegmentBytesMax, SegmentBytesFloor, SegmentBytesLimit)
-	case o.SegmentAgeMax < 0:
-		return o, fmt.Errorf("%w: SegmentAgeMax %v", ErrInvalidArgument, o.SegmentAgeMax)
 	case o.IndexIntervalBytes < 1 || o.IndexIntervalBytes > o.SegmentBytesMax:
 		return o, fmt.Errorf("%w: IndexIntervalBytes %d", ErrInvalidArgument, o.IndexIntervalBytes)
 	case o.BatchBytesMax < batchBytesMin || o.BatchBytesMax > BatchBytesLimit:
 		return o, fmt.Errorf("%w: BatchBytesMax %d", ErrInvalidArgument, o.BatchBytesMax)
-	case o.RetentionBytes < -1 || o.RetentionAge < -1:
-		return o, fmt.Errorf("%w: retention %d bytes, %v", ErrInvalidArgument, o.RetentionBytes, o.RetentionAge)
 	}
 	return o, nil
+}
+
+// checkSegmentLimits validates SegmentBytesMax and SegmentAgeMax (after
+// defaults), for Open and SetSegmentLimits alike.
+func (o Options) checkSegmentLimits() error {
+	switch {
+	case o.SegmentBytesMax < SegmentBytesFloor || o.SegmentBytesMax > SegmentBytesLimit:
+		return fmt.Errorf("%w: SegmentBytesMax %d outside [%d, %d]", ErrInvalidArgument, o.SegmentBytesMax, SegmentBytesFloor, SegmentBytesLimit)
+	case o.SegmentAgeMax < 0:
+		return fmt.Errorf("%w: SegmentAgeMax %v", ErrInvalidArgument, o.SegmentAgeMax)
+	case o.IndexIntervalBytes > o.SegmentBytesMax:
+		// An index interval larger than a segment would index nothing.
+		return fmt.Errorf("%w: SegmentBytesMax %d below IndexIntervalBytes %d", ErrInvalidArgument, o.SegmentBytesMax, o.IndexIntervalBytes)
+	}
+	return nil
 }

@@ -26,6 +26,8 @@ type logMachine struct {
 	raft    uint64
 	epoch   int32
 	seed    int64
+
+	retentionBytes int64
 }
 
 func (m *logMachine) open(t *rapid.T) {
@@ -70,17 +72,6 @@ func (m *logMachine) Append(t *rapid.T) {
 		bi, _ := parseBatchHeader(p)
 		m.batches = append(m.batches, modelBatch{stamp(p, m.next, m.epoch), m.next, m.next + int64(bi.lastOffsetDelta)})
 		m.next += int64(bi.lastOffsetDelta) + 1
-	}
-	m.followRetention(t)
-}
-
-// followRetention accepts a start offset moved forward by retention.
-func (m *logMachine) followRetention(t *rapid.T) {
-	if s := m.l.StartOffset(); s != m.start {
-		if s < m.start || s > m.next {
-			t.Fatalf("start moved from %d to %d (end %d)", m.start, s, m.next)
-		}
-		m.start = s
 	}
 }
 
@@ -131,11 +122,17 @@ func (m *logMachine) AgeRoll(t *rapid.T) {
 	m.o.Clock.(*fakeClock).Advance(2 * time.Hour)
 }
 
+// Retention does what the partition leader does: compute the retention
+// start and move the log start there (which may free the active segment).
 func (m *logMachine) Retention(t *rapid.T) {
-	if err := m.l.ApplyRetention(); err != nil {
-		t.Fatalf("ApplyRetention: %v", err)
+	x := m.l.RetentionStart(m.retentionBytes, rapid.SampledFrom([]time.Duration{-1, 30 * time.Minute, 3 * time.Hour}).Draw(t, "retentionAge"))
+	if x < m.start || x > m.next {
+		t.Fatalf("RetentionStart %d outside [%d, %d]", x, m.start, m.next)
 	}
-	m.followRetention(t)
+	if err := m.l.DeletePrefix(x); err != nil {
+		t.Fatalf("DeletePrefix(%d): %v", x, err)
+	}
+	m.start = x
 }
 
 func (m *logMachine) Reopen(t *rapid.T) {
@@ -201,8 +198,7 @@ func TestLogStateMachine(t *testing.T) {
 		o.SegmentBytesMax = 4096
 		o.IndexIntervalBytes = 512
 		o.SegmentAgeMax = time.Hour
-		o.RetentionBytes = rapid.SampledFrom([]int64{-1, 16 << 10}).Draw(t, "retentionBytes")
-		m := &logMachine{fs: fs, o: o, seed: seed}
+		m := &logMachine{fs: fs, o: o, seed: seed, retentionBytes: rapid.SampledFrom([]int64{-1, 0, 16 << 10}).Draw(t, "retentionBytes")}
 		m.open(t)
 		defer func() { m.l.Close() }()
 		t.Repeat(rapid.StateMachineActions(m))

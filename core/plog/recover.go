@@ -31,7 +31,8 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{opts: o, fs: o.FS, dir: o.Dir, clk: o.Clock, logger: o.Logger, wlock: make(chan struct{}, 1)}
+	l := &Log{opts: o, fs: o.FS, dir: o.Dir, clk: o.Clock, logger: o.Logger, wlock: make(chan struct{}, 1),
+		segmentBytesMax: o.SegmentBytesMax, segmentAgeMax: o.SegmentAgeMax}
 	if err := l.fs.MkdirAll(l.dir); err != nil {
 		return nil, fmt.Errorf("plog: open: %w", err)
 	}

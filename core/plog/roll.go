@@ -3,15 +3,16 @@ package plog
 import (
 	"fmt"
 	"path"
+	"time"
 )
 
 // maybeRollW rolls the active segment if appending frameBytes would exceed
-// SegmentBytesMax or the segment is older than SegmentAgeMax. Caller holds
-// wlock.
+// the segment size limit or the segment is older than the age limit (the
+// limits as SetSegmentLimits last set them). Caller holds wlock.
 func (l *Log) maybeRollW(frameBytes int64) error {
 	l.mu.Lock()
 	seg := l.active()
-	roll := seg.size > 0 && (seg.size+frameBytes > l.opts.SegmentBytesMax || l.clk.Since(seg.createdAt) >= l.opts.SegmentAgeMax)
+	roll := seg.size > 0 && (seg.size+frameBytes > l.segmentBytesMax || l.clk.Since(seg.createdAt) >= l.segmentAgeMax)
 	l.mu.Unlock()
 	if !roll {
 		return nil
@@ -46,10 +47,33 @@ func (l *Log) rollW() error {
 	l.segs = append(l.segs, seg)
 	l.mu.Unlock()
 	l.logger.Debug("plog: rolled segment", "dir", l.dir, "sealed", old.path, "base", base)
-	if err := l.writeCheckpointW(); err != nil {
+	return l.writeCheckpointW()
+}
+
+// SetSegmentLimits changes the roll limits of the open log (Kafka
+// segment.bytes and segment.ms altered live). Zero values take the defaults
+// and the validation is Open's (ErrInvalidArgument). The next append's roll
+// decision uses them; existing segments are not rewritten, so a segment
+// sealed under the old limit keeps its size.
+func (l *Log) SetSegmentLimits(segmentBytesMax int64, segmentAgeMax time.Duration) error {
+	o := l.opts
+	o.SegmentBytesMax, o.SegmentAgeMax = segmentBytesMax, segmentAgeMax
+	if o.SegmentBytesMax == 0 {
+		o.SegmentBytesMax = DefaultSegmentBytesMax
+	}
+	if o.SegmentAgeMax == 0 {
+		o.SegmentAgeMax = DefaultSegmentAgeMax
+	}
+	if err := o.checkSegmentLimits(); err != nil {
 		return err
 	}
-	return l.applyRetentionW()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.segmentBytesMax, l.segmentAgeMax = o.SegmentBytesMax, o.SegmentAgeMax
+	return nil
 }
 
 // writeFileAtomic writes data to name via name.tmp, Sync and Rename.

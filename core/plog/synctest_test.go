@@ -20,7 +20,7 @@ func TestGroupCommitUnderSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fs := diskio.NewSim(21)
 		fs.SetFaults(diskio.Faults{Latency: map[diskio.Op]time.Duration{diskio.OpSync: 2 * time.Millisecond, diskio.OpWrite: 100 * time.Microsecond}})
-		o := Options{FS: fs, Dir: "log", Clock: clock.NewSim(time.Second, 50), SegmentAgeMax: 100 * time.Millisecond, RetentionAge: -1}
+		o := Options{FS: fs, Dir: "log", Clock: clock.NewSim(time.Second, 50), SegmentAgeMax: 100 * time.Millisecond}
 		l := mustOpen(t, o)
 		var wg sync.WaitGroup
 		for w := range 8 {
@@ -60,7 +60,7 @@ func TestGroupCommitUnderSynctest(t *testing.T) {
 
 // TestOSAppendReadRecover runs the core cycle on the real file system.
 func TestOSAppendReadRecover(t *testing.T) {
-	o := Options{FS: diskio.NewOS(), Dir: path.Join(t.TempDir(), "p0"), SegmentBytesMax: 8 << 10, IndexIntervalBytes: 512, RetentionAge: -1}
+	o := Options{FS: diskio.NewOS(), Dir: path.Join(t.TempDir(), "p0"), SegmentBytesMax: 8 << 10, IndexIntervalBytes: 512}
 	l := mustOpen(t, o)
 	for i := range 100 {
 		mustAppend(t, l, mkBatch(2, 300, int64(i)), uint64(i+1), 3)

@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/chronik-go/chronik/server"
 )
 
 // serveConfig is everything `chronik serve` takes, from flags or from
@@ -24,6 +27,25 @@ type serveConfig struct {
 	HTTPAddr       string // metrics and health; "" or "off" disables
 	LogLevel       slog.Level
 	LogFormat      string // text | json
+	Broker         brokerSettings
+	TLS            tlsSettings
+	SASL           saslSettings
+	Authorizer     string   // "" or "acl"
+	SuperUsers     []string // principals allowed everything
+}
+
+// saslSettings turn SASL on for Kafka clients.
+type saslSettings struct {
+	Mechanisms      []string      // enabled; empty: SASL off
+	UsersFile       string        // credentials to create at start if missing
+	SessionLifetime time.Duration // connections.max.reauth.ms; 0: sessions never expire
+}
+
+// tlsSettings are the PEM files of the Kafka listener's TLS and of the
+// mutual TLS between nodes; empty means plaintext.
+type tlsSettings struct {
+	CertFile, KeyFile, ClientCAFile       string // Kafka listener
+	RaftCertFile, RaftKeyFile, RaftCAFile string // Raft transport (all three or none)
 }
 
 // errHelp: -h was asked for and the usage printed.
@@ -46,7 +68,21 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		httpAddr  = fs.String("http-addr", "127.0.0.1:9644", `address for /metrics, /healthz, /readyz ("off" disables)`)
 		logLevel  = fs.String("log-level", "info", "debug|info|warn|error")
 		logFormat = fs.String("log-format", "text", "text|json")
+		broker    brokerSettings
+		tlsCfg    tlsSettings
+		saslMechs = fs.String("sasl-mechanisms", "", "comma-separated SASL mechanisms clients must authenticate with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); empty: no SASL")
+		saslUsers = fs.String("sasl-users-file", "", "`file` of lines MECHANISM USER PASSWORD: credentials created at start when the user has none for that mechanism (PLAIN creates a SCRAM-SHA-512 credential)")
+		authz     = fs.String("authorizer", "", `"acl": check every request against the cluster's ACLs (CreateAcls...); empty: every client may do everything`)
+		supers    = fs.String("superusers", "", "comma-separated principals allowed everything with --authorizer acl, e.g. User:admin,User:CN=ops")
+		saslLife  = fs.Int64("sasl-session-lifetime-ms", 0, "connections.max.reauth.ms: clients must re-authenticate after this many `ms` (0: never)")
 	)
+	fs.StringVar(&tlsCfg.CertFile, "tls-cert-file", "", "PEM `file` of the Kafka listener's certificate chain: clients must then connect with TLS (needs --tls-key-file)")
+	fs.StringVar(&tlsCfg.KeyFile, "tls-key-file", "", "PEM `file` of the Kafka listener's private key")
+	fs.StringVar(&tlsCfg.ClientCAFile, "tls-client-ca-file", "", "PEM `file` of the CAs client certificates must chain to: mutual TLS, the certificate's subject is the client's principal")
+	fs.StringVar(&tlsCfg.RaftCertFile, "raft-tls-cert-file", "", "PEM `file` of this node's certificate for mutual TLS between nodes (needs --raft-tls-key-file and --raft-tls-ca-file; it must name the host of --raft-addr)")
+	fs.StringVar(&tlsCfg.RaftKeyFile, "raft-tls-key-file", "", "PEM `file` of this node's private key for mutual TLS between nodes")
+	fs.StringVar(&tlsCfg.RaftCAFile, "raft-tls-ca-file", "", "PEM `file` of the CAs every node's certificate must chain to")
+	addBrokerFlags(fs, &broker)
 	// Environment first, so that flags given explicitly override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -71,7 +107,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	c := serveConfig{
 		NodeID: *nodeID, KafkaAddr: *kafka, AdvertisedAddr: *adv, RaftAddr: *raft,
-		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat, Broker: broker, TLS: tlsCfg,
+		SASL: saslSettings{UsersFile: *saslUsers, SessionLifetime: time.Duration(*saslLife) * time.Millisecond},
 	}
 	if c.AdvertisedAddr == "" {
 		c.AdvertisedAddr = c.KafkaAddr
@@ -81,6 +118,20 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return serveConfig{}, fmt.Errorf("--log-level: %w", err)
+	}
+	for _, m := range strings.Split(*saslMechs, ",") {
+		if m = strings.TrimSpace(strings.ToUpper(m)); m != "" {
+			c.SASL.Mechanisms = append(c.SASL.Mechanisms, m)
+		}
+	}
+	c.Authorizer = *authz
+	for _, p := range strings.Split(*supers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.SuperUsers = append(c.SuperUsers, p)
+		}
+	}
+	if *saslLife < 0 {
+		return serveConfig{}, fmt.Errorf("--sasl-session-lifetime-ms must be 0 (never) or positive")
 	}
 	var err error
 	if c.Peers, err = parsePeers(*peers); err != nil {
@@ -100,6 +151,28 @@ func (c serveConfig) validate() error {
 		if _, _, err := splitHostPort(addr); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	if err := c.TLS.validate(); err != nil {
+		return err
+	}
+	for _, m := range c.SASL.Mechanisms {
+		if !server.ValidSASLMechanism(m) {
+			return fmt.Errorf("--sasl-mechanisms: unknown mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", m)
+		}
+	}
+	if c.Authorizer != "" && c.Authorizer != "acl" {
+		return fmt.Errorf("--authorizer must be acl or empty, not %q", c.Authorizer)
+	}
+	if len(c.SuperUsers) > 0 && c.Authorizer == "" {
+		return fmt.Errorf("--superusers needs --authorizer acl")
+	}
+	for _, p := range c.SuperUsers {
+		if typ, name, ok := strings.Cut(p, ":"); !ok || typ == "" || name == "" {
+			return fmt.Errorf("--superusers: %q is not Type:name (for example User:admin)", p)
+		}
+	}
+	if c.SASL.UsersFile != "" && len(c.SASL.Mechanisms) == 0 {
+		return fmt.Errorf("--sasl-users-file needs --sasl-mechanisms")
 	}
 	host, _, _ := splitHostPort(c.AdvertisedAddr)
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -173,4 +246,27 @@ func newLogger(c serveConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (t tlsSettings) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		return fmt.Errorf("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+	}
+	if n := countSet(t.RaftCertFile, t.RaftKeyFile, t.RaftCAFile); n != 0 && n != 3 {
+		return fmt.Errorf("--raft-tls-cert-file, --raft-tls-key-file and --raft-tls-ca-file go together (mutual TLS between nodes)")
+	}
+	return nil
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chronik-go/chronik/core/node"
 )
 
 func TestParseServeConfig(t *testing.T) {
@@ -64,6 +70,133 @@ func TestParseServeConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.chk(t, c)
+		})
+	}
+}
+
+// TestBrokerFlags: every broker flag, given as a flag and as its CHRONIK_
+// variable, lands in node.Config and in StaticBrokerConfigs under its
+// Kafka key with the value as given; nothing given leaves node.Config's
+// zero values (the node's defaults) and no static configs.
+func TestBrokerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		flag, value, key string
+		chk              func(c node.Config) bool
+	}{
+		{"log-retention-ms", "86400000", "log.retention.ms", func(c node.Config) bool { return c.RetentionAge == 24*time.Hour }},
+		{"log-retention-ms", "-1", "log.retention.ms", func(c node.Config) bool { return c.RetentionAge == -1 }},
+		{"log-retention-bytes", "1073741824", "log.retention.bytes", func(c node.Config) bool { return c.RetentionBytes == 1<<30 }},
+		{"log-retention-bytes", "-1", "log.retention.bytes", func(c node.Config) bool { return c.RetentionBytes == -1 }},
+		{"log-retention-check-interval-ms", "2500", "log.retention.check.interval.ms", func(c node.Config) bool { return c.RetentionInterval == 2500*time.Millisecond }},
+		{"log-segment-bytes", "1048576", "log.segment.bytes", func(c node.Config) bool { return c.Log.SegmentBytesMax == 1<<20 }},
+		{"log-segment-ms", "3600000", "log.roll.ms", func(c node.Config) bool { return c.Log.SegmentAgeMax == time.Hour }},
+		{"message-max-bytes", "2097152", "message.max.bytes", func(c node.Config) bool { return c.Log.BatchBytesMax == 2<<20 }},
+		{"replica-lag-time-max-ms", "10000", "replica.lag.time.max.ms", func(c node.Config) bool { return c.ReplicaLagMax == 10*time.Second }},
+		{"num-partitions", "3", "num.partitions", func(c node.Config) bool { return c.DefaultPartitions == 3 }},
+		{"default-replication-factor", "2", "default.replication.factor", func(c node.Config) bool { return c.DefaultReplicationFactor == 2 }},
+		{"auto-create-topics-enable", "false", "auto.create.topics.enable", func(c node.Config) bool { return !c.AutoCreateTopics }},
+		{"auto-create-topics-enable", "true", "auto.create.topics.enable", func(c node.Config) bool { return c.AutoCreateTopics }},
+		{"broker-rack", "r1", "broker.rack", func(c node.Config) bool { return c.Rack == "r1" }},
+	} {
+		envName := "CHRONIK_" + strings.ToUpper(strings.ReplaceAll(tc.flag, "-", "_"))
+		for _, how := range []string{"flag", "env"} {
+			t.Run(tc.flag+"="+tc.value+"/"+how, func(t *testing.T) {
+				var args []string
+				env := map[string]string{}
+				if how == "flag" {
+					args = []string{"--" + tc.flag + "=" + tc.value}
+				} else {
+					env[envName] = tc.value
+				}
+				c, err := parseServeConfig(args, func(k string) string { return env[k] }, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var nc node.Config
+				c.Broker.apply(&nc)
+				if !tc.chk(nc) {
+					t.Fatalf("node.Config %+v", nc)
+				}
+				if want := map[string]string{tc.key: tc.value}; !maps.Equal(nc.StaticBrokerConfigs, want) {
+					t.Fatalf("StaticBrokerConfigs %v, want %v", nc.StaticBrokerConfigs, want)
+				}
+			})
+		}
+	}
+	t.Run("none given", func(t *testing.T) {
+		c, err := parseServeConfig(nil, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nc node.Config
+		c.Broker.apply(&nc)
+		want := node.Config{AutoCreateTopics: true}
+		if !reflect.DeepEqual(nc, want) {
+			t.Fatalf("node.Config %+v, want only AutoCreateTopics", nc)
+		}
+	})
+	t.Run("bare bool flag, several flags, flag over env", func(t *testing.T) {
+		env := map[string]string{"CHRONIK_AUTO_CREATE_TOPICS_ENABLE": "false", "CHRONIK_NUM_PARTITIONS": "4", "CHRONIK_BROKER_RACK": "env-rack"}
+		c, err := parseServeConfig([]string{"--auto-create-topics-enable", "--broker-rack", "r2", "--log-retention-ms", "1000"},
+			func(k string) string { return env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nc node.Config
+		c.Broker.apply(&nc)
+		want := map[string]string{"auto.create.topics.enable": "true", "num.partitions": "4", "broker.rack": "r2", "log.retention.ms": "1000"}
+		if !nc.AutoCreateTopics || nc.DefaultPartitions != 4 || nc.Rack != "r2" || nc.RetentionAge != time.Second || !maps.Equal(nc.StaticBrokerConfigs, want) {
+			t.Fatalf("node.Config %+v", nc)
+		}
+	})
+}
+
+// TestBrokerFlagsRefused: bad values stop the start with an error naming
+// the flag (or the variable).
+func TestBrokerFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--log-retention-ms", "x"}, want: "-log-retention-ms: not an integer"},
+		{args: []string{"--log-retention-ms", "-2"}, want: "-log-retention-ms: must be -1 (forever) or at least 1, not -2"},
+		{args: []string{"--log-retention-ms", "0"}, want: "-log-retention-ms: must be -1 (forever) or at least 1, not 0"},
+		{args: []string{"--log-retention-ms", "99999999999999999999"}, want: "-log-retention-ms: not an integer"},
+		{args: []string{"--log-retention-bytes", "-5"}, want: "-log-retention-bytes: must be -1 (unlimited) or at least 1, not -5"},
+		{args: []string{"--log-retention-bytes", "0"}, want: "-log-retention-bytes: must be -1 (unlimited) or at least 1, not 0"},
+		{args: []string{"--log-retention-check-interval-ms", "-1"}, want: "-log-retention-check-interval-ms: must be at least 1"},
+		{args: []string{"--log-retention-check-interval-ms", "0"}, want: "-log-retention-check-interval-ms: must be at least 1"},
+		{args: []string{"--replica-lag-time-max-ms", "-1"}, want: "-replica-lag-time-max-ms: must be at least 1"},
+		{args: []string{"--tls-cert-file", "c.pem"}, want: "--tls-cert-file and --tls-key-file go together"},
+		{args: []string{"--authorizer", "simple"}, want: "--authorizer must be acl or empty"},
+		{args: []string{"--superusers", "User:a"}, want: "--superusers needs --authorizer acl"},
+		{args: []string{"--authorizer", "acl", "--superusers", "admin"}, want: "is not Type:name"},
+		{args: []string{"--sasl-mechanisms", "GSSAPI"}, want: "unknown mechanism"},
+		{args: []string{"--tls-client-ca-file", "ca.pem"}, want: "--tls-client-ca-file needs --tls-cert-file"},
+		{args: []string{"--raft-tls-cert-file", "c.pem", "--raft-tls-key-file", "k.pem"}, want: "go together (mutual TLS between nodes)"},
+		{args: []string{"--log-segment-bytes", "1048575"}, want: "-log-segment-bytes: must be in [1048576 (Kafka's minimum), 1073741824], not 1048575"},
+		{args: []string{"--log-segment-bytes", "2147483647"}, want: "-log-segment-bytes: must be in [1048576"},
+		{args: []string{"--log-segment-bytes", "1MB"}, want: "-log-segment-bytes: not an integer"},
+		{args: []string{"--log-segment-ms", "0"}, want: "-log-segment-ms: must be at least 1"},
+		{args: []string{"--log-segment-ms", "-1"}, want: "-log-segment-ms: must be at least 1"},
+		{args: []string{"--message-max-bytes", "60"}, want: "-message-max-bytes: must be in [61, 67108864], not 60"},
+		{args: []string{"--message-max-bytes", "67108865"}, want: "-message-max-bytes: must be in [61, 67108864]"},
+		{args: []string{"--num-partitions", "0"}, want: "-num-partitions: must be at least 1, not 0"},
+		{args: []string{"--num-partitions", "2147483648"}, want: "-num-partitions: must be at least 1"},
+		{args: []string{"--default-replication-factor", "0"}, want: "-default-replication-factor: must be at least 1, not 0"},
+		{args: []string{"--default-replication-factor", "32768"}, want: "-default-replication-factor: must be at least 1"},
+		{args: []string{"--auto-create-topics-enable=maybe"}, want: "-auto-create-topics-enable: must be true or false"},
+		{args: []string{"--broker-rack", strings.Repeat("r", 256)}, want: "-broker-rack: longer than 255 bytes"},
+		{env: map[string]string{"CHRONIK_LOG_SEGMENT_BYTES": "1024"}, want: `CHRONIK_LOG_SEGMENT_BYTES="1024": must be in [1048576`},
+		{env: map[string]string{"CHRONIK_NUM_PARTITIONS": "three"}, want: `CHRONIK_NUM_PARTITIONS="three": not an integer`},
+		{env: map[string]string{"CHRONIK_AUTO_CREATE_TOPICS_ENABLE": "yes please"}, want: "CHRONIK_AUTO_CREATE_TOPICS_ENABLE"},
+	} {
+		t.Run(strings.Join(tc.args, " ")+fmt.Sprint(tc.env), func(t *testing.T) {
+			_, err := parseServeConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want it to contain %q", err, tc.want)
+			}
 		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,16 +45,31 @@ func serve(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 
-	b, httpSrv, err := startServe(cfg, log)
+	r, err := startServe(cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	sig := <-sigs
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case <-hups:
+			// Certificates are also re-read when their files change; SIGHUP
+			// forces it. Failures are logged and the old ones stay.
+			log.Info("SIGHUP: re-reading TLS files", "sets", len(r.tlsFiles))
+			for _, f := range r.tlsFiles {
+				_ = f.Reload()
+			}
+		}
+	}
 	log.Info("signal received; shutting down gracefully (send it again to exit at once)", "signal", sig.String(), "grace", shutdownGrace)
 	done := make(chan error, 1)
-	go func() { done <- stopServe(b, httpSrv) }()
+	go func() { done <- r.stop() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -87,52 +104,160 @@ func storageFailure(log *slog.Logger, exit func(int)) func(error) {
 	}
 }
 
-func startServe(cfg serveConfig, log *slog.Logger) (*server.Broker, *http.Server, error) {
+// running is a started broker and what serves beside it.
+type running struct {
+	b        *server.Broker
+	httpSrv  *http.Server // nil without --http-addr
+	tlsFiles []*netio.TLSFiles
+	stopSeed func() // stops creating users-file credentials; waits for it
+	seeded   func() bool
+}
+
+func startServe(cfg serveConfig, log *slog.Logger) (*running, error) {
 	advHost, advPort, err := splitHostPort(cfg.AdvertisedAddr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	network := netio.NewOS()
-	ln, err := network.Listen(cfg.KafkaAddr)
+	kafkaNet, raftNet, tlsFiles, err := tlsNetworks(cfg.TLS, network, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on --kafka-addr: %w", err)
+		return nil, err
+	}
+	ln, err := kafkaNet.Listen(cfg.KafkaAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on --kafka-addr: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := server.StartBroker(ctx, server.BrokerConfig{
-		Node: node.Config{
-			NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
-			Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: network,
-			Clock: clock.Real(), Logger: log, AutoCreateTopics: true, DefaultPartitions: 1,
-			OnStorageFailure: storageFailure(log, os.Exit),
-		},
+	nc := node.Config{
+		NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, Host: advHost, Port: advPort,
+		Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: raftNet,
+		Clock: clock.Real(), Logger: log, DiskSpace: diskSpace,
+		OnStorageFailure: storageFailure(log, os.Exit),
+	}
+	cfg.Broker.apply(&nc)
+	var seeds []node.ScramSeed
+	if cfg.SASL.UsersFile != "" {
+		f, err := os.Open(cfg.SASL.UsersFile)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--sasl-users-file: %w", err)
+		}
+		seeds, err = parseSASLUsers(f)
+		f.Close()
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--sasl-users-file %s: %w", cfg.SASL.UsersFile, err)
+		}
+	}
+	bc := server.BrokerConfig{
+		Node:     nc,
 		Listener: ln,
 		Logger:   log,
-	})
-	if err != nil {
-		return nil, nil, err
 	}
+	if len(cfg.SASL.Mechanisms) > 0 {
+		bc.Server.SASL = &server.SASLConfig{Mechanisms: cfg.SASL.Mechanisms, SessionLifetime: cfg.SASL.SessionLifetime}
+	}
+	if cfg.Authorizer == "acl" {
+		bc.Server.Authorizer = &server.AuthorizerConfig{SuperUsers: cfg.SuperUsers}
+	}
+	b, err := server.StartBroker(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	r := &running{b: b, tlsFiles: tlsFiles}
+	r.stopSeed, r.seeded = seedSASLUsers(b, seeds, log)
 	log.Info("chronik serving", "version", version, "node", cfg.NodeID, "kafka", cfg.KafkaAddr,
-		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir)
+		"advertised", cfg.AdvertisedAddr, "raft", cfg.RaftAddr, "peers", len(cfg.Peers), "data", dataDir,
+		"kafka_tls", cfg.TLS.CertFile != "", "sasl", strings.Join(cfg.SASL.Mechanisms, ","), "authorizer", cfg.Authorizer, "kafka_mtls", cfg.TLS.ClientCAFile != "", "raft_mtls", cfg.TLS.RaftCertFile != "")
 	if cfg.HTTPAddr == "" {
-		return b, nil, nil
+		return r, nil
 	}
 	hln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		r.stopSeed()
 		_ = b.Shutdown(context.Background())
-		return nil, nil, fmt.Errorf("listen on --http-addr: %w", err)
+		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(b), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(b, r.seeded), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
 		}
 	}()
-	return b, httpSrv, nil
+	r.httpSrv = httpSrv
+	return r, nil
+}
+
+// seedSASLUsers creates the users file's missing credentials in the
+// background: they need the controller's quorum, which a node restarting
+// alone may not have. It retries until done or stopped. stop stops it
+// and waits; seeded reports whether the credentials exist (readiness).
+func seedSASLUsers(b *server.Broker, seeds []node.ScramSeed, log *slog.Logger) (stop func(), seeded func() bool) {
+	if len(seeds) == 0 {
+		return func() {}, func() bool { return true }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var ok atomic.Bool
+	go func() {
+		defer close(done)
+		for attempt := 1; ; attempt++ {
+			actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+			created, err := b.Node.SeedScramCredentials(actx, seeds)
+			acancel()
+			if err == nil {
+				ok.Store(true)
+				log.Info("SASL users file applied", "credentials", len(seeds), "created", created)
+				return
+			}
+			if attempt == 1 || attempt%20 == 0 {
+				log.Warn("SASL users file: credentials not created yet; retrying", "err", err, "attempt", attempt)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, ok.Load
+}
+
+// tlsNetworks returns the networks of the Kafka listener and of the Raft
+// transport, each wrapped in TLS if its files are given, and the file sets
+// loaded (for SIGHUP).
+func tlsNetworks(t tlsSettings, network netio.Network, log *slog.Logger) (kafka, raft netio.Network, files []*netio.TLSFiles, err error) {
+	kafka, raft = network, network
+	if t.CertFile != "" {
+		f, err := netio.LoadTLSFiles(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("tls", "kafka"))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--tls-cert-file: %w", err)
+		}
+		kafka = netio.WithTLS(network, f.ServerConfig(), f.ClientConfig(), 0)
+		files = append(files, f)
+	}
+	if t.RaftCertFile != "" {
+		f, err := netio.LoadTLSFiles(t.RaftCertFile, t.RaftKeyFile, t.RaftCAFile, log.With("tls", "raft"))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--raft-tls-cert-file: %w", err)
+		}
+		raft = netio.WithTLS(network, f.ServerConfig(), f.ClientConfig(), 0)
+		files = append(files, f)
+	}
+	return kafka, raft, files, nil
+}
+
+func (r *running) stop() error {
+	r.stopSeed()
+	return stopServe(r.b, r.httpSrv)
 }
 
 func stopServe(b *server.Broker, httpSrv *http.Server) error {
@@ -148,8 +273,8 @@ func stopServe(b *server.Broker, httpSrv *http.Server) error {
 // httpHandler serves /metrics (Prometheus text), /healthz (the process is
 // up) and /readyz (this node is registered at its current advertised
 // address and a controller leader is known, so it can serve Kafka
-// requests).
-func httpHandler(b *server.Broker) http.Handler {
+// requests, and the users of --sasl-users-file exist).
+func httpHandler(b *server.Broker, seeded func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -159,7 +284,11 @@ func httpHandler(b *server.Broker) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if reason := notReady(r.Context(), b); reason != "" {
+		reason := notReady(r.Context(), b)
+		if reason == "" && !seeded() {
+			reason = "the credentials of --sasl-users-file are not created yet"
+		}
+		if reason != "" {
 			http.Error(w, reason, http.StatusServiceUnavailable)
 			return
 		}
