@@ -196,6 +196,7 @@
 //	+ only select and timers draw from the bubble's stream   3/12
 //	+ the scheduler never reorders a bubble on wall time     9/12, 10/12
 //	seeds 1-20, all of the above                            16/20
+//	seeds 1-20, after merging main (ACLs, SASL, TLS, ISR)   17/20
 //
 // At 3 s (seeds 21-50, before the runtime changes) 22-25/30. The seeds
 // that still part (1, 2, 4, 12 of 1-20) part at 2-31 s; seed 33 (a flaky
