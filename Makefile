@@ -25,8 +25,14 @@ FUZZTIME  ?= 30s
 # GOGC=400 trades memory for ~20% more schedules per minute.
 SIM_ENV   := GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 GOGC=400
 SIM_TAGS  := -tags synctests
+# The simulator's builds use a seeded runtime (sim/overlay/gen.sh: one
+# random stream per synctest bubble, no wall-clock preemption), applied
+# as a go build -overlay generated from the installed GOROOT; never used
+# by build, run or any production target.
+SIM_OVERLAY := $(CURDIR)/$(BIN)/sim-overlay/overlay.json
+SIM_BUILD := $(SIM_TAGS) -overlay $(SIM_OVERLAY)
 
-.PHONY: all build run test race sim sim-long fuzz failpoint-enable \
+.PHONY: all build run test race sim sim-overlay sim-diverge sim-long fuzz failpoint-enable \
 	failpoint-disable failpoint-test bench lint check tools clean
 .PHONY: chaos
 
@@ -40,9 +46,9 @@ run: build
 
 # The whole suite: unit, conformance, property, crash and fuzz-corpus tests,
 # then a bounded number of simulator seeds.
-test:
+test: sim-overlay
 	$(GO) test -count=1 -timeout 20m ./...
-	$(SIM_ENV) $(GO) test -count=1 -timeout 20m $(SIM_TAGS) ./netio/... ./sim/...
+	$(SIM_ENV) $(GO) test -count=1 -timeout 20m $(SIM_BUILD) ./netio/... ./sim/...
 
 race:
 	$(GO) test -count=1 -race -timeout 30m ./...
@@ -51,17 +57,29 @@ race:
 # disjoint shards of the seed range (GOMAXPROCS=1 each: replay needs one P,
 # so the cores are used by processes); see sim/run-shards.sh.
 SIM_SHARDS = start=$$(date +%s%N); \
-	$(GO) test -c $(SIM_TAGS) -o $(BIN)/sim.test ./sim && \
+	$(GO) test -c $(SIM_BUILD) -o $(BIN)/sim.test ./sim && \
 	$(SIM_ENV) sh sim/run-shards.sh $(SIM_PROCS) $$start $(CURDIR)/$(BIN)/sim.test
 
-sim:
+# Regenerated on every use (a copy and a patch): a Go upgrade must fail
+# here, not build the simulator on stale runtime files.
+sim-overlay:
+	@sh sim/overlay/gen.sh $(BIN)/sim-overlay
+
+sim: sim-overlay
 ifneq ($(SEED),)
-	$(SIM_ENV) $(GO) test -count=1 $(SIM_TAGS) ./sim -run '^TestSim$$' -v -seed=$(SEED) $(SIM_FLAGS)
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_BUILD) ./sim -run '^TestSim$$' -v -seed=$(SEED) $(SIM_FLAGS)
 else
 	@$(SIM_SHARDS) -test.timeout 1h -test.run '^TestSim$$' -test.v -seeds=$(SEEDS) -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 endif
 
-sim-long:
+# The divergence finder: runs SEED twice with every network operation
+# traced, prints where the traces first part and every goroutine's stack
+# just before that instant in two more runs (sim/diverge_test.go).
+sim-diverge: sim-overlay
+	@test -n "$(SEED)" || { echo "usage: make sim-diverge SEED=N"; exit 2; }
+	$(SIM_ENV) $(GO) test -count=1 $(SIM_BUILD) ./sim -run '^TestSimDiverge$$' -v -seed=$(SEED) $(SIM_FLAGS)
+
+sim-long: sim-overlay
 	@$(SIM_SHARDS) -test.timeout 6h -test.run '^TestSim$$' -seeds=5000 -seed-base=$(SEED_BASE) $(SIM_FLAGS)
 
 # Every fuzz target for FUZZTIME each (go test runs one -fuzz target at a time).
@@ -93,7 +111,8 @@ failpoint-disable: $(FAILPOINT_CTL)
 failpoint-test: $(FAILPOINT_CTL)
 	@$(FAILPOINT_CTL) enable $(FAILPOINT_DIRS); \
 	$(GO) test -count=1 -timeout 20m -tags failpoint ./... && \
-	$(SIM_ENV) $(GO) test -count=1 -timeout 20m -tags failpoint,synctests ./sim/...; rc=$$?; \
+	sh sim/overlay/gen.sh $(BIN)/sim-overlay && \
+	$(SIM_ENV) $(GO) test -count=1 -timeout 20m -tags failpoint,synctests -overlay $(SIM_OVERLAY) ./sim/...; rc=$$?; \
 	$(FAILPOINT_CTL) disable $(FAILPOINT_DIRS); exit $$rc
 
 # The real-process chaos suite: every scenario (single node, cluster forms,

@@ -50,14 +50,16 @@
 // Crash(host) resets every connection of the host and closes its listeners;
 // the host may Listen again (a restart).
 //
-// Determinism: every random decision about a chunk is drawn from the
-// writing connection's own PCG stream, named by (seed, from, to, k) for the
-// k-th connection dialled on the link (one stream per direction), never
-// from a shared or global source: traffic on one connection never perturbs
-// another's drops and jitter, even on the same link and at the same
-// instant. Given the same seed and the same order of dials on a link, the
-// same chunks are lost and delayed alike. SetDelaySkew adds a constant
-// per-link delay drawn from (seed, from, to), so that messages sent at one
+// Determinism: every random decision about a chunk is drawn from a stream
+// named by (seed, from, to, the virtual instant, the chunk's bytes, and how
+// many chunks with the same bytes the link saw at that instant before it),
+// never from a shared or global source nor from a per-connection one:
+// traffic on one connection never perturbs another's drops and jitter,
+// even on the same link and at the same instant, and neither does the
+// order in which connections were dialled (goroutine order, for dials of
+// one instant). Given the same seed, the same chunks at the same instants
+// are lost and delayed alike. SetDelaySkew adds a constant per-link delay
+// drawn from (seed, from, to), so that messages sent at one
 // instant over different links arrive at distinct instants and their order
 // is virtual time's, not the scheduler's. (Goroutine scheduling still
 // orders writers and dials of one instant; run simulations with

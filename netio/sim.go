@@ -3,6 +3,7 @@ package netio
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -55,14 +56,15 @@ type LinkRule struct {
 
 type linkKey struct{ from, to string }
 
-// linkState is a link's rule, its skew (see SetDelaySkew), the number of
-// connections dialled across it (which numbers their random streams) and
-// the time at which its (bandwidth-limited) wire is free again.
+// linkState is a link's rule, its skew (see SetDelaySkew), the time at
+// which its (bandwidth-limited) wire is free again, and the chunks whose
+// fate was drawn at the instant seenAt, counted by content (see decide).
 type linkState struct {
 	rule       LinkRule
 	skew       time.Duration
-	dials      uint64
 	wireFreeAt time.Time
+	seenAt     time.Time
+	seen       map[uint64]uint64
 }
 
 // Sim is a simulated network of named hosts, meant to run inside a
@@ -136,13 +138,14 @@ func (s *Sim) linkLocked(from, to string) *linkState {
 // stream returns the random stream named (what, from, to, k) of the seed:
 // a function of those values alone, never of the order in which
 // goroutines reach the Sim.
-func (s *Sim) stream(what, from, to string, k uint64) *rand.Rand {
+func (s *Sim) stream(what, from, to string, k uint64, extra ...byte) *rand.Rand {
 	h := fnv.New64a()
 	for _, p := range []string{what, from, to} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
 	h.Write([]byte(strconv.FormatUint(k, 10)))
+	h.Write(extra)
 	return rand.New(rand.NewPCG(uint64(s.seed), h.Sum64()))
 }
 
@@ -201,8 +204,8 @@ func (s *Sim) Isolate(host string) {
 	s.isolated[host] = true
 }
 
-// Heal clears every link rule and isolation. Skews, connection counts and
-// bandwidth clocks are kept, so a healed run stays a function of the seed.
+// Heal clears every link rule and isolation. Skews and bandwidth clocks
+// are kept, so a healed run stays a function of the seed.
 func (s *Sim) Heal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,9 +233,9 @@ type chunkFate struct {
 	why       string // for the reset error
 }
 
-// decide draws the fate of an n-byte chunk on from->to at time now from
-// rng, the writing connection's own stream.
-func (s *Sim) decide(from, to string, rng *rand.Rand, n int, now time.Time) chunkFate {
+// decide draws the fate of chunk data on from->to at time now.
+func (s *Sim) decide(from, to string, data []byte, now time.Time) chunkFate {
+	n := len(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cutLocked(from, to) {
@@ -246,6 +249,10 @@ func (s *Sim) decide(from, to string, rng *rand.Rand, n int, now time.Time) chun
 		l = s.linkLocked(from, to)
 	}
 	r := l.rule
+	var rng *rand.Rand
+	if r.DropProbability > 0 || r.Jitter > 0 {
+		rng = s.chunkStreamLocked(l, from, to, data, now)
+	}
 	if r.DropProbability > 0 && rng.Float64() < r.DropProbability {
 		return chunkFate{lost: true, why: "chunk dropped on " + from + "->" + to}
 	}
@@ -264,6 +271,29 @@ func (s *Sim) decide(from, to string, rng *rand.Rand, n int, now time.Time) chun
 	return chunkFate{deliverAt: sent.Add(d)}
 }
 
+// chunkStreamLocked returns the random stream that decides the fate of
+// chunk data written on the link from->to at now: named by the seed, the
+// link, the instant, the chunk's bytes and how many chunks with the same
+// bytes the link saw at that instant before it. Not by the connection:
+// connections dialled at one instant are numbered by goroutine order, and
+// so are their first writes, so a per-connection stream handed the same
+// chunk a different fate from run to run. Chunks of one instant with the
+// same bytes still take their fates in the order they are written.
+func (s *Sim) chunkStreamLocked(l *linkState, from, to string, data []byte, now time.Time) *rand.Rand {
+	h := fnv.New64a()
+	h.Write(data)
+	sum := h.Sum64()
+	if !l.seenAt.Equal(now) || l.seen == nil {
+		l.seenAt, l.seen = now, make(map[uint64]uint64)
+	}
+	k := l.seen[sum]
+	l.seen[sum] = k + 1
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(now.UnixNano()))
+	binary.LittleEndian.PutUint64(b[8:], sum)
+	return s.stream("chunk", from, to, k, b[:]...)
+}
+
 // Crash resets every connection of host and closes its listeners: a crashed
 // node answers nothing. The host may Listen again afterwards (a restart).
 func (s *Sim) Crash(host string) {
@@ -278,8 +308,13 @@ func (s *Sim) Crash(host string) {
 		lns = append(lns, l)
 	}
 	s.mu.Unlock()
-	// Map order is random; reset in a fixed order so wake-ups are too.
-	slices.SortFunc(conns, func(a, b *simConn) int { return cmp.Compare(a.local.port, b.local.port) })
+	// Map order is random (it follows the endpoints' addresses in
+	// memory); reset in a fixed order so wake-ups are too. The local port
+	// alone is no order: every accepted end has the listener's port.
+	slices.SortFunc(conns, func(a, b *simConn) int {
+		return cmp.Or(cmp.Compare(a.local.port, b.local.port), cmp.Compare(a.remote.host, b.remote.host),
+			cmp.Compare(a.remote.port, b.remote.port))
+	})
 	slices.SortFunc(lns, func(a, b *simListener) int { return cmp.Compare(a.addr.port, b.addr.port) })
 	for _, c := range conns {
 		c.reset("host " + host + " crashed")
@@ -403,16 +438,7 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if l != nil {
 		lh := s.hostLocked(n.host)
 		lport, _ := lh.ephemeralPortLocked() // 0 if all taken: harmless for a dialled end
-		// The k-th connection dialled on this link: each direction draws
-		// from a stream of its own, so connections sharing a link (writing
-		// at one instant in whatever order goroutines run) never perturb
-		// each other's drops and jitter.
-		ls := s.linkLocked(n.host, host)
-		k := ls.dials
-		ls.dials++
 		local, remote = newSimConnPair(s, simAddr{n.host, lport}, raddr)
-		local.rng = s.stream("conn", n.host, host, k)
-		remote.rng = s.stream("conn-back", n.host, host, k)
 		lh.conns[local] = struct{}{}
 		s.hosts[host].conns[remote] = struct{}{}
 	}

@@ -2,7 +2,6 @@ package netio
 
 import (
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -143,8 +142,7 @@ func (p *pipe) discardLocked() {
 type simConn struct {
 	sim           *Sim
 	local, remote simAddr
-	rd, wr        *pipe      // rd carries data to us, wr data from us
-	rng           *rand.Rand // this end's writes' drops and jitter (used under Sim.mu)
+	rd, wr        *pipe // rd carries data to us, wr data from us
 	peer          *simConn
 	readSem       chan struct{} // serialises Reads without a mutex
 	writeSem      chan struct{} // serialises Writes (a Write is atomic)
@@ -270,7 +268,7 @@ func (c *simConn) writeChunk(data []byte) error {
 	// Only this goroutine writes to p (writeSem), so the room we saw is
 	// still there: readers only free room.
 	now := time.Now()
-	fate := c.sim.decide(c.local.host, c.remote.host, c.rng, len(data), now)
+	fate := c.sim.decide(c.local.host, c.remote.host, data, now)
 	if fate.lost {
 		c.reset(fate.why)
 		return c.wr.resetErr()

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -214,6 +216,13 @@ func (t *transport) Close() error {
 		conns = append(conns, c)
 	}
 	t.mu.Unlock()
+	// In a fixed order, not in map order (which follows addresses in
+	// memory), so that the wake-ups are the same in every run of a
+	// simulated seed.
+	slices.SortFunc(conns, func(a, b net.Conn) int {
+		return cmp.Or(cmp.Compare(a.LocalAddr().String(), b.LocalAddr().String()),
+			cmp.Compare(a.RemoteAddr().String(), b.RemoteAddr().String()))
+	})
 	if ln != nil {
 		ln.Close()
 	}

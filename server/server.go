@@ -1,11 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -251,13 +253,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closing = true
 		close(s.closed)
 	}
+	// Listeners and connections are closed in a fixed order (address,
+	// accept order), not in map order, which follows their addresses in
+	// memory: the order of the wake-ups is then the same in every run
+	// (the simulator replays a seed).
+	lns := make([]net.Listener, 0, len(s.listeners))
 	for ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	slices.SortFunc(lns, func(a, b net.Listener) int { return cmp.Compare(a.Addr().String(), b.Addr().String()) })
+	for _, ln := range lns {
 		ln.Close()
 	}
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
 	s.mu.Unlock()
 
 	for _, c := range conns {

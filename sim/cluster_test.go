@@ -77,6 +77,7 @@ type cluster struct {
 	hosts     []string // every network host of the run, in creation order
 	brokenAck bool     // the broken variant: acknowledge before commit
 	lyingSync bool     // the broken disk: fsync reports success, makes nothing durable
+	fine      bool     // trace every network operation (nettrace_test.go)
 }
 
 // logBuffer keeps every node's and dragonboat's log lines of a run (warn
@@ -166,7 +167,7 @@ func (c *cluster) up() []uint64 {
 func (c *cluster) config(n *simNode) node.Config {
 	return node.Config{
 		NodeID: n.id, RaftAddr: brokerRaft(n.id), Host: brokerHost(n.id), Port: kafkaPort, Peers: c.peers,
-		DataDir: "/data", FS: n.disk, Net: c.net.Host(brokerHost(n.id)), Clock: n.clock,
+		DataDir: "/data", FS: n.disk, Net: c.network(brokerHost(n.id)), Clock: n.clock,
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
@@ -193,7 +194,7 @@ func (c *cluster) start(id uint64) error {
 	n.disk.SetFaults(c.withBroken(n.faults))
 	cfg := c.config(n)
 	c.mu.Unlock()
-	ln, err := c.net.Host(brokerHost(id)).Listen(brokerAddr(id))
+	ln, err := c.network(brokerHost(id)).Listen(brokerAddr(id))
 	if err != nil {
 		return fmt.Errorf("b%d listen: %w", id, err)
 	}
@@ -384,7 +385,7 @@ func (c *cluster) host(name string) netio.Network {
 	if !known {
 		c.applyLinkBase()
 	}
-	return c.net.Host(name)
+	return c.network(name)
 }
 
 // applyLinkBase gives every link between known hosts the base rule

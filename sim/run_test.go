@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -41,6 +39,12 @@ type runOpts struct {
 	lyingSync bool
 	// onTrace, if set, receives the run's trace when it starts.
 	onTrace func(*trace)
+	// beside, if set, runs in the bubble beside the schedule until done
+	// is closed (test hooks: a schedule that never ends, budget_test.go;
+	// stacks at an instant, diverge_test.go).
+	beside func(done <-chan struct{})
+	// fine: trace every network operation too (nettrace_test.go).
+	fine bool
 	// workload starts the clients (on wg, stopping when ctx ends); nil:
 	// the core-API workload.
 	workload func(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup)
@@ -61,53 +65,20 @@ type result struct {
 	reads      int64
 }
 
-// runSchedule runs one seed's schedule inside its own synctest bubble.
-//
-// A schedule whose virtual time stops advancing for stuckWallMax of wall
-// time is stuck outside virtual time (a livelock, or a goroutine waiting
-// on a mutex whose holder sleeps): the watchdog writes the trace so far and
-// ends the process with every goroutine's stack and the reproduce line,
-// since a bubble cannot be abandoned. Progress is a heartbeat from inside
-// the bubble, counted in wall-clock ticks from outside, so a machine that
-// is paused (a VM suspended for minutes) costs one late tick, not a false
-// alarm.
+// runSchedule runs one seed's schedule inside its own synctest bubble,
+// under a watchdog that bounds it (budget_test.go).
 func runSchedule(t *testing.T, seed int64, o runOpts) result {
 	var res result
-	var running atomic.Pointer[trace]
-	var beats atomic.Int64
-	stopDog := make(chan struct{})
-	dogDone := make(chan struct{})
-	go func() {
-		defer close(dogDone)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		last, stale := beats.Load(), 0
-		for {
-			select {
-			case <-stopDog:
-				return
-			case <-tick.C:
-			}
-			if b := beats.Load(); b != last {
-				last, stale = b, 0
-				continue
-			}
-			if stale++; time.Duration(stale)*time.Second < stuckWallMax {
-				continue
-			}
-			p, err := "", error(nil)
-			if tr := running.Load(); tr != nil {
-				p, err = tr.write(seed, ".stuck")
-			}
-			debug.SetTraceback("all") // every goroutine's stack: who waits on what
-			panic(fmt.Sprintf("sim: seed %d: virtual time stopped advancing for %v of wall time (livelock or a goroutine blocked on a mutex)\ntrace so far: %s %v\nreproduce: make sim SEED=%d", seed, stuckWallMax, p, err, seed))
+	w := startWatchdog(seed)
+	defer w.stop()
+	onTrace := o.onTrace
+	o.onTrace = func(tr *trace) {
+		tr.overBudget = w.wake
+		w.running.Store(tr)
+		if onTrace != nil {
+			onTrace(tr)
 		}
-	}()
-	defer func() {
-		close(stopDog)
-		<-dogDone
-	}()
-	o.onTrace = func(tr *trace) { running.Store(tr) }
+	}
 	synctest.Test(t, func(t *testing.T) {
 		done := make(chan struct{})
 		beatDone := make(chan struct{})
@@ -120,24 +91,19 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 				case <-done:
 					return
 				case <-tk.C:
-					beats.Add(1)
+					w.beats.Add(1)
 				}
 			}
 		}()
+		if o.beside != nil {
+			go o.beside(done)
+		}
 		res = runBubble(seed, o)
 		close(done)
 		<-beatDone
 	})
 	return res
 }
-
-// stuckWallMax bounds how long a schedule's virtual time may stand still
-// in wall time (see runSchedule); heartbeatEvery is the virtual period of
-// the progress signal.
-const (
-	stuckWallMax   = 3 * time.Minute
-	heartbeatEvery = 100 * time.Millisecond
-)
 
 func runBubble(seed int64, o runOpts) (res result) {
 	reseedDragonboat(seed)
@@ -172,6 +138,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	}()
 	c.brokenAck = o.brokenAck
 	c.lyingSync = o.lyingSync
+	c.fine = o.fine
 	phase := newRand(seed, "start-phase")
 	for i, id := range c.ids() {
 		if i > 0 {
@@ -214,6 +181,18 @@ func staggerStart(c *cluster, rng *rand.Rand) {
 	time.Sleep(time.Duration(1 + rng.Int64N(tick)))
 }
 
+// offGrid sleeps a seeded time shorter than a tick (at least 1 ns)
+// before a setup request. Setup starts when the last node's start
+// returns, an instant of that node's tick grid, and retries on the
+// millisecond grid; a request made at the instant a node applies
+// something (a broker's registration, a leader change) would see it or
+// not by goroutine order (seen: seed 39's first CreateTopics found 0 or
+// 1 registered brokers from run to run, and setup ended 100 ms apart).
+func offGrid(c *cluster, rng *rand.Rand) {
+	tick := int64(time.Duration(c.topo.rttMs) * time.Millisecond)
+	time.Sleep(time.Duration(1 + rng.Int64N(tick)))
+}
+
 // createTopics creates the workload's topics and waits until every
 // partition has a leader.
 func createTopics(c *cluster) ([]tp, error) {
@@ -224,8 +203,10 @@ func createTopics(c *cluster) ([]tp, error) {
 		}
 	}
 	deadline := time.Now().Add(setupWaitMax)
+	pause := newRand(c.seed, "setup-pause")
 	for _, t := range c.topo.topics {
 		for {
+			offGrid(c, pause)
 			b := c.broker(1)
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			r := b.Node.CreateTopics(ctx, []node.TopicSpec{{Name: t.name, Partitions: t.partitions, ReplicationFactor: t.rf,
@@ -242,7 +223,7 @@ func createTopics(c *cluster) ([]tp, error) {
 	}
 	rng := newRand(c.seed, "setup")
 	for _, at := range tps {
-		for leaderOf(context.Background(), c, rng, at) == nil {
+		for offGrid(c, pause); leaderOf(context.Background(), c, rng, at) == nil; offGrid(c, pause) {
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("setup: %s has no leader after %v", at, setupWaitMax)
 			}

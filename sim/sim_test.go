@@ -65,7 +65,7 @@ func TestSim(t *testing.T) {
 				} else {
 					p1, _ := res.tr.write(seed, ".run1")
 					p2, _ := again.tr.write(seed, ".run2")
-					t.Logf("replay: seed %d trace hashes differ: %s vs %s (traces: %s %s)", seed, res.hash, again.hash, p1, p2)
+					t.Logf("replay: seed %d trace hashes differ: %s vs %s (traces: %s %s); %v\nfind the cause: make sim-diverge SEED=%d", seed, res.hash, again.hash, p1, p2, firstDivergence(res.tr, again.tr), seed)
 				}
 			}
 		})
@@ -103,6 +103,13 @@ func report(t *testing.T, res result, o runOpts) {
 	path, err := res.tr.write(res.seed, "")
 	if err != nil {
 		path = "(trace not written: " + err.Error() + ")"
+	}
+	finding := res.liveness
+	if len(res.violations) > 0 {
+		finding = "safety: " + res.violations[0]
+	}
+	if pic, err := writeTimeline(res.tr, res.seed, "", finding); err == nil {
+		path += "\npicture: " + pic
 	}
 	var b strings.Builder
 	for _, v := range res.violations {

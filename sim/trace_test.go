@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,9 +41,12 @@ const eventsMax = 1 << 20
 // its lock is never held while waiting.
 type trace struct {
 	start time.Time
-	mu    sync.Mutex
-	evs   []event
-	lost  int
+	n     atomic.Int64 // events recorded, kept or not
+	// overBudget, if set, is called once when n passes -sim-events-max.
+	overBudget func()
+	mu         sync.Mutex
+	evs        []event
+	lost       int
 }
 
 func newTrace() *trace { return &trace{start: time.Now()} }
@@ -60,8 +64,33 @@ func (t *trace) count(kind, substr string) int {
 	return n
 }
 
+// total returns how many events were recorded, kept or not.
+func (t *trace) total() int64 { return t.n.Load() }
+
+// add records an event at the current virtual instant. Only goroutines
+// of the run's bubble may call it: outside the bubble time.Since reads
+// the wall clock against the bubble's epoch (years); they use addLast.
 func (t *trace) add(kind, format string, args ...any) {
-	e := event{at: time.Since(t.start), kind: kind, text: fmt.Sprintf(format, args...)}
+	t.record(event{at: time.Since(t.start), kind: kind, text: fmt.Sprintf(format, args...)})
+}
+
+// addLast records an event at the latest instant recorded so far; for
+// goroutines outside the bubble (the watchdog), which have no virtual
+// time of their own.
+func (t *trace) addLast(kind, format string, args ...any) {
+	t.mu.Lock()
+	var at time.Duration
+	for _, e := range t.evs {
+		at = max(at, e.at)
+	}
+	t.mu.Unlock()
+	t.record(event{at: at, kind: kind, text: fmt.Sprintf(format, args...)})
+}
+
+func (t *trace) record(e event) {
+	if t.n.Add(1) == *flagEventsMax+1 && t.overBudget != nil {
+		t.overBudget()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.evs) >= eventsMax {
