@@ -24,6 +24,7 @@
 //	ListGroups    List([]State) []GroupListing                   ParseState for filters
 //	DeleteGroups  Delete([]string) []DeleteResult                 then delete offsets
 //	OffsetCommit  ValidateCommit(group, member, instance, gen) int16, then commit
+//	offset expiry Active(group) bool                              members held: keep offsets
 //
 // A non-nil error from Join or Sync is only ever ctx.Err(): the connection
 // went away and no response is sent.

@@ -307,6 +307,15 @@ func (st *smTest) actions() map[string]func(*rapid.T) {
 			}
 			expectCode(t, c, st.run(t, c), want)
 		},
+		"expireOffsets": func(t *rapid.T) {
+			c := ExpireOffsets{Group: rapid.SampledFrom(poolGroups).Draw(t, "group"), CutoffMs: rapid.Int64Range(-1, 101).Draw(t, "cutoff")}
+			for k, v := range md.offsets {
+				if len(k) > len(c.Group) && k[:len(c.Group)+1] == c.Group+"\x00" && v.CommitTimestampMs < c.CutoffMs {
+					delete(md.offsets, k)
+				}
+			}
+			expectCode(t, c, st.run(t, c), 0)
+		},
 		"garbage": func(t *rapid.T) {
 			b := rapid.SliceOfN(rapid.Byte(), 0, 8).Draw(t, "bytes")
 			if _, err := Decode(b); err == nil {
