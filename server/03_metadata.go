@@ -39,9 +39,13 @@ import (
 //   - v12: a topic requested by id (null name) is answered with its name,
 //     or UNKNOWN_TOPIC_ID. Below v12 a null name or a non-zero id is
 //     INVALID_REQUEST for that topic (Kafka fails the whole request).
-//   - v8+: topic authorized operations are every topic operation (no ACLs)
-//     when requested, -2147483648 otherwise; v8-10 cluster authorized
-//     operations likewise.
+//   - v8+: topic authorized operations, when requested, are what the
+//     principal may do (every topic operation without an authorizer),
+//     -2147483648 otherwise; v8-10 cluster authorized operations likewise.
+//   - With ACLs (acl.go): a topic the principal may not DESCRIBE is
+//     TOPIC_AUTHORIZATION_FAILED by name and left out of "every topic"; a
+//     missing topic is auto-created only with CREATE on the cluster or the
+//     topic (else TOPIC_AUTHORIZATION_FAILED).
 //
 // Version notes: v1 ControllerID, IsInternal, null topics; v2 ClusterID;
 // v3 ThrottleMillis; v4 AllowAutoTopicCreation; v5 OfflineReplicas; v7

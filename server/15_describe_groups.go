@@ -19,8 +19,10 @@ import (
 //     committed offsets: Empty, protocol type "". An unknown group: state
 //     Dead, no error (Kafka's classic answer; GROUP_ID_NOT_FOUND is v6+,
 //     not served).
-//   - v3+ authorized operations: INT32_MIN unless requested, else READ,
-//     DELETE and DESCRIBE (no ACLs here: every operation is allowed).
+//   - v3+ authorized operations: INT32_MIN unless requested, else the
+//     group operations (READ, DELETE, DESCRIBE) the principal may do (all
+//     three without an authorizer). A group the principal may not
+//     DESCRIBE: GROUP_AUTHORIZATION_FAILED.
 //
 // Version notes: v1 throttle; v3 authorized operations; v4 instance ids;
 // v5 flexible; v6 (KIP-1043 error message) not served.

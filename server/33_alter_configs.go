@@ -49,17 +49,16 @@ func handleAlterConfigs(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	// Replacement needs the current configs: read them after everything
 	// committed so far.
 	_ = n.SyncController(ctx)
-	count := admResourceCounts(req.Resources, func(r kmsg.AlterConfigsRequestResource) admResourceKey {
-		return admResourceKey{r.ResourceType, r.ResourceName}
-	})
-	for _, r := range req.Resources {
+	outs := admAlterEach(rc, req.Resources,
+		func(r kmsg.AlterConfigsRequestResource) admResourceKey {
+			return admResourceKey{r.ResourceType, r.ResourceName}
+		},
+		func(r kmsg.AlterConfigsRequestResource, dup bool) (int16, string) {
+			return admReplaceConfigs(ctx, n, r, req.ValidateOnly, dup)
+		})
+	for _, o := range outs {
 		rr := kmsg.NewAlterConfigsResponseResource()
-		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
-		if code == 0 {
-			code, msg = admReplaceConfigs(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
-		}
-		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = o.key.t, o.key.name, o.code, o.msg
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp, nil

@@ -51,17 +51,16 @@ func handleIncrementalAlterConfigs(ctx context.Context, rc *RequestContext, kreq
 	if req.ValidateOnly {
 		_ = n.SyncController(ctx) // validate against a current view
 	}
-	count := admResourceCounts(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) admResourceKey {
-		return admResourceKey{r.ResourceType, r.ResourceName}
-	})
-	for _, r := range req.Resources {
+	outs := admAlterEach(rc, req.Resources,
+		func(r kmsg.IncrementalAlterConfigsRequestResource) admResourceKey {
+			return admResourceKey{r.ResourceType, r.ResourceName}
+		},
+		func(r kmsg.IncrementalAlterConfigsRequestResource, dup bool) (int16, string) {
+			return admAlterIncremental(ctx, n, r, req.ValidateOnly, dup)
+		})
+	for _, o := range outs {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := admAlterDenied(rc, r.ResourceType, r.ResourceName), ""
-		if code == 0 {
-			code, msg = admAlterIncremental(ctx, n, r, req.ValidateOnly, count[admResourceKey{r.ResourceType, r.ResourceName}] > 1)
-		}
-		rr.ErrorCode, rr.ErrorMessage = code, admCodeMsg(code, msg)
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = o.key.t, o.key.name, o.code, o.msg
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp, nil

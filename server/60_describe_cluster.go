@@ -15,8 +15,9 @@ import (
 //   - v1 EndpointType: 1 (brokers) is answered and echoed; 2
 //     (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker
 //     answers it; other values INVALID_REQUEST.
-//   - ClusterAuthorizedOperations: every cluster operation when requested
-//     (no ACLs), -2147483648 otherwise.
+//   - ClusterAuthorizedOperations: when requested, the cluster operations
+//     the principal may do (every one without an authorizer), -2147483648
+//     otherwise.
 //
 // Version notes: v0 flexible from the start; v1 EndpointType (KIP-919);
 // v2 (fenced brokers) not served.

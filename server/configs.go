@@ -103,14 +103,32 @@ type admResourceKey struct {
 	name string
 }
 
-// admResourceCounts counts how often each resource is listed: a resource
-// listed twice is refused (each occurrence), as Kafka does.
-func admResourceCounts[R any](rs []R, key func(R) admResourceKey) map[admResourceKey]int {
+// admAlterOutcome is one resource's answer to an alter request.
+type admAlterOutcome struct {
+	key  admResourceKey
+	code int16
+	msg  *string
+}
+
+// admAlterEach answers each resource of an AlterConfigs or
+// IncrementalAlterConfigs request, in request order: the authorizer first
+// (admAlterDenied), then apply, told whether the resource is listed more
+// than once (refused for each occurrence, as Kafka does).
+func admAlterEach[R any](rc *RequestContext, rs []R, key func(R) admResourceKey, apply func(r R, dup bool) (int16, string)) []admAlterOutcome {
 	count := map[admResourceKey]int{}
 	for _, r := range rs {
 		count[key(r)]++
 	}
-	return count
+	out := make([]admAlterOutcome, 0, len(rs))
+	for _, r := range rs {
+		k := key(r)
+		code, msg := admAlterDenied(rc, k.t, k.name), ""
+		if code == 0 {
+			code, msg = apply(r, count[k] > 1)
+		}
+		out = append(out, admAlterOutcome{key: k, code: code, msg: admCodeMsg(code, msg)})
+	}
+	return out
 }
 
 // admAlterTarget checks the resource of an AlterConfigs or

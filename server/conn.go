@@ -313,7 +313,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		return fmt.Errorf("%w: %s (key %d) version %d outside [%d, %d]", ErrUnsupportedVers,
 			kmsg.NameForKey(h.key), h.key, h.version, api.MinVersion, api.MaxVersion)
 	}
-	if err := c.sasl.allowed(h.key, time.Now()); err != nil {
+	if err := c.sasl.allowed(h.key, time.Now); err != nil {
 		return fmt.Errorf("%w: %s (key %d) correlation id %d", err, kmsg.NameForKey(h.key), h.key, h.corr)
 	}
 	req := kmsg.RequestForKey(h.key)

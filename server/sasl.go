@@ -279,7 +279,7 @@ func scramUnescape(s string) (string, error) {
 
 // saslAllowed reports whether a request with key may run on a connection
 // in session state s at now, or the error that closes the connection.
-func (s *saslSession) allowed(key int16, now time.Time) error {
+func (s *saslSession) allowed(key int16, now func() time.Time) error {
 	if s.cfg == nil || key == apiVersionsKey || key == saslHandshakeKey || key == saslAuthenticateKey {
 		return nil
 	}
@@ -288,7 +288,7 @@ func (s *saslSession) allowed(key int16, now time.Time) error {
 	if !s.authenticated {
 		return errSASLState
 	}
-	if !s.expires.IsZero() && !now.Before(s.expires) {
+	if !s.expires.IsZero() && !now().Before(s.expires) {
 		return errSASLExpired
 	}
 	return nil
