@@ -1,0 +1,284 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+
+	pb "github.com/lni/dragonboat/v4/raftpb"
+)
+
+// commitLoop is the committer: it gathers the queued requests into one
+// batch (one Write, at most one fsync) and answers each of them. It is the
+// only writer of the segment files and of the in-memory state.
+func (w *WAL) commitLoop() {
+	defer close(w.done)
+	for {
+		var first *request
+		select {
+		case first = <-w.reqs:
+		case <-w.stop:
+			w.drain()
+			return
+		}
+		group := []*request{first}
+		bytes := len(first.recs)
+	gather:
+		for bytes < w.opts.GroupBytesMax {
+			select {
+			case r := <-w.reqs:
+				group = append(group, r)
+				bytes += len(r.recs)
+			default:
+				break gather
+			}
+		}
+		err := w.commit(group)
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// drain answers the requests left in the queue at Close.
+func (w *WAL) drain() {
+	for {
+		select {
+		case r := <-w.reqs:
+			r.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit writes one group as one batch, fsyncs it if any request needs it
+// (or a segment was started), applies its records to the in-memory state,
+// and deletes the segments nothing live is left in.
+func (w *WAL) commit(group []*request) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	buf := make([]byte, batchHeaderBytes, batchHeaderBytes+w.groupBytes(group))
+	sync := false
+	if w.activeSize >= w.opts.SegmentBytes {
+		var err error
+		if buf, err = w.roll(buf); err != nil {
+			return w.fail(err)
+		}
+		sync = true
+	}
+	for _, r := range group {
+		buf = append(buf, r.recs...)
+		sync = sync || r.sync
+	}
+	if err := w.writeBatch(buf, sync); err != nil {
+		return w.fail(err)
+	}
+	if sync {
+		w.deleteDead()
+	}
+	return nil
+}
+
+func (w *WAL) groupBytes(group []*request) int {
+	n := 0
+	for _, r := range group {
+		n += len(r.recs)
+	}
+	return n
+}
+
+// writeBatch frames buf (its header reserved) as the next batch, appends it
+// to the active segment, fsyncs if asked, and applies its records.
+func (w *WAL) writeBatch(buf []byte, sync bool) error {
+	if len(buf)-batchHeaderBytes > BatchBytesMax {
+		return fmt.Errorf("wal: batch of %d bytes, max %d", len(buf)-batchHeaderBytes, BatchBytesMax)
+	}
+	frameBatch(buf, w.seq)
+	off := w.activeSize
+	if _, err := w.active.f.WriteAt(buf, off); err != nil {
+		return err
+	}
+	w.dirty = true
+	if sync {
+		if err := w.active.f.Sync(); err != nil {
+			return err
+		}
+		w.dirty = false
+	}
+	w.seq++
+	w.activeSize += int64(len(buf))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := applyBody(w.st, buf[batchHeaderBytes:], w.active.num, off+batchHeaderBytes); err != nil {
+		panic(fmt.Sprintf("wal: a batch written by this process does not apply: %v", err))
+	}
+	return nil
+}
+
+// applyBody applies the records of a batch body found at offset base of
+// segment seg.
+func applyBody(st *memState, body []byte, seg uint64, base int64) error {
+	for pos := 0; pos < len(body); {
+		t, p, n, err := parseRecord(body[pos:])
+		if err != nil {
+			return fmt.Errorf("record at offset %d: %w", base+int64(pos), err)
+		}
+		if err := st.apply(t, p, seg, base+int64(pos), int64(n)); err != nil {
+			return fmt.Errorf("record at offset %d: %w", base+int64(pos), err)
+		}
+		pos += n
+	}
+	return nil
+}
+
+// fail makes the WAL refuse everything from now on (fail-stop: a failed
+// write or fsync leaves the file's durable content unknown; never retried).
+func (w *WAL) fail(err error) error {
+	w.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	w.log.Error("WAL failed; refusing every write until reopened", "err", err)
+	return w.failed
+}
+
+// roll seals the active segment (fsynced, so that only the newest segment
+// can ever have a torn tail) and starts the next one. It appends to buf
+// the records that open it: the checkpoint of every node's state, then the
+// live entries relocated out of the oldest segment if it is worth it.
+func (w *WAL) roll(buf []byte) ([]byte, error) {
+	if w.dirty {
+		if err := w.active.f.Sync(); err != nil {
+			return buf, err
+		}
+		w.dirty = false
+	}
+	num := w.active.num + 1
+	s, err := w.createSegment(num)
+	if err != nil {
+		return buf, err
+	}
+	w.active, w.activeSize = s, 0
+	buf = appendCheckpoint(buf, w.st)
+	return w.relocate(buf)
+}
+
+func (w *WAL) createSegment(num uint64) (*segment, error) {
+	name := w.segPath(num)
+	f, err := w.fs.CreateExclusive(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &segment{num: num, f: f, name: name}
+	w.mu.Lock()
+	w.segs[num] = s
+	w.mu.Unlock()
+	return s, nil
+}
+
+// liveBytes returns, per segment, the bytes of the records some run still
+// needs (each record counted once). Committer only.
+func (w *WAL) liveBytes() map[uint64]int64 {
+	type loc struct {
+		seg uint64
+		off int64
+	}
+	seen := map[loc]bool{}
+	live := map[uint64]int64{}
+	for _, n := range w.st.nodes {
+		for _, r := range n.runs {
+			if l := (loc{r.seg, r.off}); !seen[l] {
+				seen[l] = true
+				live[r.seg] += r.recBytes
+			}
+		}
+	}
+	return live
+}
+
+// relocate copies the live entries of the oldest sealed segment into the
+// segment being started (as relocated records, which move entries without
+// truncating the log), when that segment is mostly dead or the WAL holds
+// more than twice its live bytes plus two segments. The copied segment is
+// then dead and goes with the next deletion. This bounds the space a
+// rarely-writing shard can pin: at most one segment's live bytes are
+// copied per roll.
+func (w *WAL) relocate(buf []byte) ([]byte, error) {
+	nums := w.sortedSegs()
+	if len(nums) < 2 {
+		return buf, nil
+	}
+	oldest := nums[0]
+	live := w.liveBytes()
+	if live[oldest] == 0 {
+		return buf, nil
+	}
+	var total, totalLive int64
+	for _, num := range nums {
+		total += w.segSize(num)
+		totalLive += live[num]
+	}
+	if live[oldest]*2 > w.opts.SegmentBytes && total <= 2*totalLive+2*w.opts.SegmentBytes {
+		return buf, nil
+	}
+	w.mu.RLock()
+	src := w.segs[oldest]
+	w.mu.RUnlock()
+	for _, k := range w.st.sortedKeys() {
+		for _, r := range w.st.nodes[k].runs {
+			if r.seg != oldest {
+				continue
+			}
+			v, err := w.readEntries(src, r)
+			if err != nil {
+				return buf, err
+			}
+			var ents []pb.Entry
+			if err := v.each(r.first, r.last, func(e pb.Entry) bool { ents = append(ents, e); return true }); err != nil {
+				return buf, w.corrupt(src, r.off, err)
+			}
+			buf = appendEntries(buf, recRelocated, k, ents)
+		}
+	}
+	w.log.Info("WAL: relocating live entries out of the oldest segment", "segment", src.name, "live_bytes", live[oldest])
+	return buf, nil
+}
+
+func (w *WAL) segSize(num uint64) int64 {
+	if num == w.active.num {
+		return w.activeSize
+	}
+	w.mu.RLock()
+	s := w.segs[num]
+	w.mu.RUnlock()
+	if sz, err := s.f.Size(); err == nil {
+		return sz
+	}
+	return 0
+}
+
+// deleteDead deletes the oldest sealed segments while nothing live is in
+// them (oldest first, stopping at the first live one: recovery replays a
+// suffix of the segments, each opening with a checkpoint). Called only
+// after an fsync, so whatever made them dead is durable. A segment being
+// read is left for a later pass. A failed remove fails the WAL.
+func (w *WAL) deleteDead() {
+	live := w.liveBytes()
+	for _, num := range w.sortedSegs() {
+		if num == w.active.num || live[num] > 0 {
+			return
+		}
+		w.mu.Lock()
+		s := w.segs[num]
+		if s.readers.Load() > 0 {
+			w.mu.Unlock()
+			return
+		}
+		delete(w.segs, num)
+		w.mu.Unlock()
+		err := errors.Join(s.f.Close(), w.fs.Remove(s.name))
+		if err != nil {
+			w.fail(fmt.Errorf("delete %s: %w", s.name, err))
+			return
+		}
+		w.log.Debug("WAL: deleted a segment with nothing live", "segment", s.name)
+	}
+}

@@ -1,0 +1,51 @@
+// Package wal is Chronik's Raft log: one node-wide write-ahead log holding
+// the entries, hard state, bootstrap and snapshot metadata of every Raft
+// replica of a NodeHost (a raftio.ILogDB, replacing dragonboat's tan).
+//
+// # Group commit
+//
+// Every write (SaveRaftState from any of dragonboat's step workers, and the
+// rarer SaveBootstrapInfo, SaveSnapshots, RemoveEntriesTo, RemoveNodeData,
+// ImportSnapshot) is encoded by its caller into records and queued on a
+// bounded channel. One committer goroutine takes whatever is queued (up to
+// Options.GroupBytesMax), frames it as one batch, writes it with one
+// WriteAt and, if any request needs it, one fsync; only then does it apply
+// the records to the in-memory state and answer every request of the
+// group. A caller returns only after the fsync covering its records
+// returned nil. A state change that is only a new commit index is written
+// without forcing an fsync (Raft recovers the commit index); a later fsync
+// covers it.
+//
+// A failed write or fsync fails every request of its group and the WAL:
+// everything later returns ErrFailed, nothing is retried (the node's FS is
+// wrapped in diskio.FailStop, which has already stopped the node).
+//
+// # Concurrency contract
+//
+// All methods are safe for concurrent use. The committer is the only
+// writer of files and of the in-memory state; a sync.RWMutex guards that
+// state and is never held across I/O or a wait (a caller waiting for its
+// group commit is blocked on a channel, durably blocked under
+// testing/synctest). Reads (IterateEntries) copy the index runs under the
+// read lock, pin their segments against deletion, and read with ReadAt
+// without any lock. Close stops the committer and waits for it.
+//
+// # Invariants
+//
+//   - Every segment that holds a batch opens with a checkpoint record: the
+//     state (hard state, bootstrap, snapshot metadata, compaction point) of
+//     every replica. So no state record pins a segment, and replaying any
+//     suffix of the segments that holds every live entry rebuilds the
+//     same state.
+//   - Segments are deleted oldest first, only when no live entry is in
+//     them, and only after an fsync made durable whatever made them dead.
+//   - A sealed segment was fsynced when sealed: only the newest segment can
+//     end in a torn write.
+//   - A relocated record moves live entries without truncating the log; it
+//     is written only for entries live at that point of the log.
+//   - A record read back is verified (CRC-32C, framing, index and term)
+//     before anything in it is returned; a mismatch is ErrCorrupt, never
+//     served.
+//
+// The format and recovery rules are drawn in format.go and recover.go.
+package wal

@@ -1,0 +1,467 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
+	pb "github.com/lni/dragonboat/v4/raftpb"
+
+	"github.com/chronik-go/chronik/diskio"
+)
+
+// Sentinel errors.
+var (
+	// ErrClosed: the WAL was closed.
+	ErrClosed = errors.New("wal: closed")
+	// ErrFailed: a write or fsync failed; the WAL accepts nothing more
+	// until it is closed and reopened (recovery decides what survived).
+	// Wraps the cause.
+	ErrFailed = errors.New("wal: failed")
+	// ErrCorrupt: stored bytes failed verification in a way a crash cannot
+	// explain (a bad record followed by valid data, a bad record in an
+	// older segment, a bad record read back). Names the file and offset.
+	ErrCorrupt = errors.New("wal: corrupt")
+	// ErrFormat: the directory holds a WAL of another format version, or
+	// segments without a format marker.
+	ErrFormat = errors.New("wal: unknown format")
+)
+
+const (
+	// Name is the LogDB type name dragonboat records in its flag file.
+	Name = "chronik-wal"
+	// FormatVersion is BinaryFormat(): "CW" and the format's version.
+	FormatVersion uint32 = 0x43570001
+
+	// DefaultSegmentBytes is Options.SegmentBytes when zero.
+	DefaultSegmentBytes = 64 << 20
+	// SegmentBytesMin is the smallest segment size accepted.
+	SegmentBytesMin = 4 << 10
+	// DefaultGroupBytesMax is Options.GroupBytesMax when zero.
+	DefaultGroupBytesMax = 16 << 20
+	// queueLen bounds the requests waiting for the committer; a full queue
+	// blocks the caller (dragonboat's step workers), which is the
+	// backpressure.
+	queueLen = 1024
+)
+
+// Options configure a WAL.
+type Options struct {
+	// SegmentBytes: a segment is sealed (a new one started) once it
+	// reaches this size. Zero: DefaultSegmentBytes.
+	SegmentBytes int64
+	// GroupBytesMax bounds the bytes of the requests one group commit
+	// gathers (a single larger request is written alone). Zero:
+	// DefaultGroupBytesMax.
+	GroupBytesMax int
+	// Logger: nil discards.
+	Logger *slog.Logger
+	// OnFailure, if set, is told of a record that fails verification when
+	// read back (ErrCorrupt) before the error is returned. Write and
+	// fsync failures reach the node's fail-stop through the FS it passes
+	// (diskio.FailStop).
+	OnFailure func(error)
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.SegmentBytes < SegmentBytesMin {
+		return o, fmt.Errorf("wal: SegmentBytes %d below the minimum %d", o.SegmentBytes, SegmentBytesMin)
+	}
+	if o.GroupBytesMax == 0 {
+		o.GroupBytesMax = DefaultGroupBytesMax
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// Factory is a config.LogDBFactory for NodeHostConfig.Expert.LogDBFactory.
+// dragonboat's directories are ignored: the WAL lives in dir/wal.
+type Factory struct {
+	fs   diskio.FS
+	dir  string
+	opts Options
+}
+
+var _ config.LogDBFactory = (*Factory)(nil)
+
+// NewFactory returns a factory opening the WAL in dir/wal on fs.
+func NewFactory(fs diskio.FS, dir string, opts Options) *Factory {
+	return &Factory{fs: fs, dir: dir, opts: opts}
+}
+
+// Create opens the WAL (dragonboat calls it once per NodeHost).
+func (f *Factory) Create(config.NodeHostConfig, config.LogDBCallback, []string, []string) (raftio.ILogDB, error) {
+	return Open(f.fs, f.dir, f.opts)
+}
+
+// Name is the LogDB type name.
+func (f *Factory) Name() string { return Name }
+
+// segment is one open segment file.
+type segment struct {
+	num  uint64
+	f    diskio.File
+	name string
+	// readers counts reads in progress; the committer deletes a segment
+	// only when it is zero (checked under WAL.mu, raised under it too).
+	readers atomic.Int64
+}
+
+// request is one write waiting for a group commit.
+type request struct {
+	recs []byte // encoded records
+	sync bool   // needs an fsync before done
+	done chan error
+}
+
+// WAL is the node-wide write-ahead log, a raftio.ILogDB. See doc.go.
+type WAL struct {
+	fs   diskio.FS
+	dir  string // the wal directory
+	opts Options
+	log  *slog.Logger
+
+	reqs chan *request
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	// mu guards st and segs. Held for map and index operations only,
+	// never across I/O or a wait.
+	mu   sync.RWMutex
+	st   *memState
+	segs map[uint64]*segment
+
+	// Committer-owned (and Open's before the committer starts).
+	active     *segment
+	activeSize int64
+	dirty      bool // active has writes not yet fsynced
+	seq        uint64
+	failed     error
+}
+
+var _ raftio.ILogDB = (*WAL)(nil)
+
+// Name returns the LogDB type name.
+func (w *WAL) Name() string { return Name }
+
+// BinaryFormat returns FormatVersion.
+func (w *WAL) BinaryFormat() uint32 { return FormatVersion }
+
+// Close stops the committer (requests still queued get ErrClosed) and
+// closes the segment files. It does not fsync: everything acknowledged
+// already is.
+func (w *WAL) Close() error {
+	var err error
+	w.once.Do(func() {
+		close(w.stop)
+		<-w.done
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, s := range w.segs {
+			err = errors.Join(err, s.f.Close())
+		}
+		w.segs = map[uint64]*segment{}
+	})
+	return err
+}
+
+// submit queues recs for the next group commit and waits for it.
+func (w *WAL) submit(recs []byte, sync bool) error {
+	r := &request{recs: recs, sync: sync, done: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-w.stop:
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-w.done:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// SaveRaftState writes the entries, snapshot metadata and state of every
+// update in one group commit and returns once it is durable.
+func (w *WAL) SaveRaftState(updates []pb.Update, _ uint64) error {
+	var recs []byte
+	needSync := false
+	for i := range updates {
+		u := &updates[i]
+		k := nodeKey{u.ShardID, u.ReplicaID}
+		if len(u.EntriesToSave) > 0 {
+			recs = appendEntries(recs, recEntries, k, u.EntriesToSave)
+			needSync = true
+		}
+		if !pb.IsEmptySnapshot(u.Snapshot) {
+			recs = appendMsg(recs, recSnapshot, k, &u.Snapshot)
+			needSync = true
+		}
+		if !pb.IsEmptyState(u.State) {
+			saved, ok := w.savedState(k)
+			if !ok || !pb.IsStateEqual(saved, u.State) {
+				recs = appendState(recs, k, u.State)
+				// A commit index alone need not be durable (Raft
+				// recovers it); term and vote must be.
+				needSync = needSync || !ok || saved.Term != u.State.Term || saved.Vote != u.State.Vote
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return w.submit(recs, needSync)
+}
+
+func (w *WAL) savedState(k nodeKey) (pb.State, bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if n := w.st.nodes[k]; n != nil && n.hasState {
+		return n.state, true
+	}
+	return pb.State{}, false
+}
+
+// SaveBootstrapInfo saves the bootstrap record of a replica.
+func (w *WAL) SaveBootstrapInfo(shardID, replicaID uint64, bs pb.Bootstrap) error {
+	return w.submit(appendMsg(nil, recBootstrap, nodeKey{shardID, replicaID}, &bs), true)
+}
+
+// GetBootstrapInfo returns the saved bootstrap record, or
+// raftio.ErrNoBootstrapInfo.
+func (w *WAL) GetBootstrapInfo(shardID, replicaID uint64) (pb.Bootstrap, error) {
+	w.mu.RLock()
+	n := w.st.nodes[nodeKey{shardID, replicaID}]
+	var b []byte
+	if n != nil && n.boot != nil {
+		b, _ = n.boot.Marshal()
+	}
+	w.mu.RUnlock()
+	if b == nil {
+		return pb.Bootstrap{}, raftio.ErrNoBootstrapInfo
+	}
+	return decodeBootstrap(b) // a copy: the caller may keep or change it
+}
+
+// ListNodeInfo lists the replicas with a bootstrap record, sorted.
+func (w *WAL) ListNodeInfo() ([]raftio.NodeInfo, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	out := []raftio.NodeInfo{}
+	for _, k := range w.st.sortedKeys() {
+		if w.st.nodes[k].boot != nil {
+			out = append(out, raftio.NodeInfo{ShardID: k.shard, ReplicaID: k.replica})
+		}
+	}
+	return out, nil
+}
+
+// SaveSnapshots saves the snapshot metadata of every update that has one.
+func (w *WAL) SaveSnapshots(updates []pb.Update) error {
+	var recs []byte
+	for i := range updates {
+		if !pb.IsEmptySnapshot(updates[i].Snapshot) {
+			recs = appendMsg(recs, recSnapshot, nodeKey{updates[i].ShardID, updates[i].ReplicaID}, &updates[i].Snapshot)
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return w.submit(recs, true)
+}
+
+// GetSnapshot returns the newest saved snapshot metadata (by index), or an
+// empty snapshot.
+func (w *WAL) GetSnapshot(shardID, replicaID uint64) (pb.Snapshot, error) {
+	w.mu.RLock()
+	n := w.st.nodes[nodeKey{shardID, replicaID}]
+	var b []byte
+	if n != nil && n.snap.Index != 0 {
+		b, _ = n.snap.Marshal()
+	}
+	w.mu.RUnlock()
+	if b == nil {
+		return pb.Snapshot{}, nil
+	}
+	return decodeSnapshot(b)
+}
+
+// ReadRaftState returns the saved state and the range of entries after
+// lastIndex: FirstIndex = lastIndex+1 and EntryCount the length of the
+// contiguous run starting there (both zero if lastIndex+1 is not stored).
+// raftio.ErrNoSavedLog if no state was ever saved.
+func (w *WAL) ReadRaftState(shardID, replicaID, lastIndex uint64) (raftio.RaftState, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	n := w.st.nodes[nodeKey{shardID, replicaID}]
+	if n == nil || !n.hasState {
+		return raftio.RaftState{}, raftio.ErrNoSavedLog
+	}
+	rs := raftio.RaftState{State: n.state}
+	if runs := n.query(lastIndex+1, math.MaxUint64); len(runs) > 0 {
+		rs.FirstIndex = lastIndex + 1
+		rs.EntryCount = runs[len(runs)-1].last - lastIndex
+	}
+	return rs, nil
+}
+
+// RemoveEntriesTo marks the entries with index <= index removed; segments
+// holding nothing live any more are deleted.
+func (w *WAL) RemoveEntriesTo(shardID, replicaID, index uint64) error {
+	return w.submit(appendIndexRec(nil, recCompact, nodeKey{shardID, replicaID}, index), true)
+}
+
+// CompactEntriesTo: space is reclaimed by RemoveEntriesTo already (whole
+// segments); the returned channel is ready at once.
+func (w *WAL) CompactEntriesTo(uint64, uint64, uint64) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	ch <- struct{}{}
+	return ch, nil
+}
+
+// RemoveNodeData forgets everything of a replica, bootstrap included.
+func (w *WAL) RemoveNodeData(shardID, replicaID uint64) error {
+	return w.submit(appendKeyOnly(nil, recRemove, nodeKey{shardID, replicaID}), true)
+}
+
+// ImportSnapshot replaces everything of replica replicaID of the
+// snapshot's shard with the snapshot: a joining bootstrap record, the
+// snapshot metadata, and a state at the snapshot's index and term.
+func (w *WAL) ImportSnapshot(ss pb.Snapshot, replicaID uint64) error {
+	if pb.IsEmptySnapshot(ss) {
+		return fmt.Errorf("wal: import of an empty snapshot")
+	}
+	return w.submit(appendMsg(nil, recImport, nodeKey{ss.ShardID, replicaID}, &ss), true)
+}
+
+// IterateEntries appends to ents the entries [low, high) of a replica, in
+// order and contiguous, up to maxSize bytes (by Entry.SizeUpperLimit,
+// counted into size; the entry that crosses maxSize is included, so at
+// least one is returned if low is stored; maxSize 0: no limit). Nothing is
+// appended if low is compacted or not stored.
+func (w *WAL) IterateEntries(ents []pb.Entry, size uint64, shardID, replicaID, low, high, maxSize uint64) ([]pb.Entry, uint64, error) {
+	if low >= high {
+		return ents, size, nil
+	}
+	runs, segs := w.pinRuns(nodeKey{shardID, replicaID}, low, high)
+	defer unpin(segs)
+	if maxSize == 0 {
+		maxSize = math.MaxUint64
+	}
+	expected := low
+	done := false
+	for i, r := range runs {
+		v, err := w.readEntries(segs[i], r)
+		if err != nil {
+			return nil, 0, err
+		}
+		err = v.each(max(r.first, expected), min(r.last, high-1), func(e pb.Entry) bool {
+			size += uint64(e.SizeUpperLimit())
+			ents = append(ents, e)
+			expected = e.Index + 1
+			done = size > maxSize
+			return !done
+		})
+		if err != nil {
+			return nil, 0, w.corrupt(segs[i], r.off, err)
+		}
+		if done || expected != r.last+1 {
+			break
+		}
+	}
+	return ents, size, nil
+}
+
+// pinRuns returns the runs to read for [low, high) and their segments,
+// each pinned against deletion (unpin releases them).
+func (w *WAL) pinRuns(k nodeKey, low, high uint64) ([]run, []*segment) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	n := w.st.nodes[k]
+	if n == nil || low <= n.compactedTo {
+		return nil, nil
+	}
+	runs := n.query(low, high)
+	segs := make([]*segment, len(runs))
+	for i, r := range runs {
+		s := w.segs[r.seg]
+		if s == nil {
+			panic(fmt.Sprintf("wal: run [%d, %d] of shard %d replica %d in segment %d, which is not open",
+				r.first, r.last, k.shard, k.replica, r.seg))
+		}
+		s.readers.Add(1)
+		segs[i] = s
+	}
+	return runs, segs
+}
+
+func unpin(segs []*segment) {
+	for _, s := range segs {
+		s.readers.Add(-1)
+	}
+}
+
+// readEntries reads and verifies the record behind r.
+func (w *WAL) readEntries(s *segment, r run) (entriesView, error) {
+	buf := make([]byte, r.recBytes)
+	if n, err := s.f.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		return entriesView{}, fmt.Errorf("wal: read %s at offset %d: %w", s.name, r.off, err)
+	}
+	t, p, _, err := parseRecord(buf)
+	if err == nil && t != recEntries && t != recRelocated {
+		err = fmt.Errorf("%w: record type %d where entries are indexed", errBadRecord, t)
+	}
+	var v entriesView
+	if err == nil {
+		v, err = viewEntries(p)
+	}
+	if err != nil {
+		return entriesView{}, w.corrupt(s, r.off, err)
+	}
+	return v, nil
+}
+
+// corrupt reports a record that failed verification on read.
+func (w *WAL) corrupt(s *segment, off int64, err error) error {
+	err = fmt.Errorf("%w: %s at offset %d: %v", ErrCorrupt, s.name, off, err)
+	w.log.Error("WAL record failed verification on read", "err", err)
+	if w.opts.OnFailure != nil {
+		w.opts.OnFailure(err)
+	}
+	return err
+}
+
+func segmentName(num uint64) string { return fmt.Sprintf("%016x.wal", num) }
+
+func (w *WAL) segPath(num uint64) string { return path.Join(w.dir, segmentName(num)) }
+
+// sortedSegs returns the open segment numbers, oldest first.
+func (w *WAL) sortedSegs() []uint64 {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	nums := make([]uint64, 0, len(w.segs))
+	for n := range w.segs {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	return nums
+}

@@ -1,0 +1,468 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/lni/dragonboat/v4/config"
+	dblogger "github.com/lni/dragonboat/v4/logger"
+	"github.com/lni/dragonboat/v4/plugin/tan"
+	"github.com/lni/dragonboat/v4/raftio"
+	pb "github.com/lni/dragonboat/v4/raftpb"
+	"go.uber.org/goleak"
+	"pgregory.net/rapid"
+
+	"github.com/chronik-go/chronik/diskio"
+)
+
+func TestMain(m *testing.M) {
+	dblogger.GetLogger("tan").SetLevel(dblogger.ERROR)
+	goleak.VerifyTestMain(m)
+}
+
+func mustOpen(t testing.TB, fs diskio.FS, opts Options) *WAL {
+	t.Helper()
+	w, err := Open(fs, "data", opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return w
+}
+
+func ents(first, last, term uint64) []pb.Entry {
+	var out []pb.Entry
+	for i := first; i <= last; i++ {
+		out = append(out, pb.Entry{Index: i, Term: term, Cmd: []byte(fmt.Sprintf("cmd-%d-%d", i, term))})
+	}
+	return out
+}
+
+func iterate(t testing.TB, w raftio.ILogDB, shard, low, high, maxSize uint64) []pb.Entry {
+	t.Helper()
+	out, _, err := w.IterateEntries(nil, 0, shard, 1, low, high, maxSize)
+	if err != nil {
+		t.Fatalf("IterateEntries(%d, [%d, %d)): %v", shard, low, high, err)
+	}
+	return out
+}
+
+func indexes(es []pb.Entry) string {
+	s := ""
+	for _, e := range es {
+		s += fmt.Sprintf("%d/%d ", e.Index, e.Term)
+	}
+	return s
+}
+
+// TestBasics: the ILogDB semantics of one replica, across a reopen.
+func TestBasics(t *testing.T) {
+	fs := diskio.NewSim(1)
+	w := mustOpen(t, fs, Options{})
+	if _, err := w.ReadRaftState(1, 1, 0); !errors.Is(err, raftio.ErrNoSavedLog) {
+		t.Fatalf("ReadRaftState on nothing: %v, want ErrNoSavedLog", err)
+	}
+	if _, err := w.GetBootstrapInfo(1, 1); !errors.Is(err, raftio.ErrNoBootstrapInfo) {
+		t.Fatalf("GetBootstrapInfo on nothing: %v", err)
+	}
+	if ss, err := w.GetSnapshot(1, 1); err != nil || !pb.IsEmptySnapshot(ss) {
+		t.Fatalf("GetSnapshot on nothing: %v %v", ss, err)
+	}
+	bs := pb.Bootstrap{Addresses: map[uint64]string{1: "a:1"}, Type: pb.OnDiskStateMachine}
+	if err := w.SaveBootstrapInfo(1, 1, bs); err != nil {
+		t.Fatal(err)
+	}
+	st := pb.State{Term: 2, Vote: 1, Commit: 5}
+	if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: st, EntriesToSave: ents(1, 10, 1)}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Truncation: 6.. replaced by term 2.
+	if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, EntriesToSave: ents(6, 8, 2)}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	check := func(w *WAL) {
+		t.Helper()
+		got := iterate(t, w, 1, 1, 100, 0)
+		want := append(ents(1, 5, 1), ents(6, 8, 2)...)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("entries %s, want %s", indexes(got), indexes(want))
+		}
+		rs, err := w.ReadRaftState(1, 1, 3)
+		if err != nil || rs.State != st || rs.FirstIndex != 4 || rs.EntryCount != 5 {
+			t.Fatalf("ReadRaftState: %+v %v", rs, err)
+		}
+		b, err := w.GetBootstrapInfo(1, 1)
+		if err != nil || !reflect.DeepEqual(b, bs) {
+			t.Fatalf("bootstrap %+v %v", b, err)
+		}
+		ni, _ := w.ListNodeInfo()
+		if !reflect.DeepEqual(ni, []raftio.NodeInfo{{ShardID: 1, ReplicaID: 1}}) {
+			t.Fatalf("ListNodeInfo %v", ni)
+		}
+	}
+	check(w)
+	if got := iterate(t, w, 1, 2, 100, 1); len(got) != 1 || got[0].Index != 2 {
+		t.Fatalf("maxSize 1: %s, want one entry", indexes(got))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = mustOpen(t, fs, Options{})
+	defer w.Close()
+	check(w)
+	if err := w.RemoveEntriesTo(1, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := iterate(t, w, 1, 4, 100, 0); len(got) != 0 {
+		t.Fatalf("compacted low: %s, want nothing", indexes(got))
+	}
+	if got := iterate(t, w, 1, 5, 100, 0); len(got) != 4 {
+		t.Fatalf("after compaction: %s", indexes(got))
+	}
+	if err := w.RemoveNodeData(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ReadRaftState(1, 1, 0); !errors.Is(err, raftio.ErrNoSavedLog) {
+		t.Fatalf("after RemoveNodeData: %v", err)
+	}
+}
+
+// TestSegmentsRollAndDelete: with small segments, compaction deletes old
+// segments, a quiet shard's entries are relocated instead of pinning, and
+// everything survives reopening.
+func TestSegmentsRollAndDelete(t *testing.T) {
+	fs := diskio.NewSim(2)
+	opts := Options{SegmentBytes: SegmentBytesMin}
+	w := mustOpen(t, fs, opts)
+	// Shard 2 writes once and never again.
+	if err := w.SaveRaftState([]pb.Update{{ShardID: 2, ReplicaID: 1, State: pb.State{Term: 1, Commit: 3}, EntriesToSave: ents(1, 3, 1)}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 500)
+	next := uint64(1)
+	for round := 0; round < 200; round++ {
+		var es []pb.Entry
+		for i := 0; i < 4; i++ {
+			es = append(es, pb.Entry{Index: next, Term: 1, Cmd: big})
+			next++
+		}
+		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: next - 1}, EntriesToSave: es}}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if next > 20 {
+			if err := w.RemoveEntriesTo(1, 1, next-20); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	names, _ := fs.List("data/wal")
+	if len(names) > 12 {
+		t.Fatalf("%d files in the WAL after compaction: %v", len(names), names)
+	}
+	check := func(w *WAL) {
+		t.Helper()
+		if got := iterate(t, w, 2, 1, 10, 0); !reflect.DeepEqual(got, ents(1, 3, 1)) {
+			t.Fatalf("quiet shard: %s", indexes(got))
+		}
+		if got := iterate(t, w, 1, next-19, next, 0); len(got) != 19 || got[18].Index != next-1 {
+			t.Fatalf("busy shard: %d entries, %s", len(got), indexes(got))
+		}
+	}
+	check(w)
+	w.Close()
+	w = mustOpen(t, fs, opts)
+	defer w.Close()
+	check(w)
+}
+
+// TestTornTailAndCorruption: garbage after the last batch of the newest
+// segment is cut; a bad byte inside a batch followed by a valid one, or in
+// an older segment, refuses to open naming the file.
+func TestTornTailAndCorruption(t *testing.T) {
+	setup := func() (*diskio.Sim, []string) {
+		fs := diskio.NewSim(3)
+		w := mustOpen(t, fs, Options{})
+		for i := uint64(1); i <= 3; i++ {
+			if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}}, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+		names, _ := fs.List("data/wal")
+		return fs, names
+	}
+	fs, names := setup()
+	newest := "data/wal/" + names[len(names)-2] // names end with FORMAT
+	f, _ := fs.OpenRW(newest)
+	size, _ := f.Size()
+	f.WriteAt([]byte{0x43, 0x4b, 0x42, 0x31, 9, 9, 9, 9, 0xff}, size) // a torn batch header
+	f.Sync()
+	f.Close()
+	w := mustOpen(t, fs, Options{})
+	if got := iterate(t, w, 1, 1, 10, 0); len(got) != 3 {
+		t.Fatalf("after a torn tail: %s", indexes(got))
+	}
+	w.Close()
+
+	fs, names = setup()
+	newest = "data/wal/" + names[len(names)-2]
+	data, _ := readFile(fs, newest)
+	// Flip a byte inside the second batch (the first is the checkpoint).
+	_, _, n, _ := parseBatch(data)
+	f, _ = fs.OpenRW(newest)
+	f.WriteAt([]byte{data[n+30] ^ 0xff}, int64(n+30))
+	f.Sync()
+	f.Close()
+	if _, err := Open(fs, "data", Options{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with a bad batch followed by valid ones: %v, want ErrCorrupt", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+}
+
+// TestFormatMarker: another format refuses to open.
+func TestFormatMarker(t *testing.T) {
+	fs := diskio.NewSim(4)
+	w := mustOpen(t, fs, Options{})
+	w.Close()
+	f, _ := fs.Create("data/wal/FORMAT")
+	f.WriteAt([]byte("chronik-wal 99\n"), 0)
+	f.Sync()
+	f.Close()
+	if _, err := Open(fs, "data", Options{}); !errors.Is(err, ErrFormat) {
+		t.Fatalf("open: %v, want ErrFormat", err)
+	}
+}
+
+// TestDifferentialTan applies the same random operations to tan (on a
+// simulated disk) and to the WAL and compares every read.
+func TestDifferentialTan(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		d := newDiff(rt)
+		defer d.close()
+		rt.Repeat(map[string]func(*rapid.T){
+			"save":      d.save,
+			"compact":   d.compact,
+			"snapshots": d.saveSnapshots,
+			"bootstrap": d.bootstrap,
+			"remove":    d.remove,
+			"import":    d.importSnapshot,
+			"reopen":    d.reopen,
+			"":          d.check,
+		})
+	})
+}
+
+type diffNode struct {
+	last        uint64 // highest index saved
+	compactedTo uint64
+	removed     bool
+}
+
+type diff struct {
+	t                *rapid.T
+	tanFS, walFS     diskio.FS
+	tanDB            raftio.ILogDB
+	walDB            *WAL
+	nodes            map[uint64]*diffNode
+	term             uint64
+	segmentBytes     int64
+	removedSinceOpen bool
+}
+
+const diffShards = 3
+
+func newDiff(t *rapid.T) *diff {
+	d := &diff{t: t, tanFS: diskio.NewSim(1), walFS: diskio.NewSim(2), nodes: map[uint64]*diffNode{}, term: 1,
+		segmentBytes: rapid.SampledFrom([]int64{SegmentBytesMin, 64 << 10}).Draw(t, "segmentBytes")}
+	for s := uint64(1); s <= diffShards; s++ {
+		d.nodes[s] = &diffNode{}
+	}
+	d.open()
+	return d
+}
+
+func (d *diff) open() {
+	cfg := config.NodeHostConfig{Expert: config.ExpertConfig{FS: diskio.NewVFS(d.tanFS), LogDB: config.GetTinyMemLogDBConfig()}}
+	tdb, err := tan.Factory.Create(cfg, nil, []string{"tan"}, []string{"tan"})
+	if err != nil {
+		d.t.Fatalf("open tan: %v", err)
+	}
+	d.tanDB = tdb
+	d.walDB, err = Open(d.walFS, "data", Options{SegmentBytes: d.segmentBytes})
+	if err != nil {
+		d.t.Fatalf("open wal: %v", err)
+	}
+}
+
+func (d *diff) close() {
+	d.tanDB.Close()
+	d.walDB.Close()
+}
+
+func (d *diff) pick(t *rapid.T) (uint64, *diffNode) {
+	var live []uint64
+	for s := uint64(1); s <= diffShards; s++ {
+		if !d.nodes[s].removed {
+			live = append(live, s)
+		}
+	}
+	if len(live) == 0 {
+		t.Skip("every node removed")
+	}
+	s := rapid.SampledFrom(live).Draw(t, "shard")
+	return s, d.nodes[s]
+}
+
+func both(t *rapid.T, what string, f func(db raftio.ILogDB) error, tdb, wdb raftio.ILogDB) {
+	e1, e2 := f(tdb), f(wdb)
+	if (e1 == nil) != (e2 == nil) {
+		t.Fatalf("%s: tan %v, wal %v", what, e1, e2)
+	}
+	if e1 != nil {
+		t.Fatalf("%s: %v", what, e1)
+	}
+}
+
+func (d *diff) save(t *rapid.T) {
+	var updates []pb.Update
+	used := map[uint64]bool{}
+	for i := rapid.IntRange(1, 3).Draw(t, "updates"); i > 0; i-- {
+		s, n := d.pick(t)
+		if used[s] {
+			continue
+		}
+		used[s] = true
+		u := pb.Update{ShardID: s, ReplicaID: 1}
+		if rapid.Bool().Draw(t, "entries") {
+			lo := max(n.compactedTo+1, 1)
+			first := rapid.Uint64Range(lo, n.last+2).Draw(t, "first")
+			count := rapid.Uint64Range(1, 6).Draw(t, "count")
+			if rapid.Bool().Draw(t, "newTerm") {
+				d.term++
+			}
+			for j := uint64(0); j < count; j++ {
+				u.EntriesToSave = append(u.EntriesToSave, pb.Entry{Index: first + j, Term: d.term,
+					Type: pb.EntryType(rapid.IntRange(0, 1).Draw(t, "type")), Key: rapid.Uint64().Draw(t, "key"),
+					Cmd: []byte(rapid.StringN(0, 300, -1).Draw(t, "cmd"))})
+			}
+			n.last = first + count - 1
+		}
+		if rapid.Bool().Draw(t, "state") {
+			u.State = pb.State{Term: d.term, Vote: rapid.Uint64Range(0, 3).Draw(t, "vote"), Commit: rapid.Uint64Range(0, n.last).Draw(t, "commit")}
+		}
+		if rapid.IntRange(0, 4).Draw(t, "snap") == 0 && n.last > 0 {
+			u.Snapshot = d.snapshot(t, s, n)
+		}
+		updates = append(updates, u)
+	}
+	both(t, "SaveRaftState", func(db raftio.ILogDB) error { return db.SaveRaftState(updates, 1) }, d.tanDB, d.walDB)
+}
+
+func (d *diff) snapshot(t *rapid.T, s uint64, n *diffNode) pb.Snapshot {
+	return pb.Snapshot{ShardID: s, Index: rapid.Uint64Range(1, n.last).Draw(t, "ssIndex"), Term: d.term,
+		Filepath: "snap", FileSize: rapid.Uint64().Draw(t, "fileSize"), Type: pb.OnDiskStateMachine,
+		Membership: pb.Membership{Addresses: map[uint64]string{1: "a:1", 2: "b:2"}}}
+}
+
+func (d *diff) compact(t *rapid.T) {
+	s, n := d.pick(t)
+	if n.last == 0 {
+		t.Skip("nothing saved")
+	}
+	idx := rapid.Uint64Range(1, n.last).Draw(t, "to")
+	n.compactedTo = max(n.compactedTo, idx)
+	both(t, "RemoveEntriesTo", func(db raftio.ILogDB) error { return db.RemoveEntriesTo(s, 1, idx) }, d.tanDB, d.walDB)
+}
+
+func (d *diff) saveSnapshots(t *rapid.T) {
+	s, n := d.pick(t)
+	if n.last == 0 {
+		t.Skip("nothing saved")
+	}
+	u := []pb.Update{{ShardID: s, ReplicaID: 1, Snapshot: d.snapshot(t, s, n)}}
+	both(t, "SaveSnapshots", func(db raftio.ILogDB) error { return db.SaveSnapshots(u) }, d.tanDB, d.walDB)
+}
+
+func (d *diff) bootstrap(t *rapid.T) {
+	s, _ := d.pick(t)
+	bs := pb.Bootstrap{Addresses: map[uint64]string{1: rapid.StringN(1, 10, -1).Draw(t, "addr")}, Join: rapid.Bool().Draw(t, "join"), Type: pb.OnDiskStateMachine}
+	both(t, "SaveBootstrapInfo", func(db raftio.ILogDB) error { return db.SaveBootstrapInfo(s, 1, bs) }, d.tanDB, d.walDB)
+}
+
+func (d *diff) remove(t *rapid.T) {
+	s, n := d.pick(t)
+	// tan's RemoveNodeData writes no record: a reopen replays the node's
+	// records of its current log file back. The node is not used again.
+	n.removed = true
+	d.removedSinceOpen = true
+	both(t, "RemoveNodeData", func(db raftio.ILogDB) error { return db.RemoveNodeData(s, 1) }, d.tanDB, d.walDB)
+	d.checkNode(t, s)
+}
+
+func (d *diff) importSnapshot(t *rapid.T) {
+	s, n := d.pick(t)
+	ss := pb.Snapshot{ShardID: s, Index: rapid.Uint64Range(1, 50).Draw(t, "importIndex"), Term: d.term, Filepath: "imported", Type: pb.OnDiskStateMachine}
+	n.last, n.compactedTo = ss.Index, 0
+	both(t, "ImportSnapshot", func(db raftio.ILogDB) error { return db.ImportSnapshot(ss, 1) }, d.tanDB, d.walDB)
+}
+
+func (d *diff) reopen(t *rapid.T) {
+	d.close()
+	d.open()
+	d.removedSinceOpen = false
+}
+
+func (d *diff) check(t *rapid.T) {
+	for s := uint64(1); s <= diffShards; s++ {
+		if !d.nodes[s].removed {
+			d.checkNode(t, s)
+		}
+	}
+	if !d.removedSinceOpen && !d.anyRemoved() {
+		l1, _ := d.tanDB.ListNodeInfo()
+		l2, _ := d.walDB.ListNodeInfo()
+		if len(l1) != len(l2) {
+			t.Fatalf("ListNodeInfo: tan %v, wal %v", l1, l2)
+		}
+	}
+}
+
+func (d *diff) anyRemoved() bool {
+	for _, n := range d.nodes {
+		if n.removed {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *diff) checkNode(t *rapid.T, s uint64) {
+	n := d.nodes[s]
+	lastIndex := rapid.Uint64Range(n.compactedTo, n.last+1).Draw(t, "lastIndex")
+	r1, e1 := d.tanDB.ReadRaftState(s, 1, lastIndex)
+	r2, e2 := d.walDB.ReadRaftState(s, 1, lastIndex)
+	if !errors.Is(e2, e1) && !errors.Is(e1, e2) || !reflect.DeepEqual(r1, r2) {
+		t.Fatalf("ReadRaftState(%d, %d): tan %+v %v, wal %+v %v", s, lastIndex, r1, e1, r2, e2)
+	}
+	low := rapid.Uint64Range(1, n.last+2).Draw(t, "low")
+	high := rapid.Uint64Range(low, n.last+3).Draw(t, "high")
+	maxSize := rapid.SampledFrom([]uint64{0, 1, 200, 1000, 1 << 20}).Draw(t, "maxSize")
+	g1, z1, e1 := d.tanDB.IterateEntries(nil, 0, s, 1, low, high, maxSize)
+	g2, z2, e2 := d.walDB.IterateEntries(nil, 0, s, 1, low, high, maxSize)
+	if e1 != nil || e2 != nil || z1 != z2 || len(g1) != len(g2) || (len(g1) > 0 && !reflect.DeepEqual(g1, g2)) {
+		t.Fatalf("IterateEntries(%d, [%d, %d), %d): tan %s (%d) %v, wal %s (%d) %v", s, low, high, maxSize,
+			indexes(g1), z1, e1, indexes(g2), z2, e2)
+	}
+	ss1, e1 := d.tanDB.GetSnapshot(s, 1)
+	ss2, e2 := d.walDB.GetSnapshot(s, 1)
+	if e1 != nil || e2 != nil || ss1.Index != ss2.Index || ss1.Term != ss2.Term || ss1.Filepath != ss2.Filepath || ss1.FileSize != ss2.FileSize {
+		t.Fatalf("GetSnapshot(%d): tan %+v %v, wal %+v %v", s, ss1, e1, ss2, e2)
+	}
+	b1, e1 := d.tanDB.GetBootstrapInfo(s, 1)
+	b2, e2 := d.walDB.GetBootstrapInfo(s, 1)
+	if !errors.Is(e2, e1) && !errors.Is(e1, e2) || !reflect.DeepEqual(b1, b2) {
+		t.Fatalf("GetBootstrapInfo(%d): tan %+v %v, wal %+v %v", s, b1, e1, b2, e2)
+	}
+}
