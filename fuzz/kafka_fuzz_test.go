@@ -98,7 +98,7 @@ func startFuzzBroker() error {
 		Node: node.Config{
 			NodeID: 1, RaftAddr: raftAddr, Host: "127.0.0.1", Port: int32(port), Peers: map[uint64]string{1: raftAddr},
 			DataDir: "/data", FS: diskio.NewSim(1), Net: netio.NewOS(), Clock: clock.Real(),
-			RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, LogDBWriteBufferBytes: 1 << 20,
+			RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1,
 			DefaultPartitions: 1,
 		},
 		Listener: ln,

@@ -171,11 +171,10 @@ func (c *cluster) config(n *simNode) node.Config {
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
-		Log:                   plog.Options{SegmentBytesMax: 64 << 10},
-		RetentionInterval:     c.topo.retention.checkEvery,
-		LogDBWriteBufferBytes: 1 << 20,
-		UnsafeAckBeforeApply:  c.brokenAck,
-		OnStorageFailure:      c.failStop(n.id, n.starts, n.disk),
+		Log:                  plog.Options{SegmentBytesMax: 64 << 10},
+		RetentionInterval:    c.topo.retention.checkEvery,
+		UnsafeAckBeforeApply: c.brokenAck,
+		OnStorageFailure:     c.failStop(n.id, n.starts, n.disk),
 	}
 }
 
@@ -330,16 +329,15 @@ func (c *cluster) setDiskFaults(id uint64, f diskio.Faults) {
 	disk.SetFaults(c.withBroken(f))
 }
 
-// raftLogPattern matches dragonboat's Raft log files (tan's NNNNNN.log;
-// partition segments have 20 digits).
-const raftLogPattern = "??????.log"
+// raftLogPattern matches the Raft log's files (the WAL's segments,
+// core/wal; partition segments end in .log).
+const raftLogPattern = "*.wal"
 
 // withBroken adds the broken disk of the lying-fsync variant to f.
 func (c *cluster) withBroken(f diskio.Faults) diskio.Faults {
 	if c.lyingSync {
-		// Only dragonboat's Raft log files (tan's NNNNNN.log; partition
-		// segments have 20 digits) lie: the acknowledgement's durability,
-		// nothing else. Every other file stays durable, so the nodes
+		// Only the Raft log's files (the WAL's *.wal segments) lie:
+		// the acknowledgement's durability, nothing else. Every other file stays durable, so the nodes
 		// restart and the loss shows as missing records.
 		f.LyingSync, f.LyingSyncPattern = true, raftLogPattern
 	}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
-	"github.com/lni/dragonboat/v4/plugin/tan"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/chronik-go/chronik/core/raftlog"
+	"github.com/chronik-go/chronik/core/wal"
 	"github.com/chronik-go/chronik/diskio"
 	"github.com/chronik-go/chronik/netio"
 )
@@ -108,8 +108,8 @@ func (c *raftCluster) start(id uint64) {
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(disk),
 			TransportFactory: netio.NewTransportFactory(c.net.Host(hostName(id))),
-			LogDBFactory:     tan.Factory,
-			LogDB:            simLogDBConfig(),
+			LogDBFactory:     wal.NewFactory(disk, "/data", wal.Options{}),
+			LogDB:            config.GetTinyMemLogDBConfig(),
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
@@ -131,14 +131,6 @@ func (c *raftCluster) start(id uint64) {
 
 // crash follows the crash model: network first, then the disk is frozen,
 // then the node is torn down, then its restart image is built.
-// simLogDBConfig keeps tan's memory small: by default it allocates a 128 MiB
-// write buffer for each of 16 LogDB shards (2 GiB per NodeHost, all zeroed).
-func simLogDBConfig() config.LogDBConfig {
-	cfg := config.GetTinyMemLogDBConfig()
-	cfg.KVWriteBufferSize = 1 << 20
-	cfg.Shards = 1
-	return cfg
-}
 
 func (c *raftCluster) crash(id uint64, mode diskio.CrashMode) {
 	c.net.Crash(hostName(id))

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/lni/dragonboat/v4/config"
-
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
@@ -42,15 +40,13 @@ var (
 // the controller. Election timeout: ElectionRTT x RTT = 400 ms (dragonboat
 // randomises it up to twice that); heartbeats every 40 ms.
 const (
-	DefaultRTTMillisecond   = 20
-	DefaultElectionRTT      = 20
-	DefaultHeartbeatRTT     = 2
-	DefaultPartitions       = 1
-	DefaultSnapshotEntries  = 10000
-	DefaultCompactionOver   = 5000
-	DefaultRetentionEvery   = 10 * time.Second // Kafka's log.retention.check.interval.ms is 5 min; a topic with retention.ms=1000 should lose old data within seconds
-	DefaultLogDBWriteBuffer = 4 << 20
-	DefaultLogDBShards      = 1
+	DefaultRTTMillisecond  = 20
+	DefaultElectionRTT     = 20
+	DefaultHeartbeatRTT    = 2
+	DefaultPartitions      = 1
+	DefaultSnapshotEntries = 10000
+	DefaultCompactionOver  = 5000
+	DefaultRetentionEvery  = 10 * time.Second // Kafka's log.retention.check.interval.ms is 5 min; a topic with retention.ms=1000 should lose old data within seconds
 
 	controllerVotersMax = 3
 	pidBlockSize        = 100 // producer ids fetched from the controller at once
@@ -127,11 +123,6 @@ type Config struct {
 	// are filled in per replica).
 	Log plog.Options
 
-	// LogDB sizes tan's buffers; zero: DefaultLogDBWriteBuffer x
-	// DefaultLogDBShards (tan's own default is 16 x 128 MiB per NodeHost).
-	LogDBWriteBufferBytes uint64
-	LogDBShards           uint64
-
 	// OnStorageFailure, if set, is the node's fail-stop: FS is wrapped in
 	// diskio.FailStop, so the first failed write, fsync or truncate (a
 	// full disk, an I/O error) calls it with the error before any caller
@@ -187,8 +178,6 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HeartbeatRTT, DefaultHeartbeatRTT)
 	def(&c.SnapshotEntries, DefaultSnapshotEntries)
 	def(&c.CompactionOverhead, DefaultCompactionOver)
-	def(&c.LogDBWriteBufferBytes, DefaultLogDBWriteBuffer)
-	def(&c.LogDBShards, DefaultLogDBShards)
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = DefaultPartitions
 	}
@@ -211,12 +200,4 @@ func (c Config) withDefaults() (Config, error) {
 		c.OffsetsExpirySettle = DefaultOffsetsExpirySettle
 	}
 	return c, nil
-}
-
-// logDBConfig keeps tan's memory small (see the design brief).
-func (c Config) logDBConfig() config.LogDBConfig {
-	cfg := config.GetTinyMemLogDBConfig()
-	cfg.KVWriteBufferSize = c.LogDBWriteBufferBytes
-	cfg.Shards = c.LogDBShards
-	return cfg
 }

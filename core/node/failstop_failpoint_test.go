@@ -44,7 +44,7 @@ func osNodeConfig(dir, raftAddr string, log *slog.Logger) Config {
 	return Config{
 		NodeID: 1, RaftAddr: raftAddr, Host: "127.0.0.1", Port: 9092, Peers: map[uint64]string{1: raftAddr},
 		DataDir: dir, FS: diskio.NewOS(), Net: netio.NewOS(), Clock: clock.Real(), Logger: log,
-		RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1, LogDBWriteBufferBytes: 1 << 20,
+		RTTMillisecond: 5, ElectionRTT: 10, HeartbeatRTT: 1,
 	}
 }
 

@@ -135,8 +135,8 @@ func (c *cluster) config(id uint64) Config {
 		Logger:  c.log,
 		DataDir: "/data", FS: disk, Net: c.net.Host(hostName(id)), Clock: clock.Real(),
 		RTTMillisecond: 10, ElectionRTT: 10, HeartbeatRTT: 1,
-		Log:                   plog.Options{SegmentBytesMax: 1 << 20},
-		LogDBWriteBufferBytes: 1 << 20, AutoCreateTopics: c.auto,
+		Log:              plog.Options{SegmentBytesMax: 1 << 20},
+		AutoCreateTopics: c.auto,
 	}
 	if c.tweak != nil {
 		c.tweak(&cfg)

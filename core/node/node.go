@@ -13,12 +13,12 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
-	"github.com/lni/dragonboat/v4/plugin/tan"
 	"github.com/lni/dragonboat/v4/raftio"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
+	"github.com/chronik-go/chronik/core/wal"
 	"github.com/chronik-go/chronik/diskio"
 	"github.com/chronik-go/chronik/netio"
 )
@@ -110,8 +110,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.FS.MkdirAll(n.popts.Dir); err != nil {
 		return nil, err
 	}
-	if err := repairRaftLogTails(cfg.FS, n.nodeHostConfig().NodeHostDir, n.log); err != nil {
-		return nil, fmt.Errorf("node %d: repair the Raft log's torn tail: %w", cfg.NodeID, err)
+	if err := checkDataDir(cfg.FS, n.nodeHostDir(), cfg.RaftAddr); err != nil {
+		return nil, fmt.Errorf("node %d: %w", cfg.NodeID, err)
 	}
 	nh, err := dragonboat.NewNodeHost(n.nodeHostConfig())
 	if err != nil {
@@ -140,19 +140,26 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// nodeHostDir is dragonboat's directory (its flag file, snapshots); the
+// Raft log itself is the WAL in DataDir/wal.
+func (n *Node) nodeHostDir() string { return path.Join(n.cfg.DataDir, "nodehost") }
+
 func (n *Node) nodeHostConfig() config.NodeHostConfig {
 	tf := netio.NewTransportFactory(n.cfg.Net, netio.WithTransportLogger(n.cfg.Logger.With("component", "raft-transport")),
 		netio.WithAckObserver(n.isr.observe))
 	return config.NodeHostConfig{
-		NodeHostDir:       path.Join(n.cfg.DataDir, "nodehost"),
+		NodeHostDir:       n.nodeHostDir(),
 		RTTMillisecond:    n.cfg.RTTMillisecond,
 		RaftAddress:       n.cfg.RaftAddr,
 		RaftEventListener: leaderListener{ch: n.events, overflow: &n.overflow},
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(n.cfg.FS),
 			TransportFactory: tf,
-			LogDBFactory:     tan.Factory,
-			LogDB:            n.cfg.logDBConfig(),
+			LogDBFactory: wal.NewFactory(n.cfg.FS, n.cfg.DataDir, wal.Options{
+				Logger: n.log, OnFailure: n.cfg.OnStorageFailure}),
+			// Recorded by dragonboat in its flag file; tan's buffer sizes
+			// mean nothing to the WAL, so the value is fixed.
+			LogDB: config.GetTinyMemLogDBConfig(),
 		},
 	}
 }

@@ -1,0 +1,138 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/chronik-go/chronik/diskio"
+)
+
+// stoppedNodeWithData runs a one-node cluster, writes 15 records to
+// partition t/0 (shard 1000), stops the node cleanly and returns the
+// cluster and the partition's bytes.
+func stoppedNodeWithData(t *testing.T, seed int64) (*cluster, []byte) {
+	t.Helper()
+	c := newCluster(t, seed, 1)
+	c.createTopic("t", 1, 1)
+	for i := range 5 {
+		c.produce("t", 0, batch(-1, 0, 3, 100, int64(i)), 20*time.Second)
+	}
+	before, _ := fetchAll(t, c.node(1), "t", 0)
+	c.stop(1)
+	return c, before
+}
+
+// newestWALSegment returns the path of the newest WAL segment of disk.
+func newestWALSegment(t *testing.T, disk diskio.FS) string {
+	t.Helper()
+	names, err := disk.List("data/wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".wal") {
+			newest = n
+		}
+	}
+	if newest == "" {
+		t.Fatalf("no WAL segment in data/wal: %v", names)
+	}
+	return path.Join("data/wal", newest)
+}
+
+// TestRestartAfterTornWALTail: a node whose newest WAL segment ends in a
+// torn batch (a power cut mid-write) restarts and serves everything it
+// had, and goes on accepting writes.
+func TestRestartAfterTornWALTail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, before := stoppedNodeWithData(t, 3)
+		defer c.closeAll()
+		f, err := c.disks[1].OpenRW(newestWALSegment(t, c.disks[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		torn := append([]byte{0x43, 0x4b, 0x42, 0x31}, bytes.Repeat([]byte{'x'}, 200)...) // a batch magic, then garbage
+		if _, err := f.Append(torn); err != nil {
+			t.Fatal(err)
+		}
+		f.Sync()
+		f.Close()
+		c.start(1)
+		c.produce("t", 0, batch(-1, 0, 1, 10, 9), 20*time.Second)
+		after, _ := fetchAll(t, c.node(1), "t", 0)
+		if !bytes.HasPrefix(after, before) || len(after) <= len(before) {
+			t.Fatalf("after restart: %d bytes, before %d", len(after), len(before))
+		}
+	})
+}
+
+// TestStartRefusesTanLayout: a data dir whose Raft log is in tan's layout
+// (an earlier Chronik) is refused with an error saying what to do, and
+// nothing in it is touched.
+func TestStartRefusesTanLayout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 5, 1)
+		defer c.closeAll()
+		c.stop(1)
+		disk := c.disks[1]
+		if err := disk.RemoveAll("data"); err != nil {
+			t.Fatal(err)
+		}
+		// What tan left: NodeHostDir/<host>/<deployment>/tandb/...
+		tanFile := "data/nodehost/host1/00000000000000000001/tandb/node-1-1/000001.log"
+		if err := disk.MkdirAll(path.Dir(tanFile)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := disk.Create(tanFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Append([]byte("tan bytes"))
+		f.Sync()
+		f.Close()
+		_, err = Start(context.Background(), c.config(1))
+		if !errors.Is(err, ErrOldRaftLogLayout) {
+			t.Fatalf("start on a tan data dir: %v, want ErrOldRaftLogLayout", err)
+		}
+		for _, want := range []string{"tandb", "empty --data-dir", "previous release"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		if st, err := disk.Stat(tanFile); err != nil || st.Size != int64(len("tan bytes")) {
+			t.Fatalf("tan's file after the refusal: %+v %v", st, err)
+		}
+		if _, err := disk.Stat("data/wal"); !errors.Is(err, diskio.ErrNotExist) {
+			t.Fatalf("a WAL was created beside the old log: %v", err)
+		}
+	})
+}
+
+// TestStartRefusesChangedRaftAddr: a node restarted on its data dir with
+// another --raft-addr gets an error naming both addresses.
+func TestStartRefusesChangedRaftAddr(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 6, 1)
+		defer c.closeAll()
+		c.stop(1)
+		cfg := c.config(1)
+		old := cfg.RaftAddr
+		cfg.RaftAddr = "elsewhere:7000"
+		cfg.Peers = map[uint64]string{1: cfg.RaftAddr}
+		_, err := Start(context.Background(), cfg)
+		if !errors.Is(err, ErrRaftAddrChanged) {
+			t.Fatalf("start with another raft address: %v, want ErrRaftAddrChanged", err)
+		}
+		if !strings.Contains(err.Error(), old) || !strings.Contains(err.Error(), "elsewhere:7000") {
+			t.Fatalf("error %q does not name both addresses", err)
+		}
+		c.start(1) // the right address still starts
+	})
+}
