@@ -59,22 +59,23 @@ func (w *WAL) commit(group []*request) error {
 		return w.failed
 	}
 	buf := make([]byte, batchHeaderBytes, batchHeaderBytes+w.groupBytes(group))
-	sync := false
+	sync, frees := false, false
 	if w.activeSize >= w.opts.SegmentBytes {
 		var err error
 		if buf, err = w.roll(buf); err != nil {
 			return w.fail(err)
 		}
-		sync = true
+		sync, frees = true, true
 	}
 	for _, r := range group {
 		buf = append(buf, r.recs...)
 		sync = sync || r.sync
+		frees = frees || r.frees
 	}
 	if err := w.writeBatch(buf, sync); err != nil {
 		return w.fail(err)
 	}
-	if sync {
+	if frees {
 		w.deleteDead()
 	}
 	return nil
@@ -255,15 +256,29 @@ func (w *WAL) segSize(num uint64) int64 {
 	return 0
 }
 
+// isLive reports whether some run still needs segment num. Committer only.
+func (w *WAL) isLive(num uint64) bool {
+	for _, n := range w.st.nodes {
+		for _, r := range n.runs {
+			if r.seg == num {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // deleteDead deletes the oldest sealed segments while nothing live is in
 // them (oldest first, stopping at the first live one: recovery replays a
-// suffix of the segments, each opening with a checkpoint). Called only
-// after an fsync, so whatever made them dead is durable. A segment being
-// read is left for a later pass. A failed remove fails the WAL.
+// suffix of the segments, each opening with a checkpoint). Called after a
+// batch that may have freed some (a compaction, removal or import record,
+// or a roll), always fsynced, so whatever made them dead is durable;
+// entries freed only by a truncation wait for the next such batch. A
+// segment being read is left for a later pass. A failed remove fails the
+// WAL.
 func (w *WAL) deleteDead() {
-	live := w.liveBytes()
 	for _, num := range w.sortedSegs() {
-		if num == w.active.num || live[num] > 0 {
+		if num == w.active.num || w.isLive(num) {
 			return
 		}
 		w.mu.Lock()

@@ -122,9 +122,10 @@ type segment struct {
 
 // request is one write waiting for a group commit.
 type request struct {
-	recs []byte // encoded records
-	sync bool   // needs an fsync before done
-	done chan error
+	recs  []byte // encoded records
+	sync  bool   // needs an fsync before done
+	frees bool   // may leave segments dead (compaction, removal, import)
+	done  chan error
 }
 
 // WAL is the node-wide write-ahead log, a raftio.ILogDB. See doc.go.
@@ -181,7 +182,15 @@ func (w *WAL) Close() error {
 
 // submit queues recs for the next group commit and waits for it.
 func (w *WAL) submit(recs []byte, sync bool) error {
-	r := &request{recs: recs, sync: sync, done: make(chan error, 1)}
+	return w.submitReq(&request{recs: recs, sync: sync, done: make(chan error, 1)})
+}
+
+// submitFreeing is submit for a record that may leave segments dead.
+func (w *WAL) submitFreeing(recs []byte) error {
+	return w.submitReq(&request{recs: recs, sync: true, frees: true, done: make(chan error, 1)})
+}
+
+func (w *WAL) submitReq(r *request) error {
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
@@ -327,7 +336,7 @@ func (w *WAL) ReadRaftState(shardID, replicaID, lastIndex uint64) (raftio.RaftSt
 // RemoveEntriesTo marks the entries with index <= index removed; segments
 // holding nothing live any more are deleted.
 func (w *WAL) RemoveEntriesTo(shardID, replicaID, index uint64) error {
-	return w.submit(appendIndexRec(nil, recCompact, nodeKey{shardID, replicaID}, index), true)
+	return w.submitFreeing(appendIndexRec(nil, recCompact, nodeKey{shardID, replicaID}, index))
 }
 
 // CompactEntriesTo: space is reclaimed by RemoveEntriesTo already (whole
@@ -340,7 +349,7 @@ func (w *WAL) CompactEntriesTo(uint64, uint64, uint64) (<-chan struct{}, error) 
 
 // RemoveNodeData forgets everything of a replica, bootstrap included.
 func (w *WAL) RemoveNodeData(shardID, replicaID uint64) error {
-	return w.submit(appendKeyOnly(nil, recRemove, nodeKey{shardID, replicaID}), true)
+	return w.submitFreeing(appendKeyOnly(nil, recRemove, nodeKey{shardID, replicaID}))
 }
 
 // ImportSnapshot replaces everything of replica replicaID of the
@@ -350,7 +359,7 @@ func (w *WAL) ImportSnapshot(ss pb.Snapshot, replicaID uint64) error {
 	if pb.IsEmptySnapshot(ss) {
 		return fmt.Errorf("wal: import of an empty snapshot")
 	}
-	return w.submit(appendMsg(nil, recImport, nodeKey{ss.ShardID, replicaID}, &ss), true)
+	return w.submitFreeing(appendMsg(nil, recImport, nodeKey{ss.ShardID, replicaID}, &ss))
 }
 
 // IterateEntries appends to ents the entries [low, high) of a replica, in

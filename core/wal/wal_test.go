@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lni/dragonboat/v4/config"
 	dblogger "github.com/lni/dragonboat/v4/logger"
@@ -159,6 +161,9 @@ func TestSegmentsRollAndDelete(t *testing.T) {
 	names, _ := fs.List("data/wal")
 	if len(names) > 12 {
 		t.Fatalf("%d files in the WAL after compaction: %v", len(names), names)
+	}
+	if names[0] == segmentName(1) {
+		t.Fatalf("segment 1 (the quiet shard's entries) still there: %v", names)
 	}
 	check := func(w *WAL) {
 		t.Helper()
@@ -464,5 +469,65 @@ func (d *diff) checkNode(t *rapid.T, s uint64) {
 	b2, e2 := d.walDB.GetBootstrapInfo(s, 1)
 	if !errors.Is(e2, e1) && !errors.Is(e1, e2) || !reflect.DeepEqual(b1, b2) {
 		t.Fatalf("GetBootstrapInfo(%d): tan %+v %v, wal %+v %v", s, b1, e1, b2, e2)
+	}
+}
+
+// TestGroupCommit: concurrent writers of different shards share fsyncs
+// (one Write and at most one fsync per group), and each returns only with
+// its entries readable.
+func TestGroupCommit(t *testing.T) {
+	fs := diskio.NewSim(5)
+	fs.SetFaults(diskio.Faults{Latency: map[diskio.Op]time.Duration{diskio.OpSync: time.Millisecond}})
+	w := mustOpen(t, fs, Options{})
+	defer w.Close()
+	const writers, rounds = 8, 20
+	before := fs.Stats().Syncs
+	var wg sync.WaitGroup
+	for s := uint64(1); s <= writers; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(1); i <= rounds; i++ {
+				u := pb.Update{ShardID: s, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}
+				if err := w.SaveRaftState([]pb.Update{u}, s); err != nil {
+					t.Error(err)
+					return
+				}
+				if got := iterate(t, w, s, i, i+1, 0); len(got) != 1 {
+					t.Errorf("shard %d: entry %d not readable after SaveRaftState", s, i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	syncs := fs.Stats().Syncs - before
+	t.Logf("%d SaveRaftState calls, %d fsyncs", writers*rounds, syncs)
+	if syncs >= writers*rounds {
+		t.Fatalf("%d fsyncs for %d calls: no group commit", syncs, writers*rounds)
+	}
+}
+
+// TestSyncFailureFailStops: a failed fsync fails its callers and every
+// later write (never retried); a reopen recovers what is durable.
+func TestSyncFailureFailStops(t *testing.T) {
+	fs := diskio.NewSim(6)
+	w := mustOpen(t, fs, Options{})
+	if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1}, EntriesToSave: ents(1, 2, 1)}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetFaults(diskio.Faults{Rules: []diskio.FaultRule{{Op: diskio.OpSync, PathPattern: "data/wal/*.wal", Probability: 1}}})
+	err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, EntriesToSave: ents(3, 3, 1)}}, 1)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("SaveRaftState with a failing fsync: %v, want ErrFailed", err)
+	}
+	fs.SetFaults(diskio.Faults{})
+	if err := w.SaveBootstrapInfo(1, 1, pb.Bootstrap{}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("write after a failed fsync: %v, want ErrFailed", err)
+	}
+	w.Close()
+	w = mustOpen(t, fs, Options{})
+	defer w.Close()
+	if got := iterate(t, w, 1, 1, 10, 0); len(got) < 2 {
+		t.Fatalf("after reopen: %s, want at least 1 and 2", indexes(got))
 	}
 }
