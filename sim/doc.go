@@ -241,20 +241,23 @@
 //
 // # Not injected, and why
 //
-//   - Read bit flips in dragonboat's own files (tan log, snapshots):
-//     dragonboat fail-stops on a corrupt read by panicking on a worker
-//     goroutine, which ends the whole test process (every simulated node
-//     at once). A dragonboat panic during a run writes the trace first
+//   - Read bit flips in the Raft log (core/wal's *.wal segments) and
+//     dragonboat's snapshots: the WAL verifies every record it reads and
+//     reports a mismatch to the node's fail-stop hook, but dragonboat then
+//     panics on the read error on a worker goroutine, which ends the whole
+//     test process (every simulated node at once). Crashes (every crash
+//     mode) and the lying-fsync variant do reach the WAL's files. A dragonboat panic during a run writes the trace first
 //     (failstop_test.go); TestSimCatchesLyingFsync relies on it, in a
 //     child process.
 //   - Slow disk (diskio Latency): a goroutine waiting on a sync.Mutex is
 //     not durably blocked, so a sleep under a mutex another goroutine
 //     wants stops the bubble's clock for good (wall-clock hang). dragonboat
 //     sleeps there wherever the disk is slow: it applies entries holding
-//     its state machine's RWMutex, tan writes holding its db mutex (seen:
+//     its state machine's RWMutex, tan wrote holding its db mutex (seen:
 //     the snapshot worker waiting on it), and even a slow Raft-log fsync,
 //     done outside tan's mutex, left the tick worker waiting on the
-//     NodeHost's RWMutex (seen with latency on tan's fsync alone).
+//     NodeHost's RWMutex (seen with latency on tan's fsync alone; not
+//     retried since the WAL replaced tan).
 //
 // # The simulator can fail
 //

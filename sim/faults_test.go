@@ -229,9 +229,10 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		// Partition log segments only: plog verifies every batch's CRC on
 		// read, so a flipped bit must become a fetch error (or an aborted
 		// snapshot, or a fail-stop when a replica opens), never a served
-		// record (the history checks every value read). dragonboat's own
-		// log (tan) fail-stops on a corrupt read by panicking, which would
-		// end every node of the run at once (failstop_test.go).
+		// record (the history checks every value read). Not the Raft
+		// log (core/wal): it refuses a corrupt read, but dragonboat
+		// panics on the error, which would end every node of the run at
+		// once (failstop_test.go).
 		p := []float64{0.001, 0.01, 0.1}[rng.IntN(3)]
 		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
 		c.setRunningDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern})
