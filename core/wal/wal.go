@@ -142,9 +142,10 @@ type WAL struct {
 
 	// mu guards st and segs. Held for map and index operations only,
 	// never across I/O or a wait.
-	mu   sync.RWMutex
-	st   *memState
-	segs map[uint64]*segment
+	mu     sync.RWMutex
+	st     *memState
+	segs   map[uint64]*segment
+	closed bool // set by Close: reads find nothing
 
 	// Committer-owned (and Open's before the committer starts).
 	active     *segment
@@ -175,7 +176,7 @@ func (w *WAL) Close() error {
 		for _, s := range w.segs {
 			err = errors.Join(err, s.f.Close())
 		}
-		w.segs = map[uint64]*segment{}
+		w.segs, w.closed = map[uint64]*segment{}, true
 	})
 	return err
 }
@@ -406,7 +407,7 @@ func (w *WAL) pinRuns(k nodeKey, low, high uint64) ([]run, []*segment) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	n := w.st.nodes[k]
-	if n == nil || low <= n.compactedTo {
+	if w.closed || n == nil || low <= n.compactedTo {
 		return nil, nil
 	}
 	runs := n.query(low, high)
