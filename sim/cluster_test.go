@@ -171,7 +171,9 @@ func (c *cluster) config(n *simNode) node.Config {
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
-		Log:                  plog.Options{SegmentBytesMax: 64 << 10},
+		Log: plog.Options{SegmentBytesMax: 64 << 10},
+		// Small Raft log segments: rolls, relocations and deletions happen.
+		RaftLogSegmentBytes:  256 << 10,
 		RetentionInterval:    c.topo.retention.checkEvery,
 		UnsafeAckBeforeApply: c.brokenAck,
 		OnStorageFailure:     c.failStop(n.id, n.starts, n.disk),

@@ -108,7 +108,7 @@ func (c *raftCluster) start(id uint64) {
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(disk),
 			TransportFactory: netio.NewTransportFactory(c.net.Host(hostName(id))),
-			LogDBFactory:     wal.NewFactory(disk, "/data", wal.Options{}),
+			LogDBFactory:     wal.NewFactory(disk, "/data", wal.Options{SegmentBytes: 64 << 10}),
 			LogDB:            config.GetTinyMemLogDBConfig(),
 		},
 	}

@@ -123,6 +123,10 @@ type Config struct {
 	// are filled in per replica).
 	Log plog.Options
 
+	// RaftLogSegmentBytes is the Raft log's (core/wal) segment size; zero:
+	// wal.DefaultSegmentBytes.
+	RaftLogSegmentBytes int64
+
 	// OnStorageFailure, if set, is the node's fail-stop: FS is wrapped in
 	// diskio.FailStop, so the first failed write, fsync or truncate (a
 	// full disk, an I/O error) calls it with the error before any caller

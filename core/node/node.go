@@ -156,7 +156,7 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 			FS:               diskio.NewVFS(n.cfg.FS),
 			TransportFactory: tf,
 			LogDBFactory: wal.NewFactory(n.cfg.FS, n.cfg.DataDir, wal.Options{
-				Logger: n.log, OnFailure: n.cfg.OnStorageFailure}),
+				Logger: n.log, OnFailure: n.cfg.OnStorageFailure, SegmentBytes: n.cfg.RaftLogSegmentBytes}),
 			// Recorded by dragonboat in its flag file; tan's buffer sizes
 			// mean nothing to the WAL, so the value is fixed.
 			LogDB: config.GetTinyMemLogDBConfig(),
