@@ -176,7 +176,7 @@ const coordinatorPollEvery = 250 * time.Millisecond
 // leadership moved): a member blocked in JoinGroup or SyncGroup is then
 // answered NOT_COORDINATOR instead of waiting for a rebalance that will
 // never complete here. lost reports whether that happened. The watcher
-// goroutine exits when stop is called.
+// polls on the node's clock and exits when stop is called.
 func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wctx context.Context, lost func() bool, stop func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
@@ -184,13 +184,14 @@ func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wct
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(coordinatorPollEvery)
+		t := rc.Broker.clock.NewTimer(coordinatorPollEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
+				t.Reset(coordinatorPollEvery)
 				if cur, ok := rc.Broker.Node.CoordinatorTerm(wctx); wctx.Err() == nil && (!ok || cur != term) {
 					mu.Lock()
 					gone = true

@@ -47,6 +47,7 @@ type Broker struct {
 	// restart loses every session).
 	fetchSessions *fetchSessionCache
 
+	clock    clock.Clock // the node's clock (the simulator's per-node clock)
 	log      *slog.Logger
 	srv      *Server
 	serveErr chan error
@@ -93,7 +94,7 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	}
 	b := &Broker{
 		Node: n, Groups: groups,
-		NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1),
+		NodeID: int32(cfg.Node.NodeID), clock: gclock, log: log, serveErr: make(chan error, 1),
 	}
 	scfg := cfg.Server
 	scfg.Logger = log
