@@ -15,7 +15,7 @@ import (
 // Producer checkpoint (producers.state, big-endian, written atomically by
 // tmp + Sync + Rename + SyncDir). Frozen.
 const (
-	CheckpointMagic   uint32 = 0x43505053 // "CPPS"
+	CheckpointMagic uint32 = 0x43505053 // "CPPS"
 	// CheckpointVersion 2 adds the transaction state after the producer
 	// table; version 1 (no transactions then) is still read, as empty.
 	CheckpointVersion   uint16 = 2

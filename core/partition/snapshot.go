@@ -35,9 +35,9 @@ const (
 	SnapshotMagic     uint32 = 0x4350534e // "CPSN"
 	SnapshotVersion   uint16 = 2
 	snapshotVersionV1 uint16 = 1
-	snapshotHeader         = 40
-	tagBatches      uint8  = 1
-	tagEnd          uint8  = 2
+	snapshotHeader           = 40
+	tagBatches        uint8  = 1
+	tagEnd            uint8  = 2
 	// SnapshotChunkBytes is the target size of one chunk of batches; a chunk
 	// is larger only to hold one batch (at most plog.BatchBytesLimit).
 	SnapshotChunkBytes = 1 << 20
