@@ -495,6 +495,12 @@ func (s *state) txnCommitOffsets(c TxnCommitOffsets) (Result, bool) {
 		}
 	}
 	if r.Code != 0 {
+		for i := range r.Partitions {
+			if r.Partitions[i].Code == 0 {
+				r.Partitions[i].Code = kerr.OperationNotAttempted.Code
+			}
+		}
+		r.Message = "unknown topic or partition; nothing staged"
 		return r, false
 	}
 	t := old.clone()

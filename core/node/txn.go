@@ -62,6 +62,9 @@ type TxnCode struct {
 
 func (n *Node) nowMs() int64 { return n.cfg.Clock.Now().UnixMilli() }
 
+// NowMs is the node's clock in Unix milliseconds.
+func (n *Node) NowMs() int64 { return n.nowMs() }
+
 // txnPropose proposes cmd on the controller shard and maps failures to
 // retriable Kafka codes (COORDINATOR_NOT_AVAILABLE / REQUEST_TIMED_OUT).
 func (n *Node) txnPropose(ctx context.Context, cmd meta.Command) meta.Result {
@@ -347,4 +350,26 @@ func (n *Node) LastStableOffset(ctx context.Context, topic string, part int32) (
 		return -1, code
 	}
 	return rep.LastStableOffset(), 0
+}
+
+// WriteTxnMarker writes one marker to a partition this node leads
+// (WriteTxnMarkers); it changes no coordinator state.
+func (n *Node) WriteTxnMarker(ctx context.Context, topic string, part int32, pid int64, epoch int16, commit bool, coordinatorEpoch int32) int16 {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	shard, _, leaderEpoch, code := n.leaderPartition(ctx, topic, part)
+	if code != 0 {
+		return code
+	}
+	cmd := partition.EncodeMarker(partition.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: commit,
+		CoordinatorEpoch: coordinatorEpoch, TimestampMs: n.nowMs(), LeaderEpoch: leaderEpoch})
+	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
+	if err != nil {
+		return n.errCode(ctx, err)
+	}
+	r, err := partition.DecodeMarkerResult(res)
+	if err != nil {
+		return kerr.UnknownServerError.Code
+	}
+	return r.ErrorCode
 }

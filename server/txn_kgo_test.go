@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-go/chronik/core/node"
+)
+
+// txnProduce runs one transaction of values on topic and ends it.
+func txnProduce(t *testing.T, cl *kgo.Client, topic string, commit bool, values ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end transaction (commit %v): %v", commit, err)
+	}
+}
+
+// consumeValues reads topic from the start until want values arrived (or
+// the partitions' ends, for read_committed, are reached) and returns the
+// values, sorted.
+func consumeValues(t *testing.T, c *testCluster, topic string, want int, opts ...kgo.Opt) []string {
+	t.Helper()
+	cl := c.client(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	var got []string
+	for len(got) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d: %v", len(got), want, got)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch error: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	// Nothing more should come.
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	cl.PollFetches(short).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	sort.Strings(got)
+	return got
+}
+
+func txnClient(c *testCluster, id string, opts ...kgo.Opt) *kgo.Client {
+	return c.client(append([]kgo.Opt{kgo.TransactionalID(id), kgo.TransactionTimeout(10 * time.Second), kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, opts...)...)
+}
+
+// TestTxnCommitAbortReadCommitted: committed transactions are visible to
+// read_committed consumers, aborted ones only to read_uncommitted; the
+// LSO stops read_committed at an open transaction.
+func TestTxnCommitAbortReadCommitted(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("nodes=%d", n), func(t *testing.T) {
+			c := startCluster(t, n, nil)
+			c.createTopic("tx", 3)
+			cl := txnClient(c, "tx-1")
+			txnProduce(t, cl, "tx", true, "c1", "c2", "c3")
+			txnProduce(t, cl, "tx", false, "a1", "a2", "a3")
+			txnProduce(t, cl, "tx", true, "c4")
+			got := consumeValues(t, c, "tx", 4, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			if fmt.Sprint(got) != "[c1 c2 c3 c4]" {
+				t.Fatalf("read_committed got %v", got)
+			}
+			got = consumeValues(t, c, "tx", 7)
+			if fmt.Sprint(got) != "[a1 a2 a3 c1 c2 c3 c4]" {
+				t.Fatalf("read_uncommitted got %v", got)
+			}
+			// An open transaction holds the LSO: read_committed ListOffsets
+			// answers below the high watermark until it commits.
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "tx", Partition: 0, Value: []byte("open")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			adm := c.admin()
+			committed, err := adm.ListCommittedOffsets(ctx, "tx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ends, err := adm.ListEndOffsets(ctx, "tx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lagging := 0
+			ends.Each(func(o kadm.ListedOffset) {
+				if lc, _ := committed.Lookup("tx", o.Partition); lc.Offset < o.Offset {
+					lagging++
+				}
+			})
+			if lagging != 1 {
+				t.Fatalf("%d partitions with LSO < HW, want 1 (committed %v, end %v)", lagging, committed, ends)
+			}
+			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			got = consumeValues(t, c, "tx", 5, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			if fmt.Sprint(got) != "[c1 c2 c3 c4 open]" {
+				t.Fatalf("read_committed after commit got %v", got)
+			}
+			// DescribeTransactions / ListTransactions.
+			dt, err := adm.DescribeTransactions(ctx, "tx-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := dt["tx-1"]; !ok || d.State != "CompleteCommit" || d.Err != nil {
+				t.Fatalf("describe %+v", dt)
+			}
+			lt, err := adm.ListTransactions(ctx, nil, nil)
+			if err != nil || len(lt) != 1 {
+				t.Fatalf("list %+v %v", lt, err)
+			}
+		})
+	}
+}
+
+// TestTxnFencing: a second producer with the same transactional id fences
+// the first, whose transaction is aborted.
+func TestTxnFencing(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	c.createTopic("fence", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	old := txnClient(c, "fenced-id")
+	if err := old.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.ProduceSync(ctx, &kgo.Record{Topic: "fence", Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := txnClient(c, "fenced-id")
+	txnProduce(t, fresh, "fence", true, "fresh")
+	err := old.ProduceSync(ctx, &kgo.Record{Topic: "fence", Value: []byte("zombie2")}).FirstErr()
+	if err == nil {
+		err = old.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("old producer: %v, want fenced", err)
+	}
+	got := consumeValues(t, c, "fence", 1, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if fmt.Sprint(got) != "[fresh]" {
+		t.Fatalf("read_committed got %v", got)
+	}
+}
+
+// TestTxnTimeoutAbort: a transaction left open past its timeout is aborted
+// by the coordinator; its records never show to read_committed and its
+// producer cannot commit it.
+func TestTxnTimeoutAbort(t *testing.T) {
+	c := startCluster(t, 1, func(nc *node.Config) { nc.TxnTimeoutCheckInterval = 100 * time.Millisecond })
+	c.createTopic("slow", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	cl := txnClient(c, "slow-id", kgo.TransactionTimeout(time.Second))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "slow", Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := c.admin()
+	eventually(t, testWait, func() bool {
+		dt, err := adm.DescribeTransactions(ctx, "slow-id")
+		return err == nil && dt["slow-id"].State == "CompleteAbort"
+	}, "the coordinator aborts the timed-out transaction")
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Fatal("commit of a timed-out transaction succeeded")
+	}
+	w := c.client()
+	if err := w.ProduceSync(ctx, &kgo.Record{Topic: "slow", Value: []byte("plain")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeValues(t, c, "slow", 1, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if fmt.Sprint(got) != "[plain]" {
+		t.Fatalf("read_committed got %v", got)
+	}
+}
