@@ -147,7 +147,6 @@ func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, co
 	}
 }
 
-
 // Txn returns a transactional id's state from the local controller
 // replica.
 func (n *Node) Txn(id string) (*meta.Txn, bool) {
