@@ -194,3 +194,70 @@ func TestTxnTimeoutAbort(t *testing.T) {
 		t.Fatalf("read_committed got %v", got)
 	}
 }
+
+// TestTxnConsumeTransformProduce: kgo's GroupTransactSession reads
+// "in", writes "out" and commits the consumed offsets in the same
+// transaction (AddOffsetsToTxn, TxnOffsetCommit); every input record
+// appears exactly once in read_committed output, and the group's
+// committed offsets cover the input.
+func TestTxnConsumeTransformProduce(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	c.createTopic("in", 2)
+	c.createTopic("out", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	p := c.client()
+	const n = 40
+	for i := range n {
+		if err := p.ProduceSync(ctx, &kgo.Record{Topic: "in", Value: []byte(fmt.Sprintf("v%02d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)},
+		kgo.TransactionalID("ctp"), kgo.TransactionTimeout(10*time.Second),
+		kgo.ConsumerGroup("ctp-group"), kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	done := 0
+	for round := 0; done < n; round++ {
+		if ctx.Err() != nil {
+			t.Fatalf("transformed %d of %d", done, n)
+		}
+		fs := sess.PollFetches(ctx)
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		var batch int
+		fs.EachRecord(func(r *kgo.Record) {
+			batch++
+			sess.Produce(ctx, &kgo.Record{Topic: "out", Value: append([]byte("t-"), r.Value...)}, nil)
+		})
+		// Abort every third round: its input is read again.
+		commit := round%3 != 2
+		committed, err := sess.End(ctx, kgo.TransactionEndTry(commit))
+		if err != nil {
+			t.Fatalf("round %d: end: %v", round, err)
+		}
+		if committed {
+			done += batch
+		}
+	}
+	got := consumeValues(t, c, "out", n, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	for i, v := range got {
+		if want := fmt.Sprintf("t-v%02d", i); v != want {
+			t.Fatalf("output %d is %q, want %q (all: %v)", i, v, want, got)
+		}
+	}
+	offs, err := c.admin().FetchOffsets(ctx, "ctp-group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != n {
+		t.Fatalf("committed offsets sum to %d, want %d: %v", sum, n, offs)
+	}
+}
