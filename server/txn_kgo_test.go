@@ -261,3 +261,54 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 		t.Fatalf("committed offsets sum to %d, want %d: %v", sum, n, offs)
 	}
 }
+
+// TestTxnFailover: on 3 nodes, the transaction coordinator (controller
+// leader) and then a partition leader stop in the middle of transactions;
+// each transaction still commits whole, and read_committed readers see
+// every committed record once.
+func TestTxnFailover(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	c.createTopic("fo", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	cl := txnClient(c, "fo-id", kgo.RequestRetries(50))
+	begin := func(tag string) {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "fo", Value: []byte(fmt.Sprintf("%s%d", tag, i))}).FirstErr(); err != nil {
+				t.Fatalf("%s%d: %v", tag, i, err)
+			}
+		}
+	}
+	// 1: the coordinator stops between the produces and EndTxn.
+	begin("a")
+	md, err := c.admin().BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := uint64(md.Controller)
+	c.stop(coord)
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the coordinator stopped: %v", err)
+	}
+	c.restart(coord)
+	c.waitBrokers(3)
+	// 2: a partition leader stops between the produces and EndTxn.
+	begin("b")
+	leader := c.leaderOf("fo", 0)
+	c.stop(leader)
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit after a partition leader stopped: %v", err)
+	}
+	c.restart(leader)
+	c.waitBrokers(3)
+	for p := int32(0); p < 3; p++ {
+		c.leaderOf("fo", p)
+	}
+	got := consumeValues(t, c, "fo", 12, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if fmt.Sprint(got) != "[a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 b4 b5]" {
+		t.Fatalf("read_committed got %v", got)
+	}
+}
