@@ -312,3 +312,56 @@ func TestTxnFailover(t *testing.T) {
 		t.Fatalf("read_committed got %v", got)
 	}
 }
+
+// BenchmarkTxnCommit measures committed transactions per second through
+// kgo on one node and three (one record per transaction, to 3
+// partitions), with producers transacting in parallel, each under its
+// own transactional id: the coordinator's cost is what it measures.
+func BenchmarkTxnCommit(b *testing.B) {
+	for _, nodes := range []int{1, 3} {
+		for _, producers := range []int{1, 8} {
+			b.Run(fmt.Sprintf("nodes=%d/producers=%d", nodes, producers), func(b *testing.B) {
+				c := startCluster(b, nodes, nil)
+				c.createTopic("bench", 3)
+				ctx := context.Background()
+				cls := make([]*kgo.Client, producers)
+				for i := range cls {
+					cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(fmt.Sprintf("bench-%d", i)),
+						kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer cl.Close()
+					cls[i] = cl
+				}
+				b.ResetTimer()
+				errs := make(chan error, producers)
+				for i, cl := range cls {
+					go func() {
+						for j := i; j < b.N; j += producers {
+							if err := cl.BeginTransaction(); err != nil {
+								errs <- err
+								return
+							}
+							if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "bench", Value: []byte("x")}).FirstErr(); err != nil {
+								errs <- err
+								return
+							}
+							if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+								errs <- err
+								return
+							}
+						}
+						errs <- nil
+					}()
+				}
+				for range cls {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
+			})
+		}
+	}
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -214,31 +215,64 @@ func (n *Node) txnMarkerLoop() {
 	n.watchView(txnMarkerRetryEvery, n.writeMarkers)
 }
 
-// writeMarkers handles every preparing transaction of v, in id order; it
-// asks to run again while any remains (another node may be its partitions'
-// leader, or a proposal failed).
+// writeMarkers handles every preparing transaction of v, at most
+// txnMarkerWorkersMax at a time (each one's partitions in order, then its
+// report), and waits for all; it asks to run again while any remains
+// (another node may be its partitions' leader, or a proposal failed).
 func (n *Node) writeMarkers(v *meta.View) bool {
+	sem := make(chan struct{}, txnMarkerWorkersMax)
+	var wg sync.WaitGroup
 	for _, t := range v.PreparingTxns {
-		if n.ctx.Err() != nil {
-			return false
-		}
-		var done []meta.TopicPartition
-		for _, p := range t.Partitions {
-			if n.writeMarker(t, p) {
-				done = append(done, p)
-			}
-		}
-		if len(done) == 0 {
+		if !n.leadsAnyOf(v, t.Partitions) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
-		_, err := n.proposeMeta(ctx, meta.TxnMarkersWritten{TxnID: t.ID, ProducerID: t.ProducerID, Epoch: t.Epoch, NowMs: n.nowMs(), Partitions: done})
-		cancel()
-		if err != nil && n.ctx.Err() == nil {
-			n.log.Warn("transaction markers: report", "txn", t.ID, "err", err)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n.finishTxn(t)
+		}()
+	}
+	wg.Wait()
+	return len(v.PreparingTxns) > 0
+}
+
+// txnMarkerWorkersMax bounds the transactions whose markers one node
+// writes at once.
+const txnMarkerWorkersMax = 16
+
+func (n *Node) leadsAnyOf(v *meta.View, tps []meta.TopicPartition) bool {
+	for _, p := range tps {
+		if pp, ok := partitionOf(v, p.Topic, p.Partition); ok {
+			if _, leads := n.leaderTerm(pp.ShardID); leads {
+				return true
+			}
 		}
 	}
-	return len(v.PreparingTxns) > 0
+	return false
+}
+
+// finishTxn writes t's markers on the partitions led here and reports
+// them to the controller.
+func (n *Node) finishTxn(t *meta.Txn) {
+	var done []meta.TopicPartition
+	for _, p := range t.Partitions {
+		if n.ctx.Err() != nil {
+			return
+		}
+		if n.writeMarker(t, p) {
+			done = append(done, p)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+	_, err := n.proposeMeta(ctx, meta.TxnMarkersWritten{TxnID: t.ID, ProducerID: t.ProducerID, Epoch: t.Epoch, NowMs: n.nowMs(), Partitions: done})
+	cancel()
+	if err != nil && n.ctx.Err() == nil {
+		n.log.Warn("transaction markers: report", "txn", t.ID, "err", err)
+	}
 }
 
 // writeMarker proposes t's marker to partition p if this node leads it,
