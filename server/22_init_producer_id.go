@@ -97,7 +97,7 @@ func initTxnProducer(ctx context.Context, rc *RequestContext, req *kmsg.InitProd
 		expectedPID, expectedEpoch = req.ProducerID, req.ProducerEpoch
 	}
 	r := rc.Broker.Node.InitTxnProducer(ctx, id, req.TransactionTimeoutMillis, expectedPID, expectedEpoch)
-	resp.ErrorCode = r.Code
+	resp.ErrorCode = fencedFor(r.Code, req.Version, 4)
 	if r.Code == 0 {
 		resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.Epoch
 	}

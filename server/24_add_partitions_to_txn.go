@@ -81,7 +81,7 @@ func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg
 		rt.Topic = t.Topic
 		for j, p := range t.Partitions {
 			rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p, codes[i][j]
+			rp.Partition, rp.ErrorCode = p, fencedFor(codes[i][j], req.Version, 2)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

@@ -44,6 +44,6 @@ func handleAddOffsetsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 	if resp.ErrorCode = txnCoordinator(ctx, rc); resp.ErrorCode != 0 {
 		return resp, nil
 	}
-	resp.ErrorCode = rc.Broker.Node.AddTxnGroup(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+	resp.ErrorCode = fencedFor(rc.Broker.Node.AddTxnGroup(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group), req.Version, 2)
 	return resp, nil
 }

@@ -47,6 +47,6 @@ func handleEndTxn(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (k
 		return resp, nil
 	}
 	r := rc.Broker.Node.EndTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
-	resp.ErrorCode = r.Code
+	resp.ErrorCode = fencedFor(r.Code, req.Version, 2)
 	return resp, nil
 }

@@ -77,7 +77,7 @@ func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		rt.Topic = t.Topic
 		for j, p := range t.Partitions {
 			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, codes[i][j]
+			rp.Partition, rp.ErrorCode = p.Partition, fencedFor(codes[i][j], req.Version, 2)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

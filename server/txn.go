@@ -17,7 +17,8 @@ import (
 // TxnOffsetCommit and InitProducerId with a transactional id answer
 // NOT_COORDINATOR anywhere else, so clients rediscover it after a
 // controller failover. Every request needs WRITE on its TRANSACTIONAL_ID
-// (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+// (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED). PRODUCER_FENCED is sent
+// as INVALID_PRODUCER_EPOCH to versions older than KIP-588's (fencedFor).
 
 // txnCoordinator is NOT_COORDINATOR unless this broker leads the
 // controller shard (and is ready in its term), else 0.
@@ -35,6 +36,17 @@ func (rc *RequestContext) txnDenied(op kmsg.ACLOperation, id string) int16 {
 		return 0
 	}
 	return kerr.TransactionalIDAuthorizationFailed.Code
+}
+
+// fencedFor is KIP-588's compatibility rule: clients before the version
+// that introduced PRODUCER_FENCED (90) get INVALID_PRODUCER_EPOCH (47)
+// instead (InitProducerId < 4, AddPartitionsToTxn, AddOffsetsToTxn,
+// EndTxn and TxnOffsetCommit < 2).
+func fencedFor(code, version, since int16) int16 {
+	if code == kerr.ProducerFenced.Code && version < since {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return code
 }
 
 // txnBatchProducer returns the producer id and epoch of the first
