@@ -29,7 +29,9 @@ type txnRecord struct {
 }
 
 // txnValue names record i of transaction txn of transactional producer p.
-func txnValue(p int, txn int64, i int) string { return "T" + strconv.Itoa(p) + "." + strconv.FormatInt(txn, 10) + "." + strconv.Itoa(i) }
+func txnValue(p int, txn int64, i int) string {
+	return "T" + strconv.Itoa(p) + "." + strconv.FormatInt(txn, 10) + "." + strconv.Itoa(i)
+}
 
 // txnOf is the transaction ("T<p>.<txn>") a transactional value belongs to.
 func txnOf(v string) (string, bool) {
