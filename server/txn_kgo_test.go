@@ -39,12 +39,15 @@ func txnProduce(t *testing.T, cl *kgo.Client, topic string, commit bool, values 
 func consumeValues(t *testing.T, c *testCluster, topic string, want int, opts ...kgo.Opt) []string {
 	t.Helper()
 	cl := c.client(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	// Generous: after restarts a client may first be sent to a node that
+	// does not serve the partition yet, and kgo backs off for seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testWait)
 	defer cancel()
 	var got []string
 	for len(got) < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
+			dumpTxnState(t, c, topic)
 			t.Fatalf("consumed %d of %d: %v", len(got), want, got)
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch error: %v", err) })
@@ -267,11 +270,13 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 // each transaction still commits whole, and read_committed readers see
 // every committed record once.
 func TestTxnFailover(t *testing.T) {
-	c := startCluster(t, 3, nil)
+	// A quick timeout pass: an EndTxn lost with the coordinator leaves the
+	// transaction ongoing until its timeout aborts it.
+	c := startCluster(t, 3, func(nc *node.Config) { nc.TxnTimeoutCheckInterval = 200 * time.Millisecond })
 	c.createTopic("fo", 3)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*testWait)
 	defer cancel()
-	cl := txnClient(c, "fo-id", kgo.RequestRetries(50))
+	cl := txnClient(c, "fo-id", kgo.RequestRetries(50), kgo.TransactionTimeout(time.Minute))
 	begin := func(tag string) {
 		if err := cl.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -284,20 +289,20 @@ func TestTxnFailover(t *testing.T) {
 	}
 	// 1: the coordinator stops between the produces and EndTxn.
 	begin("a")
-	md, err := c.admin().BrokerMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	coord := uint64(md.Controller)
+	coord := controllerOf(t, c)
 	c.stop(coord)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit after the coordinator stopped: %v", err)
 	}
 	c.restart(coord)
 	c.waitBrokers(3)
-	// 2: a partition leader stops between the produces and EndTxn.
+	// 2: a partition leader (not the coordinator: that was case 1) stops
+	// between the produces and EndTxn.
 	begin("b")
 	leader := c.leaderOf("fo", 0)
+	if coord := controllerOf(t, c); leader == coord {
+		leader = coord%3 + 1 // another replica (rf 3), maybe leading other partitions
+	}
 	c.stop(leader)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit after a partition leader stopped: %v", err)
@@ -307,9 +312,33 @@ func TestTxnFailover(t *testing.T) {
 	for p := int32(0); p < 3; p++ {
 		c.leaderOf("fo", p)
 	}
+	// 3: the coordinator stops while EndTxn is in flight (before, during
+	// or after the decision is replicated): all of the transaction or
+	// none of it, and all of it if the client was told it committed.
+	begin("c")
+	coord = controllerOf(t, c)
+	ended := make(chan error, 1)
+	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+	time.Sleep(2 * time.Millisecond)
+	c.stop(coord)
+	endErr := <-ended
+	c.restart(coord)
+	c.waitBrokers(3)
+	all, none := "[a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 b4 b5 c0 c1 c2 c3 c4 c5]", "[a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 b4 b5]"
+	if endErr == nil {
+		if got := consumeValues(t, c, "fo", 18, kgo.FetchIsolationLevel(kgo.ReadCommitted())); fmt.Sprint(got) != all {
+			t.Fatalf("read_committed got %v, want %s", got, all)
+		}
+		return
+	}
+	// The outcome is unknown to the client. A new instance fences it and
+	// aborts the transaction if it was not decided; either way it must be
+	// whole.
+	t.Logf("EndTxn while the coordinator stopped: %v", endErr)
+	txnProduce(t, txnClient(c, "fo-id"), "fo", false, "d0")
 	got := consumeValues(t, c, "fo", 12, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if fmt.Sprint(got) != "[a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 b4 b5]" {
-		t.Fatalf("read_committed got %v", got)
+	if s := fmt.Sprint(got); s != all && s != none {
+		t.Fatalf("read_committed got %v: part of a transaction", got)
 	}
 }
 
@@ -364,4 +393,39 @@ func BenchmarkTxnCommit(b *testing.B) {
 			})
 		}
 	}
+}
+
+// dumpTxnState logs every replica's high watermark, last stable offset
+// and producers of topic's partitions (for a failing test).
+func dumpTxnState(t *testing.T, c *testCluster, topic string) {
+	for id := uint64(1); id <= uint64(len(c.addrs)); id++ {
+		b := c.broker(id)
+		if b == nil {
+			continue
+		}
+		for p := int32(0); p < 3; p++ {
+			r := b.Node.FetchLocal(topic, p, 0, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ps, code := b.Node.Producers(ctx, topic, p)
+			cancel()
+			t.Logf("b%d %s/%d: code %d hw %d lso %d start %d producers(code %d) %+v", id, topic, p, r.ErrorCode, r.HighWatermark, r.LastStableOffset, r.LogStartOffset, code, ps)
+			ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+			fc := b.Node.FetchCommitted(ctx, topic, p, 0, 1<<20)
+			md := b.Node.Metadata(ctx, []string{topic})
+			cancel()
+			t.Logf("  read_committed: code %d records %d bytes aborted %+v lso %d; metadata %+v", fc.ErrorCode, len(fc.Records), fc.AbortedTxns, fc.LastStableOffset, md.Topics)
+		}
+	}
+}
+
+// controllerOf waits until the cluster names a controller leader.
+func controllerOf(t *testing.T, c *testCluster) uint64 {
+	var id int32 = -1
+	eventually(t, testWait, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		id = c.anyBroker().Node.Metadata(ctx, nil).ControllerID
+		return id >= 0
+	}, "a controller leader")
+	return uint64(id)
 }
