@@ -163,7 +163,9 @@
 //
 // All exported methods are safe for concurrent use. Background goroutines
 // (registration, leader reports, membership, reconciler, retention,
-// partition moves, committed offset expiry) are
+// partition moves, committed offset expiry, transaction markers and the
+// transaction timeout pass, txn.go; the marker writer's per-transaction
+// goroutines are bounded and waited for within each pass) are
 // started by Start and stopped and waited for by Close; dragonboat's
 // callbacks never block. Node.mu guards small maps only and is never held
 // while waiting (a synctest bubble cannot advance time while anyone waits
@@ -194,6 +196,11 @@
 //
 // # Approximations and what is not done
 //
+//   - Transactions (txn.go): the KIP-890 part 1 check runs on the
+//     partition leader before proposing, not atomically with the append,
+//     so a produce racing its transaction's abort can land after the
+//     marker and stay an open transaction there (until its producer's next
+//     transaction on that partition ends); KIP-890 part 2 is not built.
 //   - ISR is exact only on a partition's leader (see "In-sync replicas");
 //     other nodes report the replica list. OfflineReplicas lists replicas
 //     that are not registered brokers, not replicas that are down.
