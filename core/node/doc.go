@@ -198,9 +198,14 @@
 //
 //   - Transactions (txn.go): the KIP-890 part 1 check runs on the
 //     partition leader before proposing, not atomically with the append,
-//     so a produce racing its transaction's abort can land after the
-//     marker and stay an open transaction there (until its producer's next
-//     transaction on that partition ends); KIP-890 part 2 is not built.
+//     so a produce still in flight when its own client ends the
+//     transaction can land after the marker and open a transaction there
+//     that the producer's next transaction on that partition closes (or
+//     holds the LSO until then). Aborts by the coordinator (timeout,
+//     fencing) bump the epoch, and the marker's epoch then fences such a
+//     late batch in apply; clients end a transaction only after its
+//     produces were answered. KIP-890 part 2 (an epoch bump at every end)
+//     would close the rest; it is not built.
 //   - ISR is exact only on a partition's leader (see "In-sync replicas");
 //     other nodes report the replica list. OfflineReplicas lists replicas
 //     that are not registered brokers, not replicas that are down.
