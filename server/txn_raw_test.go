@@ -68,6 +68,21 @@ func TestTxnRawVersions(t *testing.T) {
 			t.Fatalf("TxnOffsetCommit v%d: %+v", tor.Version, to)
 		}
 
+		// KIP-447: the staged offset makes RequireStable fetches unstable.
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.SetVersion(7)
+		of.Group, of.RequireStable = "rawg", true
+		ot := kmsg.NewOffsetFetchRequestTopic()
+		ot.Topic, ot.Partitions = "rawtx", []int32{1}
+		of.Topics = append(of.Topics, ot)
+		if r := rawRoundTrip(t, addr, of).(*kmsg.OffsetFetchResponse); r.Topics[0].Partitions[0].ErrorCode != kerr.UnstableOffsetCommit.Code {
+			t.Fatalf("OffsetFetch RequireStable during transaction %d: %+v", v, r)
+		}
+		of.RequireStable = false
+		if r := rawRoundTrip(t, addr, of).(*kmsg.OffsetFetchResponse); r.Topics[0].Partitions[0].ErrorCode != 0 || r.Topics[0].Partitions[0].Offset != int64(v)-1 {
+			t.Fatalf("OffsetFetch during transaction %d: %+v", v, r)
+		}
+
 		er := kmsg.NewPtrEndTxnRequest()
 		er.SetVersion(min(v, 4))
 		er.TransactionalID, er.ProducerID, er.ProducerEpoch, er.Commit = id, pid, epoch, true

@@ -406,3 +406,25 @@ func (n *Node) WriteTxnMarker(ctx context.Context, topic string, part int32, pid
 	}
 	return r.ErrorCode
 }
+
+// PendingTxnOffsets lists the partitions for which group has an offset
+// staged in a transaction not yet complete (OffsetFetch RequireStable),
+// from the local controller replica.
+func (n *Node) PendingTxnOffsets(group string) map[meta.TopicPartition]bool {
+	txns, err := n.Txns(meta.QueryTxns{States: []meta.TxnState{meta.TxnOngoing, meta.TxnPrepareCommit}})
+	if err != nil {
+		return nil
+	}
+	var out map[meta.TopicPartition]bool
+	for _, t := range txns {
+		for _, o := range t.Offsets {
+			if o.Group == group {
+				if out == nil {
+					out = map[meta.TopicPartition]bool{}
+				}
+				out[meta.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = true
+			}
+		}
+	}
+	return out
+}
