@@ -41,6 +41,7 @@ func metaSeeds() [][]byte {
 		meta.EndTxn{TxnID: "x", ProducerID: 0, Epoch: 0, Commit: true, NowMs: 8},
 		meta.TxnMarkersWritten{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 9, Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
 		meta.AbortTxn{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 10},
+		meta.ExpireTxn{TxnID: "x", CutoffMs: 11},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

@@ -429,3 +429,27 @@ func controllerOf(t *testing.T, c *testCluster) uint64 {
 	}, "a controller leader")
 	return uint64(id)
 }
+
+// TestTxnIDExpiry: an idle transactional id is forgotten after
+// transactional.id.expiration.ms; its next producer starts afresh.
+func TestTxnIDExpiry(t *testing.T) {
+	c := startCluster(t, 1, func(nc *node.Config) {
+		nc.TxnTimeoutCheckInterval = 100 * time.Millisecond
+		nc.TxnIDExpiration = time.Second
+	})
+	c.createTopic("exp", 1)
+	cl := txnClient(c, "idle-id")
+	txnProduce(t, cl, "exp", true, "e1")
+	cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	adm := c.admin()
+	eventually(t, testWait, func() bool {
+		dt, err := adm.DescribeTransactions(ctx, "idle-id")
+		return err == nil && errors.Is(dt["idle-id"].Err, kerr.TransactionalIDNotFound)
+	}, "the idle transactional id expires")
+	txnProduce(t, txnClient(c, "idle-id"), "exp", true, "e2")
+	if got := consumeValues(t, c, "exp", 2, kgo.FetchIsolationLevel(kgo.ReadCommitted())); fmt.Sprint(got) != "[e1 e2]" {
+		t.Fatalf("read_committed got %v", got)
+	}
+}

@@ -65,6 +65,8 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.txnMarkersWritten(c)
 	case AbortTxn:
 		return s.abortTxn(c)
+	case ExpireTxn:
+		return s.expireTxn(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}

@@ -125,6 +125,9 @@ func genCommand() *rapid.Generator[Command] {
 				NowMs: rapid.Int64().Draw(t, "now"), Partitions: genSlice(tp, 5).Draw(t, "tps")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
+			return ExpireTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), CutoffMs: rapid.Int64().Draw(t, "cutoff")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
 			return AbortTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
 				NowMs: rapid.Int64().Draw(t, "now")}
 		}),

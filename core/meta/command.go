@@ -37,6 +37,7 @@ const (
 	KindEndTxn                Kind = 24
 	KindTxnMarkersWritten     Kind = 25
 	KindAbortTxn              Kind = 26
+	KindExpireTxn             Kind = 27
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -231,6 +232,8 @@ func (k Kind) String() string {
 		return "TxnMarkersWritten"
 	case KindAbortTxn:
 		return "AbortTxn"
+	case KindExpireTxn:
+		return "ExpireTxn"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -318,7 +321,7 @@ func decodeBody(d *dec, k Kind) Command {
 	case KindExpireOffsets:
 		return ExpireOffsets{Group: d.str(GroupIDLenMax), CutoffMs: d.svar()}
 	case KindInitTxnProducer, KindAddTxnPartitions, KindAddTxnGroup, KindTxnCommitOffsets,
-		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn:
+		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn, KindExpireTxn:
 		return decodeTxnBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))

@@ -29,7 +29,7 @@
 // left a partition are retired and may never rejoin it, since dragonboat
 // never reuses a removed replica id), and the transaction coordinator's
 // InitTxnProducer, AddTxnPartitions, AddTxnGroup, TxnCommitOffsets,
-// EndTxn, TxnMarkersWritten, AbortTxn (txn.go: lifecycle, epochs; clock
+// EndTxn, TxnMarkersWritten, AbortTxn, ExpireTxn (txn.go: lifecycle, epochs; clock
 // values come from the proposer). Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields

@@ -202,7 +202,17 @@ type AbortTxn struct {
 	NowMs      int64
 }
 
+// ExpireTxn forgets transactional id TxnID if it has no transaction in
+// progress (Empty, CompleteCommit, CompleteAbort) and its last change is
+// before CutoffMs (Kafka's transactional.id.expiration.ms; the cutoff is
+// the proposer's clock minus the expiration). A no-op otherwise.
+type ExpireTxn struct {
+	TxnID    string
+	CutoffMs int64
+}
+
 func (InitTxnProducer) Kind() Kind   { return KindInitTxnProducer }
+func (ExpireTxn) Kind() Kind         { return KindExpireTxn }
 func (AddTxnPartitions) Kind() Kind  { return KindAddTxnPartitions }
 func (AddTxnGroup) Kind() Kind       { return KindAddTxnGroup }
 func (TxnCommitOffsets) Kind() Kind  { return KindTxnCommitOffsets }
@@ -270,6 +280,11 @@ func (c TxnMarkersWritten) encode(e *enc) {
 	encodeTPs(e, c.Partitions)
 }
 
+func (c ExpireTxn) encode(e *enc) {
+	e.str(c.TxnID)
+	e.svar(c.CutoffMs)
+}
+
 func (c AbortTxn) encode(e *enc) {
 	encodeTxnHead(e, c.TxnID, c.ProducerID, c.Epoch)
 	e.svar(c.NowMs)
@@ -277,6 +292,9 @@ func (c AbortTxn) encode(e *enc) {
 
 // decodeTxnBody decodes the transaction command kinds.
 func decodeTxnBody(d *dec, k Kind) Command {
+	if k == KindExpireTxn {
+		return ExpireTxn{TxnID: d.str(TxnIDLenMax), CutoffMs: d.svar()}
+	}
 	if k == KindInitTxnProducer {
 		return InitTxnProducer{TxnID: d.str(TxnIDLenMax), TimeoutMs: d.i32(), NowMs: d.svar(),
 			ExpectedProducerID: d.svar(), ExpectedEpoch: d.i16()}
@@ -613,6 +631,23 @@ func (s *state) abortTxn(c AbortTxn) (Result, bool) {
 	return resultPID(t), true
 }
 
+func (s *state) expireTxn(c ExpireTxn) (Result, bool) {
+	t, ok := s.txns[c.TxnID]
+	if !ok || !t.expirable(c.CutoffMs) {
+		return Result{}, false
+	}
+	delete(s.txns, t.ID)
+	delete(s.txnByPID, t.ProducerID)
+	delete(s.txnPreparing, t.ID)
+	s.txnCacheValid = false
+	return Result{}, true
+}
+
+// expirable: no transaction in progress, unchanged since before cutoffMs.
+func (t *Txn) expirable(cutoffMs int64) bool {
+	return (t.State == TxnEmpty || t.State == TxnCompleteCommit || t.State == TxnCompleteAbort) && t.UpdateMs < cutoffMs
+}
+
 // txnsForgetTopic drops a deleted topic's partitions from every
 // transaction (their markers can never be written) and completes those
 // left with none.
@@ -662,6 +697,12 @@ type (
 	// QueryTimedOutTxns returns []*Txn: the ongoing transactions started
 	// more than their timeout before NowMs, sorted by id.
 	QueryTimedOutTxns struct{ NowMs int64 }
+	// QueryExpirableTxns returns []string: at most Limit (0: TxnsMax)
+	// transactional ids ExpireTxn{CutoffMs} would forget, sorted.
+	QueryExpirableTxns struct {
+		CutoffMs int64
+		Limit    int
+	}
 )
 
 func (s *state) lookupTxn(q any) (any, bool) {
@@ -685,6 +726,21 @@ func (s *state) lookupTxn(q any) (any, bool) {
 			if (len(q.States) == 0 || slices.Contains(q.States, t.State)) &&
 				(len(q.ProducerIDs) == 0 || slices.Contains(q.ProducerIDs, t.ProducerID)) {
 				out = append(out, t)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		return out, true
+	case QueryExpirableTxns:
+		limit := q.Limit
+		if limit <= 0 {
+			limit = TxnsMax
+		}
+		var out []string
+		for _, id := range sortedKeys(s.txns) {
+			if s.txns[id].expirable(q.CutoffMs) {
+				out = append(out, id)
 				if len(out) == limit {
 					break
 				}

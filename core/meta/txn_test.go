@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -98,6 +99,27 @@ func TestTxnLifecycle(t *testing.T) {
 	h.must(DeleteTopic{Name: "t"})
 	if tx := h.txn("x"); tx.State != TxnCompleteAbort {
 		t.Fatalf("%+v", tx)
+	}
+	// Expiry: only idle ids, only before the cutoff.
+	h.must(InitTxnProducer{TxnID: "busy", TimeoutMs: 1000, NowMs: 1, ExpectedProducerID: -1, ExpectedEpoch: -1})
+	h.must(CreateTopic{Name: "u", Partitions: 1, ReplicationFactor: 1})
+	busy := h.txn("busy")
+	h.must(AddTxnPartitions{TxnID: "busy", ProducerID: busy.ProducerID, Epoch: busy.Epoch, NowMs: 2, Partitions: []TopicPartition{{"u", 0}}})
+	updated := h.txn("x").UpdateMs
+	if v, _ := h.m.Lookup(QueryExpirableTxns{CutoffMs: updated}); len(v.([]string)) != 0 {
+		t.Fatalf("expirable at its own update time: %v", v)
+	}
+	v, _ = h.m.Lookup(QueryExpirableTxns{CutoffMs: 1 << 40})
+	if fmt.Sprint(v) != "[x]" {
+		t.Fatalf("expirable %v, want [x] (busy is ongoing)", v)
+	}
+	h.must(ExpireTxn{TxnID: "busy", CutoffMs: 1 << 40})
+	h.must(ExpireTxn{TxnID: "x", CutoffMs: 1 << 40})
+	if h.txn("x") != nil || h.txn("busy") == nil {
+		t.Fatal("expiry forgot the wrong ids")
+	}
+	if v, _ := h.m.Lookup(QueryTxnByProducer{ProducerID: pid}); v.(*Txn) != nil {
+		t.Fatal("producer index kept an expired id")
 	}
 	if err := h.m.CheckInvariants(); err != nil {
 		t.Fatal(err)

@@ -36,12 +36,20 @@ import (
 // transaction.timeout.ms: the controller leader runs a pass every
 // TxnTimeoutCheckInterval on the node's Clock and aborts, with the epoch
 // bumped, every ongoing transaction started more than its timeout ago.
+// The same pass forgets (meta.ExpireTxn, at most txnExpirePerPassMax) the
+// transactional ids with no transaction in progress left unchanged for
+// TxnIDExpiration (transactional.id.expiration.ms); the cutoff is this
+// node's clock, apply reads none.
 
 // Transaction defaults.
 const (
 	// DefaultTxnTimeoutCheckInterval is Kafka's
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms.
 	DefaultTxnTimeoutCheckInterval = 10 * time.Second
+	// DefaultTxnIDExpiration is Kafka's transactional.id.expiration.ms.
+	DefaultTxnIDExpiration = 7 * 24 * time.Hour
+	// txnExpirePerPassMax bounds the ids one pass forgets.
+	txnExpirePerPassMax = 1000
 	// txnMarkerRetryEvery is how often the marker writer looks again while
 	// a transaction stays preparing (a partition without a leader, a
 	// failed proposal).
@@ -341,6 +349,32 @@ func (n *Node) txnTimeoutPass() {
 			continue
 		}
 		n.log.Info("transaction timed out: aborted", "txn", t.ID, "producerId", t.ProducerID, "epoch", t.Epoch, "timeoutMs", t.TimeoutMs)
+	}
+	n.txnExpirePass(now)
+}
+
+// txnExpirePass forgets idle transactional ids (transactional.id.expiration.ms).
+func (n *Node) txnExpirePass(nowMs int64) {
+	cutoff := nowMs - n.cfg.TxnIDExpiration.Milliseconds()
+	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryExpirableTxns{CutoffMs: cutoff, Limit: txnExpirePerPassMax})
+	if err != nil {
+		return
+	}
+	ids := v.([]string)
+	for _, id := range ids {
+		if n.ctx.Err() != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+		_, err := n.proposeMeta(ctx, meta.ExpireTxn{TxnID: id, CutoffMs: cutoff})
+		cancel()
+		if err != nil {
+			n.log.Warn("transactional id expiry", "txn", id, "err", err)
+			return
+		}
+	}
+	if len(ids) > 0 {
+		n.log.Info("transactional ids expired", "count", len(ids), "cutoffMs", cutoff)
 	}
 }
 
