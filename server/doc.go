@@ -203,8 +203,7 @@
 //     NON_EMPTY_GROUP for a non-"consumer" group with members.
 //
 // Group deviations from Kafka: FindCoordinator key type 1 (transactions)
-// answers COORDINATOR_NOT_AVAILABLE ("transactions are not supported")
-// and other types INVALID_REQUEST; offsets never expire (OffsetCommit v2-4
+// names the same coordinator (txn.go), other types INVALID_REQUEST; offsets never expire (OffsetCommit v2-4
 // retention is ignored); OffsetCommit v9 and OffsetFetch v9 serve classic
 // members only (KIP-848 member epochs are ignored); membership is not
 // persisted (see core/group); DeleteGroups of an offsets-only group races

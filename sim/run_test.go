@@ -63,6 +63,7 @@ type result struct {
 	virtual    time.Duration
 	acks       int
 	reads      int64
+	txns       string // the transactional workload's summary, if any
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble,
@@ -132,6 +133,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 		res.violations = h.failed()
 		res.acks = h.ackCount()
 		res.reads = h.reads
+		res.txns = h.txnSummary()
 		res.logs = c.logs.String()
 		res.hash = tr.hash()
 		res.schedHash = tr.scheduleHash()
@@ -156,6 +158,10 @@ func runBubble(seed int64, o runOpts) (res result) {
 	}
 	tr.add(evPhase, "fault phase for %v", o.duration)
 	faultPhase(c, h, tps, o)
+	h.checkTxns()
+	if s := h.txnSummary(); s != "" {
+		tr.add(evCheck, "%s", s)
+	}
 	tr.add(evPhase, "heal")
 	heal(c, rand.New(rand.NewPCG(uint64(subSeed(seed, "heal")), 1)))
 	if err := finalCheck(c, h, tps); err != nil {

@@ -93,6 +93,9 @@ func report(t *testing.T, res result, o runOpts) {
 		res.seed, res.topo, res.acks, res.reads, res.tr.count(evFault, " lane")-res.tr.count(evFault, " end"),
 		res.tr.count(evFault, " failpoint "), res.tr.count(evNode, " fail-stop "), strings.Count(res.logs, "corrupt read refused"),
 		res.tr.count(evCheck, " retained from log start "), res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
+	if res.txns != "" {
+		t.Logf("seed %d: %s", res.seed, res.txns)
+	}
 	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
 	if res.liveness != "" && !failed {
 		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)

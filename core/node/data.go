@@ -29,10 +29,13 @@ type ProduceResult struct {
 type FetchResult struct {
 	ErrorCode        int16
 	HighWatermark    int64
-	LastStableOffset int64 // == HighWatermark (no transactions yet)
+	LastStableOffset int64 // first offset of the oldest open transaction, else HighWatermark
 	LogStartOffset   int64
 	Records          []byte
 	LeaderEpoch      int32
+	// AbortedTxns (read_committed only, FetchCommitted) are the aborted
+	// transactions overlapping Records.
+	AbortedTxns []partition.AbortedTxn
 }
 
 // leaderPartition resolves topic/partition to its shard, checks that this
@@ -250,7 +253,7 @@ func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, r
 	}
 	// Read after the fetch: never below what was served.
 	res.HighWatermark = rep.HighWatermark()
-	res.LastStableOffset = res.HighWatermark
+	res.LastStableOffset = rep.LastStableOffset()
 	res.LogStartOffset = rep.LogStartOffset()
 	if err == nil {
 		res.Records = b

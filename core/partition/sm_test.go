@@ -235,8 +235,10 @@ func workloadOpts(n int, deletes bool) [][]byte {
 			cmds = append(cmds, []byte{1, 2, 3})
 		case pid == 3:
 			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: -1, records: 1 + i%3, seed: byte(i)}))
+		case i%17 == 16: // pid 102 is transactional: a marker, commit or abort
+			cmds = append(cmds, EncodeMarker(Marker{ProducerID: 102, ProducerEpoch: 1, Commit: i%34 == 16, TimestampMs: int64(i), LeaderEpoch: int32(i / 20)}))
 		default:
-			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: 100 + pid, epoch: 1, seq: seqs[pid], records: 1 + i%2, seed: byte(i)}))
+			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: 100 + pid, epoch: 1, seq: seqs[pid], records: 1 + i%2, seed: byte(i), txn: pid == 2}))
 			seqs[pid] += int32(1 + i%2)
 		}
 	}
@@ -600,7 +602,7 @@ func TestProducerTableEvictsLeastRecentlyAppended(t *testing.T) {
 	tab.record(1, 0, batchMeta{firstSeq: 1, lastSeq: 1}, 0) // 1 is now the most recent
 	tab.record(4, 0, batchMeta{}, 0)                        // evicts 2
 	var ids []int64
-	for _, p := range tab.states() {
+	for _, p := range tab.states(newTxnState()) {
 		ids = append(ids, p.ProducerID)
 	}
 	if fmt.Sprint(ids) != "[1 3 4]" {
