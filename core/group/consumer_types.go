@@ -112,16 +112,16 @@ type ConsumerGroupDescription struct {
 // cmember is one member of a consumer-protocol group.
 type cmember struct {
 	id, instanceID, rackID, clientID, clientHost string
-	names      []string       // SubscribedTopicNames as sent (sorted)
-	regex      string         // SubscribedTopicRegex as sent
-	re         *regexp.Regexp // compiled regex, anchored
-	assignor   string         // ServerAssignor ("" none)
-	rebalance  time.Duration
-	allowed    func(string) bool
-	topics     []string // resolved subscription: existing topics, sorted
-	epoch      int32
-	prevEpoch  int32
-	staticLeft bool // left with epoch -2: kept for its instance id's return
+	names                                        []string       // SubscribedTopicNames as sent (sorted)
+	regex                                        string         // SubscribedTopicRegex as sent
+	re                                           *regexp.Regexp // compiled regex, anchored
+	assignor                                     string         // ServerAssignor ("" none)
+	rebalance                                    time.Duration
+	allowed                                      func(string) bool
+	topics                                       []string // resolved subscription: existing topics, sorted
+	epoch                                        int32
+	prevEpoch                                    int32
+	staticLeft                                   bool // left with epoch -2: kept for its instance id's return
 	// assigned is what the member may own now; revoking what it must give
 	// up (still owned by it until a heartbeat no longer lists them).
 	// Invariant: disjoint; each partition of either is owned by this

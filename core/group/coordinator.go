@@ -47,9 +47,9 @@ func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Coordinator{
-		clock:  clk,
-		log:    log,
-		opts:   opts.withDefaults(),
+		clock:   clk,
+		log:     log,
+		opts:    opts.withDefaults(),
 		groups:  make(map[string]*group),
 		cgroups: make(map[string]*cgroup),
 	}
