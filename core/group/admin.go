@@ -98,9 +98,19 @@ func (g *group) describe() GroupDescription {
 
 // describeClassic is a consumer group as DescribeGroups shows it (Kafka
 // does the same): protocol type "consumer", the consumer state's name, the
-// members without metadata or assignment bytes.
+// members without metadata or assignment bytes. State is the nearest
+// classic state (Empty, Stable, else PreparingRebalance) for callers that
+// reason in classic states (OffsetDelete then treats every topic as
+// subscribed while there are members).
 func (g *cgroup) describeClassic() GroupDescription {
-	d := GroupDescription{Group: g.id, Known: true, ProtocolType: ConsumerProtocolType, Generation: g.epoch, StateName: g.state().String()}
+	st := g.state()
+	d := GroupDescription{Group: g.id, Known: true, ProtocolType: ConsumerProtocolType, Generation: g.epoch, StateName: st.String(), State: PreparingRebalance}
+	switch st {
+	case ConsumerEmpty:
+		d.State = Empty
+	case ConsumerStable:
+		d.State = Stable
+	}
 	for _, m := range g.sortedMembers() {
 		d.Members = append(d.Members, MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost})
 	}
