@@ -239,11 +239,3 @@ func (a assignment) size() int {
 	}
 	return n
 }
-
-func (a assignment) clone() assignment {
-	out := make(assignment, len(a))
-	for id, ps := range a {
-		out[id] = slices.Clone(ps)
-	}
-	return out
-}
