@@ -28,8 +28,10 @@ import (
 //     the transaction ends. Without RequireStable the last committed
 //     offset is answered, as in Kafka.
 //   - v8+ several groups per request, each with its own code.
-//   - v9 member id / member epoch (KIP-848) are ignored: no group here
-//     uses the new protocol.
+//   - v9 member id / member epoch (KIP-848): for a consumer-protocol group
+//     held here the member must be known (UNKNOWN_MEMBER_ID) and send its
+//     epoch or the previous one (STALE_MEMBER_EPOCH); classic groups and
+//     groups not held here are not checked.
 //
 // Version notes: v0 (ZooKeeper offsets) not served (KIP-896); v2
 // group-level error, null topics; v3 throttle; v5 leader epoch; v6
@@ -167,6 +169,11 @@ func handleOffsetFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Reques
 			fts, code, err := fetchGroupOffsets(ctx, rc, g.Group, topics, order, req.RequireStable)
 			if err != nil {
 				return nil, err
+			}
+			if code == 0 && req.Version >= 9 && g.MemberID != nil && g.MemberEpoch >= 0 {
+				if mc := rc.Broker.Groups.ValidateConsumerFetch(g.Group, *g.MemberID, g.MemberEpoch); mc != 0 {
+					fts, code = nil, mc
+				}
 			}
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
