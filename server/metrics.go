@@ -142,6 +142,13 @@ func (m *Metrics) writeStages(w io.Writer) error {
 	if err := st.LogDB.Save.WritePrometheus(w, save, ""); err != nil {
 		return err
 	}
+	const fsync = "chronik_raft_logdb_fsync_seconds"
+	if _, err := fmt.Fprintf(w, "# HELP %s Duration of each fsync of the Raft log's files (inside SaveRaftState: the rest of that call is the write).\n# TYPE %s histogram\n", fsync, fsync); err != nil {
+		return err
+	}
+	if err := st.LogDB.Fsync.WritePrometheus(w, fsync, ""); err != nil {
+		return err
+	}
 	_, err := fmt.Fprintf(w, "# HELP chronik_raft_logdb_entries_total Raft entries saved to the Raft log.\n# TYPE chronik_raft_logdb_entries_total counter\nchronik_raft_logdb_entries_total %d\n"+
 		"# HELP chronik_raft_logdb_entry_bytes_total Command bytes of the Raft entries saved to the Raft log.\n# TYPE chronik_raft_logdb_entry_bytes_total counter\nchronik_raft_logdb_entry_bytes_total %d\n"+
 		"# HELP chronik_produce_stage_missed_total Produces left out of the propose, apply and result stages (their apply call was no longer remembered).\n# TYPE chronik_produce_stage_missed_total counter\nchronik_produce_stage_missed_total %d\n",

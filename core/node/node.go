@@ -152,7 +152,7 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		RaftAddress:       n.cfg.RaftAddr,
 		RaftEventListener: leaderListener{ch: n.events, overflow: &n.overflow},
 		Expert: config.ExpertConfig{
-			FS:               diskio.NewVFS(n.cfg.FS),
+			FS:               raftlog.TimedFS(diskio.NewVFS(n.cfg.FS), n.cfg.Clock, &n.stages.LogDB),
 			TransportFactory: tf,
 			LogDBFactory:     raftlog.TimedLogDB(tan.Factory, n.cfg.Clock, &n.stages.LogDB),
 			LogDB:            n.cfg.logDBConfig(),

@@ -17,6 +17,7 @@ import (
 // a produce, together).
 type LogDBStats struct {
 	Save         metric.Histogram // duration of each SaveRaftState call
+	Fsync        metric.Histogram // each File.Sync through TimedFS
 	Entries      atomic.Uint64    // entries saved
 	EntryBytes   atomic.Uint64    // their command bytes
 	StateUpdates atomic.Uint64    // shard updates saved (one per shard per call)

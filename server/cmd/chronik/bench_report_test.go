@@ -82,7 +82,7 @@ func (rs *benchResults) summary(order []string) string {
 // chronik latency run. Stage quantiles do not add up to the end-to-end
 // ones: each is its own distribution.
 func (rs *benchResults) stageTable(sb *strings.Builder, order []string) {
-	fmt.Fprintf(sb, "\nproduce stages, latency runs (ms, p50/p99/mean; summed over nodes; logdb-save is inside propose, per SaveRaftState call):\n")
+	fmt.Fprintf(sb, "\nproduce stages, latency runs (ms, p50/p99/mean; summed over nodes; logdb-save (write+fsync, per SaveRaftState call) is inside propose, logdb-fsync (per fsync) inside logdb-save):\n")
 	fmt.Fprintf(sb, "%-38s", "run")
 	for _, s := range benchStageOrder {
 		fmt.Fprintf(sb, " %17s", s)
@@ -105,7 +105,7 @@ func (rs *benchResults) stageTable(sb *strings.Builder, order []string) {
 				fmt.Fprintf(sb, " %17s", fmt.Sprintf("%.2f/%.2f/%.2f", ms(h.Quantile(0.5)), ms(h.Quantile(0.99)), ms(h.Mean())))
 			}
 			if h := r.stages["propose"]; h.Count > 0 {
-				fmt.Fprintf(sb, "  (%d produces, %d saves)", h.Count, r.stages["logdb-save"].Count)
+				fmt.Fprintf(sb, "  (%d produces, %d saves, %d fsyncs)", h.Count, r.stages["logdb-save"].Count, r.stages["logdb-fsync"].Count)
 			}
 			sb.WriteString("\n")
 		}

@@ -21,9 +21,10 @@ import (
 
 // benchStageOrder is the produce path's stages in order
 // (chronik_produce_stage_seconds), then the Raft log's SaveRaftState
-// (chronik_raft_logdb_save_seconds, labelled "logdb-save" here: it runs
-// inside "propose").
-var benchStageOrder = []string{"queue", "frontend", "propose", "apply", "result", "answer", "logdb-save"}
+// (chronik_raft_logdb_save_seconds, "logdb-save" here: it runs inside
+// "propose") and each fsync of the Raft log's files
+// (chronik_raft_logdb_fsync_seconds, "logdb-fsync": inside logdb-save).
+var benchStageOrder = []string{"queue", "frontend", "propose", "apply", "result", "answer", "logdb-save", "logdb-fsync"}
 
 // stageSet is one scrape of the stage histograms, summed over nodes.
 type stageSet map[string]metric.Snapshot
@@ -93,6 +94,11 @@ func scrapeStagesOf(addr string) (stageSet, error) {
 			stage, rest = rest[:i], strings.TrimPrefix(rest[i+1:], ",")
 		case strings.HasPrefix(line, "chronik_raft_logdb_save_seconds_bucket{"):
 			stage, rest = "logdb-save", strings.TrimPrefix(line, "chronik_raft_logdb_save_seconds_bucket{")
+		case strings.HasPrefix(line, "chronik_raft_logdb_fsync_seconds_bucket{"):
+			stage, rest = "logdb-fsync", strings.TrimPrefix(line, "chronik_raft_logdb_fsync_seconds_bucket{")
+		case strings.HasPrefix(line, "chronik_raft_logdb_fsync_seconds_sum "):
+			sums["logdb-fsync"], _ = strconv.ParseFloat(strings.TrimPrefix(line, "chronik_raft_logdb_fsync_seconds_sum "), 64)
+			continue
 		case strings.HasPrefix(line, "chronik_produce_stage_seconds_sum{stage=\""):
 			rest = strings.TrimPrefix(line, "chronik_produce_stage_seconds_sum{stage=\"")
 			if i := strings.IndexByte(rest, '"'); i >= 0 {
