@@ -154,7 +154,7 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		Expert: config.ExpertConfig{
 			FS:               raftlog.TimedFS(diskio.NewVFS(n.cfg.FS), n.cfg.Clock, &n.stages.LogDB),
 			TransportFactory: tf,
-			LogDBFactory:     raftlog.TimedLogDB(tan.Factory, n.cfg.Clock, &n.stages.LogDB),
+			LogDBFactory:     raftlog.SkipEmptyUpdates(raftlog.TimedLogDB(tan.Factory, n.cfg.Clock, &n.stages.LogDB)),
 			LogDB:            n.cfg.logDBConfig(),
 		},
 	}

@@ -105,7 +105,7 @@ func (rs *benchResults) stageTable(sb *strings.Builder, order []string) {
 				fmt.Fprintf(sb, " %17s", fmt.Sprintf("%.2f/%.2f/%.2f", ms(h.Quantile(0.5)), ms(h.Quantile(0.99)), ms(h.Mean())))
 			}
 			if h := r.stages["propose"]; h.Count > 0 {
-				fmt.Fprintf(sb, "  (%d produces, %d saves, %d fsyncs)", h.Count, r.stages["logdb-save"].Count, r.stages["logdb-fsync"].Count)
+				fmt.Fprintf(sb, "  (%d produces, %d Raft entries, %d saves, %d fsyncs)", h.Count, r.stages["logdb-entries"].Count, r.stages["logdb-save"].Count, r.stages["logdb-fsync"].Count)
 			}
 			sb.WriteString("\n")
 		}

@@ -80,6 +80,7 @@ func scrapeStagesOf(addr string) (stageSet, error) {
 	cum := map[string]*[metric.BucketCount]uint64{}
 	seen := map[string]*[metric.BucketCount]bool{}
 	sums := map[string]float64{}
+	var entries uint64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -96,6 +97,11 @@ func scrapeStagesOf(addr string) (stageSet, error) {
 			stage, rest = "logdb-save", strings.TrimPrefix(line, "chronik_raft_logdb_save_seconds_bucket{")
 		case strings.HasPrefix(line, "chronik_raft_logdb_fsync_seconds_bucket{"):
 			stage, rest = "logdb-fsync", strings.TrimPrefix(line, "chronik_raft_logdb_fsync_seconds_bucket{")
+		case strings.HasPrefix(line, "chronik_raft_logdb_entries_total "):
+			// Not a histogram: kept as a count only.
+			n, _ := strconv.ParseUint(strings.TrimPrefix(line, "chronik_raft_logdb_entries_total "), 10, 64)
+			entries = n
+			continue
 		case strings.HasPrefix(line, "chronik_raft_logdb_fsync_seconds_sum "):
 			sums["logdb-fsync"], _ = strconv.ParseFloat(strings.TrimPrefix(line, "chronik_raft_logdb_fsync_seconds_sum "), 64)
 			continue
@@ -147,6 +153,7 @@ func scrapeStagesOf(addr string) (stageSet, error) {
 		s.Count, s.SumNs = prev, uint64(sums[stage]*1e9)
 		out[stage] = s
 	}
+	out["logdb-entries"] = metric.Snapshot{Count: entries}
 	return out, nil
 }
 
