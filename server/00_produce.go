@@ -148,6 +148,10 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	n := rc.Broker.Node
+	start := n.Now() // the "front end" stage starts here (node.Stages)
+	if rc.receivedNanos != 0 {
+		rc.metrics.produceQueue.Observe(time.Since(time.Unix(0, rc.receivedNanos)))
+	}
 	var wg sync.WaitGroup
 	for _, s := range work {
 		wg.Add(1)
@@ -161,7 +165,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 					return
 				}
 			}
-			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks})
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset

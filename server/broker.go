@@ -114,6 +114,7 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	b.fetchSessions = newFetchSessionCache(gclock, cfg.FetchSessions, srv.Metrics(), incarnation)
 	nodeID := cfg.Node.NodeID
 	srv.metrics.tickBatches = func() (uint64, uint64) { return raftlog.TickBatches(nodeID) }
+	srv.metrics.stages = n.Stages()
 	go func() { b.serveErr <- srv.Serve(cfg.Listener) }()
 	return b, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/pingcap/failpoint"
@@ -86,6 +87,9 @@ type ProduceOptions struct {
 	// min.insync.replicas (doc.go, "In-sync replicas"); 0 and 1 (and the
 	// zero value) do not, as in Kafka.
 	Acks int16
+	// Start is when the Kafka handler started, on the node's clock
+	// (Node.Now); zero: not measured. Only the stage metrics read it.
+	Start time.Time
 }
 
 // Produce is ProduceWith without acks=all: min.insync.replicas is not
@@ -149,6 +153,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 	if n.cfg.UnsafeAckBeforeApply {
 		return n.unsafeAck(shard, rep, cmd, res)
 	}
+	submitted := n.cfg.Clock.Now()
 	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {
 		res.ErrorCode = n.errCode(ctx, err)
@@ -160,6 +165,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 		res.ErrorCode = kerr.UnknownServerError.Code
 		return res
 	}
+	n.observeProduce(opts.Start, submitted, n.cfg.Clock.Now(), rep, pr.Index)
 	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
 	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
 	if res.ErrorCode == 0 && minISR > 1 {

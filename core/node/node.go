@@ -19,6 +19,7 @@ import (
 
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
+	"github.com/chronik-go/chronik/core/raftlog"
 	"github.com/chronik-go/chronik/diskio"
 	"github.com/chronik-go/chronik/netio"
 )
@@ -53,6 +54,8 @@ type Node struct {
 	overflow atomic.Bool
 	// isr follows the followers of the partition shards led here (isr.go).
 	isr *isrTracker
+	// stages: the produce path's stage metrics (stages.go).
+	stages Stages
 
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
@@ -149,9 +152,9 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		RaftAddress:       n.cfg.RaftAddr,
 		RaftEventListener: leaderListener{ch: n.events, overflow: &n.overflow},
 		Expert: config.ExpertConfig{
-			FS:               diskio.NewVFS(n.cfg.FS),
+			FS:               raftlog.TimedFS(diskio.NewVFS(n.cfg.FS), n.cfg.Clock, &n.stages.LogDB),
 			TransportFactory: tf,
-			LogDBFactory:     tan.Factory,
+			LogDBFactory:     raftlog.SkipEmptyUpdates(raftlog.TimedLogDB(tan.Factory, n.cfg.Clock, &n.stages.LogDB)),
 			LogDB:            n.cfg.logDBConfig(),
 		},
 	}

@@ -237,6 +237,36 @@ type Replica struct {
 	defaults Tuning
 	// indexIntervalBytes is the log's (a segment may not be smaller).
 	indexIntervalBytes int64
+	// timings are the last applyTimingsMax Update calls (a ring; the
+	// next one goes to timingNext % applyTimingsMax), for ApplyTiming.
+	timings    [applyTimingsMax]applyTiming
+	timingNext uint64
+}
+
+// applyTimingsMax bounds the Update calls a Replica remembers for
+// ApplyTiming: a proposer reads its entry's timing right after its result
+// arrives, while at most a few later Update calls of the shard have run.
+const applyTimingsMax = 8
+
+// applyTiming is one Update call: the entries [first, last] it applied,
+// between start and end on the node's clock.
+type applyTiming struct {
+	first, last uint64
+	start, end  time.Time
+}
+
+// ApplyTiming reports when the Update call that applied the entry at
+// Raft index started and ended (the node's clock), if it is one of the
+// last few (ok false otherwise: the stage metrics then skip it).
+func (r *Replica) ApplyTiming(index uint64) (start, end time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.timings {
+		if t.last != 0 && t.first <= index && index <= t.last {
+			return t.start, t.end, true
+		}
+	}
+	return time.Time{}, time.Time{}, false
 }
 
 func newReplica(shardID, replicaID uint64, producers *producerTable, txns *txnState) *Replica {

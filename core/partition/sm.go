@@ -206,10 +206,18 @@ func lastEpochOf(l *plog.Log) int32 {
 
 // publish makes the state after an apply visible to readers and wakes
 // long polls if the high watermark moved.
-func (s *stateMachine) publish() {
+func (s *stateMachine) publish() { s.publishApplied(applyTiming{}) }
+
+// publishApplied is publish that also records t (if it names entries) for
+// ApplyTiming.
+func (s *stateMachine) publishApplied(t applyTiming) {
 	r := s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if t.last != 0 {
+		r.timings[r.timingNext%applyTimingsMax] = t
+		r.timingNext++
+	}
 	// Read under r.mu (in-memory, no I/O): r.start is set only here, from
 	// the log after apply, so it is the replicated start.
 	hw, start := s.log.NextOffset(), s.log.StartOffset()
@@ -234,6 +242,9 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		}
 		return entries, nil
 	}
+	// Timed on the node's clock for the produce stage metrics
+	// (ApplyTiming); the readings change nothing here.
+	timing := applyTiming{start: s.opts.Clock.Now()}
 	for i := range entries {
 		e := &entries[i]
 		if e.Index <= s.applied {
@@ -252,7 +263,10 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		s.applied = e.Index
 	}
 	failpoint.Inject("afterApply", func() { failpoint.Return(entries, errFailpoint) })
-	s.publish()
+	if len(entries) > 0 {
+		timing.first, timing.last, timing.end = entries[0].Index, entries[len(entries)-1].Index, s.opts.Clock.Now()
+	}
+	s.publishApplied(timing)
 	return entries, nil
 }
 
