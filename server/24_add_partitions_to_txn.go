@@ -41,25 +41,16 @@ func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg
 		return nil, errNoBroker
 	}
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-	codes := make([][]int16, len(req.Topics))
+	codes := make(partitionCodes, len(req.Topics))
 	for i, t := range req.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
-	}
-	setAll := func(code int16) {
-		for i := range codes {
-			for j := range codes[i] {
-				if codes[i][j] == 0 {
-					codes[i][j] = code
-				}
-			}
-		}
 	}
 	code := rc.txnDenied(kmsg.ACLOperationWrite, req.TransactionalID)
 	if code == 0 {
 		code = txnCoordinator(ctx, rc)
 	}
 	if code != 0 {
-		setAll(code)
+		codes.fill(code)
 	} else {
 		denied := false
 		for i, t := range req.Topics {
@@ -71,7 +62,7 @@ func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg
 			}
 		}
 		if denied {
-			setAll(kerr.OperationNotAttempted.Code)
+			codes.fill(kerr.OperationNotAttempted.Code)
 		} else {
 			addTxnPartitions(ctx, rc, req, codes)
 		}

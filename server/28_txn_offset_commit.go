@@ -47,18 +47,9 @@ func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		return nil, errNoBroker
 	}
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	codes := make([][]int16, len(req.Topics))
+	codes := make(partitionCodes, len(req.Topics))
 	for i, t := range req.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
-	}
-	all := func(code int16) {
-		for i := range codes {
-			for j := range codes[i] {
-				if codes[i][j] == 0 {
-					codes[i][j] = code
-				}
-			}
-		}
 	}
 	code := rc.txnDenied(kmsg.ACLOperationWrite, req.TransactionalID)
 	if code == 0 {
@@ -68,7 +59,7 @@ func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		code = txnCommitMember(ctx, rc, req)
 	}
 	if code != 0 {
-		all(code)
+		codes.fill(code)
 	} else {
 		txnCommitOffsets(ctx, rc, req, codes)
 	}

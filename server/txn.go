@@ -20,6 +20,21 @@ import (
 // (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED). PRODUCER_FENCED is sent
 // as INVALID_PRODUCER_EPOCH to versions older than KIP-588's (fencedFor).
 
+// partitionCodes are the error codes of a request's partitions, by topic
+// then partition index (0: none yet).
+type partitionCodes [][]int16
+
+// fill sets code on every partition without one.
+func (c partitionCodes) fill(code int16) {
+	for i := range c {
+		for j := range c[i] {
+			if c[i][j] == 0 {
+				c[i][j] = code
+			}
+		}
+	}
+}
+
 // txnCoordinator is NOT_COORDINATOR unless this broker leads the
 // controller shard (and is ready in its term), else 0.
 func txnCoordinator(ctx context.Context, rc *RequestContext) int16 {
