@@ -241,22 +241,30 @@ func (n *Node) Fetch(ctx context.Context, topic string, part int32, offset int64
 	return n.readReplica(rep, offset, maxBytes, res)
 }
 
-func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
-	b, err := rep.Fetch(offset, maxBytes)
+// readErrorCode is the Kafka error code of a partition read's error (0 for
+// nil).
+func (n *Node) readErrorCode(err error, offset int64) int16 {
 	switch {
+	case err == nil:
+		return 0
 	case errors.Is(err, plog.ErrOffsetOutOfRange):
-		res.ErrorCode = kerr.OffsetOutOfRange.Code
+		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, partition.ErrClosed):
-		res.ErrorCode = kerr.NotLeaderForPartition.Code
+		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, plog.ErrCorruptLog):
 		// A checksum failed on read (a bad disk or a flipped bit): the
 		// bytes are never served; the client retries (a transient flip
 		// reads clean again, a persistent one needs the operator).
 		n.log.Warn("corrupt read refused: checksum mismatch in the partition log", "offset", offset, "err", err)
-		res.ErrorCode = kerr.KafkaStorageError.Code
-	case err != nil:
-		res.ErrorCode = kerr.KafkaStorageError.Code
+		return kerr.KafkaStorageError.Code
+	default:
+		return kerr.KafkaStorageError.Code
 	}
+}
+
+func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
+	b, err := rep.Fetch(offset, maxBytes)
+	res.ErrorCode = n.readErrorCode(err, offset)
 	// Read after the fetch: never below what was served.
 	res.HighWatermark = rep.HighWatermark()
 	res.LastStableOffset = rep.LastStableOffset()

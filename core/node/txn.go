@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
-	"github.com/chronik-go/chronik/core/plog"
 )
 
 // Transactions (Kafka's transaction coordinator, KIP-98).
@@ -390,17 +388,7 @@ func (n *Node) FetchCommitted(ctx context.Context, topic string, part int32, off
 	}
 	res.LeaderEpoch = epoch
 	b, aborted, lso, err := rep.FetchCommitted(offset, maxBytes)
-	switch {
-	case errors.Is(err, plog.ErrOffsetOutOfRange):
-		res.ErrorCode = kerr.OffsetOutOfRange.Code
-	case errors.Is(err, partition.ErrClosed):
-		res.ErrorCode = kerr.NotLeaderForPartition.Code
-	case errors.Is(err, plog.ErrCorruptLog):
-		n.log.Warn("corrupt read refused: checksum mismatch in the partition log", "offset", offset, "err", err)
-		res.ErrorCode = kerr.KafkaStorageError.Code
-	case err != nil:
-		res.ErrorCode = kerr.KafkaStorageError.Code
-	}
+	res.ErrorCode = n.readErrorCode(err, offset)
 	res.HighWatermark, res.LogStartOffset = rep.HighWatermark(), rep.LogStartOffset()
 	res.LastStableOffset = max(lso, rep.LastStableOffset())
 	if err == nil {
