@@ -62,20 +62,28 @@ func newProducerTable(limit int) *producerTable {
 	return &producerTable{limit: limit, byID: make(map[int64]*producer), lru: list.New()}
 }
 
+// touch returns pid's producer, most recently used now; an unknown one is
+// added at epoch with no batches, evicting the least recently used beyond
+// the limit.
+func (t *producerTable) touch(pid int64, epoch int16) *producer {
+	p, ok := t.byID[pid]
+	if ok {
+		t.lru.MoveToBack(p.elem)
+		return p
+	}
+	p = &producer{id: pid, epoch: epoch}
+	p.elem = t.lru.PushBack(p)
+	t.byID[pid] = p
+	for t.lru.Len() > t.limit {
+		old := t.lru.Remove(t.lru.Front()).(*producer)
+		delete(t.byID, old.id)
+	}
+	return p
+}
+
 // record registers an appended batch (after a successful check).
 func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int64) {
-	p, ok := t.byID[pid]
-	if !ok {
-		p = &producer{id: pid, epoch: epoch}
-		p.elem = t.lru.PushBack(p)
-		t.byID[pid] = p
-		for t.lru.Len() > t.limit {
-			old := t.lru.Remove(t.lru.Front()).(*producer)
-			delete(t.byID, old.id)
-		}
-	} else {
-		t.lru.MoveToBack(p.elem)
-	}
+	p := t.touch(pid, epoch)
 	if epoch != p.epoch {
 		p.epoch, p.batches = epoch, p.batches[:0]
 	}
@@ -92,18 +100,7 @@ func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int6
 // batch of that epoch starts at sequence 0); an unknown producer is
 // added with no batches, so its older epochs are fenced here too.
 func (t *producerTable) marker(pid int64, epoch int16, tsMs int64) {
-	p, ok := t.byID[pid]
-	if !ok {
-		p = &producer{id: pid, epoch: epoch}
-		p.elem = t.lru.PushBack(p)
-		t.byID[pid] = p
-		for t.lru.Len() > t.limit {
-			old := t.lru.Remove(t.lru.Front()).(*producer)
-			delete(t.byID, old.id)
-		}
-	} else {
-		t.lru.MoveToBack(p.elem)
-	}
+	p := t.touch(pid, epoch)
 	if epoch > p.epoch {
 		p.epoch, p.batches = epoch, p.batches[:0]
 	}
