@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -118,7 +117,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	c := newCluster(seed, topo, tr)
 	c.net.SetDelaySkew(linkSkewMax)
 	c.applyLinkBase()
-	raftlog.Install(c.log, slog.LevelWarn)
+	raftlog.Install(c.log, simLogLevel())
 	raftlog.SetPanicHook(c.onPanic)
 	defer raftlog.SetPanicHook(nil)
 	h := newHistory(tr)

@@ -148,6 +148,12 @@ func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, checkpoint, e
 			"covered", ck.covered, "logEnd", l.NextOffset())
 		ck = nil
 	}
+	if ck != nil && ck.covered < l.StartOffset() {
+		// Written before delete-records checkpointed first: the batches
+		// of [covered, log start) are gone with their sequences.
+		s.logger.Warn("producer checkpoint older than the log start: sequences of deleted batches are lost",
+			"covered", ck.covered, "logStart", l.StartOffset())
+	}
 	used := checkpoint{lastEpoch: -1, producers: newProducerTable(ProducersMax), txns: newTxnState()}
 	if ck != nil {
 		used = *ck

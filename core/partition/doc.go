@@ -191,6 +191,17 @@
 // the log start (logged); producers known only from deleted data are then
 // lost, which rule 2 tolerates.
 //
+// A DeleteRecords entry that moves the log start first syncs the log and
+// writes the checkpoint (the state up to the previous entry), so the
+// checkpoint always covers the log start: the batches it deletes can
+// never be needed by that scan. Before this rule a replica that crashed
+// after a retention delete and before its next checkpoint reopened with
+// the sequences of the deleted, uncovered batches missing, refused the
+// replayed produces after them (OUT_OF_ORDER_SEQUENCE_NUMBER) where its
+// peers had appended them, and diverged (found by the simulator, seed 9;
+// TestDeleteRecordsThenCrashKeepsSequences). A checkpoint below the log
+// start (a data dir from before the rule) is logged as such.
+//
 // # Snapshot stream (big-endian, frozen)
 //
 //	header (40 bytes): magic "CPSN" uint32 | version uint16 = 2 (1 still read) | reserved uint16 |

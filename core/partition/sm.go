@@ -388,6 +388,21 @@ func (s *stateMachine) applyDeleteRecords(d DeleteRecords) (sm.Result, error) {
 			ErrorCode: kerr.OffsetOutOfRange.Code, LogStartOffset: s.log.StartOffset(),
 		}), nil
 	}
+	if off > s.log.StartOffset() {
+		// The producer table is recovered as its checkpoint plus a scan
+		// of the batches after the offset the checkpoint covers; deleting
+		// batches the checkpoint does not cover would lose their
+		// sequences, and a replica reopened after a crash would then
+		// refuse the entries after it (OUT_OF_ORDER_SEQUENCE_NUMBER)
+		// where the others appended: divergent replicas. So the state up
+		// to the previous entry is made durable first (as Sync does).
+		if err := s.log.Sync(context.Background()); err != nil {
+			return sm.Result{}, fmt.Errorf("partition: shard %d: sync before delete records to %d: %w", s.shardID, off, err)
+		}
+		if err := s.writeCheckpoint(); err != nil {
+			return sm.Result{}, fmt.Errorf("partition: shard %d: checkpoint before delete records to %d: %w", s.shardID, off, err)
+		}
+	}
 	if err := s.log.DeletePrefix(off); err != nil {
 		return sm.Result{}, fmt.Errorf("partition: shard %d: delete records to %d: %w", s.shardID, off, err)
 	}
