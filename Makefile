@@ -123,8 +123,12 @@ CHAOS_RATE    ?= 2000
 chaos:
 	CHAOS_FULL=1 CHAOS_RECORDS=$(CHAOS_RECORDS) CHAOS_RATE=$(CHAOS_RATE) $(GO) test -count=1 -timeout 20m -v -run 'TestChaos|TestKcat' ./server/cmd/chronik
 
+# The Kafka benchmark sizes itself from CHRONIK_BENCH_* (server/cmd/chronik/
+# bench_test.go: MB per throughput run, latency seconds, restart MiB, many
+# partitions) and runs once; every other benchmark runs for 2 s.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+	$(GO) test -run '^$$' -bench . -skip 'BenchmarkKafka' -benchtime 2s ./...
+	$(GO) test -run '^$$' -bench 'BenchmarkKafka' -benchtime 1x -timeout 60m ./server/cmd/chronik
 
 # One vet and staticcheck pass over the superset build too: the sim's kgo
 # tests and the failpoint tests are behind tags, and helpers only they use

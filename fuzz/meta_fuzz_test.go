@@ -34,6 +34,14 @@ func metaSeeds() [][]byte {
 		meta.DeleteACLs{ACLs: []meta.ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3}}},
 		meta.AlterScramCredentials{Deletions: []meta.ScramDeletion{{User: "u", Mechanism: meta.ScramSHA256}, {User: "v", Mechanism: meta.ScramSHA512}}},
 		meta.ExpireOffsets{Group: "g", CutoffMs: 2},
+		meta.InitTxnProducer{TxnID: "x", TimeoutMs: 60000, NowMs: 5, ExpectedProducerID: -1, ExpectedEpoch: -1},
+		meta.AddTxnPartitions{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 6, Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
+		meta.AddTxnGroup{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 7, Group: "g"},
+		meta.TxnCommitOffsets{TxnID: "x", ProducerID: 0, Epoch: 0, Group: "g", Offsets: []meta.OffsetCommit{{Topic: "t", Partition: 0, Offset: 9, LeaderEpoch: -1}}},
+		meta.EndTxn{TxnID: "x", ProducerID: 0, Epoch: 0, Commit: true, NowMs: 8},
+		meta.TxnMarkersWritten{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 9, Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
+		meta.AbortTxn{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 10},
+		meta.ExpireTxn{TxnID: "x", CutoffMs: 11},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

@@ -23,12 +23,16 @@ func FuzzPartitionDecodeCommand(f *testing.F) {
 	f.Add([]byte{2, 1, 0, 0, 0, 3, 0, 0})          // version-2 produce, header cut
 	f.Add([]byte{2, 2, 0, 0, 0, 0, 0, 0, 0, 1})    // delete-records has no version 2
 	f.Add(partition.EncodeDeleteRecords(partition.DeleteRecords{Offset: -1}))
+	f.Add(partition.EncodeMarker(partition.Marker{ProducerID: 7, ProducerEpoch: 2, Commit: true, CoordinatorEpoch: 3, TimestampMs: 1_700_000_000_000, LeaderEpoch: 4}))
+	f.Add(partition.EncodeMarker(partition.Marker{ProducerID: 7}))
+	f.Add([]byte{1, 3, 0, 0})
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	f.Add([]byte{1, 9, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = partition.DecodeProduceResult(sm.Result{Data: b})
 		_, _ = partition.DecodeDeleteRecordsResult(sm.Result{Data: b})
+		_, _ = partition.DecodeMarkerResult(sm.Result{Data: b})
 		c, err := partition.DecodeCommand(b)
 		if err != nil {
 			if !errors.Is(err, partition.ErrBadCommand) {
@@ -42,6 +46,8 @@ func FuzzPartitionDecodeCommand(f *testing.F) {
 			again = partition.EncodeProduce(c.Produce)
 		case partition.KindDeleteRecords:
 			again = partition.EncodeDeleteRecords(c.DeleteRecords)
+		case partition.KindMarker:
+			again = partition.EncodeMarker(c.Marker)
 		default:
 			t.Fatalf("decoded kind %d", c.Kind)
 		}

@@ -34,13 +34,17 @@ import (
 //     waits (within TimeoutMillis) for that many replicas to hold the
 //     entry, else NOT_ENOUGH_REPLICAS_AFTER_APPEND (the records stay in
 //     the log). Acks 0 and 1 are not checked, as in Kafka.
-//   - Transactions are not offered: a non-null TransactionalID, or a batch
-//     with the transactional bit, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//     (Kafka's answer when the principal may not use that transactional
-//     id: fatal for clients, so they fail fast instead of retrying). kgo's
-//     idempotent, non-transactional producer sends a null TransactionalID
-//     and plain batches, so it never meets it. Control batches from
-//     clients are INVALID_RECORD, as in Kafka.
+//   - Transactions (txn.go): a non-null TransactionalID needs WRITE on
+//     it, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere; a batch
+//     with the transactional bit in a request without a TransactionalID
+//     gets the same (Kafka authorizes a null id and fails). Each
+//     partition with transactional batches is verified against the
+//     coordinator's state (KIP-890 part 1): the producer's ongoing
+//     transaction, at the batch's epoch, must hold the partition, else
+//     INVALID_TXN_STATE (INVALID_PRODUCER_EPOCH for an older epoch);
+//     the partition state machine then checks the epoch again atomically
+//     with the append. Control batches from clients are INVALID_RECORD,
+//     as in Kafka.
 //   - TimeoutMillis bounds the wait for the entry (clamped to [1 s, 5 min]):
 //     REQUEST_TIMED_OUT when it passes; the entry may still commit later,
 //     and an idempotent retry is then answered with the original offsets.
@@ -100,7 +104,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		all = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
-		all = kerr.TransactionalIDAuthorizationFailed.Code
+		all = rc.txnDenied(kmsg.ACLOperationWrite, *req.TransactionID)
 	}
 
 	type slot struct{ t, p int }
@@ -124,7 +128,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 				}
 			}
 			if sp.ErrorCode == 0 {
-				sp.ErrorCode = checkBatchAttrs(rp.Records)
+				sp.ErrorCode = checkBatchAttrs(rp.Records, req.TransactionID != nil)
 			}
 			if sp.ErrorCode == 0 && rt.Topic == offsetsTopic {
 				sp.ErrorCode = kerr.InvalidTopicException.Code // Kafka: no client appends to an internal topic
@@ -144,6 +148,10 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	n := rc.Broker.Node
+	start := n.Now() // the "front end" stage starts here (node.Stages)
+	if rc.receivedNanos != 0 {
+		rc.metrics.produceQueue.Observe(time.Since(time.Unix(0, rc.receivedNanos)))
+	}
 	var wg sync.WaitGroup
 	for _, s := range work {
 		wg.Add(1)
@@ -152,7 +160,12 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			topic := req.Topics[s.t].Topic
 			rp := &req.Topics[s.t].Partitions[s.p]
 			sp := &resp.Topics[s.t].Partitions[s.p]
-			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks})
+			if req.TransactionID != nil {
+				if sp.ErrorCode = verifyTxnProduce(pctx, rc, topic, rp.Partition, rp.Records); sp.ErrorCode != 0 {
+					return
+				}
+			}
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
@@ -172,16 +185,16 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 	return resp, nil
 }
 
-// checkBatchAttrs rejects transactional and control batches; malformed
-// framing is left to core/node's validation (CORRUPT_MESSAGE,
-// INVALID_RECORD).
-func checkBatchAttrs(b []byte) int16 {
+// checkBatchAttrs rejects control batches, and transactional ones when
+// the request has no transactional id; malformed framing is left to
+// core/node's validation (CORRUPT_MESSAGE, INVALID_RECORD).
+func checkBatchAttrs(b []byte, transactional bool) int16 {
 	for len(b) >= batchPrefixBytes {
 		attrs := binary.BigEndian.Uint16(b[batchAttrOffset:])
 		switch {
 		case attrs&batchAttrControl != 0:
 			return kerr.InvalidRecord.Code
-		case attrs&batchAttrTxn != 0:
+		case attrs&batchAttrTxn != 0 && !transactional:
 			return kerr.TransactionalIDAuthorizationFailed.Code
 		}
 		l := int32(binary.BigEndian.Uint32(b[batchLengthOffset:]))

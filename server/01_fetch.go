@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/meta"
+	"github.com/chronik-go/chronik/core/node"
 )
 
 // Fetch: v4-16
@@ -63,9 +64,17 @@ import (
 //     handler waits on core/node.WaitBeyond for every requested partition
 //     (channels, no polling) and reads again once any high watermark moved.
 //   - HighWatermark is this leader's (never -1 on a successfully read
-//     partition), LastStableOffset = HighWatermark (no transactions; so the
-//     IsolationLevel is accepted and has no effect), LogStartOffset (v5+),
-//     AbortedTransactions null, PreferredReadReplica -1 (v11+).
+//     partition), LastStableOffset the first offset of the partition's
+//     oldest open transaction (else the high watermark), LogStartOffset
+//     (v5+), PreferredReadReplica -1 (v11+).
+//   - IsolationLevel 1 (read_committed): nothing at or above the last
+//     stable offset is returned, and AbortedTransactions lists the aborted
+//     transactions (producer id, first offset) overlapping the returned
+//     batches, from the partition's aborted-transaction index, so the
+//     consumer drops their records (core/partition, "Transactions").
+//     read_uncommitted: everything below the high watermark,
+//     AbortedTransactions null. Control batches (markers) are returned
+//     in both; consumers skip them.
 //
 // Version notes: v4 LastStableOffset, AbortedTransactions, IsolationLevel;
 // v5 LogStartOffset; v7 sessions (SessionID, SessionEpoch,
@@ -254,7 +263,13 @@ func readFetch(ctx context.Context, rc *RequestContext, req *kmsg.FetchRequest, 
 		sp := fp.resp
 		limit := min(int(fp.req.PartitionMaxBytes), maxBytes-total)
 		first := total == 0
-		r := n.Fetch(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset, max(limit, 1))
+		var r node.FetchResult
+		if req.IsolationLevel == 1 {
+			r = n.FetchCommitted(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset, max(limit, 1))
+		} else {
+			r = n.Fetch(ctx, fp.topic, fp.req.Partition, fp.req.FetchOffset, max(limit, 1))
+		}
+		sp.AbortedTransactions = nil
 		sp.ErrorCode = r.ErrorCode
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
 		sp.RecordBatches = emptyRecords
@@ -279,6 +294,14 @@ func readFetch(ctx context.Context, rc *RequestContext, req *kmsg.FetchRequest, 
 			continue
 		}
 		sp.RecordBatches = r.Records
+		if req.IsolationLevel == 1 {
+			sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			for _, a := range r.AbortedTxns {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+			}
+		}
 		total += len(r.Records)
 		if total >= maxBytes {
 			stop = true

@@ -13,8 +13,11 @@ import (
 //
 // Behaviour, per partition, as its leader only (NOT_LEADER_OR_FOLLOWER
 // otherwise; unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION):
-//   - Timestamp -1: the high watermark. IsolationLevel read_committed
-//     (v2+) answers the same: without transactions LSO == HW.
+//   - Timestamp -1: the high watermark; with IsolationLevel
+//     read_committed (v2+) the last stable offset (the first offset of the
+//     oldest open transaction, else the high watermark). read_committed
+//     timestamp lookups find nothing at or above the last stable offset
+//     (-1), as in Kafka.
 //   - -2: the log start offset. -4 (v8+, earliest local, KIP-405): the
 //     log start offset too (nothing is tiered).
 //   - -3 (v7+, KIP-734): the offset of the first batch holding the largest
@@ -89,6 +92,17 @@ func handleListOffsets(ctx context.Context, rc *RequestContext, kreq kmsg.Reques
 				rp.ErrorCode = r.ErrorCode
 				if r.ErrorCode == 0 {
 					rp.Offset, rp.Timestamp, rp.LeaderEpoch = r.Offset, r.Timestamp, r.LeaderEpoch
+				}
+				if r.ErrorCode == 0 && req.IsolationLevel == 1 && (ts == node.TimestampLatest || ts >= 0) {
+					lso, code := n.LastStableOffset(ctx, t.Topic, p.Partition)
+					switch {
+					case code != 0:
+						rp.ErrorCode = code
+					case ts == node.TimestampLatest:
+						rp.Offset = lso
+					case rp.Offset >= lso:
+						rp.Offset, rp.Timestamp = -1, -1
+					}
 				}
 			}
 			rt.Partitions = append(rt.Partitions, rp)

@@ -26,9 +26,13 @@ import (
 //     request with failing ones are committed in a second proposal:
 //     per-partition outcomes as in Kafka.
 //   - v2-4 RetentionTimeMillis is ignored (offsets do not expire).
-//   - v9 (KIP-848 member epochs for the new consumer protocol) carries the
-//     same fields as v8; classic members send their generation, so it is
-//     served like v8, except that no group here uses the new protocol.
+//   - v9 (KIP-848): for a consumer-protocol group the generation is the
+//     member epoch (FENCED_MEMBER_EPOCH above the member's, and
+//     STALE_MEMBER_EPOCH below it except its previous epoch); such groups
+//     refuse v2-8 commits from members (UNSUPPORTED_VERSION). A v9 commit
+//     with a member id to a group not held here is accepted (its member
+//     may belong to a consumer group of an earlier coordinator tenure).
+//     Classic groups: as v8.
 //
 // Version notes: v0-1 not served (KIP-896); v3 throttle; v5 drops
 // retention; v6 leader epoch; v7 instance id; v8 flexible; v9 KIP-848.
@@ -65,7 +69,7 @@ func handleOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 	case rc.groupDenied(kmsg.ACLOperationRead, req.Group) != 0:
 		all(kerr.GroupAuthorizationFailed.Code)
 	default:
-		if code := gc.ValidateCommit(req.Group, req.MemberID, grpDeref(req.InstanceID), req.Generation); code != 0 {
+		if code := gc.ValidateOffsetCommit(req.Group, req.MemberID, grpDeref(req.InstanceID), req.Generation, req.Version); code != 0 {
 			all(code)
 		} else {
 			for i, t := range req.Topics {

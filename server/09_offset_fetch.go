@@ -22,11 +22,16 @@ import (
 //     metadata "", no error (as Kafka). Null topics (v2+): every committed
 //     offset of the group.
 //   - v5+ committed leader epoch (-1 when committed without one).
-//   - v7+ RequireStable is accepted: without transactions no offset is
-//     ever pending, so every answer is stable.
+//   - v7+ RequireStable (KIP-447): a partition with an offset staged by
+//     TxnOffsetCommit in an ongoing or preparing transaction answers
+//     UNSTABLE_OFFSET_COMMIT (offset -1), and the consumer retries until
+//     the transaction ends. Without RequireStable the last committed
+//     offset is answered, as in Kafka.
 //   - v8+ several groups per request, each with its own code.
-//   - v9 member id / member epoch (KIP-848) are ignored: no group here
-//     uses the new protocol.
+//   - v9 member id / member epoch (KIP-848): for a consumer-protocol group
+//     held here the member must be known (UNKNOWN_MEMBER_ID) and send its
+//     epoch or the previous one (STALE_MEMBER_EPOCH); classic groups and
+//     groups not held here are not checked.
 //
 // Version notes: v0 (ZooKeeper offsets) not served (KIP-896); v2
 // group-level error, null topics; v3 throttle; v5 leader epoch; v6
@@ -56,11 +61,14 @@ type fetchedTopic struct {
 // group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED); a listed topic
 // without DESCRIBE answers TOPIC_AUTHORIZATION_FAILED, and when every
 // topic is asked for such topics are left out, as Kafka.
-func fetchGroupOffsets(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string) ([]fetchedTopic, int16, error) {
+func fetchGroupOffsets(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string, requireStable bool) ([]fetchedTopic, int16, error) {
 	if code := rc.groupDenied(kmsg.ACLOperationDescribe, grp); code != 0 {
 		return nil, code, nil
 	}
 	fts, code, err := fetchGroupOffsetsOf(ctx, rc, grp, topics, order)
+	if requireStable && err == nil && code == 0 {
+		markUnstable(rc, grp, fts)
+	}
 	if !rc.authorizerOn() || err != nil || code != 0 {
 		return fts, code, err
 	}
@@ -78,6 +86,23 @@ func fetchGroupOffsets(ctx context.Context, rc *RequestContext, grp string, topi
 		out = append(out, ft)
 	}
 	return out, code, err
+}
+
+// markUnstable answers UNSTABLE_OFFSET_COMMIT for the partitions with an
+// offset of grp staged in a transaction not yet complete.
+func markUnstable(rc *RequestContext, grp string, fts []fetchedTopic) {
+	pending := rc.Broker.Node.PendingTxnOffsets(grp)
+	if len(pending) == 0 {
+		return
+	}
+	for _, ft := range fts {
+		for i, fp := range ft.parts {
+			if fp.code == 0 && pending[meta.TopicPartition{Topic: ft.topic, Partition: fp.partition}] {
+				ft.parts[i].val = meta.OffsetValue{Offset: -1, LeaderEpoch: -1}
+				ft.parts[i].code = kerr.UnstableOffsetCommit.Code
+			}
+		}
+	}
 }
 
 func fetchGroupOffsetsOf(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string) ([]fetchedTopic, int16, error) {
@@ -141,9 +166,14 @@ func handleOffsetFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Reques
 					topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 				}
 			}
-			fts, code, err := fetchGroupOffsets(ctx, rc, g.Group, topics, order)
+			fts, code, err := fetchGroupOffsets(ctx, rc, g.Group, topics, order, req.RequireStable)
 			if err != nil {
 				return nil, err
+			}
+			if code == 0 && req.Version >= 9 && g.MemberID != nil && g.MemberEpoch >= 0 {
+				if mc := rc.Broker.Groups.ValidateConsumerFetch(g.Group, *g.MemberID, g.MemberEpoch); mc != 0 {
+					fts, code = nil, mc
+				}
 			}
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
@@ -173,7 +203,7 @@ func handleOffsetFetch(ctx context.Context, rc *RequestContext, kreq kmsg.Reques
 			topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 		}
 	}
-	fts, code, err := fetchGroupOffsets(ctx, rc, req.Group, topics, order)
+	fts, code, err := fetchGroupOffsets(ctx, rc, req.Group, topics, order, req.Version >= 7 && req.RequireStable)
 	if err != nil {
 		return nil, err
 	}

@@ -21,10 +21,10 @@ import (
 //     shard, so the coordinator's commits are local proposals. The answer
 //     is that broker's id, host and port; COORDINATOR_NOT_AVAILABLE while no
 //     leader is known.
-//   - Key type 0 (group) only. Type 1 (transaction) answers
-//     COORDINATOR_NOT_AVAILABLE ("transactions are not supported"), which
-//     clients retry until their own timeout; other types (2 = share group)
-//     answer INVALID_REQUEST, as Kafka answers unknown types.
+//   - Key type 0 (group) and 1 (transaction: the transaction coordinator
+//     is the same broker, see txn.go; DESCRIBE on the TRANSACTIONAL_ID
+//     needed, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED); other types (2 =
+//     share group) answer INVALID_REQUEST, as Kafka answers unknown types.
 //   - v4+ batches keys (CoordinatorKeys): one entry per key, in order.
 //
 // Version notes: v1 key type, throttle, error message; v3 flexible; v4
@@ -56,9 +56,13 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
 		switch req.CoordinatorType {
-		case 0:
-			if code := rc.groupDenied(kmsg.ACLOperationDescribe, key); code != 0 {
-				c.ErrorCode = code
+		case 0, 1:
+			if req.CoordinatorType == 0 {
+				c.ErrorCode = rc.groupDenied(kmsg.ACLOperationDescribe, key)
+			} else {
+				c.ErrorCode = rc.txnDenied(kmsg.ACLOperationDescribe, key)
+			}
+			if c.ErrorCode != 0 {
 				break
 			}
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -67,10 +71,6 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 					c.ErrorCode, c.NodeID, c.Host, c.Port = 0, b.NodeID, b.Host, b.Port
 				}
 			}
-		case 1:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			msg := "transactions are not supported"
-			c.ErrorMessage = &msg
 		default:
 			c.ErrorCode = kerr.InvalidRequest.Code
 		}
@@ -176,7 +176,7 @@ const coordinatorPollEvery = 250 * time.Millisecond
 // leadership moved): a member blocked in JoinGroup or SyncGroup is then
 // answered NOT_COORDINATOR instead of waiting for a rebalance that will
 // never complete here. lost reports whether that happened. The watcher
-// goroutine exits when stop is called.
+// polls on the node's clock and exits when stop is called.
 func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wctx context.Context, lost func() bool, stop func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
@@ -184,13 +184,14 @@ func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wct
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(coordinatorPollEvery)
+		t := rc.Broker.clock.NewTimer(coordinatorPollEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
+				t.Reset(coordinatorPollEvery)
 				if cur, ok := rc.Broker.Node.CoordinatorTerm(wctx); wctx.Err() == nil && (!ok || cur != term) {
 					mu.Lock()
 					gone = true

@@ -19,6 +19,9 @@ import (
 //     committed offsets: Empty, protocol type "". An unknown group: state
 //     Dead, no error (Kafka's classic answer; GROUP_ID_NOT_FOUND is v6+,
 //     not served).
+//   - A consumer-protocol (KIP-848) group: protocol type "consumer", its
+//     state (Empty, Assigning, Reconciling, Stable), members without
+//     metadata or assignment bytes (ConsumerGroupDescribe has them).
 //   - v3+ authorized operations: INT32_MIN unless requested, else the
 //     group operations (READ, DELETE, DESCRIBE) the principal may do (all
 //     three without an authorizer). A group the principal may not
@@ -59,6 +62,9 @@ func handleDescribeGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 		}
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.ErrorCode, g.Group, g.State, g.ProtocolType, g.Protocol = d.ErrorCode, d.Group, d.State.String(), d.ProtocolType, d.Protocol
+		if d.StateName != "" {
+			g.State = d.StateName // a consumer-protocol group
+		}
 		g.AuthorizedOperations = math.MinInt32
 		if req.IncludeAuthorizedOperations && d.ErrorCode == 0 {
 			g.AuthorizedOperations = groupOperations

@@ -19,9 +19,12 @@ import (
 //     groups with members (core/group) and the groups that only have
 //     committed offsets (state Empty, protocol type ""); every other
 //     broker answers an empty list with no error.
+//   - Consumer-protocol (KIP-848) groups are listed with protocol type
+//     "consumer" and their state (Empty, Assigning, Reconciling, Stable).
 //   - v4+ states filter (case-insensitive, unknown names match nothing);
-//     v5+ types filter: every group here is "classic" (case-insensitive),
-//     any other type matches nothing; v5+ GroupType is "classic".
+//     v5+ types filter "classic" / "consumer" (case-insensitive; groups
+//     with only committed offsets are "classic"), other types match
+//     nothing; v5+ GroupType.
 //
 // Version notes: v1 throttle; v3 flexible; v4 states; v5 types (KIP-848).
 
@@ -41,31 +44,39 @@ func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 	if code != 0 {
 		return resp, nil // not the coordinator: no groups here
 	}
-	if req.Version >= 5 && len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(s string) bool { return strings.EqualFold(s, "classic") }) {
-		return resp, nil
+	wantType := func(typ string) bool {
+		return req.Version < 5 || len(req.TypesFilter) == 0 ||
+			slices.ContainsFunc(req.TypesFilter, func(s string) bool { return strings.EqualFold(s, typ) })
 	}
 	var states []group.State
+	var stateNames []string
 	if req.Version >= 4 && len(req.StatesFilter) > 0 {
+		stateNames = req.StatesFilter
 		for _, s := range req.StatesFilter {
 			if st, ok := group.ParseState(s); ok {
 				states = append(states, st)
 			}
 		}
-		if len(states) == 0 {
-			return resp, nil
-		}
 	}
 	listed := map[string]bool{}
-	add := func(id, protocolType string, st group.State) {
+	add := func(id, protocolType, state, typ string) {
 		g := kmsg.NewListGroupsResponseGroup()
-		g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, protocolType, st.String(), "classic"
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, protocolType, state, typ
 		resp.Groups = append(resp.Groups, g)
 		listed[id] = true
 	}
-	for _, l := range gc.List(states) {
-		add(l.Group, l.ProtocolType, l.State)
+	classic := wantType("classic") && (len(stateNames) == 0 || len(states) > 0)
+	if classic {
+		for _, l := range gc.List(states) {
+			add(l.Group, l.ProtocolType, l.StateName, l.Type)
+		}
 	}
-	if len(states) == 0 || slices.Contains(states, group.Empty) {
+	if wantType("consumer") {
+		for _, l := range gc.ListConsumer(stateNames) {
+			add(l.Group, l.ProtocolType, l.StateName, l.Type)
+		}
+	}
+	if classic && (len(states) == 0 || slices.Contains(states, group.Empty)) {
 		ids, err := rc.Broker.Node.OffsetGroups()
 		if err != nil {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -78,7 +89,7 @@ func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 		}
 		for _, id := range ids {
 			if !listed[id] && !known[id] {
-				add(id, "", group.Empty)
+				add(id, "", group.Empty.String(), "classic")
 			}
 		}
 	}

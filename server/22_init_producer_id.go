@@ -12,10 +12,19 @@ import (
 // InitProducerId: v0-5
 //
 // Behaviour:
-//   - Idempotent producers only. A non-null TransactionalID gets
-//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED (as Produce does): there is no
-//     transaction coordinator, and that fatal code makes clients stop
-//     instead of retrying. kgo's idempotent producer sends null.
+//   - A non-null TransactionalID (txn.go) goes to the transaction
+//     coordinator (the controller leader; NOT_COORDINATOR elsewhere) and
+//     needs WRITE on the TRANSACTIONAL_ID. TransactionTimeoutMillis
+//     outside (0, 900000]: INVALID_TRANSACTION_TIMEOUT. A new id gets a
+//     new producer id at epoch 0; a known one its epoch bumped, which
+//     fences the previous instance (PRODUCER_FENCED on its coordinator
+//     requests, INVALID_PRODUCER_EPOCH on its produces once a marker with
+//     the new epoch is written). An ongoing transaction is aborted first
+//     (with the bumped epoch) and the answer is CONCURRENT_TRANSACTIONS,
+//     which clients retry; so is a transaction whose markers are being
+//     written. v3+ ProducerID/ProducerEpoch set must match the id's
+//     current ones, else PRODUCER_FENCED.
+//   - A null TransactionalID is an idempotent producer:
 //   - A new producer id (epoch 0) comes from core/node.InitProducerID (a
 //     per-node cache of blocks allocated through the controller: ids are
 //     never reused across the cluster).
@@ -46,8 +55,7 @@ func handleInitProducerID(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return resp, nil
+		return initTxnProducer(ctx, rc, req, resp), nil
 	}
 	if !rc.authorizedCluster(kmsg.ACLOperationIdempotentWrite) && !rc.mayWriteSomeTopic() {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
@@ -70,4 +78,28 @@ func handleInitProducerID(ctx context.Context, rc *RequestContext, kreq kmsg.Req
 		resp.ProducerID, resp.ProducerEpoch = id, epoch
 	}
 	return resp, nil
+}
+
+func initTxnProducer(ctx context.Context, rc *RequestContext, req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) *kmsg.InitProducerIDResponse {
+	id := *req.TransactionalID
+	if resp.ErrorCode = rc.txnDenied(kmsg.ACLOperationWrite, id); resp.ErrorCode != 0 {
+		return resp
+	}
+	if id == "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	if resp.ErrorCode = txnCoordinator(ctx, rc); resp.ErrorCode != 0 {
+		return resp
+	}
+	expectedPID, expectedEpoch := int64(-1), int16(-1)
+	if req.Version >= 3 && req.ProducerID >= 0 {
+		expectedPID, expectedEpoch = req.ProducerID, req.ProducerEpoch
+	}
+	r := rc.Broker.Node.InitTxnProducer(ctx, id, req.TransactionTimeoutMillis, expectedPID, expectedEpoch)
+	resp.ErrorCode = fencedFor(r.Code, req.Version, 4)
+	if r.Code == 0 {
+		resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.Epoch
+	}
+	return resp
 }

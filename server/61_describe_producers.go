@@ -12,8 +12,9 @@ import (
 // Behaviour:
 //   - Per partition, the idempotent producers the partition's leader
 //     replica knows (core/node.Producers over partition.Replica.Producers):
-//     id, epoch, last sequence, last timestamp. CoordinatorEpoch and
-//     CurrentTxnStartOffset are -1 (no transactions).
+//     id, epoch, last sequence, last timestamp, and CurrentTxnStartOffset:
+//     the first offset of the producer's open transaction on the partition
+//     (-1 if none). CoordinatorEpoch is -1 (no coordinator epochs here).
 //   - Leader only: NOT_LEADER_OR_FOLLOWER on followers,
 //     UNKNOWN_TOPIC_OR_PARTITION for unknown topics and partitions.
 //
@@ -48,7 +49,7 @@ func handleDescribeProducers(ctx context.Context, rc *RequestContext, kreq kmsg.
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 				ap.ProducerID, ap.ProducerEpoch = s.ProducerID, int32(s.ProducerEpoch)
 				ap.LastSequence, ap.LastTimestamp = s.LastSequence, s.LastTimestampMs
-				ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1
+				ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, s.CurrentTxnStartOffset
 				sp.ActiveProducers = append(sp.ActiveProducers, ap)
 			}
 			st.Partitions = append(st.Partitions, sp)

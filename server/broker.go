@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/group"
@@ -47,6 +48,7 @@ type Broker struct {
 	// restart loses every session).
 	fetchSessions *fetchSessionCache
 
+	clock    clock.Clock // the node's clock (the simulator's per-node clock)
 	log      *slog.Logger
 	srv      *Server
 	serveErr chan error
@@ -74,6 +76,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	}
 	incarnation := cfg.Node.NodeID<<48 ^ uint64(gclock.Now().UnixNano())
 	gopts.Incarnation = incarnation
+	var nodeRef atomic.Pointer[node.Node]
+	gopts.Topics = groupTopics(&nodeRef)
 	groups := group.New(gclock, log.With("component", "groups"), gopts)
 	// The node's offset expiry keeps the offsets of groups with members
 	// here, and waits after a coordinator move until live members had
@@ -91,9 +95,10 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		cfg.Listener.Close()
 		return nil, fmt.Errorf("server: start node: %w", err)
 	}
+	nodeRef.Store(n)
 	b := &Broker{
 		Node: n, Groups: groups,
-		NodeID: int32(cfg.Node.NodeID), log: log, serveErr: make(chan error, 1),
+		NodeID: int32(cfg.Node.NodeID), clock: gclock, log: log, serveErr: make(chan error, 1),
 	}
 	scfg := cfg.Server
 	scfg.Logger = log
@@ -109,6 +114,7 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	b.fetchSessions = newFetchSessionCache(gclock, cfg.FetchSessions, srv.Metrics(), incarnation)
 	nodeID := cfg.Node.NodeID
 	srv.metrics.tickBatches = func() (uint64, uint64) { return raftlog.TickBatches(nodeID) }
+	srv.metrics.stages = n.Stages()
 	go func() { b.serveErr <- srv.Serve(cfg.Listener) }()
 	return b, nil
 }
@@ -131,4 +137,31 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		err = errors.Join(serr, nerr)
 	})
 	return err
+}
+
+// groupTopics is the consumer-protocol coordinator's view of the topics
+// (group.Options.Topics): the node's topics, rebuilt only when the
+// controller view's topology moved. The coordinator calls it with its lock
+// held, so calls never overlap; the mutex only documents that.
+func groupTopics(ref *atomic.Pointer[node.Node]) func() []group.TopicInfo {
+	var mu sync.Mutex
+	var version uint64
+	var topics []group.TopicInfo
+	return func() []group.TopicInfo {
+		n := ref.Load()
+		if n == nil {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		v, ts := n.GroupTopics(version)
+		if v != version {
+			version = v
+			topics = make([]group.TopicInfo, len(ts))
+			for i, t := range ts {
+				topics[i] = group.TopicInfo{Name: t.Name, ID: t.ID, Partitions: t.Partitions}
+			}
+		}
+		return topics
+	}
 }

@@ -73,6 +73,9 @@ type conn struct {
 	// idle timeout.
 	lastReadNanos  atomic.Int64
 	lastWriteNanos atomic.Int64
+	// frameReadNanos: when the frame being dispatched was read in full
+	// (reader goroutine only).
+	frameReadNanos int64
 
 	abortOnce sync.Once
 
@@ -92,6 +95,9 @@ type pending struct {
 type result struct {
 	resp kmsg.Response
 	err  error
+	// finished is when the handler returned (the produce "answer" stage
+	// runs from here to the response written).
+	finished time.Time
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -204,6 +210,9 @@ func (c *conn) readLoop(handlers *sync.WaitGroup) error {
 		frame := make([]byte, size)
 		err := c.readFull(frame)
 		if err == nil {
+			// readFull stamped the last byte's arrival: the produce
+			// "queue" stage starts there.
+			c.frameReadNanos = c.lastReadNanos.Load()
 			err = c.dispatch(frame, handlers)
 			if errors.Is(err, errSASLFailed) {
 				return err // answered: dispatch owns the bytes and the token
@@ -332,6 +341,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		Registry: c.s.cfg.Registry,
 		Broker:   c.s.cfg.Broker,
 		sasl:     c.sasl, metrics: &c.s.metrics, authz: c.s.cfg.Authorizer,
+		receivedNanos: c.frameReadNanos,
 	}
 	p := &pending{key: h.key, corr: h.corr, done: make(chan result, 1)}
 	// Never blocks: the queue holds at most the tokens taken.
@@ -389,7 +399,7 @@ func (c *conn) runHandler(api API, rc *RequestContext, req kmsg.Request) (r resu
 	start := time.Now()
 	defer func() { c.s.metrics.observe(api.Key, time.Since(start), r.err != nil) }()
 	resp, err := api.Handler(c.ctx, rc, req)
-	return result{resp: resp, err: err}
+	return result{resp: resp, err: err, finished: time.Now()}
 }
 
 // writeLoop writes results in queue order. After a failure it keeps draining
@@ -406,6 +416,8 @@ func (c *conn) writeLoop() {
 			if err != nil {
 				broken = true
 				c.abort(err)
+			} else if p.key == produceKey && r.resp != nil {
+				c.s.metrics.produceAnswer.Observe(time.Since(r.finished))
 			}
 			if cap(buf) > retainedWriteBufBytesMax {
 				buf = nil

@@ -140,17 +140,18 @@ func testProduceErrors(t *testing.T, c *testCluster) {
 	if p := rawProduce(t, addr, 9, -1, topic, 0, []byte{1, 2, 3}); p.ErrorCode == 0 {
 		t.Fatal("garbage records accepted")
 	}
-	txn := rawProduceReq(9, -1, topic, 0, rawBatch(-1, 0, 0, "x"))
-	id := "txn"
-	txn.TransactionID = &id
-	if p := rawRoundTrip(t, addr, txn).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Fatalf("transactional id: code %d", p.ErrorCode)
-	}
 	txb := rawBatch(5, 0, 0, "x")
 	txb[22] |= batchAttrTxn
 	binary.BigEndian.PutUint32(txb[17:], crc32.Checksum(txb[21:], castagnoliTable))
+	txn := rawProduceReq(9, -1, topic, 0, txb)
+	id := "txn"
+	txn.TransactionID = &id
+	// KIP-890 part 1: producer 5 has no transaction holding the partition.
+	if p := rawRoundTrip(t, addr, txn).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.InvalidTxnState.Code {
+		t.Fatalf("unverified transactional produce: code %d", p.ErrorCode)
+	}
 	if p := rawProduce(t, addr, 9, -1, topic, 0, txb); p.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Fatalf("transactional batch: code %d", p.ErrorCode)
+		t.Fatalf("transactional batch without a transactional id: code %d", p.ErrorCode)
 	}
 	if got := latest(); got != 0 {
 		t.Fatalf("rejected produces wrote data: high watermark %d", got)
@@ -249,10 +250,18 @@ func testInitProducerID(t *testing.T, c *testCluster) {
 		}
 		txn := kmsg.NewPtrInitProducerIDRequest()
 		txn.SetVersion(v)
-		id := "t"
+		id := fmt.Sprintf("t%d", v)
 		txn.TransactionalID = &id
-		if r := rawRoundTrip(t, addr, txn).(*kmsg.InitProducerIDResponse); r.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code || r.ProducerID != -1 {
-			t.Fatalf("v%d transactional: %+v", v, r)
+		txn.TransactionTimeoutMillis = 0
+		if r := rawRoundTrip(t, addr, txn).(*kmsg.InitProducerIDResponse); r.ErrorCode != kerr.InvalidTransactionTimeout.Code || r.ProducerID != -1 {
+			t.Fatalf("v%d transactional, timeout 0: %+v", v, r)
+		}
+		txn.TransactionTimeoutMillis = 60_000
+		first := rawRoundTrip(t, addr, txn).(*kmsg.InitProducerIDResponse)
+		second := rawRoundTrip(t, addr, txn).(*kmsg.InitProducerIDResponse)
+		if first.ErrorCode != 0 || second.ErrorCode != 0 || first.ProducerID < 0 || second.ProducerID != first.ProducerID ||
+			first.ProducerEpoch != 0 || second.ProducerEpoch != 1 {
+			t.Fatalf("v%d transactional: %+v then %+v", v, first, second)
 		}
 	}
 }

@@ -203,10 +203,10 @@
 //     NON_EMPTY_GROUP for a non-"consumer" group with members.
 //
 // Group deviations from Kafka: FindCoordinator key type 1 (transactions)
-// answers COORDINATOR_NOT_AVAILABLE ("transactions are not supported")
-// and other types INVALID_REQUEST; offsets never expire (OffsetCommit v2-4
-// retention is ignored); OffsetCommit v9 and OffsetFetch v9 serve classic
-// members only (KIP-848 member epochs are ignored); membership is not
+// names the same coordinator (txn.go), other types INVALID_REQUEST; offsets never expire (OffsetCommit v2-4
+// retention is ignored); KIP-848 consumer groups (68, 69) have no mixed
+// classic members and answer FENCED_MEMBER_EPOCH after a coordinator move
+// (see core/group, "Consumer protocol"); membership is not
 // persisted (see core/group); DeleteGroups of an offsets-only group races
 // with a member joining it meanwhile (its offsets are deleted anyway); the
 // leadership watch polls with the real clock.

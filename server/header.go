@@ -38,6 +38,9 @@ type RequestContext struct {
 	sasl    *saslSession // the connection's SASL state (never nil)
 	metrics *Metrics
 	authz   *AuthorizerConfig // nil: no authorization
+	// receivedNanos is when the request's last byte was read (wall
+	// clock, UnixNano), for the produce "queue" stage metric.
+	receivedNanos int64
 }
 
 // Sentinel errors of the framing and header layer. Each closes the

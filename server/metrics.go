@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/metric"
+	"github.com/chronik-go/chronik/core/node"
 )
 
 // apiKeyLimit bounds the per-API metric arrays; kmsg knows fewer keys.
@@ -36,6 +39,14 @@ type Metrics struct {
 	// tickBatches, if set (StartBroker, before serving), reports this
 	// node's Raft tick batches (raftlog.TickBatches).
 	tickBatches func() (batches, ticks uint64)
+	// stages, if set (StartBroker), is the node's produce stage metrics.
+	stages *node.Stages
+
+	// The produce stages the front end owns (DESIGN.md, "Where a
+	// produce's time goes"): frame read to handler start (waiting behind
+	// the connection's earlier produce: requests of one connection are
+	// handled in order), and handler return to response written.
+	produceQueue, produceAnswer metric.Histogram
 }
 
 func (m *Metrics) observe(key int16, d time.Duration, failed bool) {
@@ -84,10 +95,63 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 			p("chronik_request_seconds_total{api=%q} %.6f\n", kmsg.NameForKey(int16(k)), float64(n)/1e9)
 		}
 	}
+	if err == nil {
+		err = m.writeStages(w)
+	}
 	if m.tickBatches != nil {
 		b, n := m.tickBatches()
 		p("# HELP chronik_raft_tick_batches_total Times a Raft shard of this node found more than ElectionRTT/2 ticks queued at once (its step worker fell behind; dragonboat's \"had N LocalTick msgs in one batch\", logged at most once per 10 s).\n# TYPE chronik_raft_tick_batches_total counter\nchronik_raft_tick_batches_total %d\n", b)
 		p("# HELP chronik_raft_ticks_batched_total Ticks held in those batches.\n# TYPE chronik_raft_ticks_batched_total counter\nchronik_raft_ticks_batched_total %d\n", n)
 	}
+	return err
+}
+
+// produceStageMetric is the histogram of the produce path's stages,
+// labelled stage= queue, frontend, propose, apply, result, answer (in
+// order; DESIGN.md, "Where a produce's time goes").
+const produceStageMetric = "chronik_produce_stage_seconds"
+
+// writeStages writes the produce stage histograms and the Raft log's
+// SaveRaftState (write + fsync) timing.
+func (m *Metrics) writeStages(w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "# HELP %s Time a produce spends in each stage (queue: frame read to handler start; frontend: to proposal submitted; propose: to its apply starting, covering Raft, the log write and fsync and commit; apply: the apply call; result: apply end to the proposer woken; answer: handler return to response written).\n# TYPE %s histogram\n", produceStageMetric, produceStageMetric); err != nil {
+		return err
+	}
+	st := m.stages
+	type named struct {
+		stage string
+		h     *metric.Histogram
+	}
+	hs := []named{{"queue", &m.produceQueue}}
+	if st != nil {
+		hs = append(hs, named{"frontend", &st.FrontEnd}, named{"propose", &st.Propose}, named{"apply", &st.Apply}, named{"result", &st.Result})
+	}
+	hs = append(hs, named{"answer", &m.produceAnswer})
+	for _, x := range hs {
+		if err := x.h.WritePrometheus(w, produceStageMetric, `stage="`+x.stage+`"`); err != nil {
+			return err
+		}
+	}
+	if st == nil {
+		return nil
+	}
+	const save = "chronik_raft_logdb_save_seconds"
+	if _, err := fmt.Fprintf(w, "# HELP %s Duration of the Raft log's SaveRaftState calls (entries written and fsynced for a batch of shards).\n# TYPE %s histogram\n", save, save); err != nil {
+		return err
+	}
+	if err := st.LogDB.Save.WritePrometheus(w, save, ""); err != nil {
+		return err
+	}
+	const fsync = "chronik_raft_logdb_fsync_seconds"
+	if _, err := fmt.Fprintf(w, "# HELP %s Duration of each fsync of the Raft log's files (inside SaveRaftState: the rest of that call is the write).\n# TYPE %s histogram\n", fsync, fsync); err != nil {
+		return err
+	}
+	if err := st.LogDB.Fsync.WritePrometheus(w, fsync, ""); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "# HELP chronik_raft_logdb_entries_total Raft entries saved to the Raft log.\n# TYPE chronik_raft_logdb_entries_total counter\nchronik_raft_logdb_entries_total %d\n"+
+		"# HELP chronik_raft_logdb_entry_bytes_total Command bytes of the Raft entries saved to the Raft log.\n# TYPE chronik_raft_logdb_entry_bytes_total counter\nchronik_raft_logdb_entry_bytes_total %d\n"+
+		"# HELP chronik_produce_stage_missed_total Produces left out of the propose, apply and result stages (their apply call was no longer remembered).\n# TYPE chronik_produce_stage_missed_total counter\nchronik_produce_stage_missed_total %d\n",
+		st.LogDB.Entries.Load(), st.LogDB.EntryBytes.Load(), st.ApplyTimingMissed.Load())
 	return err
 }

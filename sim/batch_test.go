@@ -56,6 +56,9 @@ func encodeBatch(pid int64, epoch int16, baseSeq int32, keys, values [][]byte, t
 type fetchedRecord struct {
 	offset int64
 	value  string
+	// control: a transaction marker's record (value is its raw bytes);
+	// not a workload value.
+	control bool
 }
 
 var errBadBatch = errors.New("sim: undecodable fetched batch")
@@ -81,6 +84,7 @@ func decodeBatches(b []byte) ([]fetchedRecord, error) {
 			return out, fmt.Errorf("%w: compressed batch (attrs %#x)", errBadBatch, attrs)
 		}
 		base := int64(be.Uint64(batch[0:]))
+		control := be.Uint16(batch[21:])&0x20 != 0
 		n := int(be.Uint32(batch[57:]))
 		recs := batch[batchHeaderBytes:]
 		for i := 0; i < n; i++ {
@@ -95,6 +99,7 @@ func decodeBatches(b []byte) ([]fetchedRecord, error) {
 				return out, err
 			}
 			r.offset += base
+			r.control = control
 			out = append(out, r)
 		}
 	}

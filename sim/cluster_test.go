@@ -108,7 +108,7 @@ func newCluster(seed int64, topo topology, tr *trace) *cluster {
 	logs := &logBuffer{}
 	c := &cluster{
 		seed: seed, topo: topo, tr: tr, logs: logs,
-		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: simLogLevel()})),
 		net:   netio.NewSim(subSeed(seed, "net")),
 		peers: map[uint64]string{}, nodes: map[uint64]*simNode{},
 	}

@@ -75,7 +75,12 @@
 // direct readers of every partition from the start; group consumers with
 // auto-commit (rebalances come from faults and session timeouts); a watcher
 // of the group's committed offsets (kadm OffsetFetch); kadm admin
-// operations (create, add partitions, delete topics of their own).
+// operations (create, add partitions, delete topics of their own); in
+// about 2 seeds of 3 (a stream of its own, "transactions"), a
+// transactional producer (workload_txn_test.go: transactions of 1-6
+// records on random partitions, about 1 in 3 aborted, a new client with
+// the same transactional id after any error) and a read_committed reader
+// of every partition.
 //
 // # Checkers (history_test.go)
 //
@@ -89,6 +94,14 @@
 // acknowledged record lost (and each at its acknowledged offset); no value
 // twice (idempotence); each producer's records in sequence order within a
 // partition; replicas identical below the high watermark.
+// Transactions (history_txn_test.go): read_committed never serves a
+// record of an aborted transaction, nor at or above the response's last
+// stable offset; per session the LSO never goes back; after the fault
+// phase, a read_committed session that read past a committed
+// transaction's last record on a partition read all or none of its
+// records there; a committed transaction's records are acknowledged
+// (never lost). Dropping the aborted-transaction index from Fetch fails
+// seed 1.
 //
 // # Output
 //

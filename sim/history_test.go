@@ -84,6 +84,9 @@ type history struct {
 	// retentionTopics may lose their oldest records to retention (their
 	// log start moves); on every other topic the log start stays 0.
 	retentionTopics map[string]bool
+	// tx is the transactional workload's part (history_txn_test.go); nil
+	// until used.
+	tx *txnHistory
 }
 
 func newHistory(tr *trace) *history {
@@ -202,6 +205,9 @@ func (h *history) read(session string, at tp, recs []fetchedRecord, hw, logStart
 		h.starts[k] = max(earlier, logStart)
 	}
 	for _, r := range recs {
+		if r.control {
+			continue // a marker: no workload value
+		}
 		if !h.produced[r.value] {
 			h.violateLocked("%s %s offset %d: served %q, which no producer ever sent", session, at, r.offset, r.value)
 		}
@@ -287,6 +293,9 @@ func (h *history) final(at tp, log []fetchedRecord, hw, logStart int64) {
 	seen := map[string]int64{}
 	lastSeq := map[int]int64{}
 	for _, r := range log {
+		if r.control {
+			continue
+		}
 		if off, dup := seen[r.value]; dup {
 			h.violate("%s: %q appears at offsets %d and %d (idempotent producer duplicated it)", at, r.value, off, r.offset)
 		}

@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -63,6 +62,7 @@ type result struct {
 	virtual    time.Duration
 	acks       int
 	reads      int64
+	txns       string // the transactional workload's summary, if any
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble,
@@ -117,7 +117,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	c := newCluster(seed, topo, tr)
 	c.net.SetDelaySkew(linkSkewMax)
 	c.applyLinkBase()
-	raftlog.Install(c.log, slog.LevelWarn)
+	raftlog.Install(c.log, simLogLevel())
 	raftlog.SetPanicHook(c.onPanic)
 	defer raftlog.SetPanicHook(nil)
 	h := newHistory(tr)
@@ -132,6 +132,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 		res.violations = h.failed()
 		res.acks = h.ackCount()
 		res.reads = h.reads
+		res.txns = h.txnSummary()
 		res.logs = c.logs.String()
 		res.hash = tr.hash()
 		res.schedHash = tr.scheduleHash()
@@ -156,6 +157,10 @@ func runBubble(seed int64, o runOpts) (res result) {
 	}
 	tr.add(evPhase, "fault phase for %v", o.duration)
 	faultPhase(c, h, tps, o)
+	h.checkTxns()
+	if s := h.txnSummary(); s != "" {
+		tr.add(evCheck, "%s", s)
+	}
 	tr.add(evPhase, "heal")
 	heal(c, rand.New(rand.NewPCG(uint64(subSeed(seed, "heal")), 1)))
 	if err := finalCheck(c, h, tps); err != nil {

@@ -5,6 +5,8 @@ package sim
 import (
 	"flag"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ var (
 	flagDuration = flag.Duration("sim-duration", 30*time.Second, "virtual length of each schedule's fault phase")
 	flagProfile  = flag.String("sim-profile", profileRecoverable, "fault profile: recoverable | unsafe")
 	flagReplay   = flag.Bool("sim-replay", false, "run each seed twice and report whether the canonical trace hashes match")
+	flagLogLevel = flag.String("sim-log-level", "warn", "nodes' log level (debug | info | warn | error), kept in memory and written beside a failing seed's trace (seed-N.log)")
 	flagWorkload = flag.String("sim-workload", "kgo", "workload: kgo (real franz-go clients) | core (node API, no Kafka handlers)")
 )
 
@@ -93,6 +96,9 @@ func report(t *testing.T, res result, o runOpts) {
 		res.seed, res.topo, res.acks, res.reads, res.tr.count(evFault, " lane")-res.tr.count(evFault, " end"),
 		res.tr.count(evFault, " failpoint "), res.tr.count(evNode, " fail-stop "), strings.Count(res.logs, "corrupt read refused"),
 		res.tr.count(evCheck, " retained from log start "), res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
+	if res.txns != "" {
+		t.Logf("seed %d: %s", res.seed, res.txns)
+	}
 	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
 	if res.liveness != "" && !failed {
 		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)
@@ -104,6 +110,12 @@ func report(t *testing.T, res result, o runOpts) {
 	if err != nil {
 		path = "(trace not written: " + err.Error() + ")"
 	}
+	logNote := ""
+	if logPath := strings.TrimSuffix(path, ".trace") + ".log"; logPath != path {
+		if err := os.WriteFile(logPath, []byte(res.logs), 0o644); err == nil {
+			logNote = "\nnode log: " + logPath
+		}
+	}
 	finding := res.liveness
 	if len(res.violations) > 0 {
 		finding = "safety: " + res.violations[0]
@@ -111,6 +123,7 @@ func report(t *testing.T, res result, o runOpts) {
 	if pic, err := writeTimeline(res.tr, res.seed, "", finding); err == nil {
 		path += "\npicture: " + pic
 	}
+	path += logNote
 	var b strings.Builder
 	for _, v := range res.violations {
 		b.WriteString("  safety: " + v + "\n")
@@ -127,4 +140,13 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "...\n" + s[len(s)-n:]
+}
+
+// simLogLevel is -sim-log-level (warn if it does not parse).
+func simLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(*flagLogLevel)); err != nil {
+		return slog.LevelWarn
+	}
+	return l
 }

@@ -15,6 +15,7 @@ type topology struct {
 	clockOffsetMax   time.Duration
 	clockDriftPPMMax int64
 	producers        int
+	txnProducers     int // transactional producers (0 or 1), with a read_committed reader
 	readers          int
 	groupConsumers   int
 	swarm            swarm
@@ -87,6 +88,11 @@ func drawTopology(seed int64) topology {
 	}
 	t.swarm.bitFlip, t.swarm.syncError, t.swarm.diskFull = dw(), dw(), dw()
 	t.retention = drawRetention(seed, t.topics)
+	// A stream of its own, so that adding transactions left every other
+	// draw of a seed as it was.
+	if newRand(seed, "transactions").IntN(3) != 0 {
+		t.txnProducers = 1
+	}
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
@@ -96,7 +102,11 @@ func drawTopology(seed int64) topology {
 }
 
 func (t topology) String() string {
-	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d topics=", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	if t.txnProducers > 0 {
+		s += fmt.Sprintf("txn=%d ", t.txnProducers)
+	}
+	s += "topics="
 	for _, tp := range t.topics {
 		s += fmt.Sprintf("%s(p=%d,rf=%d) ", tp.name, tp.partitions, tp.rf)
 	}

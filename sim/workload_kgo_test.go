@@ -46,6 +46,12 @@ func kgoWorkload(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync
 		goRun(func() { kgoOffsetWatcher(ctx, c, h, tps) })
 	}
 	goRun(func() { kgoAdmin(ctx, c) })
+	for i := range c.topo.txnProducers {
+		goRun(func() { kgoTxnProducer(ctx, c, h, i, tps) })
+	}
+	if c.topo.txnProducers > 0 {
+		goRun(func() { kgoCommittedReader(ctx, c, h, tps) })
+	}
 }
 
 // newClient is a kgo client on host "client-<name>" seeded with every

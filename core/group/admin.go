@@ -2,6 +2,7 @@ package group
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/pingcap/failpoint"
 )
@@ -66,6 +67,8 @@ func (c *Coordinator) Describe(groups []string) []GroupDescription {
 		}
 		if g := c.groups[id]; g != nil {
 			out[i] = g.describe()
+		} else if g := c.cgroups[id]; g != nil {
+			out[i] = g.describeClassic()
 		}
 	}
 	return out
@@ -93,6 +96,52 @@ func (g *group) describe() GroupDescription {
 	return d
 }
 
+// describeClassic is a consumer group as DescribeGroups shows it (Kafka
+// does the same): protocol type "consumer", the consumer state's name, the
+// members without metadata or assignment bytes. State is the nearest
+// classic state (Empty, Stable, else PreparingRebalance) for callers that
+// reason in classic states (OffsetDelete then treats every topic as
+// subscribed while there are members).
+func (g *cgroup) describeClassic() GroupDescription {
+	st := g.state()
+	d := GroupDescription{Group: g.id, Known: true, ProtocolType: ConsumerProtocolType, Generation: g.epoch, StateName: st.String(), State: PreparingRebalance}
+	switch st {
+	case ConsumerEmpty:
+		d.State = Empty
+	case ConsumerStable:
+		d.State = Stable
+	}
+	for _, m := range g.sortedMembers() {
+		d.Members = append(d.Members, MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost})
+	}
+	return d
+}
+
+// ConsumerProtocolType is the protocol type consumer-protocol groups show
+// in DescribeGroups and ListGroups.
+const ConsumerProtocolType = "consumer"
+
+// ListConsumer lists the consumer-protocol groups (ListGroups; Type
+// "consumer") whose state name is in states (case-insensitive; all when
+// empty), ordered by id.
+func (c *Coordinator) ListConsumer(states []string) []GroupListing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []GroupListing
+	ids := make([]string, 0, len(c.cgroups))
+	for id := range c.cgroups {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		st := c.cgroups[id].state().String()
+		if len(states) == 0 || slices.ContainsFunc(states, func(s string) bool { return strings.EqualFold(s, st) }) {
+			out = append(out, GroupListing{Group: id, ProtocolType: ConsumerProtocolType, StateName: st, Type: "consumer"})
+		}
+	}
+	return out
+}
+
 // List handles ListGroups: the groups held here whose state is in states
 // (all when states is empty), ordered by id. The handler parses the v4+
 // states filter with ParseState (unknown names match nothing).
@@ -102,7 +151,7 @@ func (c *Coordinator) List(states []State) []GroupListing {
 	var out []GroupListing
 	for _, g := range c.sortedGroups() {
 		if len(states) == 0 || slices.Contains(states, g.state) {
-			out = append(out, GroupListing{Group: g.id, ProtocolType: g.protocolType, State: g.state})
+			out = append(out, GroupListing{Group: g.id, ProtocolType: g.protocolType, State: g.state, StateName: g.state.String(), Type: "classic"})
 		}
 	}
 	return out
@@ -119,11 +168,18 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 	for i, id := range groups {
 		out[i].Group = id
 		g := c.groups[id]
+		cg := c.cgroups[id]
 		switch {
 		case c.closed:
 			out[i].ErrorCode = errNotCoordinator
 		case id == "":
 			out[i].ErrorCode = errInvalidGroupID
+		case cg != nil && len(cg.members) > 0:
+			out[i].ErrorCode = errNonEmptyGroup
+		case cg != nil:
+			c.killConsumerGroup(cg)
+			delete(c.cgroups, id)
+			c.log.Info("group: deleted", "group", id)
 		case g == nil:
 			out[i].ErrorCode = errGroupIDNotFound
 		case g.state != Empty:
@@ -147,10 +203,26 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 // an earlier coordinator tenure (BeginTenure) may commit until the group
 // completes a join phase in this tenure.
 func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generation int32) int16 {
+	return c.ValidateOffsetCommit(group, memberID, instanceID, generation, 8)
+}
+
+// ValidateOffsetCommit is ValidateCommit knowing the request version: a
+// consumer-protocol group's commit is checked by member epoch (v9+; older
+// versions get UNSUPPORTED_VERSION), see validateConsumerCommit. A v9+
+// commit with a member id to a group not held here is accepted: its
+// member may be of a consumer group of an earlier tenure (not persisted),
+// which rejoins at its next heartbeat.
+func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, generation int32, version int16) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return errNotCoordinator
+	}
+	if cg := c.cgroups[group]; cg != nil {
+		return c.validateConsumerCommit(cg, memberID, generation, version)
+	}
+	if version >= 9 && c.groups[group] == nil && memberID != "" && generation >= 0 {
+		return errNone
 	}
 	failpoint.Inject("validateCommit", func(v failpoint.Value) {
 		if code, ok := v.(int); ok {
@@ -202,6 +274,9 @@ func (c *Coordinator) Active(group string) bool {
 	defer c.mu.Unlock()
 	if c.closed {
 		return true
+	}
+	if cg := c.cgroups[group]; cg != nil {
+		return len(cg.members) > 0
 	}
 	g := c.groups[group]
 	return g != nil && (len(g.members) > 0 || len(g.pending) > 0 || g.state != Empty)

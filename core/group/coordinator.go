@@ -25,6 +25,14 @@ type Coordinator struct {
 	// closed is set by Close; afterwards every call answers NOT_COORDINATOR.
 	closed bool
 	groups map[string]*group
+	// cgroups holds the consumer-protocol (KIP-848) groups; an id is in
+	// groups or cgroups, never both.
+	cgroups map[string]*cgroup
+	// topics is the metadata view as Options.Topics last returned it
+	// (sorted by name); metaVersion counts its changes.
+	topics      []TopicInfo
+	topicByID   map[[16]byte]TopicInfo
+	metaVersion uint64
 	// Counters: member ids, member join order, timer identities, the order
 	// in which groups became Empty (eviction). All only grow.
 	idNext, memberSeqNext, timerSeqNext, emptySeqNext uint64
@@ -39,10 +47,11 @@ func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Coordinator{
-		clock:  clk,
-		log:    log,
-		opts:   opts.withDefaults(),
-		groups: make(map[string]*group),
+		clock:   clk,
+		log:     log,
+		opts:    opts.withDefaults(),
+		groups:  make(map[string]*group),
+		cgroups: make(map[string]*cgroup),
 	}
 }
 
@@ -59,6 +68,10 @@ func (c *Coordinator) Close() {
 		c.killGroup(g, errNotCoordinator)
 	}
 	clear(c.groups)
+	for _, g := range c.cgroups {
+		c.killConsumerGroup(g)
+	}
+	clear(c.cgroups)
 }
 
 // killGroup stops g's timers, answers its waiters with code and marks it
@@ -128,6 +141,13 @@ func (c *Coordinator) BeginTenure() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tenureBase = c.idNext
+	// Consumer groups have no waiters: they are simply forgotten. Their
+	// members' next heartbeat is answered FENCED_MEMBER_EPOCH and they
+	// rejoin with epoch 0 (see doc.go, "Coordinator moves").
+	for id, g := range c.cgroups {
+		c.killConsumerGroup(g)
+		delete(c.cgroups, id)
+	}
 }
 
 // memberFromEarlierTenure reports whether memberID has the shape of a
@@ -175,7 +195,7 @@ func (c *Coordinator) unknownMember(memberID string) int16 {
 // createGroup adds an Empty group, evicting the Empty group that became
 // empty first when at GroupsMax. It returns nil when every group is busy.
 func (c *Coordinator) createGroup(id string) *group {
-	if len(c.groups) >= c.opts.GroupsMax {
+	if len(c.groups)+len(c.cgroups) >= c.opts.GroupsMax {
 		var victim *group
 		for _, g := range c.groups {
 			if g.state == Empty && (victim == nil || g.emptySeq < victim.emptySeq) {

@@ -4,7 +4,9 @@
 // Apache Kafka's GroupCoordinator/GroupMetadata implement it, including
 // KIP-345 static membership, KIP-394 MEMBER_ID_REQUIRED and KIP-814 skip
 // assignment. KIP-429 cooperative rebalancing needs nothing here: it lives
-// in the clients' assignors over the same protocol.
+// in the clients' assignors over the same protocol. Beside the classic
+// groups it holds KIP-848 consumer-protocol groups (ConsumerGroupHeartbeat,
+// ConsumerGroupDescribe; see "Consumer protocol" below).
 //
 // Membership is in memory on the coordinator node only; committed offsets
 // live in the controller shard (core/meta) and are not this package's
@@ -25,6 +27,11 @@
 //	DeleteGroups  Delete([]string) []DeleteResult                 then delete offsets
 //	OffsetCommit  ValidateCommit(group, member, instance, gen) int16, then commit
 //	offset expiry Active(group) bool                              members held: keep offsets
+//	ConsumerGroupHeartbeat ConsumerHeartbeat(ConsumerHeartbeatRequest) ConsumerHeartbeatResponse
+//	ConsumerGroupDescribe  ConsumerDescribe([]string) []ConsumerGroupDescription
+//	OffsetCommit v9        ValidateOffsetCommit(group, member, instance, gen, version) int16
+//	OffsetFetch v9         ValidateConsumerFetch(group, member, epoch) int16
+//	ListGroups             ListConsumer(states) beside List
 //
 // A non-nil error from Join or Sync is only ever ctx.Err(): the connection
 // went away and no response is sent.
@@ -95,6 +102,66 @@
 // phase in this tenure (in Kafka the new coordinator loads the membership
 // from __consumer_offsets and validates it).
 //
+// # Consumer protocol (KIP-848)
+//
+// A consumer group (cgroup, consumer.go) lives in its own map; a group id
+// is classic or consumer, never both. The first ConsumerGroupHeartbeat
+// creates it, or upgrades an Empty classic group; a classic group with
+// members answers INCONSISTENT_GROUP_PROTOCOL, and so does a classic
+// JoinGroup to a consumer group with members (an Empty one becomes
+// classic). Mixed groups (classic members in a consumer group) are not
+// served.
+//
+// Epochs: the group epoch grows by one for every heartbeat that changes
+// the membership, a member's assignor or resolved subscription, or (after
+// Options.Topics changed) the partitions of a subscribed topic. Whenever
+// it passed the assignment epoch the assignor (assign.go; the one most
+// members name, else uniform) computes a new target for every member and
+// the assignment epoch catches up: no Assigning state is ever observed
+// between requests.
+//
+// Reconciliation (reconcile, Kafka's CurrentAssignmentBuilder
+// simplified), per member at each of its heartbeats: partitions it holds
+// outside its target are revoked first (its epoch stays; it answers by a
+// heartbeat whose owned partitions no longer list them, within its
+// rebalance timeout or it is removed); only then does it take the
+// target's partitions that no member owns and move to the assignment
+// epoch. A partition still owned (assigned or being revoked) by another
+// member is given later, once released. So no partition ever has two
+// owners (cgroup.owners; checked by checkInvariants and the model test).
+// An answer carries the full assignment when it changed, when the member's
+// epoch moved, or when the owned partitions it reports differ.
+//
+// Errors as Kafka: UNKNOWN_MEMBER_ID (unknown member, or removed),
+// FENCED_MEMBER_EPOCH (an epoch other than the member's or, after a lost
+// answer, its previous one with only partitions it was given),
+// UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION, UNRELEASED_INSTANCE_ID,
+// GROUP_MAX_SIZE_REACHED (MembersPerGroupMax), INVALID_REQUEST (a join
+// without subscription or rebalance timeout, v1 without member id).
+// Leave: epoch -1 removes the member; -2 (static) keeps its partitions
+// for its instance id until a new member with that id takes them over
+// (no rebalance) or its session ends. Sessions: a member silent for
+// ConsumerSessionTimeout is removed.
+//
+// Subscriptions: topic names and/or an RE2 regex matched against whole
+// names; topics starting with "__" never match a regex; a regex resolves
+// only to topics the member's TopicAllowed admits (DESCRIBE). Options.Topics
+// is read at every heartbeat (the shell caches it by the view's topology
+// version); a change makes each group re-resolve at its next request.
+//
+// Commits (ValidateOffsetCommit): v9+ only for members (v2-8:
+// UNSUPPORTED_VERSION); the generation is the member epoch: above it
+// FENCED_MEMBER_EPOCH, below STALE_MEMBER_EPOCH, except the previous
+// epoch (a member committing what it consumed before its latest answer;
+// newer Kafka is similarly lenient). Empty member id and epoch < 0: an
+// admin commit, only while the group has no members.
+//
+// Coordinator moves: BeginTenure forgets every consumer group. A member's
+// next heartbeat (epoch > 0) to a group not held here is answered
+// FENCED_MEMBER_EPOCH, so it rejoins with epoch 0 and its member id, and
+// a v9 commit with a member id to a group not held here is accepted
+// (unvalidated, as for classic members of an earlier tenure).
+//
 // # Concurrency
 //
 // One mutex guards all groups. It is never held while blocking: Join and
@@ -159,4 +226,19 @@
 //   - Limits on group count and sizes that Kafka lacks (see above); a
 //     rebalance timeout <= 0 means the session timeout.
 //   - One lock for all groups rather than one per group.
+//   - Consumer protocol: no mixed groups and no online upgrade of a
+//     classic group with members, no downgrade when the last consumer
+//     member leaves (an Empty consumer group becomes classic at the next
+//     JoinGroup); the target is computed at once (no
+//     group.consumer.assignment.interval, never Assigning between
+//     requests); client-side assignors are not served (UNSUPPORTED_ASSIGNOR
+//     for any name but uniform and range); racks are recorded but not used
+//     by the assignors; the uniform assignor is a simpler sticky balance
+//     than Kafka's (balanced and sticky for homogeneous subscriptions;
+//     greedy for heterogeneous ones); a member's regex is re-resolved at
+//     its own heartbeats, not asynchronously per group; consumer groups
+//     count against GroupsMax but are never evicted (COORDINATOR_NOT_AVAILABLE
+//     when full); OffsetDelete treats every topic as subscribed while a
+//     consumer group has members; COORDINATOR_LOAD_IN_PROGRESS never
+//     occurs (nothing is loaded).
 package group

@@ -22,6 +22,63 @@ func (c *Coordinator) checkInvariants() error {
 			owner[m] = g.id
 		}
 	}
+	for id, g := range c.cgroups {
+		if g.id != id || c.groups[id] != nil {
+			return fmt.Errorf("consumer group %q filed under %q or also classic", g.id, id)
+		}
+		if err := g.checkInvariants(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInvariants of a consumer group: owners is exactly the union of the
+// members' assigned and revoking partitions (so no partition has two
+// owners), assigned and revoking are disjoint, the static map agrees, the
+// assignment epoch never passes the group epoch.
+func (g *cgroup) checkInvariants() error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("consumer group %q (epoch %d): %s", g.id, g.epoch, fmt.Sprintf(format, args...))
+	}
+	if g.assignmentEpoch > g.epoch {
+		return fail("assignment epoch %d above group epoch", g.assignmentEpoch)
+	}
+	n := 0
+	for id, m := range g.members {
+		if m.id != id {
+			return fail("member %q filed under %q", m.id, id)
+		}
+		if m.epoch > g.assignmentEpoch {
+			return fail("member %q epoch %d above assignment epoch %d", id, m.epoch, g.assignmentEpoch)
+		}
+		if m.instanceID != "" && g.static[m.instanceID] != id {
+			return fail("static member %q not in the instance map", id)
+		}
+		for _, tp := range m.assigned.flatten() {
+			if m.revoking.has(tp) {
+				return fail("member %q both owns and revokes %v", id, tp)
+			}
+			if g.owners[tp] != id {
+				return fail("member %q assigned %v owned by %q", id, tp, g.owners[tp])
+			}
+			n++
+		}
+		for _, tp := range m.revoking.flatten() {
+			if g.owners[tp] != id {
+				return fail("member %q revoking %v owned by %q", id, tp, g.owners[tp])
+			}
+			n++
+		}
+	}
+	if n != len(g.owners) {
+		return fail("%d owned partitions, members hold %d", len(g.owners), n)
+	}
+	for inst, id := range g.static {
+		if m := g.members[id]; m == nil || m.instanceID != inst {
+			return fail("instance %q maps to %q", inst, id)
+		}
+	}
 	return nil
 }
 

@@ -42,6 +42,15 @@ func (c *Coordinator) join(req JoinRequest) (JoinResponse, chan JoinResponse) {
 	if code := c.validateJoin(req); code != errNone {
 		return joinErr(req.MemberID, code), nil
 	}
+	if cg := c.cgroups[req.Group]; cg != nil {
+		if len(cg.members) > 0 {
+			// Mixed classic/consumer groups are not served.
+			return joinErr(req.MemberID, errInconsistentProtocol), nil
+		}
+		// An Empty consumer group becomes a classic group.
+		c.killConsumerGroup(cg)
+		delete(c.cgroups, req.Group)
+	}
 	g := c.groups[req.Group]
 	if g == nil {
 		if req.MemberID != "" {

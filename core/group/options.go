@@ -36,6 +36,18 @@ type Options struct {
 	// before a restart) are never reissued. The shell derives it from, e.g.,
 	// the node id and a boot counter or leadership term.
 	Incarnation uint64
+	// Topics returns the node's topics sorted by name (consumer-protocol
+	// groups assign their partitions); nil means no topics. It is called
+	// with the coordinator's lock held, at every ConsumerGroupHeartbeat,
+	// and must be cheap and must not call back into the coordinator.
+	Topics func() []TopicInfo
+	// ConsumerSessionTimeout removes a consumer-protocol member that has
+	// not heartbeaten for this long (Kafka:
+	// group.consumer.session.timeout.ms, 45s).
+	ConsumerSessionTimeout time.Duration
+	// ConsumerHeartbeatInterval is the interval told to consumer-protocol
+	// members (Kafka: group.consumer.heartbeat.interval.ms, 5s).
+	ConsumerHeartbeatInterval time.Duration
 }
 
 // Defaults and fixed limits.
@@ -55,6 +67,12 @@ const (
 	StringBytesMax = 4096
 	// LeaveMembersMax bounds a LeaveGroup batch: INVALID_REQUEST beyond.
 	LeaveMembersMax = MembersPerGroupMaxDefault
+	// SubscribedTopicsMax bounds a ConsumerGroupHeartbeat's subscribed
+	// topic names and owned topics: INVALID_REQUEST beyond.
+	SubscribedTopicsMax = 10_000
+
+	ConsumerSessionTimeoutDefault    = 45 * time.Second
+	ConsumerHeartbeatIntervalDefault = 5 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -75,6 +93,8 @@ func (o Options) withDefaults() Options {
 		o.InitialRebalanceDelay = 0
 	}
 	def(&o.NewMemberJoinTimeout, NewMemberJoinTimeoutDefault)
+	def(&o.ConsumerSessionTimeout, ConsumerSessionTimeoutDefault)
+	def(&o.ConsumerHeartbeatInterval, ConsumerHeartbeatIntervalDefault)
 	defInt(&o.GroupsMax, GroupsMaxDefault)
 	defInt(&o.MembersPerGroupMax, MembersPerGroupMaxDefault)
 	defInt(&o.ProtocolsPerMemberMax, ProtocolsPerMemberMaxDefault)

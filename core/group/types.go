@@ -196,13 +196,18 @@ type GroupDescription struct {
 	Protocol     string // Stable groups only
 	Generation   int32
 	Members      []MemberDescription // join order
+	// StateName, when set, overrides State.String(): a consumer-protocol
+	// group's state (Empty, Assigning, Reconciling, Stable).
+	StateName string
 }
 
 // GroupListing mirrors kmsg.ListGroupsResponseGroup.
 type GroupListing struct {
 	Group        string
 	ProtocolType string
-	State        State
+	State        State  // classic groups
+	StateName    string // the state's wire name (either protocol)
+	Type         string // "classic" or "consumer" (ListGroups v5 GroupType)
 }
 
 // DeleteResult mirrors kmsg.DeleteGroupsResponseGroup.

@@ -51,6 +51,22 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.deleteACLs(c)
 	case ExpireOffsets:
 		return s.expireOffsets(c)
+	case InitTxnProducer:
+		return s.initTxnProducer(c)
+	case AddTxnPartitions:
+		return s.addTxnPartitions(c)
+	case AddTxnGroup:
+		return s.addTxnGroup(c)
+	case TxnCommitOffsets:
+		return s.txnCommitOffsets(c)
+	case EndTxn:
+		return s.endTxn(c)
+	case TxnMarkersWritten:
+		return s.txnMarkersWritten(c)
+	case AbortTxn:
+		return s.abortTxn(c)
+	case ExpireTxn:
+		return s.expireTxn(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
@@ -194,6 +210,7 @@ func (s *state) deleteTopic(index uint64, c DeleteTopic) (Result, bool) {
 			delete(s.offsets, g)
 		}
 	}
+	s.txnsForgetTopic(name)
 	s.topologyChanged(index)
 	return Result{Topic: t}, true
 }

@@ -100,6 +100,37 @@ func genCommand() *rapid.Generator[Command] {
 		rapid.Custom(func(t *rapid.T) Command {
 			return ExpireOffsets{Group: str(GroupIDLenMax).Draw(t, "g"), CutoffMs: rapid.Int64().Draw(t, "cutoff")}
 		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return InitTxnProducer{TxnID: str(TxnIDLenMax).Draw(t, "id"), TimeoutMs: i32.Draw(t, "to"), NowMs: rapid.Int64().Draw(t, "now"),
+				ExpectedProducerID: rapid.Int64().Draw(t, "pid"), ExpectedEpoch: rapid.Int16().Draw(t, "e")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return AddTxnPartitions{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				NowMs: rapid.Int64().Draw(t, "now"), Partitions: genSlice(tp, 5).Draw(t, "tps")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return AddTxnGroup{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				NowMs: rapid.Int64().Draw(t, "now"), Group: str(GroupIDLenMax).Draw(t, "g")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return TxnCommitOffsets{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				Group: str(GroupIDLenMax).Draw(t, "g"), Offsets: genSlice(oc, 5).Draw(t, "o")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return EndTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				Commit: rapid.Bool().Draw(t, "c"), NowMs: rapid.Int64().Draw(t, "now")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return TxnMarkersWritten{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				NowMs: rapid.Int64().Draw(t, "now"), Partitions: genSlice(tp, 5).Draw(t, "tps")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return ExpireTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), CutoffMs: rapid.Int64().Draw(t, "cutoff")}
+		}),
+		rapid.Custom(func(t *rapid.T) Command {
+			return AbortTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
+				NowMs: rapid.Int64().Draw(t, "now")}
+		}),
 	)
 }
 

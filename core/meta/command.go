@@ -30,6 +30,14 @@ const (
 	KindCreateACLs            Kind = 17
 	KindDeleteACLs            Kind = 18
 	KindExpireOffsets         Kind = 19
+	KindInitTxnProducer       Kind = 20
+	KindAddTxnPartitions      Kind = 21
+	KindAddTxnGroup           Kind = 22
+	KindTxnCommitOffsets      Kind = 23
+	KindEndTxn                Kind = 24
+	KindTxnMarkersWritten     Kind = 25
+	KindAbortTxn              Kind = 26
+	KindExpireTxn             Kind = 27
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -210,6 +218,22 @@ func (k Kind) String() string {
 		return "DeleteACLs"
 	case KindExpireOffsets:
 		return "ExpireOffsets"
+	case KindInitTxnProducer:
+		return "InitTxnProducer"
+	case KindAddTxnPartitions:
+		return "AddTxnPartitions"
+	case KindAddTxnGroup:
+		return "AddTxnGroup"
+	case KindTxnCommitOffsets:
+		return "TxnCommitOffsets"
+	case KindEndTxn:
+		return "EndTxn"
+	case KindTxnMarkersWritten:
+		return "TxnMarkersWritten"
+	case KindAbortTxn:
+		return "AbortTxn"
+	case KindExpireTxn:
+		return "ExpireTxn"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -296,6 +320,9 @@ func decodeBody(d *dec, k Kind) Command {
 		return DeleteACLs{ACLs: decodeACLs(d, ACLChangeMax)}
 	case KindExpireOffsets:
 		return ExpireOffsets{Group: d.str(GroupIDLenMax), CutoffMs: d.svar()}
+	case KindInitTxnProducer, KindAddTxnPartitions, KindAddTxnGroup, KindTxnCommitOffsets,
+		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn, KindExpireTxn:
+		return decodeTxnBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

@@ -10,6 +10,9 @@
 //   - the partition shard-id counter (from FirstPartitionShardID up);
 //   - the producer-id counter;
 //   - committed consumer-group offsets: group -> topic -> partition.
+//   - transactions (txn.go): transactional id -> producer id, epoch,
+//     state, partitions and groups of the ongoing transaction, offsets
+//     staged by TxnOffsetCommit (the transaction coordinator's state).
 //
 // # Commands
 //
@@ -24,7 +27,10 @@
 // replicas; the target is recorded here, the partition leader drives the
 // Raft membership change, completion sets Replicas = Target; nodes that
 // left a partition are retired and may never rejoin it, since dragonboat
-// never reuses a removed replica id). Encode/Decode give their wire form:
+// never reuses a removed replica id), and the transaction coordinator's
+// InitTxnProducer, AddTxnPartitions, AddTxnGroup, TxnCommitOffsets,
+// EndTxn, TxnMarkersWritten, AbortTxn, ExpireTxn (txn.go: lifecycle, epochs; clock
+// values come from the proposer). Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields
 //

@@ -155,6 +155,9 @@ func (m *StateMachine) Lookup(q interface{}) (interface{}, error) {
 	case QueryExpirableGroups:
 		return m.st.expirableGroups(q.CutoffMs), nil
 	default:
+		if v, ok := m.st.lookupTxn(q); ok {
+			return v, nil
+		}
 		return nil, fmt.Errorf("%w: %T", ErrUnknownQuery, q)
 	}
 }

@@ -21,13 +21,14 @@ import (
 //	|        |         | v5: SCRAM credentials (user, mechanism  |           |
 //	|        |         |     sorted)                             |           |
 //	|        |         | v6: ACLs (sorted)                       |           |
+//	|        |         | v7: transactions (by id, txn.go)        |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 6
+	SnapshotVersion = 7
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -44,6 +45,9 @@ const (
 	// snapshotVersionNoACLs is the layout without the ACL section; still
 	// decoded (no ACLs).
 	snapshotVersionNoACLs = 5
+	// snapshotVersionNoTxns is the layout without the transactions
+	// section; still decoded (no transactional ids).
+	snapshotVersionNoTxns = 6
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -89,6 +93,7 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotBrokerConfigs(e)
 	s.encodeSnapshotScram(e)
 	s.encodeSnapshotACLs(e)
+	s.encodeSnapshotTxns(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -130,6 +135,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	if v > snapshotVersionNoACLs {
 		decodeSnapshotACLs(d, s)
+	}
+	if v > snapshotVersionNoTxns {
+		decodeSnapshotTxns(d, s)
 	}
 	d.done()
 	if d.err != nil {

@@ -44,20 +44,32 @@ type state struct {
 	// acls are the ACLs sorted by CompareACLs, unique; nil when none.
 	// Replaced, never modified, on change (acl.go).
 	acls []ACL
+	// txns are the transaction coordinator's state by transactional id
+	// (txn.go); values are replaced, never modified. txnByPID indexes
+	// them by producer id, txnPreparing lists those in Prepare*.
+	txns         map[string]*Txn
+	txnByPID     map[int64]string
+	txnPreparing map[string]bool
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
 	topicsSorted  []*Topic
 	cacheValid    bool
+	// txnPreparingSorted caches the View's PreparingTxns.
+	txnPreparingSorted []*Txn
+	txnCacheValid      bool
 }
 
 func newState() *state {
 	return &state{
-		nextShardID: FirstPartitionShardID,
-		brokers:     map[int32]Broker{},
-		topics:      map[string]*Topic{},
-		topicByID:   map[TopicID]string{},
-		offsets:     map[string]map[string]map[int32]OffsetValue{},
+		nextShardID:  FirstPartitionShardID,
+		brokers:      map[int32]Broker{},
+		topics:       map[string]*Topic{},
+		topicByID:    map[TopicID]string{},
+		offsets:      map[string]map[string]map[int32]OffsetValue{},
+		txns:         map[string]*Txn{},
+		txnByPID:     map[int64]string{},
+		txnPreparing: map[string]bool{},
 	}
 }
 
@@ -91,6 +103,7 @@ func (s *state) view() *View {
 		BrokerConfigs:   s.brokerConfigs,
 		Scram:           s.scram,
 		ACLs:            s.acls,
+		PreparingTxns:   s.preparingTxns(),
 	}
 }
 
@@ -179,6 +192,9 @@ func (s *state) checkInvariants() error {
 		if !slices.IsSortedFunc(t.Configs, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) }) {
 			return fmt.Errorf("topic %q configs not sorted", name)
 		}
+	}
+	if msg := s.checkTxnInvariants(); msg != "" {
+		return fmt.Errorf("%s", msg)
 	}
 	if len(s.topicByID) != len(s.topics) {
 		return fmt.Errorf("%d topic ids for %d topics", len(s.topicByID), len(s.topics))

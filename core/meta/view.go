@@ -25,6 +25,9 @@ type View struct {
 	Scram []ScramCredential
 	// ACLs are the access control entries, sorted by CompareACLs.
 	ACLs []ACL
+	// PreparingTxns are the transactions in PrepareCommit or PrepareAbort,
+	// sorted by id: partition leaders write their markers (core/node).
+	PreparingTxns []*Txn
 }
 
 // BrokerConfig returns the cluster-wide dynamic value of key, if set.

@@ -103,6 +103,14 @@ type Config struct {
 	// how often the group coordinator looks for expired offsets. Zero:
 	// DefaultOffsetsRetentionCheckInterval (10 min).
 	OffsetsRetentionCheckInterval time.Duration
+	// TxnTimeoutCheckInterval is how often the transaction coordinator
+	// aborts transactions older than their transaction.timeout.ms (txn.go).
+	// Zero: DefaultTxnTimeoutCheckInterval (10 s).
+	TxnTimeoutCheckInterval time.Duration
+	// TxnIDExpiration is transactional.id.expiration.ms: the same pass
+	// forgets transactional ids with no transaction in progress and
+	// unchanged for this long. Zero: DefaultTxnIDExpiration (7 days).
+	TxnIDExpiration time.Duration
 	// OffsetsExpirySettle is how long this node must have coordinated
 	// groups in the current controller term before it expires offsets, so
 	// that live members of a group have rejoined it (they do within their
@@ -199,6 +207,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OffsetsRetentionCheckInterval <= 0 {
 		c.OffsetsRetentionCheckInterval = DefaultOffsetsRetentionCheckInterval
+	}
+	if c.TxnTimeoutCheckInterval <= 0 {
+		c.TxnTimeoutCheckInterval = DefaultTxnTimeoutCheckInterval
+	}
+	if c.TxnIDExpiration <= 0 {
+		c.TxnIDExpiration = DefaultTxnIDExpiration
 	}
 	if c.OffsetsExpirySettle == 0 {
 		c.OffsetsExpirySettle = DefaultOffsetsExpirySettle

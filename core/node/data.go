@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/pingcap/failpoint"
@@ -29,10 +30,13 @@ type ProduceResult struct {
 type FetchResult struct {
 	ErrorCode        int16
 	HighWatermark    int64
-	LastStableOffset int64 // == HighWatermark (no transactions yet)
+	LastStableOffset int64 // first offset of the oldest open transaction, else HighWatermark
 	LogStartOffset   int64
 	Records          []byte
 	LeaderEpoch      int32
+	// AbortedTxns (read_committed only, FetchCommitted) are the aborted
+	// transactions overlapping Records.
+	AbortedTxns []partition.AbortedTxn
 }
 
 // leaderPartition resolves topic/partition to its shard, checks that this
@@ -83,6 +87,9 @@ type ProduceOptions struct {
 	// min.insync.replicas (doc.go, "In-sync replicas"); 0 and 1 (and the
 	// zero value) do not, as in Kafka.
 	Acks int16
+	// Start is when the Kafka handler started, on the node's clock
+	// (Node.Now); zero: not measured. Only the stage metrics read it.
+	Start time.Time
 }
 
 // Produce is ProduceWith without acks=all: min.insync.replicas is not
@@ -146,6 +153,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 	if n.cfg.UnsafeAckBeforeApply {
 		return n.unsafeAck(shard, rep, cmd, res)
 	}
+	submitted := n.cfg.Clock.Now()
 	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {
 		res.ErrorCode = n.errCode(ctx, err)
@@ -157,6 +165,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 		res.ErrorCode = kerr.UnknownServerError.Code
 		return res
 	}
+	n.observeProduce(opts.Start, submitted, n.cfg.Clock.Now(), rep, pr.Index)
 	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
 	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
 	if res.ErrorCode == 0 && minISR > 1 {
@@ -232,25 +241,33 @@ func (n *Node) Fetch(ctx context.Context, topic string, part int32, offset int64
 	return n.readReplica(rep, offset, maxBytes, res)
 }
 
-func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
-	b, err := rep.Fetch(offset, maxBytes)
+// readErrorCode is the Kafka error code of a partition read's error (0 for
+// nil).
+func (n *Node) readErrorCode(err error, offset int64) int16 {
 	switch {
+	case err == nil:
+		return 0
 	case errors.Is(err, plog.ErrOffsetOutOfRange):
-		res.ErrorCode = kerr.OffsetOutOfRange.Code
+		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, partition.ErrClosed):
-		res.ErrorCode = kerr.NotLeaderForPartition.Code
+		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, plog.ErrCorruptLog):
 		// A checksum failed on read (a bad disk or a flipped bit): the
 		// bytes are never served; the client retries (a transient flip
 		// reads clean again, a persistent one needs the operator).
 		n.log.Warn("corrupt read refused: checksum mismatch in the partition log", "offset", offset, "err", err)
-		res.ErrorCode = kerr.KafkaStorageError.Code
-	case err != nil:
-		res.ErrorCode = kerr.KafkaStorageError.Code
+		return kerr.KafkaStorageError.Code
+	default:
+		return kerr.KafkaStorageError.Code
 	}
+}
+
+func (n *Node) readReplica(rep *partition.Replica, offset int64, maxBytes int, res FetchResult) FetchResult {
+	b, err := rep.Fetch(offset, maxBytes)
+	res.ErrorCode = n.readErrorCode(err, offset)
 	// Read after the fetch: never below what was served.
 	res.HighWatermark = rep.HighWatermark()
-	res.LastStableOffset = res.HighWatermark
+	res.LastStableOffset = rep.LastStableOffset()
 	res.LogStartOffset = rep.LogStartOffset()
 	if err == nil {
 		res.Records = b

@@ -163,7 +163,9 @@
 //
 // All exported methods are safe for concurrent use. Background goroutines
 // (registration, leader reports, membership, reconciler, retention,
-// partition moves, committed offset expiry) are
+// partition moves, committed offset expiry, transaction markers and the
+// transaction timeout pass, txn.go; the marker writer's per-transaction
+// goroutines are bounded and waited for within each pass) are
 // started by Start and stopped and waited for by Close; dragonboat's
 // callbacks never block. Node.mu guards small maps only and is never held
 // while waiting (a synctest bubble cannot advance time while anyone waits
@@ -194,6 +196,16 @@
 //
 // # Approximations and what is not done
 //
+//   - Transactions (txn.go): the KIP-890 part 1 check runs on the
+//     partition leader before proposing, not atomically with the append,
+//     so a produce still in flight when its own client ends the
+//     transaction can land after the marker and open a transaction there
+//     that the producer's next transaction on that partition closes (or
+//     holds the LSO until then). Aborts by the coordinator (timeout,
+//     fencing) bump the epoch, and the marker's epoch then fences such a
+//     late batch in apply; clients end a transaction only after its
+//     produces were answered. KIP-890 part 2 (an epoch bump at every end)
+//     would close the rest; it is not built.
 //   - ISR is exact only on a partition's leader (see "In-sync replicas");
 //     other nodes report the replica list. OfflineReplicas lists replicas
 //     that are not registered brokers, not replicas that are down.

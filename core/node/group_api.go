@@ -64,3 +64,37 @@ func (n *Node) OffsetGroups() ([]string, error) {
 	}
 	return v.([]string), nil
 }
+
+// GroupTopic is one topic as the consumer-protocol (KIP-848) assignors
+// see it.
+type GroupTopic struct {
+	Name       string
+	ID         meta.TopicID
+	Partitions int32
+}
+
+// GroupTopics returns the topology version of this node's controller view
+// and, when it differs from since, every topic sorted by name (nil
+// otherwise: the caller keeps what it has). Cheap when nothing changed.
+func (n *Node) GroupTopics(since uint64) (uint64, []GroupTopic) {
+	v := n.view()
+	if v.TopologyVersion == since {
+		return since, nil
+	}
+	out := make([]GroupTopic, 0, len(v.Topics))
+	for _, t := range v.Topics {
+		out = append(out, GroupTopic{Name: t.Name, ID: t.ID, Partitions: int32(len(t.Partitions))})
+	}
+	return v.TopologyVersion, out
+}
+
+// TransferCoordinator asks the controller shard's leader, which must be
+// this node, to hand leadership (and with it every group's coordinator)
+// to node target. It returns once the request is queued; the move shows
+// in CoordinatorTerm. Operators' tool and tests' coordinator move.
+func (n *Node) TransferCoordinator(target uint64) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	return n.nh.RequestLeaderTransfer(meta.ControllerShardID, target)
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
+	"github.com/chronik-go/chronik/core/raftlog"
 	"github.com/chronik-go/chronik/core/wal"
 	"github.com/chronik-go/chronik/diskio"
 	"github.com/chronik-go/chronik/netio"
@@ -53,6 +54,8 @@ type Node struct {
 	overflow atomic.Bool
 	// isr follows the followers of the partition shards led here (isr.go).
 	isr *isrTracker
+	// stages: the produce path's stage metrics (stages.go).
+	stages Stages
 
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
@@ -129,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.reassignLoop, n.offsetExpiryLoop} {
+	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.reassignLoop, n.offsetExpiryLoop, n.txnMarkerLoop, n.txnTimeoutLoop} {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -155,8 +158,10 @@ func (n *Node) nodeHostConfig() config.NodeHostConfig {
 		Expert: config.ExpertConfig{
 			FS:               diskio.NewVFS(n.cfg.FS),
 			TransportFactory: tf,
-			LogDBFactory: wal.NewFactory(n.cfg.FS, n.cfg.DataDir, wal.Options{
-				Logger: n.log, OnFailure: n.cfg.OnStorageFailure, SegmentBytes: n.cfg.RaftLogSegmentBytes}),
+			LogDBFactory: raftlog.SkipEmptyUpdates(raftlog.TimedLogDB(wal.NewFactory(n.cfg.FS, n.cfg.DataDir, wal.Options{
+				Logger: n.log, OnFailure: n.cfg.OnStorageFailure, SegmentBytes: n.cfg.RaftLogSegmentBytes,
+				ObserveSync: n.stages.LogDB.Fsync.Observe, Clock: n.cfg.Clock,
+			}), n.cfg.Clock, &n.stages.LogDB)),
 			// Recorded by dragonboat in its flag file; tan's buffer sizes
 			// mean nothing to the WAL, so the value is fixed.
 			LogDB: config.GetTinyMemLogDBConfig(),

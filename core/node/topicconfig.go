@@ -126,6 +126,11 @@ var configKeys = []configKey{
 		static: func(c *Config) (string, bool) {
 			return msString(c.ReplicaLagMax), c.ReplicaLagMax != DefaultReplicaLagMax
 		}},
+	{broker: "max.incremental.fetch.session.cache.slots", readOnly: true, def: "1000",
+		static: func(c *Config) (string, bool) {
+			x, ok := c.StaticBrokerConfigs["max.incremental.fetch.session.cache.slots"]
+			return x, ok
+		}},
 	{broker: "num.partitions", readOnly: true, def: "1",
 		static: func(c *Config) (string, bool) {
 			return i64String(int64(c.DefaultPartitions)), c.DefaultPartitions != DefaultPartitions

@@ -4,6 +4,7 @@ package partition
 // package) and the node that hosts it (core/node).
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,8 +54,23 @@ type DeleteRecords struct {
 	Offset int64 // new log start offset; -1 means the high watermark
 }
 
-// EncodeProduce and EncodeDeleteRecords (codec.go) build entry payloads for
-// NodeHost.SyncPropose on a partition shard.
+// Marker ends producer ProducerID's transaction on this partition
+// (WriteTxnMarkers): apply writes Kafka's control batch (COMMIT or ABORT,
+// with CoordinatorEpoch in its value and TimestampMs as its timestamp) at
+// the next offset. A marker older than the producer's epoch here is
+// INVALID_PRODUCER_EPOCH; a newer one raises the producer's epoch, which
+// fences the producer's older epochs on this partition.
+type Marker struct {
+	ProducerID       int64
+	ProducerEpoch    int16
+	Commit           bool
+	CoordinatorEpoch int32
+	TimestampMs      int64
+	LeaderEpoch      int32 // as Produce.LeaderEpoch
+}
+
+// EncodeProduce, EncodeDeleteRecords and EncodeMarker (codec.go) build
+// entry payloads for NodeHost.SyncPropose on a partition shard.
 
 // ProduceResult is what applying a Produce returned (sm.Result, decoded).
 type ProduceResult struct {
@@ -206,8 +222,12 @@ type Replica struct {
 	// waitc is closed (and replaced) by every apply that moves hw.
 	waitc  chan struct{}
 	closed bool
-	// producers is the state machine's table, read here under mu.
+	// producers and txns are the state machine's, read here under mu.
 	producers *producerTable
+	txns      *txnState
+	// lso is the last stable offset: the first offset of the oldest open
+	// transaction, else hw. Invariant: start-independent, lso <= hw.
+	lso int64
 	// released is closed when the state machine's Close has finished:
 	// its log is synced, checkpointed and closed, and no file of the
 	// replica is open any more.
@@ -217,10 +237,40 @@ type Replica struct {
 	defaults Tuning
 	// indexIntervalBytes is the log's (a segment may not be smaller).
 	indexIntervalBytes int64
+	// timings are the last applyTimingsMax Update calls (a ring; the
+	// next one goes to timingNext % applyTimingsMax), for ApplyTiming.
+	timings    [applyTimingsMax]applyTiming
+	timingNext uint64
 }
 
-func newReplica(shardID, replicaID uint64, producers *producerTable) *Replica {
-	return &Replica{shardID: shardID, replicaID: replicaID, waitc: make(chan struct{}), producers: producers, released: make(chan struct{})}
+// applyTimingsMax bounds the Update calls a Replica remembers for
+// ApplyTiming: a proposer reads its entry's timing right after its result
+// arrives, while at most a few later Update calls of the shard have run.
+const applyTimingsMax = 8
+
+// applyTiming is one Update call: the entries [first, last] it applied,
+// between start and end on the node's clock.
+type applyTiming struct {
+	first, last uint64
+	start, end  time.Time
+}
+
+// ApplyTiming reports when the Update call that applied the entry at
+// Raft index started and ended (the node's clock), if it is one of the
+// last few (ok false otherwise: the stage metrics then skip it).
+func (r *Replica) ApplyTiming(index uint64) (start, end time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.timings {
+		if t.last != 0 && t.first <= index && index <= t.last {
+			return t.start, t.end, true
+		}
+	}
+	return time.Time{}, time.Time{}, false
+}
+
+func newReplica(shardID, replicaID uint64, producers *producerTable, txns *txnState) *Replica {
+	return &Replica{shardID: shardID, replicaID: replicaID, waitc: make(chan struct{}), producers: producers, txns: txns, released: make(chan struct{})}
 }
 
 func (r *Replica) release() { r.releaseOnce.Do(func() { close(r.released) }) }
@@ -362,6 +412,9 @@ type ProducerState struct {
 	LastTimestampMs   int64
 	CoordinatorEpoch  int32
 	CurrentTxnStartMs int64
+	// CurrentTxnStartOffset is the first offset of the producer's open
+	// transaction on this partition, -1 if none.
+	CurrentTxnStartOffset int64
 }
 
 // Producers lists the producers this replica knows, by producer id.
@@ -372,5 +425,60 @@ func (r *Replica) Producers() []ProducerState {
 	if r.producers == nil {
 		return nil
 	}
-	return r.producers.states()
+	return r.producers.states(r.txns)
+}
+
+// LastStableOffset is the first offset of the oldest open transaction, or
+// the high watermark when none is open.
+func (r *Replica) LastStableOffset() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lso
+}
+
+// FetchCommitted is Fetch for isolation_level=read_committed: nothing at or
+// beyond the last stable offset is returned, and aborted lists the aborted
+// transactions that overlap the returned batches (Kafka's
+// AbortedTransactions: the consumer drops their records). lso is the last
+// stable offset the read used. An offset in [lso, hw] returns no bytes.
+func (r *Replica) FetchCommitted(offset int64, maxBytes int) (b []byte, aborted []AbortedTxn, lso int64, err error) {
+	r.mu.Lock()
+	l, start, hw, lso, closed := r.log, r.start, r.hw, r.lso, r.closed || r.log == nil
+	r.mu.Unlock()
+	if closed {
+		return nil, nil, 0, ErrClosed
+	}
+	if offset < start || offset > hw {
+		return nil, nil, lso, fmt.Errorf("%w: offset %d outside [%d, %d]", plog.ErrOffsetOutOfRange, offset, start, hw)
+	}
+	if offset >= lso {
+		return nil, nil, lso, nil
+	}
+	b, err = l.Read(offset, maxBytes, lso)
+	if errors.Is(err, plog.ErrClosed) {
+		return nil, nil, lso, ErrClosed
+	}
+	if err != nil || len(b) == 0 {
+		return nil, nil, lso, err
+	}
+	upper := lastOffsetOf(b) + 1
+	r.mu.Lock()
+	aborted = r.txns.abortedIn(offset, upper)
+	r.mu.Unlock()
+	return b, aborted, lso, nil
+}
+
+// lastOffsetOf is the last offset of the last whole batch in b (batches
+// as plog.Read returns them: whole and verified).
+func lastOffsetOf(b []byte) int64 {
+	var last int64 = -1
+	for len(b) >= batchHeaderBytes {
+		n := int(binary.BigEndian.Uint32(b[8:])) + 12
+		if n < batchHeaderBytes || n > len(b) {
+			break
+		}
+		last = int64(binary.BigEndian.Uint64(b)) + int64(int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])))
+		b = b[n:]
+	}
+	return last
 }

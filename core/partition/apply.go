@@ -28,7 +28,12 @@ type batchHeader struct {
 	producerEpoch   int16
 	baseSequence    int32
 	leaderEpoch     int32
+	attributes      int16
+	ctrlType        int16 // marker type of a control batch, else -1
 }
+
+func (h batchHeader) transactional() bool { return h.attributes&batchAttrTransactional != 0 }
+func (h batchHeader) control() bool       { return h.attributes&batchAttrControl != 0 }
 
 // parseBatchHeaders splits concatenated v2 batches (already validated by
 // plog.ValidateBatches, but checked again: never panics) into headers.
@@ -50,7 +55,12 @@ func parseBatchHeaders(buf []byte, dst []batchHeader) ([]batchHeader, error) {
 			producerEpoch:   int16(binary.BigEndian.Uint16(buf[offProducerEpoch:])),
 			baseSequence:    int32(binary.BigEndian.Uint32(buf[offBaseSequence:])),
 			leaderEpoch:     int32(binary.BigEndian.Uint32(buf[offPartitionLeaderEpoch:])),
+			attributes:      int16(binary.BigEndian.Uint16(buf[offAttributes:])),
+			ctrlType:        -1,
 		})
+		if h := &dst[len(dst)-1]; h.control() {
+			h.ctrlType = controlType(buf[:n])
+		}
 		buf = buf[n:]
 	}
 	return dst, nil
@@ -63,6 +73,7 @@ type pendingBatch struct {
 	epoch   int16
 	meta    batchMeta
 	maxTsMs int64
+	txn     bool // transactional: opens the producer's transaction if none is
 }
 
 // working is one producer's state while a request is checked batch by
@@ -93,6 +104,11 @@ func checkIdempotence(t *producerTable, hdrs []batchHeader, nextOffset int64) ch
 	for i, h := range hdrs {
 		base, last := next, next+int64(h.lastOffsetDelta)
 		next = last + 1
+		if h.control() || h.transactional() && h.producerID < 0 {
+			// Markers come only from KindMarker entries; a transaction
+			// needs a producer id.
+			return checkOutcome{errorCode: kerr.InvalidRecord.Code}
+		}
 		if h.producerID < 0 {
 			continue
 		}
@@ -131,7 +147,7 @@ func checkIdempotence(t *producerTable, hdrs []batchHeader, nextOffset int64) ch
 		}
 		w.known, w.epoch, w.lastSeq = true, h.producerEpoch, lastSeq
 		out.pending = append(out.pending, pendingBatch{
-			pid: h.producerID, epoch: h.producerEpoch, maxTsMs: h.maxTimestampMs,
+			pid: h.producerID, epoch: h.producerEpoch, maxTsMs: h.maxTimestampMs, txn: h.transactional(),
 			meta: batchMeta{firstSeq: h.baseSequence, lastSeq: lastSeq, baseOffset: base, lastOffset: last},
 		})
 	}

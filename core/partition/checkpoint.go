@@ -15,11 +15,15 @@ import (
 // Producer checkpoint (producers.state, big-endian, written atomically by
 // tmp + Sync + Rename + SyncDir). Frozen.
 const (
-	CheckpointMagic   uint32 = 0x43505053 // "CPPS"
-	CheckpointVersion uint16 = 1
-	checkpointHeader         = 32
-	// CheckpointBytesMax bounds the file (ProducersMax full producers).
-	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + 4
+	CheckpointMagic uint32 = 0x43505053 // "CPPS"
+	// CheckpointVersion 2 adds the transaction state after the producer
+	// table; version 1 (no transactions then) is still read, as empty.
+	CheckpointVersion   uint16 = 2
+	checkpointVersionV1 uint16 = 1
+	checkpointHeader           = 32
+	// CheckpointBytesMax bounds the file (ProducersMax full producers, a
+	// full transaction state).
+	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + txnStateBytesMax + 4
 	// scanChunkBytes is the read size of the producer-state scan on Open.
 	scanChunkBytes = 1 << 20
 )
@@ -30,10 +34,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the offset it covers. The caller has synced the log first, so the
 // checkpoint only describes durable data.
 func (s *stateMachine) writeCheckpoint() error {
-	return writeCheckpointIn(s.opts.FS, s.dir, s.applied, s.log.NextOffset(), s.lastEpoch, s.producers)
+	return writeCheckpointIn(s.opts.FS, s.dir, s.applied, s.log.NextOffset(), s.lastEpoch, s.producers, s.txns)
 }
 
-func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, lastEpoch int32, t *producerTable) error {
+func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, lastEpoch int32, t *producerTable, x *txnState) error {
 	b := make([]byte, checkpointHeader, 4096)
 	binary.BigEndian.PutUint32(b, CheckpointMagic)
 	binary.BigEndian.PutUint16(b[4:], CheckpointVersion)
@@ -41,6 +45,7 @@ func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, 
 	binary.BigEndian.PutUint64(b[16:], uint64(covered))
 	binary.BigEndian.PutUint32(b[24:], uint32(lastEpoch))
 	b = t.appendTo(b)
+	b = x.appendTo(b)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return writeFileAtomic(fs, dir, checkpointName, checkpointTmpName, b)
 }
@@ -71,6 +76,7 @@ type checkpoint struct {
 	covered   int64
 	lastEpoch int32
 	producers *producerTable
+	txns      *txnState
 }
 
 // readCheckpoint returns (nil, nil) if there is none.
@@ -97,15 +103,25 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 		return nil, fmt.Errorf("%w: checkpoint short read", errCorruptState)
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	version := binary.BigEndian.Uint16(b[4:])
 	if crc32.Checksum(body, castagnoli) != sum || binary.BigEndian.Uint32(b) != CheckpointMagic ||
-		binary.BigEndian.Uint16(b[4:]) != CheckpointVersion {
+		version != CheckpointVersion && version != checkpointVersionV1 {
 		return nil, fmt.Errorf("%w: checkpoint header or CRC", errCorruptState)
 	}
 	t, n, err := decodeProducerTable(body[checkpointHeader:], ProducersMax)
 	if err != nil {
 		return nil, err
 	}
-	if checkpointHeader+n != len(body) {
+	n += checkpointHeader
+	x := newTxnState()
+	if version == CheckpointVersion {
+		var m int
+		if x, m, err = decodeTxnState(body[n:]); err != nil {
+			return nil, err
+		}
+		n += m
+	}
+	if n != len(body) {
 		return nil, fmt.Errorf("%w: checkpoint trailing bytes", errCorruptState)
 	}
 	return &checkpoint{
@@ -113,10 +129,11 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 		covered:   int64(binary.BigEndian.Uint64(b[16:])),
 		lastEpoch: int32(binary.BigEndian.Uint32(b[24:])),
 		producers: t,
+		txns:      x,
 	}, nil
 }
 
-// loadProducers rebuilds the producer table: the checkpoint, then the batch
+// loadProducers rebuilds the producer table and the transaction state: the checkpoint, then the batch
 // headers of the log after the offset it covers. A missing, unreadable or
 // inconsistent checkpoint means a scan from the log start (logged).
 // The returned checkpoint is zero (lastEpoch -1) if none was usable.
@@ -131,20 +148,27 @@ func (s *stateMachine) loadProducers(l *plog.Log) (*producerTable, checkpoint, e
 			"covered", ck.covered, "logEnd", l.NextOffset())
 		ck = nil
 	}
-	used := checkpoint{lastEpoch: -1, producers: newProducerTable(ProducersMax)}
+	if ck != nil && ck.covered < l.StartOffset() {
+		// Written before delete-records checkpointed first: the batches
+		// of [covered, log start) are gone with their sequences.
+		s.logger.Warn("producer checkpoint older than the log start: sequences of deleted batches are lost",
+			"covered", ck.covered, "logStart", l.StartOffset())
+	}
+	used := checkpoint{lastEpoch: -1, producers: newProducerTable(ProducersMax), txns: newTxnState()}
 	if ck != nil {
 		used = *ck
 	}
-	if err := scanProducers(l, used.producers, max(used.covered, l.StartOffset()), used.covered); err != nil {
+	if err := scanProducers(l, used.producers, used.txns, max(used.covered, l.StartOffset()), used.covered); err != nil {
 		return nil, checkpoint{}, err
 	}
 	return used.producers, used, nil
 }
 
-// scanProducers records the idempotent batches of [from, log end) in t,
-// reading bounded chunks and parsing only batch headers. Batches starting
-// below covered are already in t.
-func scanProducers(l *plog.Log, t *producerTable, from, covered int64) error {
+// scanProducers records the idempotent and transactional batches (and
+// markers) of [from, log end) in t and x, reading bounded chunks and
+// parsing only batch headers (and a marker's record). Batches starting
+// below covered are already in t and x.
+func scanProducers(l *plog.Log, t *producerTable, x *txnState, from, covered int64) error {
 	end := l.NextOffset()
 	var hdrs []batchHeader
 	for off := from; off < end; {
@@ -158,10 +182,7 @@ func scanProducers(l *plog.Log, t *producerTable, from, covered int64) error {
 		for _, h := range hdrs {
 			last := h.baseOffset + int64(h.lastOffsetDelta)
 			if h.producerID >= 0 && last >= off && h.baseOffset >= covered {
-				t.record(h.producerID, h.producerEpoch, batchMeta{
-					firstSeq: h.baseSequence, lastSeq: nextSeq(h.baseSequence, h.lastOffsetDelta),
-					baseOffset: h.baseOffset, lastOffset: last,
-				}, h.maxTimestampMs)
+				observeBatch(t, x, h)
 			}
 			off = last + 1
 		}

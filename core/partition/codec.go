@@ -18,12 +18,14 @@ const (
 
 	KindProduce       uint8 = 1
 	KindDeleteRecords uint8 = 2
+	KindMarker        uint8 = 3
 	kindUnknown       uint8 = 0 // results of undecodable commands only
 
 	commandHeaderBytes  = 2                       // version, kind
 	produceHeaderBytes  = commandHeaderBytes + 4  // v1: + leaderEpoch int32
 	produce2HeaderBytes = produceHeaderBytes + 12 // v2: + batchBytesMax int32, logAppendTimeMs int64
 	deleteCommandBytes  = commandHeaderBytes + 8  // + offset int64
+	markerCommandBytes  = commandHeaderBytes + 27 // pid, epoch, commit, coordinatorEpoch, timestampMs, leaderEpoch
 	resultVersion       = 1
 	resultBytesV1       = 2 + 2 + 4*8 + 1   // version, kind, errorCode, 4 x int64, flags
 	resultBytes         = resultBytesV1 + 8 // + raft index
@@ -55,12 +57,49 @@ func EncodeDeleteRecords(d DeleteRecords) []byte {
 	return b
 }
 
-// Command is a decoded entry payload: exactly one of Produce and
-// DeleteRecords is set, per Kind.
+// EncodeMarker builds a transaction-marker entry:
+//
+//	Marker: | version=1 | kind=3 | producerId int64 | producerEpoch int16 | commit uint8 |
+//	        | coordinatorEpoch int32 | timestampMs int64 | leaderEpoch int32 |   (29 bytes)
+func EncodeMarker(m Marker) []byte {
+	b := make([]byte, markerCommandBytes)
+	b[0], b[1] = CommandVersion, KindMarker
+	binary.BigEndian.PutUint64(b[2:], uint64(m.ProducerID))
+	binary.BigEndian.PutUint16(b[10:], uint16(m.ProducerEpoch))
+	if m.Commit {
+		b[12] = 1
+	}
+	binary.BigEndian.PutUint32(b[13:], uint32(m.CoordinatorEpoch))
+	binary.BigEndian.PutUint64(b[17:], uint64(m.TimestampMs))
+	binary.BigEndian.PutUint32(b[25:], uint32(m.LeaderEpoch))
+	return b
+}
+
+func decodeMarker(b []byte) (Command, error) {
+	if len(b) != markerCommandBytes || b[12] > 1 {
+		return Command{}, fmt.Errorf("%w: marker of %d bytes", ErrBadCommand, len(b))
+	}
+	m := Marker{
+		ProducerID:       int64(binary.BigEndian.Uint64(b[2:])),
+		ProducerEpoch:    int16(binary.BigEndian.Uint16(b[10:])),
+		Commit:           b[12] == 1,
+		CoordinatorEpoch: int32(binary.BigEndian.Uint32(b[13:])),
+		TimestampMs:      int64(binary.BigEndian.Uint64(b[17:])),
+		LeaderEpoch:      int32(binary.BigEndian.Uint32(b[25:])),
+	}
+	if m.ProducerID < 0 || m.ProducerEpoch < 0 {
+		return Command{}, fmt.Errorf("%w: marker for producer %d epoch %d", ErrBadCommand, m.ProducerID, m.ProducerEpoch)
+	}
+	return Command{Kind: KindMarker, Marker: m}, nil
+}
+
+// Command is a decoded entry payload: exactly one of Produce,
+// DeleteRecords and Marker is set, per Kind.
 type Command struct {
 	Kind          uint8
 	Produce       Produce
 	DeleteRecords DeleteRecords
+	Marker        Marker
 }
 
 // DecodeCommand decodes an entry payload. Produce.Batches aliases b. A
@@ -87,6 +126,8 @@ func DecodeCommand(b []byte) (Command, error) {
 			LogAppendTimeMs: -1,
 			Batches:         b[produceHeaderBytes:],
 		}}, nil
+	case KindMarker:
+		return decodeMarker(b)
 	case KindDeleteRecords:
 		if len(b) != deleteCommandBytes {
 			return Command{}, fmt.Errorf("%w: delete-records of %d bytes", ErrBadCommand, len(b))
@@ -190,6 +231,19 @@ func DecodeProduceResult(r sm.Result) (ProduceResult, error) {
 	}
 	if kind != KindProduce && kind != kindUnknown {
 		return ProduceResult{}, fmt.Errorf("%w: result kind %d, want produce", ErrBadCommand, kind)
+	}
+	return p, nil
+}
+
+// DecodeMarkerResult unpacks the sm.Result of a Marker entry: the
+// marker's offset in BaseOffset.
+func DecodeMarkerResult(r sm.Result) (ProduceResult, error) {
+	kind, p, err := decodeResult(r)
+	if err != nil {
+		return ProduceResult{}, err
+	}
+	if kind != KindMarker && kind != kindUnknown {
+		return ProduceResult{}, fmt.Errorf("%w: result kind %d, want marker", ErrBadCommand, kind)
 	}
 	return p, nil
 }

@@ -17,6 +17,9 @@
 //	Produce v2:    | version=2 | kind=1 | leaderEpoch int32 | batchBytesMax int32 |
 //	               | logAppendTimeMs int64 | batches ... |        (18-byte header)
 //	DeleteRecords: | version=1 | kind=2 | offset int64 |       (10 bytes)
+//	Marker:        | version=1 | kind=3 | producerId int64 | producerEpoch int16 |
+//	               | commit uint8 | coordinatorEpoch int32 | timestampMs int64 |
+//	               | leaderEpoch int32 |                     (29 bytes)
 //
 // EncodeProduce writes v2; v1 (written before v2 existed) decodes as
 // batchBytesMax 0 (Options.Log.BatchBytesMax, or plog.DefaultBatchBytesMax)
@@ -68,6 +71,34 @@
 // A failing log (write error, plog.ErrLogFailed) makes Update return an
 // error, which stops the replica: fail-stop, like a Kafka log-dir failure.
 // Answering KAFKA_STORAGE_ERROR and carrying on would let replicas diverge.
+//
+// Marker (transactions, txn.go): apply builds Kafka's control batch
+// (attributes transactional|control, producer id and epoch, base sequence
+// -1, one record: key {version 0, type 0 ABORT / 1 COMMIT}, value
+// {version 0, coordinatorEpoch}, timestamp = the command's) and appends it
+// at the next offset, so every replica stores the same bytes. A marker
+// whose epoch is below the producer's here is INVALID_PRODUCER_EPOCH and
+// appends nothing; a higher one raises the producer's epoch (its batch
+// list reset), fencing older epochs: this is how a coordinator's abort
+// with a bumped epoch fences a zombie on every partition of the
+// transaction. A client's Produce holding a control batch, or a
+// transactional batch without a producer id, is INVALID_RECORD.
+//
+// # Transactions
+//
+// A transactional batch opens its producer's transaction on this
+// partition (if none is open) at its base offset; a marker closes it, and
+// an ABORT marker adds (producer, first offset, marker offset) to the
+// aborted index. The last stable offset (LSO) is the smallest first offset
+// of the open transactions, else the high watermark; Replica.FetchCommitted
+// (isolation_level=read_committed) reads below it only and returns the
+// aborted transactions overlapping what it read. Like the producer table,
+// this state is a function of the log's batches in offset order (the
+// rebuild on open reads a marker's type from its record); aborted entries
+// whose marker is below the log start are dropped by DeleteRecords, and at
+// most AbortedTxnsMax are kept. Which partitions a transaction may write,
+// and when markers are written, is decided by the transaction coordinator
+// (core/meta, core/node), not here.
 //
 // # Idempotence (Kafka 3.x ProducerStateManager rules)
 //
@@ -141,7 +172,7 @@
 // Producer checkpoint (big-endian, frozen):
 //
 //	 0 magic uint32 = CheckpointMagic "CPPS"
-//	 4 version uint16 = 1, reserved uint16
+//	 4 version uint16 = 2 (1: no transaction state, still read), reserved uint16
 //	 8 appliedIndex uint64   last applied Raft index, all durable
 //	16 coveredOffset int64   log end offset when written: the table covers [.., covered)
 //	24 lastEpoch int32       newest stamped leader epoch (-1: none), reserved uint32
@@ -149,6 +180,8 @@
 //	                         appended first: pid int64, epoch int16,
 //	                         lastTimestampMs int64, n uint8, n x (firstSeq
 //	                         int32, lastSeq int32, baseOffset int64, lastOffset int64))
+//	.. v2: transaction state (open count uint32, (pid int64, first int64) by pid;
+//	       aborted count uint32, (pid int64, first int64, last int64) by last)
 //	.. crc uint32            CRC-32C of everything before it
 //
 // Open rebuilds the table from the checkpoint plus a scan of the batches
@@ -158,15 +191,27 @@
 // the log start (logged); producers known only from deleted data are then
 // lost, which rule 2 tolerates.
 //
+// A DeleteRecords entry that moves the log start first syncs the log and
+// writes the checkpoint (the state up to the previous entry), so the
+// checkpoint always covers the log start: the batches it deletes can
+// never be needed by that scan. Before this rule a replica that crashed
+// after a retention delete and before its next checkpoint reopened with
+// the sequences of the deleted, uncovered batches missing, refused the
+// replayed produces after them (OUT_OF_ORDER_SEQUENCE_NUMBER) where its
+// peers had appended them, and diverged (found by the simulator, seed 9;
+// TestDeleteRecordsThenCrashKeepsSequences). A checkpoint below the log
+// start (a data dir from before the rule) is logged as such.
+//
 // # Snapshot stream (big-endian, frozen)
 //
-//	header (40 bytes): magic "CPSN" uint32 | version uint16 = 1 | reserved uint16 |
+//	header (40 bytes): magic "CPSN" uint32 | version uint16 = 2 (1 still read) | reserved uint16 |
 //	        appliedIndex uint64 | logStart int64 | highWatermark int64 |
 //	        lastEpoch int32 | reserved uint32
 //	chunks: tag 1 | n uint32 | n bytes of whole v2 batches, as stamped in the
 //	        log (base offset, leader epoch), about SnapshotChunkBytes each
-//	end:    tag 2 | producer table (as in the checkpoint) | crc32c uint32 of
-//	        every byte of the stream before it
+//	end:    tag 2 | producer table (as in the checkpoint) | v2: transaction
+//	        state (as in the checkpoint) | crc32c uint32 of every byte of the
+//	        stream before it
 //
 // PrepareSnapshot (mutually excluded with Update) captures the applied
 // index, log start, high watermark, newest epoch and an encoded copy of the
@@ -234,5 +279,7 @@
 //     log's batches after its covered offset, in offset order (without a
 //     checkpoint: the log's batches from the log start); len <=
 //     ProducersMax; <= 5 batches per producer, all of its current epoch.
-//   - Nothing above hw is ever returned by a Replica.
+//   - Nothing above hw is ever returned by a Replica; nothing at or above
+//     the LSO by FetchCommitted. lso <= hw; the transaction state equals
+//     the checkpoint's extended with the log's batches after it.
 package partition

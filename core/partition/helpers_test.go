@@ -43,6 +43,7 @@ type tb struct {
 	seq     int32
 	records int
 	seed    byte
+	txn     bool // transactional bit
 }
 
 // encode builds a real Kafka v2 record batch (base offset 0, epoch -1)
@@ -80,6 +81,9 @@ func (b tb) encode() []byte {
 		be.PutUint32(out[offBaseSequence:], uint32(b.seq))
 	}
 	be.PutUint32(out[57:], uint32(b.records))
+	if b.txn {
+		be.PutUint16(out[offAttributes:], batchAttrTransactional)
+	}
 	out = append(out, recs...)
 	be.PutUint32(out[8:], uint32(len(out)-12))
 	be.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
@@ -196,6 +200,8 @@ type replicaState struct {
 	lastEpoch int32
 	data      []byte
 	producers []byte
+	txns      []byte
+	lso       int64
 }
 
 func stateOf(t testing.TB, h *harness) replicaState {
@@ -203,7 +209,7 @@ func stateOf(t testing.TB, h *harness) replicaState {
 	r := h.replica()
 	return replicaState{
 		start: r.LogStartOffset(), hw: r.HighWatermark(), lastEpoch: h.sm.lastEpoch, data: fetchAll(t, r),
-		producers: h.sm.producers.appendTo(nil),
+		producers: h.sm.producers.appendTo(nil), txns: h.sm.txns.appendTo(nil), lso: r.LastStableOffset(),
 	}
 }
 
@@ -217,5 +223,8 @@ func sameState(t testing.TB, what string, got, want replicaState) {
 	}
 	if !bytes.Equal(got.producers, want.producers) {
 		t.Fatalf("%s: producer state differs", what)
+	}
+	if !bytes.Equal(got.txns, want.txns) || got.lso != want.lso {
+		t.Fatalf("%s: transaction state differs (lso %d, want %d)", what, got.lso, want.lso)
 	}
 }

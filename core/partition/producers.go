@@ -62,20 +62,28 @@ func newProducerTable(limit int) *producerTable {
 	return &producerTable{limit: limit, byID: make(map[int64]*producer), lru: list.New()}
 }
 
+// touch returns pid's producer, most recently used now; an unknown one is
+// added at epoch with no batches, evicting the least recently used beyond
+// the limit.
+func (t *producerTable) touch(pid int64, epoch int16) *producer {
+	p, ok := t.byID[pid]
+	if ok {
+		t.lru.MoveToBack(p.elem)
+		return p
+	}
+	p = &producer{id: pid, epoch: epoch}
+	p.elem = t.lru.PushBack(p)
+	t.byID[pid] = p
+	for t.lru.Len() > t.limit {
+		old := t.lru.Remove(t.lru.Front()).(*producer)
+		delete(t.byID, old.id)
+	}
+	return p
+}
+
 // record registers an appended batch (after a successful check).
 func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int64) {
-	p, ok := t.byID[pid]
-	if !ok {
-		p = &producer{id: pid, epoch: epoch}
-		p.elem = t.lru.PushBack(p)
-		t.byID[pid] = p
-		for t.lru.Len() > t.limit {
-			old := t.lru.Remove(t.lru.Front()).(*producer)
-			delete(t.byID, old.id)
-		}
-	} else {
-		t.lru.MoveToBack(p.elem)
-	}
+	p := t.touch(pid, epoch)
 	if epoch != p.epoch {
 		p.epoch, p.batches = epoch, p.batches[:0]
 	}
@@ -87,14 +95,51 @@ func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int6
 	p.lastTimestampMs = maxTsMs
 }
 
-func (t *producerTable) states() []ProducerState {
+// marker registers a transaction marker of pid written at epoch: a newer
+// epoch replaces the producer's (its batches are forgotten, so the next
+// batch of that epoch starts at sequence 0); an unknown producer is
+// added with no batches, so its older epochs are fenced here too.
+func (t *producerTable) marker(pid int64, epoch int16, tsMs int64) {
+	p := t.touch(pid, epoch)
+	if epoch > p.epoch {
+		p.epoch, p.batches = epoch, p.batches[:0]
+	}
+	p.lastTimestampMs = tsMs
+}
+
+// observeBatch is what appending the batch h does to the producer table
+// and the transaction state (apply's effect, for the rebuild on open).
+func observeBatch(t *producerTable, x *txnState, h batchHeader) {
+	last := h.baseOffset + int64(h.lastOffsetDelta)
+	switch {
+	case h.producerID < 0:
+	case h.control():
+		t.marker(h.producerID, h.producerEpoch, h.maxTimestampMs)
+		x.observeMarker(h.producerID, h.ctrlType, h.baseOffset)
+	default:
+		t.record(h.producerID, h.producerEpoch, batchMeta{
+			firstSeq: h.baseSequence, lastSeq: nextSeq(h.baseSequence, h.lastOffsetDelta),
+			baseOffset: h.baseOffset, lastOffset: last,
+		}, h.maxTimestampMs)
+		if h.transactional() {
+			x.observeData(h.producerID, h.baseOffset)
+		}
+	}
+}
+
+func (t *producerTable) states(x *txnState) []ProducerState {
 	out := make([]ProducerState, 0, len(t.byID))
 	for e := t.lru.Front(); e != nil; e = e.Next() {
 		p := e.Value.(*producer)
-		out = append(out, ProducerState{
+		st := ProducerState{
 			ProducerID: p.id, ProducerEpoch: p.epoch, LastSequence: p.lastSeq(),
 			LastTimestampMs: p.lastTimestampMs, CoordinatorEpoch: -1, CurrentTxnStartMs: -1,
-		})
+			CurrentTxnStartOffset: -1,
+		}
+		if first, ok := x.open[p.id]; ok {
+			st.CurrentTxnStartOffset = first
+		}
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b ProducerState) int { return cmpInt64(a.ProducerID, b.ProducerID) })
 	return out

@@ -59,8 +59,9 @@ type stateMachine struct {
 	rep                *Replica
 
 	log *plog.Log
-	// producers is mutated only by the apply path, under rep.mu.
+	// producers and txns are mutated only by the apply path, under rep.mu.
 	producers *producerTable
+	txns      *txnState
 	// lastEpoch is the newest leader epoch stamped in the log (-1: none).
 	// Invariant: non-decreasing along the log.
 	lastEpoch int32
@@ -175,10 +176,10 @@ func (s *stateMachine) open() (uint64, error) {
 		_ = l.Close()
 		return 0, err
 	}
-	s.log, s.producers = l, producers
+	s.log, s.producers, s.txns = l, producers, ck.txns
 	s.applied = max(ck.applied, l.LastDurableRaftIndex())
 	s.lastEpoch = max(ck.lastEpoch, lastEpochOf(l))
-	s.rep = newReplica(s.shardID, s.replicaID, producers)
+	s.rep = newReplica(s.shardID, s.replicaID, producers, ck.txns)
 	s.rep.defaults, s.rep.indexIntervalBytes = s.tuningDefaults(), s.indexIntervalBytes()
 	s.publish()
 	s.reg.register(s.rep)
@@ -205,14 +206,23 @@ func lastEpochOf(l *plog.Log) int32 {
 
 // publish makes the state after an apply visible to readers and wakes
 // long polls if the high watermark moved.
-func (s *stateMachine) publish() {
+func (s *stateMachine) publish() { s.publishApplied(applyTiming{}) }
+
+// publishApplied is publish that also records t (if it names entries) for
+// ApplyTiming.
+func (s *stateMachine) publishApplied(t applyTiming) {
 	r := s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if t.last != 0 {
+		r.timings[r.timingNext%applyTimingsMax] = t
+		r.timingNext++
+	}
 	// Read under r.mu (in-memory, no I/O): r.start is set only here, from
 	// the log after apply, so it is the replicated start.
 	hw, start := s.log.NextOffset(), s.log.StartOffset()
-	r.log, r.producers, r.start, r.applied = s.log, s.producers, start, s.applied
+	r.log, r.producers, r.txns, r.start, r.applied = s.log, s.producers, s.txns, start, s.applied
+	r.lso = s.txns.lso(hw)
 	if hw != r.hw {
 		r.hw = hw
 		close(r.waitc)
@@ -232,6 +242,9 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		}
 		return entries, nil
 	}
+	// Timed on the node's clock for the produce stage metrics
+	// (ApplyTiming); the readings change nothing here.
+	timing := applyTiming{start: s.opts.Clock.Now()}
 	for i := range entries {
 		e := &entries[i]
 		if e.Index <= s.applied {
@@ -250,7 +263,10 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		s.applied = e.Index
 	}
 	failpoint.Inject("afterApply", func() { failpoint.Return(entries, errFailpoint) })
-	s.publish()
+	if len(entries) > 0 {
+		timing.first, timing.last, timing.end = entries[0].Index, entries[len(entries)-1].Index, s.opts.Clock.Now()
+	}
+	s.publishApplied(timing)
 	return entries, nil
 }
 
@@ -264,6 +280,8 @@ func (s *stateMachine) apply(index uint64, cmd []byte) (sm.Result, error) {
 	switch c.Kind {
 	case KindProduce:
 		return s.applyProduce(index, c.Produce)
+	case KindMarker:
+		return s.applyMarker(index, c.Marker)
 	default:
 		return s.applyDeleteRecords(c.DeleteRecords)
 	}
@@ -320,10 +338,41 @@ func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) 
 	s.rep.mu.Lock()
 	for _, b := range out.pending {
 		s.producers.record(b.pid, b.epoch, b.meta, b.maxTsMs)
+		if b.txn {
+			s.txns.observeData(b.pid, b.meta.baseOffset)
+		}
 	}
 	s.rep.mu.Unlock()
 	return encodeProduceResult(ProduceResult{
 		BaseOffset: ar.BaseOffset, LastOffset: ar.LastOffset, LogAppendTimeMs: p.LogAppendTimeMs,
+		LogStartOffset: s.log.StartOffset(),
+	}), nil
+}
+
+// applyMarker writes a transaction marker (a control batch built here, so
+// every replica stores the same bytes) and closes the producer's open
+// transaction; see Marker.
+func (s *stateMachine) applyMarker(index uint64, m Marker) (sm.Result, error) {
+	if p := s.producers.byID[m.ProducerID]; p != nil && p.epoch > m.ProducerEpoch {
+		return encodeResult(KindMarker, s.errorResult(kerr.InvalidProducerEpoch.Code)), nil
+	}
+	typ := ControlAbort
+	if m.Commit {
+		typ = ControlCommit
+	}
+	batch := buildControlBatch(m.ProducerID, m.ProducerEpoch, typ, m.CoordinatorEpoch, m.TimestampMs)
+	epoch := max(m.LeaderEpoch, s.lastEpoch)
+	ar, err := s.log.Append(batch, index, epoch)
+	if err != nil {
+		return sm.Result{}, fmt.Errorf("partition: shard %d: marker at index %d: %w", s.shardID, index, err)
+	}
+	s.lastEpoch = epoch
+	s.rep.mu.Lock()
+	s.producers.marker(m.ProducerID, m.ProducerEpoch, m.TimestampMs)
+	s.txns.observeMarker(m.ProducerID, typ, ar.BaseOffset)
+	s.rep.mu.Unlock()
+	return encodeResult(KindMarker, ProduceResult{
+		BaseOffset: ar.BaseOffset, LastOffset: ar.LastOffset, LogAppendTimeMs: -1,
 		LogStartOffset: s.log.StartOffset(),
 	}), nil
 }
@@ -339,9 +388,27 @@ func (s *stateMachine) applyDeleteRecords(d DeleteRecords) (sm.Result, error) {
 			ErrorCode: kerr.OffsetOutOfRange.Code, LogStartOffset: s.log.StartOffset(),
 		}), nil
 	}
+	if off > s.log.StartOffset() {
+		// The producer table is recovered as its checkpoint plus a scan
+		// of the batches after the offset the checkpoint covers; deleting
+		// batches the checkpoint does not cover would lose their
+		// sequences, and a replica reopened after a crash would then
+		// refuse the entries after it (OUT_OF_ORDER_SEQUENCE_NUMBER)
+		// where the others appended: divergent replicas. So the state up
+		// to the previous entry is made durable first (as Sync does).
+		if err := s.log.Sync(context.Background()); err != nil {
+			return sm.Result{}, fmt.Errorf("partition: shard %d: sync before delete records to %d: %w", s.shardID, off, err)
+		}
+		if err := s.writeCheckpoint(); err != nil {
+			return sm.Result{}, fmt.Errorf("partition: shard %d: checkpoint before delete records to %d: %w", s.shardID, off, err)
+		}
+	}
 	if err := s.log.DeletePrefix(off); err != nil {
 		return sm.Result{}, fmt.Errorf("partition: shard %d: delete records to %d: %w", s.shardID, off, err)
 	}
+	s.rep.mu.Lock()
+	s.txns.prune(s.log.StartOffset())
+	s.rep.mu.Unlock()
 	return encodeDeleteRecordsResult(DeleteRecordsResult{LogStartOffset: s.log.StartOffset()}), nil
 }
 

@@ -235,8 +235,10 @@ func workloadOpts(n int, deletes bool) [][]byte {
 			cmds = append(cmds, []byte{1, 2, 3})
 		case pid == 3:
 			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: -1, records: 1 + i%3, seed: byte(i)}))
+		case i%17 == 16: // pid 102 is transactional: a marker, commit or abort
+			cmds = append(cmds, EncodeMarker(Marker{ProducerID: 102, ProducerEpoch: 1, Commit: i%34 == 16, TimestampMs: int64(i), LeaderEpoch: int32(i / 20)}))
 		default:
-			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: 100 + pid, epoch: 1, seq: seqs[pid], records: 1 + i%2, seed: byte(i)}))
+			cmds = append(cmds, produceCmd(int32(i/20), tb{pid: 100 + pid, epoch: 1, seq: seqs[pid], records: 1 + i%2, seed: byte(i), txn: pid == 2}))
 			seqs[pid] += int32(1 + i%2)
 		}
 	}
@@ -600,7 +602,7 @@ func TestProducerTableEvictsLeastRecentlyAppended(t *testing.T) {
 	tab.record(1, 0, batchMeta{firstSeq: 1, lastSeq: 1}, 0) // 1 is now the most recent
 	tab.record(4, 0, batchMeta{}, 0)                        // evicts 2
 	var ids []int64
-	for _, p := range tab.states() {
+	for _, p := range tab.states(newTxnState()) {
 		ids = append(ids, p.ProducerID)
 	}
 	if fmt.Sprint(ids) != "[1 3 4]" {
@@ -615,5 +617,66 @@ func TestProducerTableEvictsLeastRecentlyAppended(t *testing.T) {
 	tab.record(1, 1, batchMeta{}, 0)
 	if n := len(tab.byID[1].batches); n != 1 {
 		t.Fatalf("new epoch kept %d old batches", n)
+	}
+}
+
+// TestDeleteRecordsThenCrashKeepsSequences: retention (DeleteRecords)
+// deletes batches that the last producer checkpoint does not cover, then
+// the replica crashes before its next checkpoint. Reopened, it must apply
+// the entries after its durable index to the same results as before the
+// crash: the deleted batches' sequences are not lost. (The simulator
+// found this: a replica refused the replayed produces with
+// OUT_OF_ORDER_SEQUENCE_NUMBER where its peer had appended them, and the
+// acknowledged records were lost behind a high watermark that never
+// moved again.)
+func TestDeleteRecordsThenCrashKeepsSequences(t *testing.T) {
+	for _, mode := range []diskio.CrashMode{diskio.CrashSyncedOnly, diskio.CrashRandomPrefix, diskio.CrashTornPrefix} {
+		t.Run(mode.String(), func(t *testing.T) {
+			fs := diskio.NewSim(7)
+			h, _ := openHarness(t, testOptions(fs))
+			seq := map[int64]int32{}
+			next := func(pid int64) []byte {
+				b := produceCmd(1, tb{pid: pid, seq: seq[pid], records: 2})
+				seq[pid] += 2
+				return b
+			}
+			var cmds [][]byte
+			var results []sm.Result
+			do := func(c []byte) {
+				cmds = append(cmds, c)
+				results = append(results, h.apply(c))
+			}
+			for range 5 {
+				do(next(1))
+				do(next(2))
+			}
+			if err := h.sm.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			synced := len(cmds)
+			// Producer 2's last batches come after the checkpoint; then
+			// retention deletes everything, and both go on.
+			for range 3 {
+				do(next(2))
+			}
+			do(EncodeDeleteRecords(DeleteRecords{Offset: -1}))
+			for range 3 {
+				do(next(1))
+				do(next(2))
+			}
+			fs.Freeze()
+			_ = h.sm.Close()
+			h2, idx := openHarness(t, testOptions(fs.CrashImage(mode)))
+			defer h2.close()
+			if idx < uint64(synced) {
+				t.Fatalf("Open returned %d below the synced index %d", idx, synced)
+			}
+			for i := idx; i < uint64(len(cmds)); i++ {
+				if got := h2.applyAt(i+1, cmds[i]); !bytes.Equal(got.Data, results[i].Data) {
+					r, _ := DecodeProduceResult(got)
+					t.Fatalf("replayed entry %d (durable index %d): %+v, want the result before the crash", i+1, idx, r)
+				}
+			}
+		})
 	}
 }

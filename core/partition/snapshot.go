@@ -25,14 +25,19 @@ import (
 //	        lastEpoch int32 (newest stamped epoch, -1: none) | reserved uint32
 //	chunks: tagBatches uint8 | n uint32 | n bytes of whole v2 batches
 //	        (base offsets and leader epochs as stamped in the log)
-//	end:    tagEnd uint8 | producer table (producers.go) | crc32c uint32
+//	end:    tagEnd uint8 | producer table (producers.go) |
+//	        v2: transaction state (txn.go) | crc32c uint32
 //	        of every byte of the stream before it
+//
+// Version 1 streams (no transaction state: written before transactions
+// existed) are still installed, with an empty transaction state.
 const (
-	SnapshotMagic   uint32 = 0x4350534e // "CPSN"
-	SnapshotVersion uint16 = 1
-	snapshotHeader         = 40
-	tagBatches      uint8  = 1
-	tagEnd          uint8  = 2
+	SnapshotMagic     uint32 = 0x4350534e // "CPSN"
+	SnapshotVersion   uint16 = 2
+	snapshotVersionV1 uint16 = 1
+	snapshotHeader           = 40
+	tagBatches        uint8  = 1
+	tagEnd            uint8  = 2
 	// SnapshotChunkBytes is the target size of one chunk of batches; a chunk
 	// is larger only to hold one batch (at most plog.BatchBytesLimit).
 	SnapshotChunkBytes = 1 << 20
@@ -49,7 +54,7 @@ type snapshotPoint struct {
 	applied   uint64
 	start, hw int64
 	lastEpoch int32
-	producers []byte // encoded table
+	producers []byte // encoded table, then the encoded transaction state
 }
 
 func (s *stateMachine) PrepareSnapshot() (any, error) {
@@ -59,7 +64,7 @@ func (s *stateMachine) PrepareSnapshot() (any, error) {
 	return &snapshotPoint{
 		log:     s.log,
 		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
-		producers: s.producers.appendTo(nil),
+		producers: s.txns.appendTo(s.producers.appendTo(nil)),
 	}, nil
 }
 
@@ -197,7 +202,8 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	if _, err := io.ReadFull(tr, h); err != nil {
 		return fmt.Errorf("%w: snapshot header: %v", errCorruptState, err)
 	}
-	if binary.BigEndian.Uint32(h) != SnapshotMagic || binary.BigEndian.Uint16(h[4:]) != SnapshotVersion {
+	version := binary.BigEndian.Uint16(h[4:])
+	if binary.BigEndian.Uint32(h) != SnapshotMagic || version != SnapshotVersion && version != snapshotVersionV1 {
 		return fmt.Errorf("%w: snapshot magic/version", errCorruptState)
 	}
 	applied := binary.BigEndian.Uint64(h[8:])
@@ -208,6 +214,10 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	}
 	staging := path.Join(s.dir, stagingDirName)
 	l, producers, err := s.restoreLog(tr, done, applied, start, hw)
+	txns := newTxnState()
+	if err == nil && version == SnapshotVersion {
+		txns, err = readTxnState(tr)
+	}
 	if err == nil {
 		var sum [4]byte
 		if _, rerr := io.ReadFull(br, sum[:]); rerr != nil || binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
@@ -222,7 +232,7 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	if err == nil {
 		lastEpoch = max(lastEpoch, lastEpochOf(l))
 		if err = l.Sync(context.Background()); err == nil {
-			err = writeCheckpointIn(s.opts.FS, staging, applied, l.NextOffset(), lastEpoch, producers)
+			err = writeCheckpointIn(s.opts.FS, staging, applied, l.NextOffset(), lastEpoch, producers, txns)
 		}
 	}
 	if l != nil {
@@ -240,7 +250,7 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	if l, err = plog.Open(s.logOptions()); err != nil {
 		return s.storageFailed(err, sm.ErrSnapshotStopped)
 	}
-	s.log, s.producers, s.applied, s.lastEpoch = l, producers, applied, lastEpoch
+	s.log, s.producers, s.txns, s.applied, s.lastEpoch = l, producers, txns, applied, lastEpoch
 	s.publish()
 	s.logger.Info("partition replica recovered from snapshot", "applied", applied, "logStart", start, "hw", hw)
 	return nil
@@ -376,6 +386,29 @@ func readProducerTable(r io.Reader) (*producerTable, error) {
 	}
 	t, _, err := decodeProducerTable(b, ProducersMax)
 	return t, err
+}
+
+// readTxnState reads an encoded transaction state from r (counts first,
+// each bounded).
+func readTxnState(r io.Reader) (*txnState, error) {
+	var b []byte
+	for _, entry := range []int64{openEntryBytes, abortedEntryBytes} {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, fmt.Errorf("%w: snapshot transactions: %v", errCorruptState, err)
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:]))
+		if n > max(ProducersMax, AbortedTxnsMax) {
+			return nil, fmt.Errorf("%w: snapshot: %d transactions", errCorruptState, n)
+		}
+		body := make([]byte, n*entry)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, fmt.Errorf("%w: snapshot transactions: %v", errCorruptState, err)
+		}
+		b = append(append(b, hdr[:]...), body...)
+	}
+	x, _, err := decodeTxnState(b)
+	return x, err
 }
 
 // freshLog creates an empty staging log whose first offset is base: an

@@ -102,7 +102,7 @@ func (w *WAL) writeBatch(buf []byte, sync bool) error {
 	}
 	w.dirty = true
 	if sync {
-		if err := w.active.f.Sync(); err != nil {
+		if err := w.syncActive(); err != nil {
 			return err
 		}
 		w.dirty = false
@@ -147,7 +147,7 @@ func (w *WAL) fail(err error) error {
 // live entries relocated out of the oldest segment if it is worth it.
 func (w *WAL) roll(buf []byte) ([]byte, error) {
 	if w.dirty {
-		if err := w.active.f.Sync(); err != nil {
+		if err := w.syncActive(); err != nil {
 			return buf, err
 		}
 		w.dirty = false
@@ -296,4 +296,15 @@ func (w *WAL) deleteDead() {
 		}
 		w.log.Debug("WAL: deleted a segment with nothing live", "segment", s.name)
 	}
+}
+
+// syncActive fsyncs the active segment, timed for Options.ObserveSync.
+func (w *WAL) syncActive() error {
+	if w.opts.ObserveSync == nil {
+		return w.active.f.Sync()
+	}
+	start := w.opts.Clock.Now()
+	err := w.active.f.Sync()
+	w.opts.ObserveSync(w.opts.Clock.Since(start))
+	return err
 }

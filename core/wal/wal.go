@@ -10,11 +10,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
 
+	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/diskio"
 )
 
@@ -69,6 +71,10 @@ type Options struct {
 	// fsync failures reach the node's fail-stop through the FS it passes
 	// (diskio.FailStop).
 	OnFailure func(error)
+	// ObserveSync, if set, is told how long each fsync of a segment took,
+	// timed on Clock (required with it): the node's fsync stage metric.
+	ObserveSync func(time.Duration)
+	Clock       clock.Clock
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -83,6 +89,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ObserveSync != nil && o.Clock == nil {
+		return o, fmt.Errorf("wal: ObserveSync without a Clock")
 	}
 	return o, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/core/plog"
+	"github.com/chronik-go/chronik/server"
 )
 
 // brokerSettings are the Kafka broker settings `chronik serve` takes. A
@@ -29,6 +30,7 @@ type brokerSettings struct {
 	ReplicaLagMax            time.Duration // replica.lag.time.max.ms
 	OffsetsRetention         time.Duration // offsets.retention.minutes
 	OffsetsRetentionInterval time.Duration // offsets.retention.check.interval.ms
+	FetchSessionSlots        *int          // max.incremental.fetch.session.cache.slots; nil = not given (1000)
 
 	// Given maps the Kafka key of every setting given (flag or
 	// environment) to its value as given.
@@ -97,6 +99,14 @@ func brokerFlags() []brokerFlag {
 		{name: "offsets-retention-check-interval-ms", key: "offsets.retention.check.interval.ms",
 			usage: "how often the group coordinator looks for expired committed offsets, in `ms` (default 600000, 10 minutes)",
 			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.OffsetsRetentionInterval) }},
+		{name: "max-incremental-fetch-session-cache-slots", key: "max.incremental.fetch.session.cache.slots",
+			usage: "how many consumer fetch sessions (KIP-227) this broker keeps, a `count`; 0 serves every fetch without a session (default 1000)",
+			parse: func(s *brokerSettings, v string) error {
+				n, err := parseInt(v, 0, math.MaxInt32, "at least 0")
+				x := int(n)
+				s.FetchSessionSlots = &x
+				return err
+			}},
 		{name: "num-partitions", key: "num.partitions",
 			usage: fmt.Sprintf("`count` of partitions of auto-created topics and of CreateTopics asking for -1 (default %d)", node.DefaultPartitions),
 			parse: func(s *brokerSettings, v string) error {
@@ -201,6 +211,19 @@ func addBrokerFlags(fs *flag.FlagSet, s *brokerSettings) {
 	for _, f := range brokerFlags() {
 		fs.Var(&brokerFlagValue{f: f, s: s}, f.name, f.usage+" [Kafka "+f.key+"]")
 	}
+}
+
+// fetchSessions is the fetch session cache the settings ask for (zero:
+// the server's default).
+func (s brokerSettings) fetchSessions() server.FetchSessionConfig {
+	var c server.FetchSessionConfig
+	if s.FetchSessionSlots != nil {
+		c.Slots = *s.FetchSessionSlots
+		if c.Slots == 0 {
+			c.Slots = -1 // Kafka's 0: no sessions; the server's 0 means its default
+		}
+	}
+	return c
 }
 
 // apply sets the given settings on c; what was not given stays zero (the

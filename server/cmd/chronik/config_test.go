@@ -99,6 +99,8 @@ func TestBrokerFlags(t *testing.T) {
 		{"auto-create-topics-enable", "false", "auto.create.topics.enable", func(c node.Config) bool { return !c.AutoCreateTopics }},
 		{"auto-create-topics-enable", "true", "auto.create.topics.enable", func(c node.Config) bool { return c.AutoCreateTopics }},
 		{"broker-rack", "r1", "broker.rack", func(c node.Config) bool { return c.Rack == "r1" }},
+		// The server's setting, not the node's: TestFetchSessionSlotsFlag.
+		{"max-incremental-fetch-session-cache-slots", "10", "max.incremental.fetch.session.cache.slots", func(node.Config) bool { return true }},
 	} {
 		envName := "CHRONIK_" + strings.ToUpper(strings.ReplaceAll(tc.flag, "-", "_"))
 		for _, how := range []string{"flag", "env"} {
@@ -172,6 +174,7 @@ func TestBrokerFlagsRefused(t *testing.T) {
 		{args: []string{"--replica-lag-time-max-ms", "-1"}, want: "-replica-lag-time-max-ms: must be at least 1"},
 		{args: []string{"--offsets-retention-minutes", "0"}, want: "-offsets-retention-minutes: must be at least 1, not 0"},
 		{args: []string{"--offsets-retention-check-interval-ms", "0"}, want: "-offsets-retention-check-interval-ms: must be at least 1"},
+		{args: []string{"--max-incremental-fetch-session-cache-slots", "-1"}, want: "-max-incremental-fetch-session-cache-slots: must be at least 0"},
 		{args: []string{"--tls-cert-file", "c.pem"}, want: "--tls-cert-file and --tls-key-file go together"},
 		{args: []string{"--authorizer", "simple"}, want: "--authorizer must be acl or empty"},
 		{args: []string{"--superusers", "User:a"}, want: "--superusers needs --authorizer acl"},
@@ -202,5 +205,27 @@ func TestBrokerFlagsRefused(t *testing.T) {
 				t.Fatalf("err %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestFetchSessionSlotsFlag: --max-incremental-fetch-session-cache-slots
+// reaches the broker's fetch session cache; Kafka's 0 (no sessions) maps
+// to the server's "none" (negative), and not given keeps its default.
+func TestFetchSessionSlotsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"--max-incremental-fetch-session-cache-slots=5"}, 5},
+		{[]string{"--max-incremental-fetch-session-cache-slots=0"}, -1},
+	} {
+		c, err := parseServeConfig(tc.args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Broker.fetchSessions().Slots; got != tc.want {
+			t.Fatalf("%v: Slots %d, want %d", tc.args, got, tc.want)
+		}
 	}
 }

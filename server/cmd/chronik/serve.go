@@ -155,9 +155,10 @@ func startServe(cfg serveConfig, log *slog.Logger) (*running, error) {
 		}
 	}
 	bc := server.BrokerConfig{
-		Node:     nc,
-		Listener: ln,
-		Logger:   log,
+		Node:          nc,
+		Listener:      ln,
+		Logger:        log,
+		FetchSessions: cfg.Broker.fetchSessions(),
 	}
 	if len(cfg.SASL.Mechanisms) > 0 {
 		bc.Server.SASL = &server.SASLConfig{Mechanisms: cfg.SASL.Mechanisms, SessionLifetime: cfg.SASL.SessionLifetime}
