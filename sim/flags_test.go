@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 )
@@ -16,6 +17,7 @@ import (
 // i+2n, ... of that range, so that n processes (each GOMAXPROCS=1, which
 // replay needs) share one range without overlap (make sim, SIM_PROCS).
 var (
+	flagLogLevel   = flag.String("sim-log-level", "warn", "nodes' log level (debug | info | warn | error), kept in memory and written beside a failing seed's trace (seed-N.log)")
 	flagSeed       = flag.Int64("seed", 0, "run only this seed (0: use -seeds)")
 	flagSeeds      = flag.Int("seeds", 5, "number of seeds to run")
 	flagSeedBase   = flag.Int64("seed-base", 1, "first seed when -seeds is used")
@@ -63,4 +65,13 @@ func shardSeeds(base int64, count, i, n int) []int64 {
 		seeds = append(seeds, base+int64(k))
 	}
 	return seeds
+}
+
+// simLogLevel is -sim-log-level (warn if it does not parse).
+func simLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(*flagLogLevel)); err != nil {
+		return slog.LevelWarn
+	}
+	return l
 }

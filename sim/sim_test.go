@@ -5,7 +5,6 @@ package sim
 import (
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ var (
 	flagDuration = flag.Duration("sim-duration", 30*time.Second, "virtual length of each schedule's fault phase")
 	flagProfile  = flag.String("sim-profile", profileRecoverable, "fault profile: recoverable | unsafe")
 	flagReplay   = flag.Bool("sim-replay", false, "run each seed twice and report whether the canonical trace hashes match")
-	flagLogLevel = flag.String("sim-log-level", "warn", "nodes' log level (debug | info | warn | error), kept in memory and written beside a failing seed's trace (seed-N.log)")
 	flagWorkload = flag.String("sim-workload", "kgo", "workload: kgo (real franz-go clients) | core (node API, no Kafka handlers)")
 )
 
@@ -140,13 +138,4 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "...\n" + s[len(s)-n:]
-}
-
-// simLogLevel is -sim-log-level (warn if it does not parse).
-func simLogLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(*flagLogLevel)); err != nil {
-		return slog.LevelWarn
-	}
-	return l
 }
