@@ -49,8 +49,8 @@ func (n *Node) AutoCreateTopics() bool { return n.cfg.AutoCreateTopics }
 func (n *Node) MetadataWith(ctx context.Context, topics []string, autoCreate bool) ClusterView {
 	if topics != nil && !autoCreate && n.cfg.AutoCreateTopics {
 		// Metadata would create: answer from the view without creating.
+		cv := n.Metadata(ctx, []string{}) // brokers and controller only (waits for the controller first)
 		v := n.view()
-		cv := n.Metadata(ctx, []string{}) // brokers and controller only
 		for _, name := range topics {
 			if t := v.Topic(name); t != nil {
 				cv.Topics = append(cv.Topics, n.topicMetadata(v, t))

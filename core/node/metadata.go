@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -48,7 +49,14 @@ type PartitionMetadata struct {
 // is answered with UNKNOWN_TOPIC_OR_PARTITION. Leaders come from
 // dragonboat for shards hosted here (fresher) and from the controller view
 // otherwise; a leader that is not a registered broker is reported as -1.
+//
+// Until the controller replica has caught up once since the node started
+// (awaitController), the answer waits for it (bounded): a restarted node
+// would otherwise answer from the view of its last snapshot, calling a
+// topic created since unknown (kgo then caches that answer for its
+// metadata min age, 5 s), or auto-creating it again.
 func (n *Node) Metadata(ctx context.Context, topics []string) ClusterView {
+	n.awaitController(ctx)
 	if topics != nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
 		for _, name := range topics {
 			if n.view().Topic(name) == nil {
@@ -140,3 +148,32 @@ func isr(p meta.Partition) []int32 {
 	}
 	return out
 }
+
+// controllerCatchUpMax bounds how long a request waits in awaitController.
+const controllerCatchUpMax = 2 * time.Second
+
+// awaitController returns once this node's controller replica has applied
+// everything committed before some moment after the node started (one
+// successful SyncController; remembered), or after controllerCatchUpMax
+// or ctx, whichever is first: an isolated node still answers, from its
+// older view.
+func (n *Node) awaitController(ctx context.Context) {
+	if n.controllerCaughtUp.Load() || n.closed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, controllerCatchUpMax)
+	defer cancel()
+	for {
+		// Fails at once while the shard has no leader yet: retried.
+		if n.SyncController(ctx) == nil {
+			n.controllerCaughtUp.Store(true)
+			return
+		}
+		if n.cfg.Clock.Sleep(ctx, controllerCatchUpPoll) != nil {
+			return
+		}
+	}
+}
+
+// controllerCatchUpPoll is awaitController's pause between attempts.
+const controllerCatchUpPoll = 20 * time.Millisecond

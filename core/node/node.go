@@ -61,6 +61,8 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	// controllerCaughtUp: a SyncController succeeded since start (awaitController).
+	controllerCaughtUp atomic.Bool
 
 	// mu guards the fields below. Never held while waiting on anything.
 	mu sync.Mutex

@@ -236,7 +236,7 @@ func restartTimed(b *testing.B, ctx context.Context, p *process, dir, raftAddr s
 	}
 	cl := newBenchClient(b, []string{np.kafka})
 	defer cl.Close()
-	if err := waitBenchLeaders(ctx, kadm.NewClient(cl), topics); err != nil {
+	if err := waitBenchLeaders(ctx, cl, topics); err != nil {
 		b.Fatalf("after restart: %v", err)
 	}
 	return np, time.Since(start)

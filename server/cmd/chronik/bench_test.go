@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // BenchmarkKafka is the end-to-end benchmark: real kgo clients against the
@@ -203,24 +204,33 @@ func newBenchTopic(tb testing.TB, ctx context.Context, seeds []string, parts int
 		}
 		time.Sleep(100 * time.Millisecond) // retry, bounded by ctx
 	}
-	if err := waitBenchLeaders(ctx, adm, map[string]int{topic: parts}); err != nil {
+	if err := waitBenchLeaders(ctx, cl, map[string]int{topic: parts}); err != nil {
 		tb.Fatalf("topic %s: %v", topic, err)
 	}
 	return topic
 }
 
 // waitBenchLeaders polls Metadata until every partition of the topics (name:
-// partition count) has a leader, or ctx is done.
-func waitBenchLeaders(ctx context.Context, adm *kadm.Client, topics map[string]int) error {
+// partition count) has a leader, or ctx is done. Each poll is a Metadata
+// request to a broker: kadm's ListTopics answers from kgo's metadata cache
+// (5 s, MetadataMinAge), which would be measured as the broker's delay.
+func waitBenchLeaders(ctx context.Context, cl *kgo.Client, topics map[string]int) error {
 	names := slices.Sorted(maps.Keys(topics))
+	req := kmsg.NewPtrMetadataRequest()
+	for _, name := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
 	for {
-		td, err := adm.ListTopics(ctx, names...)
-		ok := err == nil
-		for _, name := range names {
-			t := td[name]
-			ok = ok && t.Err == nil && len(t.Partitions) == topics[name]
-			for _, p := range t.Partitions {
-				ok = ok && p.Err == nil && p.Leader >= 0
+		resp, err := req.RequestWith(ctx, cl)
+		ok := err == nil && len(resp.Topics) == len(names)
+		if ok {
+			for _, t := range resp.Topics {
+				ok = ok && t.ErrorCode == 0 && t.Topic != nil && len(t.Partitions) == topics[*t.Topic]
+				for _, p := range t.Partitions {
+					ok = ok && p.ErrorCode == 0 && p.Leader >= 0
+				}
 			}
 		}
 		if ok {
