@@ -170,7 +170,10 @@ func (c *cluster) config(n *simNode) node.Config {
 		DataDir: "/data", FS: n.disk, Net: c.network(brokerHost(n.id)), Clock: n.clock,
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
-		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
+		// Small, so that byte-driven snapshots (raftlogtrim.go) happen
+		// under faults too.
+		RaftLogSnapshotBytes: 1 << 10,
+		RTTMillisecond:       c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log: plog.Options{SegmentBytesMax: 64 << 10},
 		// Small Raft log segments: rolls, relocations and deletions happen.
 		RaftLogSegmentBytes:  256 << 10,

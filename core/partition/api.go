@@ -241,6 +241,9 @@ type Replica struct {
 	// next one goes to timingNext % applyTimingsMax), for ApplyTiming.
 	timings    [applyTimingsMax]applyTiming
 	timingNext uint64
+	// sinceSync*: the state machine's, as of the last apply or Sync.
+	sinceSyncEntries uint64
+	sinceSyncBytes   int64
 }
 
 // applyTimingsMax bounds the Update calls a Replica remembers for
@@ -481,4 +484,14 @@ func lastOffsetOf(b []byte) int64 {
 		b = b[n:]
 	}
 	return last
+}
+
+// SinceSync returns how many entries, of how many command bytes, were
+// applied since the state machine's last Sync (dragonboat syncs an
+// on-disk state machine before each snapshot): what the Raft log holds
+// that a snapshot now would let dragonboat compact.
+func (r *Replica) SinceSync() (entries uint64, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sinceSyncEntries, r.sinceSyncBytes
 }

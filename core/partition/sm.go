@@ -73,6 +73,11 @@ type stateMachine struct {
 	// methods dragonboat excludes mutually (Open, Update, Sync,
 	// PrepareSnapshot, RecoverFromSnapshot).
 	stopped error
+	// sinceSync counts the entries applied, and their command bytes, since
+	// the last Sync (the Raft log a snapshot would let dragonboat compact);
+	// published to Replica.SinceSync. Apply path and Sync only.
+	sinceSyncEntries uint64
+	sinceSyncBytes   int64
 }
 
 // storageFailed hands err, a storage failure met while opening or
@@ -222,6 +227,7 @@ func (s *stateMachine) publishApplied(t applyTiming) {
 	// the log after apply, so it is the replicated start.
 	hw, start := s.log.NextOffset(), s.log.StartOffset()
 	r.log, r.producers, r.txns, r.start, r.applied = s.log, s.producers, s.txns, start, s.applied
+	r.sinceSyncEntries, r.sinceSyncBytes = s.sinceSyncEntries, s.sinceSyncBytes
 	r.lso = s.txns.lso(hw)
 	if hw != r.hw {
 		r.hw = hw
@@ -261,6 +267,8 @@ func (s *stateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		stampIndex(&res, e.Index)
 		e.Result = res
 		s.applied = e.Index
+		s.sinceSyncEntries++
+		s.sinceSyncBytes += int64(len(e.Cmd))
 	}
 	failpoint.Inject("afterApply", func() { failpoint.Return(entries, errFailpoint) })
 	if len(entries) > 0 {
@@ -445,7 +453,12 @@ func (s *stateMachine) Sync() error {
 	if err := s.log.Sync(context.Background()); err != nil {
 		return err
 	}
-	return s.writeCheckpoint()
+	if err := s.writeCheckpoint(); err != nil {
+		return err
+	}
+	s.sinceSyncEntries, s.sinceSyncBytes = 0, 0
+	s.publish()
+	return nil
 }
 
 // Close closes the log (durably, with a fresh producer checkpoint) and

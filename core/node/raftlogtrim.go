@@ -1,0 +1,64 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+)
+
+// raftLogTrimEvery is how often raftLogTrimLoop looks at the replicas.
+const raftLogTrimEvery = time.Second
+
+// raftLogTrimLoop keeps each partition replica's Raft log bounded in
+// bytes, not only in entries: every raftLogTrimEvery, a hosted replica
+// that applied Config.RaftLogSnapshotBytes or more since its last
+// snapshot gets a snapshot requested. For a partition (an on-disk state
+// machine) that snapshot is dragonboat's dummy one: the state machine's
+// Sync (log fsync, producer checkpoint), then the entries below it are
+// compacted, except the last quarter of those applied since the previous
+// one, so that a follower a little behind still catches up from the log
+// rather than by a streamed snapshot. The WAL then deletes the segments
+// nothing live is left in.
+func (n *Node) raftLogTrimLoop() {
+	if n.cfg.RaftLogSnapshotBytes < 0 {
+		return
+	}
+	for n.cfg.Clock.Sleep(n.ctx, raftLogTrimEvery) == nil {
+		n.raftLogTrimPass()
+	}
+}
+
+func (n *Node) raftLogTrimPass() {
+	v := n.view()
+	var failed int
+	var first error
+	for _, h := range v.HostedPartitions(int32(n.cfg.NodeID)) {
+		if n.ctx.Err() != nil {
+			return
+		}
+		rep, ok := n.reg.Get(h.ShardID)
+		if !ok {
+			continue
+		}
+		entries, bytes := rep.SinceSync()
+		if bytes < n.cfg.RaftLogSnapshotBytes {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+		_, err := n.nh.SyncRequestSnapshot(ctx, h.ShardID, dragonboat.SnapshotOption{
+			OverrideCompactionOverhead: true,
+			CompactionOverhead:         max(entries/4, 1),
+		})
+		cancel()
+		if err != nil {
+			if failed == 0 {
+				first = err
+			}
+			failed++
+		}
+	}
+	if failed > 0 && n.ctx.Err() == nil {
+		n.log.Info("raft log trim: some snapshots not taken; retried next pass", "failed", failed, "first", first)
+	}
+}
