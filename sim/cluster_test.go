@@ -172,8 +172,8 @@ func (c *cluster) config(n *simNode) node.Config {
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		// Small, so that byte-driven snapshots (raftlogtrim.go) happen
 		// under faults too.
-		RaftLogSnapshotBytes: 1 << 10,
-		RTTMillisecond:       c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
+		RaftLogBytes:   1 << 10,
+		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log: plog.Options{SegmentBytesMax: 64 << 10},
 		// Small Raft log segments: rolls, relocations and deletions happen.
 		RaftLogSegmentBytes:  256 << 10,

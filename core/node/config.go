@@ -45,10 +45,10 @@ const (
 	DefaultHeartbeatRTT    = 2
 	DefaultPartitions      = 1
 	DefaultSnapshotEntries = 10000
-	// DefaultRaftLogSnapshotBytes: see Config.RaftLogSnapshotBytes.
-	DefaultRaftLogSnapshotBytes = 32 << 20
-	DefaultCompactionOver       = 5000
-	DefaultRetentionEvery       = 10 * time.Second // Kafka's log.retention.check.interval.ms is 5 min; a topic with retention.ms=1000 should lose old data within seconds
+	// DefaultRaftLogBytes: see Config.RaftLogBytes.
+	DefaultRaftLogBytes   = 256 << 20
+	DefaultCompactionOver = 5000
+	DefaultRetentionEvery = 10 * time.Second // Kafka's log.retention.check.interval.ms is 5 min; a topic with retention.ms=1000 should lose old data within seconds
 
 	controllerVotersMax = 3
 	pidBlockSize        = 100 // producer ids fetched from the controller at once
@@ -82,14 +82,15 @@ type Config struct {
 
 	SnapshotEntries    uint64 // partition shards: entries between snapshots
 	CompactionOverhead uint64 // partition shards: entries kept after a snapshot
-	// RaftLogSnapshotBytes: a partition replica whose Raft log holds this
-	// many command bytes applied since its last snapshot gets one now
-	// (raftlogtrim.go), so the Raft log (the WAL) stays small however
-	// large the entries; SnapshotEntries alone counts entries, and 10,000
-	// entries of 1 MiB batches are 10 GiB. Zero: DefaultRaftLogSnapshotBytes;
-	// negative: off.
-	RaftLogSnapshotBytes int64
-	RetentionInterval    time.Duration // log.retention.check.interval.ms
+	// RaftLogBytes is the node's budget for the partitions' Raft log (the
+	// WAL): a partition replica that applied its share, RaftLogBytes /
+	// hosted partition replicas (at least raftLogShareMin), since its last
+	// snapshot gets one now (raftlogtrim.go), so the WAL stays about this
+	// size however large the entries; SnapshotEntries alone counts
+	// entries, and 10,000 entries of 1 MiB batches are 10 GiB. Zero:
+	// DefaultRaftLogBytes; negative: off.
+	RaftLogBytes      int64
+	RetentionInterval time.Duration // log.retention.check.interval.ms
 
 	// Broker defaults for topics that do not set their own
 	// (log.retention.bytes, log.retention.ms); zero: Kafka's defaults.
@@ -199,8 +200,8 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HeartbeatRTT, DefaultHeartbeatRTT)
 	def(&c.SnapshotEntries, DefaultSnapshotEntries)
 	def(&c.CompactionOverhead, DefaultCompactionOver)
-	if c.RaftLogSnapshotBytes == 0 {
-		c.RaftLogSnapshotBytes = DefaultRaftLogSnapshotBytes
+	if c.RaftLogBytes == 0 {
+		c.RaftLogBytes = DefaultRaftLogBytes
 	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = DefaultPartitions

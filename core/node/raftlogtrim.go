@@ -7,12 +7,17 @@ import (
 	"github.com/lni/dragonboat/v4"
 )
 
-// raftLogTrimEvery is how often raftLogTrimLoop looks at the replicas.
-const raftLogTrimEvery = time.Second
+const (
+	// raftLogTrimEvery is how often raftLogTrimLoop looks at the replicas.
+	raftLogTrimEvery = time.Second
+	// raftLogShareMin is the least share of Config.RaftLogBytes a replica
+	// gets: below it, snapshots would be taken for little gain.
+	raftLogShareMin = 1 << 20
+)
 
 // raftLogTrimLoop keeps each partition replica's Raft log bounded in
 // bytes, not only in entries: every raftLogTrimEvery, a hosted replica
-// that applied Config.RaftLogSnapshotBytes or more since its last
+// that applied its share of Config.RaftLogBytes or more since its last
 // snapshot gets a snapshot requested. For a partition (an on-disk state
 // machine) that snapshot is dragonboat's dummy one: the state machine's
 // Sync (log fsync, producer checkpoint), then the entries below it are
@@ -21,7 +26,7 @@ const raftLogTrimEvery = time.Second
 // rather than by a streamed snapshot. The WAL then deletes the segments
 // nothing live is left in.
 func (n *Node) raftLogTrimLoop() {
-	if n.cfg.RaftLogSnapshotBytes < 0 {
+	if n.cfg.RaftLogBytes < 0 {
 		return
 	}
 	for n.cfg.Clock.Sleep(n.ctx, raftLogTrimEvery) == nil {
@@ -31,9 +36,14 @@ func (n *Node) raftLogTrimLoop() {
 
 func (n *Node) raftLogTrimPass() {
 	v := n.view()
+	hosted := v.HostedPartitions(int32(n.cfg.NodeID))
+	share := n.cfg.RaftLogBytes / int64(max(len(hosted), 1))
+	if n.cfg.RaftLogBytes >= raftLogShareMin {
+		share = max(share, raftLogShareMin)
+	}
 	var failed int
 	var first error
-	for _, h := range v.HostedPartitions(int32(n.cfg.NodeID)) {
+	for _, h := range hosted {
 		if n.ctx.Err() != nil {
 			return
 		}
@@ -42,7 +52,7 @@ func (n *Node) raftLogTrimPass() {
 			continue
 		}
 		entries, bytes := rep.SinceSync()
-		if bytes < n.cfg.RaftLogSnapshotBytes {
+		if bytes < share {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)

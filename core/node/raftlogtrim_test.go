@@ -33,7 +33,7 @@ func walBytes(t *testing.T, disk diskio.FS) int64 {
 
 // TestRaftLogTrimmedByBytes: with few, large entries (far below
 // SnapshotEntries), the Raft log is still compacted once a replica has
-// applied RaftLogSnapshotBytes since its last snapshot, and the WAL's
+// applied its share of RaftLogBytes since its last snapshot, and the WAL's
 // segments shrink to about that much; the partition's data is whole
 // after a restart. With the trigger off, the WAL keeps every entry.
 func TestRaftLogTrimmedByBytes(t *testing.T) {
@@ -47,7 +47,7 @@ func TestRaftLogTrimmedByBytes(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := newClusterWith(t, 21, 1, func(cfg *Config) {
 					cfg.SnapshotEntries = 1 << 20
-					cfg.RaftLogSnapshotBytes = tc.trigger
+					cfg.RaftLogBytes = tc.trigger
 					cfg.RaftLogSegmentBytes = 128 << 10
 				})
 				defer c.closeAll()
