@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"net"
 	"os"
 	"runtime/debug"
@@ -436,7 +437,8 @@ func (c *conn) writeResult(buf []byte, p *pending, r result) ([]byte, error) {
 	case r.resp.Key() != p.key:
 		return buf, fmt.Errorf("%w: response key %d for request key %d", ErrBadResponse, r.resp.Key(), p.key)
 	}
-	buf = binary.BigEndian.AppendUint32(buf[:0], 0) // size, filled below
+	buf = slices.Grow(buf[:0], encodedSizeHint(r.resp))
+	buf = binary.BigEndian.AppendUint32(buf, 0) // size, filled below
 	buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
 	// Header v1 (empty tagged fields) for flexible responses, except
 	// ApiVersions, whose response header is always v0.
@@ -454,4 +456,23 @@ func (c *conn) writeResult(buf []byte, p *pending, r result) ([]byte, error) {
 	_, err := c.nc.Write(buf)
 	c.lastWriteNanos.Store(time.Now().UnixNano())
 	return buf, err
+}
+
+// encodedSizeHint is a lower bound of resp's encoding for the responses
+// that carry record data (Fetch), so that the write buffer is allocated
+// once instead of growing (and copying) through every size class.
+func encodedSizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for i := range f.Topics {
+		n += 64 + len(f.Topics[i].Topic)
+		for j := range f.Topics[i].Partitions {
+			p := &f.Topics[i].Partitions[j]
+			n += 64 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }

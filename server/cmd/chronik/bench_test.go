@@ -71,9 +71,9 @@ import (
 //
 // kfake runs inside the benchmark process, so it shares the clients' CPU
 // (and saves a loopback hop); chronik runs as separate processes. To
-// profile a broker, `perf record -g -p PID` one of the chronik processes
-// (children of the test binary) during a run; the binary has no pprof
-// endpoint.
+// profile the brokers, set CHRONIK_CPUPROFILE=/tmp/chronik-%d.pprof: each
+// chronik process writes a CPU profile of its whole run there (%d: its
+// pid) and is stopped with SIGTERM instead of SIGKILL so that it does.
 //
 // The issue's targets (benchGoals) are printed in a table at the end with
 // met/missed, never asserted: the machine may be shared.

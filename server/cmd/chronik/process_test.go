@@ -118,6 +118,15 @@ func launchProcessEnv(t testing.TB, dataDir string, env []string, extra ...strin
 	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
+			if os.Getenv("CHRONIK_CPUPROFILE") != "" {
+				// A profile is written on a graceful stop only.
+				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case err := <-p.exited:
+					p.exited <- err
+				case <-time.After(20 * time.Second):
+				}
+			}
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 		}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +43,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	raftlog.Install(log, max(cfg.LogLevel, slog.LevelWarn))
+	if stop := startCPUProfile(os.Getenv("CHRONIK_CPUPROFILE"), log); stop != nil {
+		defer stop()
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -317,4 +322,30 @@ func notReady(ctx context.Context, b *server.Broker) string {
 		}
 	}
 	return "this node is not registered yet"
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path (a "%d"
+// in it becomes the process id) when path is set: CHRONIK_CPUPROFILE, for
+// profiling the broker under a benchmark's load. It returns what stops
+// and closes it, or nil.
+func startCPUProfile(path string, log *slog.Logger) func() {
+	if path == "" {
+		return nil
+	}
+	path = strings.ReplaceAll(path, "%d", strconv.Itoa(os.Getpid()))
+	f, err := os.Create(path)
+	if err != nil {
+		log.Warn("CHRONIK_CPUPROFILE: not profiling", "err", err)
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Warn("CHRONIK_CPUPROFILE: not profiling", "err", err)
+		f.Close()
+		return nil
+	}
+	log.Info("writing a CPU profile", "path", path)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
