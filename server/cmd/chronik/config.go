@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/server"
 )
 
@@ -32,6 +33,7 @@ type serveConfig struct {
 	SASL           saslSettings
 	Authorizer     string   // "" or "acl"
 	SuperUsers     []string // principals allowed everything
+	RaftLogBytes   int64    // node.Config.RaftLogBytes (0: its default)
 }
 
 // saslSettings turn SASL on for Kafka clients.
@@ -75,6 +77,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		authz     = fs.String("authorizer", "", `"acl": check every request against the cluster's ACLs (CreateAcls...); empty: every client may do everything`)
 		supers    = fs.String("superusers", "", "comma-separated principals allowed everything with --authorizer acl, e.g. User:admin,User:CN=ops")
 		saslLife  = fs.Int64("sasl-session-lifetime-ms", 0, "connections.max.reauth.ms: clients must re-authenticate after this many `ms` (0: never)")
+		raftLog   = fs.Int64("raft-log-bytes", node.DefaultRaftLogBytes, "the node's budget of `bytes` for its partitions' Raft log (the write-ahead log under --data-dir/wal): a partition that wrote its share since its last snapshot gets one, after which its older entries are dropped; at least 1 MiB per partition; -1 counts entries only")
 	)
 	fs.StringVar(&tlsCfg.CertFile, "tls-cert-file", "", "PEM `file` of the Kafka listener's certificate chain: clients must then connect with TLS (needs --tls-key-file)")
 	fs.StringVar(&tlsCfg.KeyFile, "tls-key-file", "", "PEM `file` of the Kafka listener's private key")
@@ -108,7 +111,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	c := serveConfig{
 		NodeID: *nodeID, KafkaAddr: *kafka, AdvertisedAddr: *adv, RaftAddr: *raft,
 		DataDir: *dataDir, HTTPAddr: *httpAddr, LogFormat: *logFormat, Broker: broker, TLS: tlsCfg,
-		SASL: saslSettings{UsersFile: *saslUsers, SessionLifetime: time.Duration(*saslLife) * time.Millisecond},
+		SASL:         saslSettings{UsersFile: *saslUsers, SessionLifetime: time.Duration(*saslLife) * time.Millisecond},
+		RaftLogBytes: *raftLog,
+	}
+	if c.RaftLogBytes == 0 || c.RaftLogBytes < -1 {
+		return serveConfig{}, fmt.Errorf("--raft-log-bytes %d: want a positive size, or -1", c.RaftLogBytes)
 	}
 	if c.AdvertisedAddr == "" {
 		c.AdvertisedAddr = c.KafkaAddr

@@ -57,6 +57,19 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "bad level", args: []string{"--log-level", "loud"}, err: "--log-level"},
 		{name: "bad env", env: map[string]string{"CHRONIK_NODE_ID": "x"}, err: "CHRONIK_NODE_ID"},
 		{name: "extra args", args: []string{"extra"}, err: "unexpected arguments"},
+		{name: "raft log bytes", env: map[string]string{"CHRONIK_RAFT_LOG_BYTES": "1048576"},
+			chk: func(t *testing.T, c serveConfig) {
+				if c.RaftLogBytes != 1<<20 {
+					t.Fatalf("raft log bytes %d", c.RaftLogBytes)
+				}
+			}},
+		{name: "raft log bytes off", args: []string{"--raft-log-bytes", "-1"},
+			chk: func(t *testing.T, c serveConfig) {
+				if c.RaftLogBytes != -1 {
+					t.Fatalf("raft log bytes %d", c.RaftLogBytes)
+				}
+			}},
+		{name: "raft log bytes zero", args: []string{"--raft-log-bytes", "0"}, err: "--raft-log-bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseServeConfig(tc.args, env(tc.env), io.Discard)

@@ -143,6 +143,7 @@ func startServe(cfg serveConfig, log *slog.Logger) (*running, error) {
 		Peers: cfg.Peers, DataDir: dataDir, FS: diskio.NewOS(), Net: raftNet,
 		Clock: clock.Real(), Logger: log, DiskSpace: diskSpace,
 		OnStorageFailure: storageFailure(log, os.Exit),
+		RaftLogBytes:     cfg.RaftLogBytes,
 	}
 	cfg.Broker.apply(&nc)
 	var seeds []node.ScramSeed
