@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -41,16 +42,8 @@ func (n *Node) raftLogTrimPass() {
 	if n.cfg.RaftLogBytes >= raftLogShareMin {
 		share = max(share, raftLogShareMin)
 	}
-	var failed int
-	var first error
-	for _, h := range hosted {
-		if n.ctx.Err() != nil {
-			return
-		}
-		rep, ok := n.reg.Get(h.ShardID)
-		if !ok {
-			continue
-		}
+	var failures passFailures
+	for h, rep := range n.hostedReplicas(hosted) {
 		entries, bytes := rep.SinceSync()
 		if bytes < share {
 			continue
@@ -62,13 +55,8 @@ func (n *Node) raftLogTrimPass() {
 		})
 		cancel()
 		if err != nil {
-			if failed == 0 {
-				first = err
-			}
-			failed++
+			failures.add(h.ShardID, err)
 		}
 	}
-	if failed > 0 && n.ctx.Err() == nil {
-		n.log.Info("raft log trim: some snapshots not taken; retried next pass", "failed", failed, "first", first)
-	}
+	failures.log(n, slog.LevelInfo, "raft log trim: some snapshots not taken; retried next pass")
 }

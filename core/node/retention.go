@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"log/slog"
 
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/partition"
@@ -69,22 +71,9 @@ func (n *Node) retentionPass(tuned map[uint64]tunedReplica) {
 	v := n.view()
 	hosted := v.HostedPartitions(int32(n.cfg.NodeID))
 	seen := make(map[uint64]bool, len(hosted))
-	var failed int
-	var first error
-	fail := func(shardID uint64, err error) {
-		if failed == 0 {
-			first = fmt.Errorf("shard %d: %w", shardID, err)
-		}
-		failed++
-	}
-	for _, h := range hosted {
-		if n.ctx.Err() != nil {
-			return
-		}
-		rep, ok := n.reg.Get(h.ShardID)
-		if !ok {
-			continue
-		}
+	var failures passFailures
+	fail := failures.add
+	for h, rep := range n.hostedReplicas(hosted) {
 		seen[h.ShardID] = true
 		s := n.topicSettings(v, v.Topic(h.Topic))
 		if t := tuningFrom(s); tuned[h.ShardID] != (tunedReplica{rep, t}) {
@@ -107,8 +96,43 @@ func (n *Node) retentionPass(tuned map[uint64]tunedReplica) {
 			delete(tuned, id)
 		}
 	}
-	if failed > 0 && n.ctx.Err() == nil {
-		n.log.Warn("retention pass: some partitions failed; retried next pass", "failed", failed, "first", first)
+	failures.log(n, slog.LevelWarn, "retention pass: some partitions failed; retried next pass")
+}
+
+// hostedReplicas yields the replicas of hosted open here, in hosted's
+// order, until the node stops.
+func (n *Node) hostedReplicas(hosted []meta.HostedPartition) iter.Seq2[meta.HostedPartition, *partition.Replica] {
+	return func(yield func(meta.HostedPartition, *partition.Replica) bool) {
+		for _, h := range hosted {
+			if n.ctx.Err() != nil {
+				return
+			}
+			if rep, ok := n.reg.Get(h.ShardID); ok && !yield(h, rep) {
+				return
+			}
+		}
+	}
+}
+
+// passFailures counts the partitions a periodic pass failed on and keeps
+// the first error, so that a pass logs one line, not one per partition.
+type passFailures struct {
+	n     int
+	first error
+}
+
+func (p *passFailures) add(shardID uint64, err error) {
+	if p.n == 0 {
+		p.first = fmt.Errorf("shard %d: %w", shardID, err)
+	}
+	p.n++
+}
+
+// log writes the pass's line at level, if anything failed and the node
+// is not stopping.
+func (p *passFailures) log(n *Node, level slog.Level, msg string) {
+	if p.n > 0 && n.ctx.Err() == nil {
+		n.log.Log(n.ctx, level, msg, "failed", p.n, "first", p.first)
 	}
 }
 
