@@ -73,7 +73,8 @@ import (
 // (and saves a loopback hop); chronik runs as separate processes. To
 // profile the brokers, set CHRONIK_CPUPROFILE=/tmp/chronik-%d.pprof: each
 // chronik process writes a CPU profile of its whole run there (%d: its
-// pid) and is stopped with SIGTERM instead of SIGKILL so that it does.
+// pid) and is stopped with SIGTERM instead of SIGKILL so that it does;
+// CHRONIK_MEMPROFILE the same for a heap profile written at the stop.
 //
 // The targets (benchGoals) are printed in a table at the end with
 // met/missed, never asserted: the machine may be shared.

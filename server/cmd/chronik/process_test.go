@@ -118,7 +118,7 @@ func launchProcessEnv(t testing.TB, dataDir string, env []string, extra ...strin
 	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
-			if os.Getenv("CHRONIK_CPUPROFILE") != "" {
+			if os.Getenv("CHRONIK_CPUPROFILE") != "" || os.Getenv("CHRONIK_MEMPROFILE") != "" {
 				// A profile is written on a graceful stop only.
 				_ = p.cmd.Process.Signal(syscall.SIGTERM)
 				select {

@@ -46,6 +46,9 @@ func serve(args []string, stderr io.Writer) int {
 	if stop := startCPUProfile(os.Getenv("CHRONIK_CPUPROFILE"), log); stop != nil {
 		defer stop()
 	}
+	if path := os.Getenv("CHRONIK_MEMPROFILE"); path != "" {
+		defer writeHeapProfile(path, log)
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -348,5 +351,18 @@ func startCPUProfile(path string, log *slog.Logger) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// writeHeapProfile writes the heap profile (in use and allocated) to path
+// ("%d": the process id) when the process stops: CHRONIK_MEMPROFILE.
+func writeHeapProfile(path string, log *slog.Logger) {
+	path = strings.ReplaceAll(path, "%d", strconv.Itoa(os.Getpid()))
+	f, err := os.Create(path)
+	if err == nil {
+		err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		log.Warn("CHRONIK_MEMPROFILE: not written", "err", err)
 	}
 }
