@@ -48,6 +48,12 @@ type Options struct {
 	// ConsumerHeartbeatInterval is the interval told to consumer-protocol
 	// members (Kafka: group.consumer.heartbeat.interval.ms, 5s).
 	ConsumerHeartbeatInterval time.Duration
+	// UnsafeGenerationRestart is a deliberately broken variant for
+	// testing the simulator only: every third completed join phase of a
+	// classic group restarts its generation at 1 while the members keep
+	// their ids (as if membership were half forgotten). Never set it
+	// elsewhere.
+	UnsafeGenerationRestart bool
 }
 
 // Defaults and fixed limits.
