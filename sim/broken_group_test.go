@@ -27,6 +27,8 @@ func TestSimCatchesGroupBugs(t *testing.T) {
 		{brokenSkip, groupPlan{consumer848: true, balancer: "range", marks: true, churn: true}, "was never processed"},
 		{brokenDoubleAssign, groupPlan{balancer: "range", marks: true}, "assigned to two members"},
 		{brokenGenRestart, groupPlan{balancer: "cooperative-sticky", marks: true, churn: true}, "generation went back"},
+		{brokenGenRestart, groupPlan{consumer848: true, balancer: "range", marks: true, churn: true}, "generation went back"},
+		{brokenSkipRelease, groupPlan{consumer848: true, balancer: "uniform", marks: true, churn: true}, "(ConsumerGroupDescribe)"},
 	} {
 		t.Run(c.bug+"/"+c.plan.String(), func(t *testing.T) {
 			o := runOpts{duration: 8 * time.Second, profile: profileRecoverable, workload: defaultWorkload, brokenGroup: c.bug, group: &c.plan}

@@ -309,14 +309,17 @@
 // commit now and then (classic and KIP-848: committed offset went back),
 // one that marks the last record of each poll without processing it (both
 // protocols: never processed), a classic leader's balancer that gives
-// partition 0 to every member (two members in one generation), and a
+// partition 0 to every member (two members in one generation), a
 // coordinator that restarts a group's generation while members keep their
-// ids (group.Options.UnsafeGenerationRestart: generation went back). The
-// KIP-848 epoch and ConsumerGroupDescribe checks have no planted bug yet.
-// TestSimCatchesLyingFsync runs every node on a disk whose Raft-log fsync
-// reports success and makes nothing durable (diskio.Faults.LyingSync: the
-// predecessor's "flush that did nothing") and requires the run to fail
-// within 10 seeds, by lost records or by dragonboat's own panic on finding
-// its log behind the commit index. TestSimRaftCrash is the earlier proof
-// that dragonboat runs in a bubble on the simulated seams.
+// ids (group.Options.UnsafeGenerationRestart, which also answers a KIP-848
+// member past epoch 3 with epoch 1 once: generation went back, both
+// protocols), and a coordinator that gives a KIP-848 member a partition
+// another member still owns (UnsafeSkipRelease: two owners in one
+// ConsumerGroupDescribe answer). TestSimCatchesLyingFsync runs every node
+// on a disk whose Raft-log fsync reports success and makes nothing durable
+// (diskio.Faults.LyingSync: the predecessor's "flush that did nothing")
+// and requires the run to fail within 10 seeds, by lost records or by
+// dragonboat's own panic on finding its log behind the commit index.
+// TestSimRaftCrash is the earlier proof that dragonboat runs in a bubble
+// on the simulated seams.
 package sim

@@ -26,6 +26,9 @@ const (
 	// brokenGenRestart: the coordinator restarts a group's generation
 	// while its members keep their ids (group.Options.UnsafeGenerationRestart).
 	brokenGenRestart = "generation-restart"
+	// brokenSkipRelease: the coordinator gives a KIP-848 member a
+	// partition another member still owns (group.Options.UnsafeSkipRelease).
+	brokenSkipRelease = "skip-release"
 )
 
 // groupOptions is every node's group coordinator configuration: KIP-848
@@ -36,6 +39,7 @@ func (c *cluster) groupOptions() group.Options {
 		ConsumerHeartbeatInterval: 500 * time.Millisecond,
 		ConsumerSessionTimeout:    6 * time.Second,
 		UnsafeGenerationRestart:   c.brokenGroup == brokenGenRestart,
+		UnsafeSkipRelease:         c.brokenGroup == brokenSkipRelease,
 	}
 }
 

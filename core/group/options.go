@@ -51,9 +51,15 @@ type Options struct {
 	// UnsafeGenerationRestart is a deliberately broken variant for
 	// testing the simulator only: every third completed join phase of a
 	// classic group restarts its generation at 1 while the members keep
-	// their ids (as if membership were half forgotten). Never set it
-	// elsewhere.
+	// their ids (as if membership were half forgotten), and a
+	// consumer-protocol member moving to an assignment epoch past 3 is
+	// answered epoch 1 once. Never set it elsewhere.
 	UnsafeGenerationRestart bool
+	// UnsafeSkipRelease is a deliberately broken variant for testing the
+	// simulator only: a consumer-protocol member is given a partition of
+	// its target even while another member still owns it. Never set it
+	// elsewhere.
+	UnsafeSkipRelease bool
 }
 
 // Defaults and fixed limits.
