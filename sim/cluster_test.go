@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/group"
 	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
@@ -76,8 +77,11 @@ type cluster struct {
 	nodes     map[uint64]*simNode
 	hosts     []string // every network host of the run, in creation order
 	brokenAck bool     // the broken variant: acknowledge before commit
-	lyingSync bool     // the broken disk: fsync reports success, makes nothing durable
-	fine      bool     // trace every network operation (nettrace_test.go)
+	// brokenGroup names a planted group bug (brokenGroup* in
+	// workload_group_test.go); "" runs correct code.
+	brokenGroup string
+	lyingSync   bool // the broken disk: fsync reports success, makes nothing durable
+	fine        bool // trace every network operation (nettrace_test.go)
 }
 
 // logBuffer keeps every node's and dragonboat's log lines of a run (warn
@@ -202,7 +206,7 @@ func (c *cluster) start(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("b%d listen: %w", id, err)
 	}
-	b, err := startBroker(cfg, ln)
+	b, err := startBroker(cfg, c.groupOptions(), ln)
 	if err != nil {
 		c.tr.add(evNode, "b%d start failed: %v", id, err)
 		return err
@@ -417,7 +421,7 @@ func (c *cluster) clientHosts() []string {
 // goroutine into an error: a node whose disk image is broken must fail to
 // start (fail-stop), not take the whole simulation down. The panic is
 // reported as such; it is a finding in itself.
-func startBroker(cfg node.Config, ln net.Listener) (b *server.Broker, err error) {
+func startBroker(cfg node.Config, gopts group.Options, ln net.Listener) (b *server.Broker, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ln.Close()
@@ -426,7 +430,7 @@ func startBroker(cfg node.Config, ln net.Listener) (b *server.Broker, err error)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), nodeStartWait)
 	defer cancel()
-	return server.StartBroker(ctx, server.BrokerConfig{Node: cfg, Listener: ln, Logger: cfg.Logger})
+	return server.StartBroker(ctx, server.BrokerConfig{Node: cfg, Groups: gopts, Listener: ln, Logger: cfg.Logger})
 }
 
 var errStartPanic = errors.New("sim: StartBroker panicked")

@@ -72,9 +72,22 @@
 //
 // The workload (workload_kgo_test.go): idempotent acks=all kgo producers
 // with unique values "P<producer>.<seq>" and keys, on explicit partitions;
-// direct readers of every partition from the start; group consumers with
-// auto-commit (rebalances come from faults and session timeouts); a watcher
-// of the group's committed offsets (kadm OffsetFetch); kadm admin
+// direct readers of every partition from the start; group consumers
+// (workload_group_test.go) by a group plan drawn from named sub-seeds
+// (group-protocol, group-balancer, group-commit, group-churn): the classic
+// protocol (range or cooperative-sticky, balanced by the kgo leader) or
+// KIP-848 (kgo.ServerSideBalancer, the server's uniform or range
+// assignor); kgo's auto-commit of what was polled, or, in 2 seeds of 3,
+// commits after processing (kgo.AutoCommitMarks with
+// BlockRebalanceOnPoll: a poll's records are recorded in the history,
+// then marked); in half the seeds churn (each member's client lives 2-6
+// s, then leaves and a new one joins); rebalances come from churn,
+// faults and session timeouts. The nodes' coordinators tell KIP-848
+// members to heartbeat every 500 ms and drop them after 6 s. kgo's 848
+// members name themselves with crypto/rand UUIDs, so every schedule runs
+// under cryptotest.SetGlobalRandom with a seed of its own. A watcher
+// reads the group's committed offsets (kadm OffsetFetch) and describes a
+// KIP-848 group (ConsumerGroupDescribe); kadm admin
 // operations (create, add partitions, delete topics of their own); in
 // about 2 seeds of 3 (a stream of its own, "transactions"), a
 // transactional producer (workload_txn_test.go: transactions of 1-6
@@ -88,9 +101,23 @@
 // one value per (partition, offset) across all acks and reads; every value
 // read was produced (no garbage, torn or flipped bytes served); nothing at
 // or above the response's high watermark; per session (one client's fetches
-// of one partition) the high watermark never goes back; the group's
-// committed offsets never go back as one watcher observes them; at most one
-// leader per (partition, term) over every node's Metadata. After heal: no
+// of one partition) the high watermark never goes back; at most one
+// leader per (partition, term) over every node's Metadata. The group's
+// (history_group_test.go): committed offsets never move back, per
+// partition over all observers (an OffsetFetch that started after a
+// commit was acknowledged to a member, or after another OffsetFetch
+// returned, returns at least that offset; the workload never resets
+// offsets); per member, the classic generation never goes back, and a
+// KIP-848 member's epoch only after it was fenced (kgo keeps its member
+// id across a coordinator move, and the new coordinator, whose membership
+// starts empty, counts epochs from 1 again); per classic generation a
+// partition is assigned to at most one member, from the assignments the
+// members receive, a generation named by (incarnation, generation): a
+// group forgotten by a coordinator move restarts at generation 1, and
+// core/group gives every tenure its own incarnation, which the member ids
+// it mints carry; for KIP-848 (whose kgo members publish epoch and
+// assignment one after the other) no partition is in two members'
+// assignments in one ConsumerGroupDescribe answer. After heal: no
 // acknowledged record lost (and each at its acknowledged offset); no value
 // twice (idempotence); each producer's records in sequence order within a
 // partition; replicas identical below the high watermark.
@@ -102,6 +129,9 @@
 // records there; a committed transaction's records are acknowledged
 // (never lost). Dropping the aborted-transaction index from Fetch fails
 // seed 1.
+// With commits after processing, after heal: every record of the final
+// log below the group's highest committed offset of its partition was
+// processed by some member (none skipped).
 //
 // # Output
 //
@@ -276,11 +306,23 @@
 //
 // TestSimCatchesEarlyAck runs node.Config.UnsafeAckBeforeApply (a
 // test-only broken variant that acknowledges before commit) and requires
-// the checkers to flag it within 10 seeds. TestSimCatchesLyingFsync runs
-// every node on a disk whose Raft-log fsync reports success and makes
-// nothing durable (diskio.Faults.LyingSync: the predecessor's "flush that
-// did nothing") and requires the run to fail within 10 seeds, by lost
-// records or by dragonboat's own panic on finding its log behind the
-// commit index. TestSimRaftCrash is the earlier proof that dragonboat runs
-// in a bubble on the simulated seams.
+// the checkers to flag it within 10 seeds. TestSimCatchesGroupBugs plants
+// one group bug at a time (runOpts.brokenGroup) and requires its checker's
+// violation within 10 seeds: a consumer that commits 3 below its last
+// commit now and then (classic and KIP-848: committed offset went back),
+// one that marks the last record of each poll without processing it (both
+// protocols: never processed), a classic leader's balancer that gives
+// partition 0 to every member (two members in one generation), a
+// coordinator that restarts a group's generation while members keep their
+// ids (group.Options.UnsafeGenerationRestart, which also answers a KIP-848
+// member past epoch 3 with epoch 1 once: generation went back, both
+// protocols), and a coordinator that gives a KIP-848 member a partition
+// another member still owns (UnsafeSkipRelease: two owners in one
+// ConsumerGroupDescribe answer). TestSimCatchesLyingFsync runs every node
+// on a disk whose Raft-log fsync reports success and makes nothing durable
+// (diskio.Faults.LyingSync: the predecessor's "flush that did nothing")
+// and requires the run to fail within 10 seeds, by lost records or by
+// dragonboat's own panic on finding its log behind the commit index.
+// TestSimRaftCrash is the earlier proof that dragonboat runs in a bubble
+// on the simulated seams.
 package sim

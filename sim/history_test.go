@@ -55,9 +55,7 @@ const violationsMax = 100
 //     the high watermark never goes backwards: a session reads from the
 //     partition leader, and a new leader serves only once it has applied
 //     everything committed before its term (node.ensureReady);
-//   - per consumer group and partition, committed offsets as a client
-//     observes them (OffsetFetch after its own commits) never go backwards
-//     unless the group was reset by the workload (it never is);
+//   - the consumer group's checks (history_group_test.go);
 //   - at most one leader per (partition, term), over every node's
 //     Metadata view sampled during the run;
 //   - per session, the log start offset never goes backwards and never
@@ -76,7 +74,6 @@ type history struct {
 	acks       map[string]ack  // value -> where its ack said it is
 	atOffset   map[tp]map[int64]string
 	hw         map[sessionKey]int64
-	committed  map[sessionKey]int64
 	leaders    map[termKey]leaderObs
 	starts     map[sessionKey]int64
 	violations []string
@@ -84,6 +81,10 @@ type history struct {
 	// retentionTopics may lose their oldest records to retention (their
 	// log start moves); on every other topic the log start stays 0.
 	retentionTopics map[string]bool
+	// grp is the group workload's part (history_group_test.go), nil
+	// until used; plan is the seed's group plan.
+	grp  *groupHistory
+	plan groupPlan
 	// tx is the transactional workload's part (history_txn_test.go); nil
 	// until used.
 	tx *txnHistory
@@ -92,7 +93,7 @@ type history struct {
 func newHistory(tr *trace) *history {
 	return &history{
 		tr: tr, produced: map[string]bool{}, acks: map[string]ack{}, atOffset: map[tp]map[int64]string{},
-		hw: map[sessionKey]int64{}, committed: map[sessionKey]int64{}, leaders: map[termKey]leaderObs{},
+		hw: map[sessionKey]int64{}, leaders: map[termKey]leaderObs{},
 		starts: map[sessionKey]int64{}, retentionTopics: map[string]bool{},
 	}
 }
@@ -218,17 +219,6 @@ func (h *history) read(session string, at tp, recs []fetchedRecord, hw, logStart
 	}
 }
 
-// commit records a committed group offset a client observed.
-func (h *history) commitSeen(session string, at tp, off int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	k := sessionKey{session, at}
-	if last, ok := h.committed[k]; ok && off < last {
-		h.violateLocked("%s %s: committed offset went back from %d to %d", session, at, last, off)
-	}
-	h.committed[k] = max(h.committed[k], off)
-}
-
 // leader records that observer's Metadata named leader for (at, term).
 func (h *history) leader(at tp, term int32, leader int32, observer uint64) {
 	if term < 0 || leader < 0 {
@@ -310,4 +300,5 @@ func (h *history) final(at tp, log []fetchedRecord, hw, logStart int64) {
 		lastSeq[p] = seq
 	}
 	h.read("final", at, log, hw, logStart)
+	h.finalGroup(h.plan, at, log, logStart)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/cryptotest"
 	"testing/synctest"
 	"time"
 
@@ -36,6 +37,11 @@ type runOpts struct {
 	// fsync reports success and makes nothing durable, the "flush that
 	// did nothing" the simulator exists to catch.
 	lyingSync bool
+	// brokenGroup plants a group bug the group checkers must catch
+	// (workload_group_test.go); group, if set, replaces the seed's group
+	// plan and runs at least two group consumers.
+	brokenGroup string
+	group       *groupPlan
 	// onTrace, if set, receives the run's trace when it starts.
 	onTrace func(*trace)
 	// beside, if set, runs in the bubble beside the schedule until done
@@ -63,6 +69,7 @@ type result struct {
 	acks       int
 	reads      int64
 	txns       string // the transactional workload's summary, if any
+	groups     string // the group workload's summary, if any
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble,
@@ -80,6 +87,10 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 		}
 	}
 	synctest.Test(t, func(t *testing.T) {
+		// crypto/rand from the seed: kgo's KIP-848 members name
+		// themselves with random UUIDs, sent over the network and
+		// sorted by the server's assignors.
+		cryptotest.SetGlobalRandom(t, uint64(subSeed(seed, "crypto")))
 		done := make(chan struct{})
 		beatDone := make(chan struct{})
 		go func() { // the heartbeat: virtual time advancing
@@ -113,6 +124,10 @@ func runBubble(seed int64, o runOpts) (res result) {
 		o.onTrace(tr)
 	}
 	topo := drawTopology(seed)
+	if o.group != nil {
+		topo.group = *o.group
+		topo.groupConsumers = max(topo.groupConsumers, 2)
+	}
 	tr.add(evPhase, "seed %d profile %s %v", seed, o.profile, topo)
 	c := newCluster(seed, topo, tr)
 	c.net.SetDelaySkew(linkSkewMax)
@@ -121,6 +136,7 @@ func runBubble(seed int64, o runOpts) (res result) {
 	raftlog.SetPanicHook(c.onPanic)
 	defer raftlog.SetPanicHook(nil)
 	h := newHistory(tr)
+	h.plan = topo.group
 	for name := range topo.retention.topics {
 		h.retentionTopics[name] = true
 	}
@@ -133,11 +149,13 @@ func runBubble(seed int64, o runOpts) (res result) {
 		res.acks = h.ackCount()
 		res.reads = h.reads
 		res.txns = h.txnSummary()
+		res.groups = h.groupSummary()
 		res.logs = c.logs.String()
 		res.hash = tr.hash()
 		res.schedHash = tr.scheduleHash()
 	}()
 	c.brokenAck = o.brokenAck
+	c.brokenGroup = o.brokenGroup
 	c.lyingSync = o.lyingSync
 	c.fine = o.fine
 	phase := newRand(seed, "start-phase")
@@ -159,6 +177,9 @@ func runBubble(seed int64, o runOpts) (res result) {
 	faultPhase(c, h, tps, o)
 	h.checkTxns()
 	if s := h.txnSummary(); s != "" {
+		tr.add(evCheck, "%s", s)
+	}
+	if s := h.groupSummary(); s != "" {
 		tr.add(evCheck, "%s", s)
 	}
 	tr.add(evPhase, "heal")

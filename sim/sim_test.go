@@ -97,6 +97,9 @@ func report(t *testing.T, res result, o runOpts) {
 	if res.txns != "" {
 		t.Logf("seed %d: %s", res.seed, res.txns)
 	}
+	if res.groups != "" {
+		t.Logf("seed %d: %s", res.seed, res.groups)
+	}
 	failed := len(res.violations) > 0 || (res.liveness != "" && o.profile == profileRecoverable)
 	if res.liveness != "" && !failed {
 		t.Logf("seed %d: unavailable after heal (allowed in the %s profile): %s", res.seed, o.profile, res.liveness)

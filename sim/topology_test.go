@@ -18,6 +18,7 @@ type topology struct {
 	txnProducers     int // transactional producers (0 or 1), with a read_committed reader
 	readers          int
 	groupConsumers   int
+	group            groupPlan // how the group consumers behave
 	swarm            swarm
 	retention        retentionPlan
 }
@@ -93,6 +94,7 @@ func drawTopology(seed int64) topology {
 	if newRand(seed, "transactions").IntN(3) != 0 {
 		t.txnProducers = 1
 	}
+	t.group = drawGroupPlan(seed)
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
@@ -103,6 +105,9 @@ func drawTopology(seed int64) topology {
 
 func (t topology) String() string {
 	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	if t.groupConsumers > 0 {
+		s += t.group.String() + " "
+	}
 	if t.txnProducers > 0 {
 		s += fmt.Sprintf("txn=%d ", t.txnProducers)
 	}
@@ -111,4 +116,46 @@ func (t topology) String() string {
 		s += fmt.Sprintf("%s(p=%d,rf=%d) ", tp.name, tp.partitions, tp.rf)
 	}
 	return s + "swarm: " + t.swarm.String() + " " + t.retention.String()
+}
+
+// groupPlan is how a seed's group consumers run: the group protocol
+// (classic JoinGroup/SyncGroup, or KIP-848's ConsumerGroupHeartbeat with
+// a server-side assignor), the classic client-side balancer, and whether
+// they commit after processing (kgo.AutoCommitMarks, marking what they
+// recorded) or kgo's plain auto-commit of what was polled.
+type groupPlan struct {
+	consumer848 bool
+	balancer    string // classic: "range", "cooperative-sticky"; 848: "uniform", "range"
+	marks       bool   // commit after processing
+	churn       bool   // members leave and rejoin every few seconds
+}
+
+func (g groupPlan) String() string {
+	proto, commit := "classic", "auto"
+	if g.consumer848 {
+		proto = "848"
+	}
+	if g.marks {
+		commit = "marks"
+	}
+	if g.churn {
+		commit += "/churn"
+	}
+	return fmt.Sprintf("group=%s/%s/%s", proto, g.balancer, commit)
+}
+
+// drawGroupPlan draws from streams of their own, so that adding the
+// group plan left every other draw of a seed as it was.
+func drawGroupPlan(seed int64) groupPlan {
+	var g groupPlan
+	g.consumer848 = newRand(seed, "group-protocol").IntN(2) == 0
+	b := newRand(seed, "group-balancer").IntN(2)
+	if g.consumer848 {
+		g.balancer = []string{"uniform", "range"}[b]
+	} else {
+		g.balancer = []string{"range", "cooperative-sticky"}[b]
+	}
+	g.marks = newRand(seed, "group-commit").IntN(3) != 0
+	g.churn = newRand(seed, "group-churn").IntN(2) == 0
+	return g
 }

@@ -17,14 +17,14 @@ import (
 // Bounds of the real-client workload.
 const (
 	producerInflightMax = 16 // records a producer has outstanding
-	groupName           = "g"
 	offsetPollInterval  = 250 * time.Millisecond
 )
 
 // kgoWorkload runs real franz-go clients over the simulated network:
 // idempotent acks=all producers, direct readers of every partition from
-// the start, group consumers that commit, an OffsetFetch watcher of the
-// group's commits, and admin operations through kadm.
+// the start, group consumers that commit (workload_group_test.go), an
+// OffsetFetch watcher of the group's commits, and admin operations
+// through kadm.
 func kgoWorkload(ctx context.Context, c *cluster, h *history, tps []tp, wg *sync.WaitGroup) {
 	goRun := func(f func()) {
 		wg.Add(1)
@@ -170,53 +170,6 @@ func workloadTopics(tps []tp) []string {
 		}
 	}
 	return out
-}
-
-func kgoGroupConsumer(ctx context.Context, c *cluster, h *history, idx int, tps []tp) {
-	name := fmt.Sprintf("G%d", idx)
-	cl, err := newClient(c, name,
-		kgo.ConsumerGroup(groupName),
-		kgo.ConsumeTopics(workloadTopics(tps)...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.SessionTimeout(6*time.Second),
-		kgo.HeartbeatInterval(470*time.Millisecond),
-		kgo.RebalanceTimeout(5*time.Second),
-		kgo.AutoCommitInterval(530*time.Millisecond),
-	)
-	if err != nil {
-		h.violate("%s: kgo.NewClient: %v", name, err)
-		return
-	}
-	defer cl.Close()
-	for ctx.Err() == nil {
-		recordFetches(h, name, cl.PollFetches(ctx))
-	}
-}
-
-// kgoOffsetWatcher reads the group's committed offsets (OffsetFetch) and
-// checks that they never go backwards as this one client observes them.
-func kgoOffsetWatcher(ctx context.Context, c *cluster, h *history, tps []tp) {
-	cl, err := newClient(c, "offsets")
-	if err != nil {
-		h.violate("offsets: kgo.NewClient: %v", err)
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	for sleepCtx(ctx, offsetPollInterval) {
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		resp, err := adm.FetchOffsets(rctx, groupName)
-		cancel()
-		if err != nil {
-			continue
-		}
-		resp.Each(func(o kadm.OffsetResponse) {
-			if o.Err == nil && o.At >= 0 {
-				h.commitSeen("offsets", tp{o.Topic, o.Partition}, o.At)
-			}
-		})
-	}
 }
 
 // kgoAdmin creates, grows and deletes topics of its own through kadm

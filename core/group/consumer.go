@@ -453,7 +453,7 @@ func (c *Coordinator) reconcile(g *cgroup, m *cmember) {
 		if m.assigned.has(tp) {
 			continue
 		}
-		if _, taken := g.owners[tp]; taken {
+		if _, taken := g.owners[tp]; taken && !c.opts.UnsafeSkipRelease {
 			continue // unreleased: its previous owner still revokes it
 		}
 		g.owners[tp] = m.id
@@ -462,6 +462,9 @@ func (c *Coordinator) reconcile(g *cgroup, m *cmember) {
 	}
 	if m.epoch != g.assignmentEpoch {
 		m.prevEpoch, m.epoch = m.epoch, g.assignmentEpoch
+		if c.opts.UnsafeGenerationRestart && m.epoch > 3 && m.prevEpoch > 1 {
+			m.prevEpoch, m.epoch = m.epoch, 1 // back to the assignment epoch at the next heartbeat
+		}
 	}
 }
 

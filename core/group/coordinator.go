@@ -141,6 +141,12 @@ func (c *Coordinator) BeginTenure() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tenureBase = c.idNext
+	// Ids minted from now on carry another incarnation, so that a member
+	// id names its tenure (and with it the run of generations it belongs
+	// to: a forgotten group restarts at generation 1). Incarnations of
+	// distinct nodes and boots differ in their high bits; counting up
+	// here never meets another's.
+	c.opts.Incarnation++
 	// Consumer groups have no waiters: they are simply forgotten. Their
 	// members' next heartbeat is answered FENCED_MEMBER_EPOCH and they
 	// rejoin with epoch 0 (see doc.go, "Coordinator moves").

@@ -206,6 +206,10 @@
 //     are accepted unvalidated until the group's first join phase here). Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not
 //     clientID-UUID, and never repeat for distinct Options.Incarnation.
+//     BeginTenure counts the incarnation up, so an id names its tenure:
+//     a group forgotten at a coordinator move restarts at generation 1,
+//     and (incarnation, generation) is what identifies a generation over
+//     a whole run (the simulator's checkers key assignments by it).
 //   - ValidateCommit never creates a group, and groups with only committed
 //     offsets are unknown here (List/Describe/Delete show only groups with
 //     membership state); the front end merges in the offset store's view.

@@ -48,6 +48,18 @@ type Options struct {
 	// ConsumerHeartbeatInterval is the interval told to consumer-protocol
 	// members (Kafka: group.consumer.heartbeat.interval.ms, 5s).
 	ConsumerHeartbeatInterval time.Duration
+	// UnsafeGenerationRestart is a deliberately broken variant for
+	// testing the simulator only: every third completed join phase of a
+	// classic group restarts its generation at 1 while the members keep
+	// their ids (as if membership were half forgotten), and a
+	// consumer-protocol member moving to an assignment epoch past 3 is
+	// answered epoch 1 once. Never set it elsewhere.
+	UnsafeGenerationRestart bool
+	// UnsafeSkipRelease is a deliberately broken variant for testing the
+	// simulator only: a consumer-protocol member is given a partition of
+	// its target even while another member still owns it. Never set it
+	// elsewhere.
+	UnsafeSkipRelease bool
 }
 
 // Defaults and fixed limits.

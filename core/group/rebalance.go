@@ -94,6 +94,9 @@ func (c *Coordinator) completeJoin(g *group) {
 	stopTimer(&g.joinTimer, &g.joinTimerSeq)
 	g.initialDelay, g.newMemberAdded = false, false
 	g.generation++
+	if c.opts.UnsafeGenerationRestart && g.generation > 3 {
+		g.generation = 1
+	}
 	if len(g.members) == 0 {
 		g.protocol, g.leader = "", ""
 		c.markEmpty(g)

@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"strings"
 
 	"github.com/chronik-go/chronik/core/clock"
 	"testing"
@@ -448,5 +449,25 @@ func TestCoordinatorMoveEarlierTenure(t *testing.T) {
 		wantCode(t, "left, earlier tenure", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
 		n := memberID(t, c, jreq("g2", "", ""))
 		wantCode(t, "new tenure id, not a member", c.Heartbeat(HeartbeatRequest{Group: "g2", Generation: 0, MemberID: n}), errUnknownMemberID)
+	})
+}
+
+// TestTenureIncarnation: the member ids a coordinator mints after
+// BeginTenure carry another incarnation than those before, so that an id
+// names its tenure (a forgotten group restarts at generation 1, and
+// (incarnation, generation) names a generation over a run), and an id of
+// the earlier tenure is recognised as such.
+func TestTenureIncarnation(t *testing.T) {
+	bubble(t, Options{Incarnation: 1}, func(t *testing.T, c *Coordinator) {
+		a := memberID(t, c, jreq("g", "", ""))
+		c.BeginTenure()
+		b := memberID(t, c, jreq("h", "", ""))
+		inc := func(id string) string { return strings.Split(id, "-")[1] }
+		if inc(a) != "1" || inc(b) != "2" {
+			t.Fatalf("ids %q then %q: want incarnations 1 then 2", a, b)
+		}
+		if !c.memberFromEarlierTenure(a) || c.memberFromEarlierTenure(b) {
+			t.Fatalf("earlier tenure: %q %v, %q %v", a, c.memberFromEarlierTenure(a), b, c.memberFromEarlierTenure(b))
+		}
 	})
 }
