@@ -404,11 +404,8 @@ func (s *stateMachine) applyDeleteRecords(d DeleteRecords) (sm.Result, error) {
 		// refuse the entries after it (OUT_OF_ORDER_SEQUENCE_NUMBER)
 		// where the others appended: divergent replicas. So the state up
 		// to the previous entry is made durable first (as Sync does).
-		if err := s.log.Sync(context.Background()); err != nil {
-			return sm.Result{}, fmt.Errorf("partition: shard %d: sync before delete records to %d: %w", s.shardID, off, err)
-		}
-		if err := s.writeCheckpoint(); err != nil {
-			return sm.Result{}, fmt.Errorf("partition: shard %d: checkpoint before delete records to %d: %w", s.shardID, off, err)
+		if err := s.persist(); err != nil {
+			return sm.Result{}, fmt.Errorf("partition: shard %d: before delete records to %d: %w", s.shardID, off, err)
 		}
 	}
 	if err := s.log.DeletePrefix(off); err != nil {
@@ -418,6 +415,19 @@ func (s *stateMachine) applyDeleteRecords(d DeleteRecords) (sm.Result, error) {
 	s.txns.prune(s.log.StartOffset())
 	s.rep.mu.Unlock()
 	return encodeDeleteRecordsResult(DeleteRecordsResult{LogStartOffset: s.log.StartOffset()}), nil
+}
+
+// persist makes every applied entry durable: the log is fsynced, then
+// the producer checkpoint (with the applied index and the offset it
+// covers) is written atomically.
+func (s *stateMachine) persist() error {
+	if err := s.log.Sync(context.Background()); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	if err := s.writeCheckpoint(); err != nil {
+		return fmt.Errorf("write producer checkpoint: %w", err)
+	}
+	return nil
 }
 
 // Lookup answers a Query.
@@ -450,10 +460,7 @@ func (s *stateMachine) Sync() error {
 		return nil // fenced: nothing of it may become durable
 	}
 	failpoint.Inject("syncError", func() { failpoint.Return(errFailpoint) })
-	if err := s.log.Sync(context.Background()); err != nil {
-		return err
-	}
-	if err := s.writeCheckpoint(); err != nil {
+	if err := s.persist(); err != nil {
 		return err
 	}
 	s.sinceSyncEntries, s.sinceSyncBytes = 0, 0
@@ -479,14 +486,10 @@ func (s *stateMachine) Close() error {
 	if s.log == nil {
 		return nil
 	}
-	var err error
-	if err = s.log.Sync(context.Background()); err == nil {
-		err = s.writeCheckpoint()
-	}
-	if err != nil {
+	if err := s.persist(); err != nil {
 		s.logger.Warn("partition close: checkpoint not written", "err", err)
 	}
-	err = s.log.Close()
+	err := s.log.Close()
 	s.log = nil
 	return err
 }
