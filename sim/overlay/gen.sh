@@ -2,8 +2,8 @@
 # gen.sh OUTDIR
 #
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
-# runtime/rand.go, synctest.go, select.go, time.go, proc.go and
-# internal/sync/mutex.go of the installed Go ($(go env GOROOT), never
+# runtime/rand.go, synctest.go, select.go, time.go, proc.go,
+# internal/sync/mutex.go, os/exec.go and os/sys.go of the installed Go ($(go env GOROOT), never
 # modified) to OUTDIR/_src/ (the "_" keeps the copies out of ./...
 # patterns: bin/ is inside the module), applies runtime.patch (beside
 # this script) with no fuzz, and writes OUTDIR/overlay.json, which maps
@@ -28,7 +28,11 @@
 # goroutine from outside any bubble never kicks a bubble's goroutine out
 # of runnext; and a bubble's runnext chain counts scheduler ticks, so the
 # global run queue (a watchdog back from select(2)) still gets its turn
-# every 61st (TestSimBudget). See sim/doc.go, "Determinism".
+# every 61st (TestSimBudget). os.Getpid and os.Hostname return constants:
+# dragonboat hashes them into the seeds of its proposal keys and session
+# client ids, i.e. into the bytes of Raft messages, so a seed would not
+# replay in another process (TestDepsSeedsProcessFree). See sim/doc.go,
+# "Determinism".
 #
 # A Go upgrade that changes those files makes the patch fail to apply:
 # this script then fails loudly, and the patch must be redone for the new
@@ -40,7 +44,7 @@ goroot=$(go env GOROOT)
 gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go runtime/proc.go internal/sync/mutex.go"
+files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go runtime/proc.go internal/sync/mutex.go os/exec.go os/sys.go"
 rm -rf "$out/src" "$out/_src" # src: the layout before _src
 for f in $files; do
 	mkdir -p "$(dirname "$out/_src/$f")"
