@@ -15,7 +15,10 @@
 // slowly, in real time). Sim.Host(name) is a host's Network: it listens on
 // "name:port" or ":port" (port 0 picks a free one) and dials "other:port".
 // Dialling a port nobody listens on fails with a *net.OpError wrapping
-// syscall.ECONNREFUSED.
+// syscall.ECONNREFUSED. A dialled end's local port is drawn from (seed,
+// host, remote address, instant, count of the host's dials to that
+// address at that instant), not from the order of dials, so traces that
+// show ports reproduce even when goroutines dial in another order.
 //
 // Connections implement net.Conn fully: Read, Write, Close, CloseWrite,
 // deadlines (timer-driven; timeouts wrap os.ErrDeadlineExceeded and are

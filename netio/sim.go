@@ -85,6 +85,10 @@ type simHost struct {
 	listeners map[int]*simListener
 	conns     map[*simConn]struct{} // open endpoints whose local end is here
 	nextPort  int
+	// Dials of the instant dialAt, counted per remote address (see
+	// dialPortLocked).
+	dialAt time.Time
+	dials  map[simAddr]uint64
 }
 
 // NewSim returns an empty simulated network. All randomness derives from seed.
@@ -384,8 +388,8 @@ func (n simNetwork) Listen(addr string) (net.Listener, error) {
 }
 
 // ephemeralPortLocked returns a port not used by a listener of h, or false
-// if every ephemeral port has one. Ports of dialled connections just count up
-// (wrapping); uniqueness among them does not matter to the simulation.
+// if every ephemeral port has one, for Listen on port 0: ports just count
+// up (wrapping). Dialled ends take theirs from dialPortLocked.
 func (h *simHost) ephemeralPortLocked() (int, bool) {
 	for range 65536 - simEphemeralPortMin {
 		p := h.nextPort
@@ -398,6 +402,36 @@ func (h *simHost) ephemeralPortLocked() (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// dialPortLocked returns the local port of a connection that h dials to
+// raddr at now: drawn from (seed, h, raddr, now, how many dials h made to
+// raddr at now before), never from a counter of h's dials, whose order
+// at one instant is the goroutines' order (two connections dialled at
+// one instant to different peers swapped ports from run to run). It
+// avoids h's listeners and open connections; 0 if every port is taken
+// (harmless for a dialled end).
+func (h *simHost) dialPortLocked(seed int64, raddr simAddr, now time.Time) int {
+	if !h.dialAt.Equal(now) || h.dials == nil {
+		h.dialAt, h.dials = now, make(map[simAddr]uint64)
+	}
+	k := h.dials[raddr]
+	h.dials[raddr] = k + 1
+	hs := fnv.New64a()
+	fmt.Fprintf(hs, "%d\x00%s\x00%s\x00%d\x00%d", seed, h.name, raddr, now.UnixNano(), k)
+	const n = 65536 - simEphemeralPortMin
+	start := int(hs.Sum64() % n)
+	used := make(map[int]bool, len(h.conns))
+	for c := range h.conns {
+		used[c.local.port] = true
+	}
+	for i := range n {
+		p := simEphemeralPortMin + (start+i)%n
+		if _, l := h.listeners[p]; !l && !used[p] {
+			return p
+		}
+	}
+	return 0
 }
 
 func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
@@ -437,7 +471,7 @@ func (n simNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	var local, remote *simConn
 	if l != nil {
 		lh := s.hostLocked(n.host)
-		lport, _ := lh.ephemeralPortLocked() // 0 if all taken: harmless for a dialled end
+		lport := lh.dialPortLocked(s.seed, raddr, time.Now())
 		local, remote = newSimConnPair(s, simAddr{n.host, lport}, raddr)
 		lh.conns[local] = struct{}{}
 		s.hosts[host].conns[remote] = struct{}{}
