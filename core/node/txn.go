@@ -129,12 +129,14 @@ func (n *Node) TxnCommitOffsets(ctx context.Context, id string, pid int64, epoch
 	return out
 }
 
-// EndTxn commits or aborts a transaction. The decision is replicated
-// before it returns; it then waits (bounded by txnEndWaitMax and ctx) for
-// the markers, so that the client's next transaction rarely meets
-// CONCURRENT_TRANSACTIONS.
-func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool) TxnCode {
-	r := n.txnPropose(ctx, meta.EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: commit, NowMs: n.nowMs()})
+// EndTxn commits or aborts a transaction; bump (EndTxn v5, KIP-890 part
+// 2) bumps the producer's epoch with the decision, and the answer carries
+// the producer id and epoch for the next transaction. The decision is
+// replicated before it returns; it then waits (bounded by txnEndWaitMax
+// and ctx) for the markers, so that the client's next transaction rarely
+// meets CONCURRENT_TRANSACTIONS.
+func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit, bump bool) TxnCode {
+	r := n.txnPropose(ctx, meta.EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: commit, NowMs: n.nowMs(), Bump: bump})
 	if r.Code != 0 {
 		return TxnCode{Code: r.Code, Message: r.Message, ProducerID: -1, Epoch: -1}
 	}
@@ -143,7 +145,7 @@ func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, co
 	res := TxnCode{ProducerID: r.ProducerIDs.First, Epoch: int16(r.ProducerIDs.Count)}
 	for {
 		ch := n.meta.Load().Changed()
-		if t, ok := n.Txn(id); !ok || t.ProducerID != pid || !t.State.Preparing() {
+		if t, ok := n.Txn(id); !ok || t.ProducerID != res.ProducerID || !t.State.Preparing() {
 			return res
 		}
 		select {
@@ -298,7 +300,8 @@ func (n *Node) writeMarker(t *meta.Txn, p meta.TopicPartition) bool {
 	if code != 0 {
 		return false
 	}
-	cmd := partition.EncodeMarker(partition.Marker{ProducerID: t.ProducerID, ProducerEpoch: t.Epoch,
+	pid, pepoch := t.MarkerProducer()
+	cmd := partition.EncodeMarker(partition.Marker{ProducerID: pid, ProducerEpoch: pepoch,
 		Commit: t.State == meta.TxnPrepareCommit, TimestampMs: n.nowMs(), LeaderEpoch: epoch})
 	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {
