@@ -216,7 +216,8 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)},
+	wl := newWireLog()
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.WithLogger(wl)},
 		kgo.TransactionalID("ctp"), kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup("ctp-group"), kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
@@ -253,6 +254,11 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 		if want := fmt.Sprintf("t-v%02d", i); v != want {
 			t.Fatalf("output %d is %q, want %q (all: %v)", i, v, want, got)
 		}
+	}
+	// KIP-890 part 2: the group joins the transaction with the offset
+	// commit itself, and every end bumps the epoch.
+	if !wl.has("TxnOffsetCommit", 5) || wl.sentAny("AddOffsetsToTxn") || !wl.has("EndTxn", 5) {
+		t.Fatalf("session sent %s; want TxnOffsetCommit v5, EndTxn v5, no AddOffsetsToTxn", wl)
 	}
 	offs, err := c.admin().FetchOffsets(ctx, "ctp-group")
 	if err != nil {

@@ -108,7 +108,7 @@ type Txn struct {
 	// retried EndTxn of that producer at math.MaxInt16-1 is recognised.
 	PrevProducerID int64
 	TimeoutMs      int32
-	State      TxnState
+	State          TxnState
 	// StartMs is when the ongoing transaction started (the proposer's
 	// clock; -1 when none); UpdateMs the last state change.
 	StartMs    int64
@@ -237,11 +237,11 @@ type ExpireTxn struct {
 	CutoffMs int64
 }
 
-func (InitTxnProducer) Kind() Kind   { return KindInitTxnProducer }
-func (ExpireTxn) Kind() Kind         { return KindExpireTxn }
-func (AddTxnPartitions) Kind() Kind  { return KindAddTxnPartitions }
-func (AddTxnGroup) Kind() Kind       { return KindAddTxnGroup }
-func (TxnCommitOffsets) Kind() Kind  { return KindTxnCommitOffsets }
+func (InitTxnProducer) Kind() Kind  { return KindInitTxnProducer }
+func (ExpireTxn) Kind() Kind        { return KindExpireTxn }
+func (AddTxnPartitions) Kind() Kind { return KindAddTxnPartitions }
+func (AddTxnGroup) Kind() Kind      { return KindAddTxnGroup }
+func (TxnCommitOffsets) Kind() Kind { return KindTxnCommitOffsets }
 func (c EndTxn) Kind() Kind {
 	if c.Bump {
 		return KindEndTxnBump
