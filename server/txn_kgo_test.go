@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/node"
 )
@@ -195,6 +196,28 @@ func TestTxnTimeoutAbort(t *testing.T) {
 	got := consumeValues(t, c, "slow", 1, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if fmt.Sprint(got) != "[plain]" {
 		t.Fatalf("read_committed got %v", got)
+	}
+	// DescribeConfigs shows the coordinator's settings (chronik serve
+	// flags), the one set here as static.
+	rc, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil || len(rc) != 1 || rc[0].Err != nil {
+		t.Fatalf("describe broker: %+v %v", rc, err)
+	}
+	want := map[string]string{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "100", "transactional.id.expiration.ms": "604800000"}
+	for _, cf := range rc[0].Configs {
+		if v, ok := want[cf.Key]; ok {
+			src := kmsg.ConfigSourceDefaultConfig
+			if cf.Key == "transaction.abort.timed.out.transaction.cleanup.interval.ms" {
+				src = kmsg.ConfigSourceStaticBrokerConfig
+			}
+			if cf.Value == nil || *cf.Value != v || cf.Source != src {
+				t.Errorf("%s: %+v, want %s from %v", cf.Key, cf, v, src)
+			}
+			delete(want, cf.Key)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("not described: %v", want)
 	}
 }
 
