@@ -211,3 +211,70 @@ func TestTxnLateProduceFenced(t *testing.T) {
 		}
 	}
 }
+
+// TestTxnAddPartitionsBatched: AddPartitionsToTxn v4 and v5 (the batched
+// form): several transactions per request, each added or, with
+// VerifyOnly, only checked against the ongoing transaction.
+func TestTxnAddPartitionsBatched(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	c.createTopic("batched", 2)
+	addr := c.addrs[1]
+	for v := int16(4); v <= 5; v++ {
+		type prod struct {
+			id    string
+			pid   int64
+			epoch int16
+		}
+		var ps []prod
+		for _, name := range []string{"a", "b"} {
+			id := fmt.Sprintf("batched-%s-v%d", name, v)
+			ipr := kmsg.NewPtrInitProducerIDRequest()
+			ipr.TransactionalID, ipr.TransactionTimeoutMillis = &id, 60_000
+			ip := rawRoundTrip(t, addr, ipr).(*kmsg.InitProducerIDResponse)
+			if ip.ErrorCode != 0 {
+				t.Fatalf("InitProducerId: %+v", ip)
+			}
+			ps = append(ps, prod{id, ip.ProducerID, ip.ProducerEpoch})
+		}
+		txn := func(p prod, epoch int16, verify bool, parts ...int32) kmsg.AddPartitionsToTxnRequestTransaction {
+			tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+			tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = p.id, p.pid, epoch, verify
+			tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			tt.Topic, tt.Partitions = "batched", parts
+			tx.Topics = append(tx.Topics, tt)
+			return tx
+		}
+		codes := func(txns ...kmsg.AddPartitionsToTxnRequestTransaction) string {
+			req := kmsg.NewPtrAddPartitionsToTxnRequest()
+			req.SetVersion(v)
+			req.Transactions = txns
+			r := rawRoundTrip(t, addr, req).(*kmsg.AddPartitionsToTxnResponse)
+			if r.ErrorCode != 0 || len(r.Transactions) != len(txns) {
+				t.Fatalf("v%d: %+v", v, r)
+			}
+			var out []string
+			for i, tx := range r.Transactions {
+				if tx.TransactionalID != txns[i].TransactionalID {
+					t.Fatalf("v%d: result %d is %q", v, i, tx.TransactionalID)
+				}
+				for _, p := range tx.Topics[0].Partitions {
+					out = append(out, fmt.Sprintf("%d:%d", p.Partition, p.ErrorCode))
+				}
+			}
+			return strings.Join(out, " ")
+		}
+		a, b := ps[0], ps[1]
+		txnState, fenced := kerr.InvalidTxnState.Code, kerr.ProducerFenced.Code
+		// a adds partition 0; b, verified only, has no transaction.
+		if got, want := codes(txn(a, a.epoch, false, 0), txn(b, b.epoch, true, 0)), fmt.Sprintf("0:0 0:%d", txnState); got != want {
+			t.Fatalf("v%d add+verify: %s, want %s", v, got, want)
+		}
+		if got, want := codes(txn(a, a.epoch, true, 0, 1), txn(a, a.epoch+1, true, 0)), fmt.Sprintf("0:0 1:%d 0:%d", txnState, fenced); got != want {
+			t.Fatalf("v%d verify: %s, want %s", v, got, want)
+		}
+		// Verification changed nothing: b still has no transaction.
+		if tx, ok := c.brokers[1].Node.Txn(b.id); !ok || tx.State.String() != "Empty" {
+			t.Fatalf("v%d: b after VerifyOnly: %+v", v, tx)
+		}
+	}
+}
