@@ -42,6 +42,10 @@ import (
 //     coordinator's state (KIP-890 part 1): the producer's ongoing
 //     transaction, at the batch's epoch, must hold the partition, else
 //     INVALID_TXN_STATE (INVALID_PRODUCER_EPOCH for an older epoch);
+//     from v12 the partition is added to the transaction instead (as
+//     AddPartitionsToTxn; NOT_ENOUGH_REPLICAS, retriable, while the
+//     coordinator cannot take it, e.g. the previous transaction's markers
+//     are being written);
 //     the partition state machine then checks the epoch again atomically
 //     with the append. Control batches from clients are INVALID_RECORD,
 //     as in Kafka.
@@ -70,7 +74,9 @@ import (
 //
 // Version notes: v3 record batch v2 + TransactionalID; v5 LogStartOffset;
 // v8 RecordErrors/ErrorMessage; v9 flexible; v10 CurrentLeader and
-// NodeEndpoints tags (KIP-951); v11 same as v10 (KIP-890 marker). v12+
+// NodeEndpoints tags (KIP-951); v11 same as v10 (KIP-890 marker); v12
+// same as v11, and a transactional batch adds its partition to the
+// transaction (KIP-890 part 2: no AddPartitionsToTxn round trip). v13
 // (topic ids) is not served.
 
 const (
@@ -86,7 +92,7 @@ const (
 )
 
 func init() {
-	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 11, Handler: handleProduce, Ordered: true})
+	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 12, Handler: handleProduce, Ordered: true})
 }
 
 func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
@@ -161,7 +167,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 			rp := &req.Topics[s.t].Partitions[s.p]
 			sp := &resp.Topics[s.t].Partitions[s.p]
 			if req.TransactionID != nil {
-				if sp.ErrorCode = verifyTxnProduce(pctx, rc, topic, rp.Partition, rp.Records); sp.ErrorCode != 0 {
+				if sp.ErrorCode = verifyTxnProduce(pctx, rc, req.Version, *req.TransactionID, topic, rp.Partition, rp.Records); sp.ErrorCode != 0 {
 					return
 				}
 			}

@@ -19,14 +19,23 @@ import (
 //   - v3+: ClientSoftwareName/Version must match
 //     [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? or the answer is
 //     INVALID_REQUEST, as in Kafka.
-//   - v3+: no supported or finalized features are sent (the tagged fields
-//     are omitted, FinalizedFeaturesEpoch stays -1); kgo needs none.
+//   - v3+: one feature, transaction.version, supported 0-2 and finalized
+//     at 2 (FinalizedFeaturesEpoch 1; it never changes): transactions
+//     follow KIP-890 part 2 (EndTxn v5, Produce v12 and TxnOffsetCommit v5
+//     add implicitly). Clients (kgo, the Java client) use those versions
+//     only when this feature is finalized at 2.
 //
 // Version notes: v1 ThrottleMillis; v3 flexible, client software name and
 // version; v4 same as v3 (Kafka bumped it for KIP-511's error semantics). v5
 // (KIP-1242 cluster/node id) is not served.
 
 const apiVersionsKey = 18
+
+// The transaction.version feature (KIP-1022): 2 is KIP-890 part 2.
+const (
+	transactionVersionFeature       = "transaction.version"
+	transactionVersion        int16 = 2
+)
 
 func init() {
 	register(API{Key: apiVersionsKey, MinVersion: 0, MaxVersion: 4, Handler: handleAPIVersions})
@@ -40,7 +49,21 @@ func handleAPIVersions(_ context.Context, rc *RequestContext, kreq kmsg.Request)
 		return resp, nil
 	}
 	resp.ApiKeys = rc.Registry.APIKeys()
+	setFeatures(resp)
 	return resp, nil
+}
+
+// setFeatures fills v3+'s supported and finalized features.
+func setFeatures(resp *kmsg.ApiVersionsResponse) {
+	if resp.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = transactionVersionFeature, 0, transactionVersion
+		resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = transactionVersionFeature, transactionVersion, transactionVersion
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+		resp.FinalizedFeaturesEpoch = 1
+	}
 }
 
 // unsupportedAPIVersions is the v0 answer to an ApiVersions request above

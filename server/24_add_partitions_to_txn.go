@@ -9,7 +9,7 @@ import (
 	"github.com/chronik-go/chronik/core/meta"
 )
 
-// AddPartitionsToTxn: v0-3
+// AddPartitionsToTxn: v0-5
 //
 // Behaviour (Kafka's TransactionCoordinator.handleAddPartitionsToTransaction):
 //   - WRITE on the TRANSACTIONAL_ID, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
@@ -24,15 +24,35 @@ import (
 //     CONCURRENT_TRANSACTIONS (clients retry). The first add starts the
 //     transaction (its transaction.timeout.ms runs from here).
 //
-// Version notes: v1 same as v0; v2 same (throttle); v3 flexible. v4+ (the
-// batched form brokers use to verify, KIP-890 part 1) is not served: our
-// partition leaders read the coordinator's replicated state instead
-// (core/node.VerifyTxnProduce).
+//   - v4-5 (KIP-890: the batched form brokers send): CLUSTER_ACTION on the
+//     cluster, else CLUSTER_AUTHORIZATION_FAILED for the request; at most
+//     addTxnsPerRequestMax transactions (INVALID_REQUEST beyond). Each
+//     transaction is handled as above, or with VerifyOnly checked only:
+//     its producer's ongoing transaction at that epoch must hold each
+//     partition (INVALID_TXN_STATE per partition otherwise;
+//     PRODUCER_FENCED for another epoch, INVALID_PRODUCER_ID_MAPPING for
+//     another producer id), nothing is changed. Our own partition leaders
+//     need none of it: they read the coordinator's replicated state
+//     (core/node.VerifyTxnProduce).
+//
+// Version notes: v1 same as v0; v2 same (throttle); v3 flexible; v4
+// batched (above); v5 same as v4 (KIP-890 part 2).
 
-const addPartitionsToTxnKey = 24
+const (
+	addPartitionsToTxnKey = 24
+	// addTxnsPerRequestMax bounds the transactions of one v4+ request.
+	addTxnsPerRequestMax = 1000
+)
 
 func init() {
-	register(API{Key: addPartitionsToTxnKey, MinVersion: 0, MaxVersion: 3, Handler: handleAddPartitionsToTxn})
+	register(API{Key: addPartitionsToTxnKey, MinVersion: 0, MaxVersion: 5, Handler: handleAddPartitionsToTxn})
+}
+
+// txnTopic is one topic's partitions of an AddPartitionsToTxn request,
+// whichever version's form.
+type txnTopic struct {
+	topic string
+	parts []int32
 }
 
 func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
@@ -41,32 +61,14 @@ func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg
 		return nil, errNoBroker
 	}
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-	codes := make(partitionCodes, len(req.Topics))
+	if req.Version >= 4 {
+		return addPartitionsBatched(ctx, rc, req, resp), nil
+	}
+	topics := make([]txnTopic, len(req.Topics))
 	for i, t := range req.Topics {
-		codes[i] = make([]int16, len(t.Partitions))
+		topics[i] = txnTopic{t.Topic, t.Partitions}
 	}
-	code := rc.txnDenied(kmsg.ACLOperationWrite, req.TransactionalID)
-	if code == 0 {
-		code = txnCoordinator(ctx, rc)
-	}
-	if code != 0 {
-		codes.fill(code)
-	} else {
-		denied := false
-		for i, t := range req.Topics {
-			if c := rc.topicDenied(kmsg.ACLOperationWrite, t.Topic); c != 0 {
-				denied = true
-				for j := range codes[i] {
-					codes[i][j] = c
-				}
-			}
-		}
-		if denied {
-			codes.fill(kerr.OperationNotAttempted.Code)
-		} else {
-			addTxnPartitions(ctx, rc, req, codes)
-		}
-	}
+	codes := addPartitionsOne(ctx, rc, req.TransactionalID, req.ProducerID, req.ProducerEpoch, false, topics)
 	for i, t := range req.Topics {
 		rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 		rt.Topic = t.Topic
@@ -80,14 +82,104 @@ func handleAddPartitionsToTxn(ctx context.Context, rc *RequestContext, kreq kmsg
 	return resp, nil
 }
 
-func addTxnPartitions(ctx context.Context, rc *RequestContext, req *kmsg.AddPartitionsToTxnRequest, codes [][]int16) {
-	var tps []meta.TopicPartition
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			tps = append(tps, meta.TopicPartition{Topic: t.Topic, Partition: p})
+// addPartitionsBatched answers v4+: one result per transaction.
+func addPartitionsBatched(ctx context.Context, rc *RequestContext, req *kmsg.AddPartitionsToTxnRequest, resp *kmsg.AddPartitionsToTxnResponse) *kmsg.AddPartitionsToTxnResponse {
+	switch {
+	case !rc.authorizedCluster(kmsg.ACLOperationClusterAction):
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	case len(req.Transactions) > addTxnsPerRequestMax:
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	for _, tx := range req.Transactions {
+		topics := make([]txnTopic, len(tx.Topics))
+		for i, t := range tx.Topics {
+			topics[i] = txnTopic{t.Topic, t.Partitions}
+		}
+		codes := addPartitionsOne(ctx, rc, tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly, topics)
+		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
+		rtx.TransactionalID = tx.TransactionalID
+		for i, t := range tx.Topics {
+			rt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+			rt.Topic = t.Topic
+			for j, p := range t.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+				rp.Partition, rp.ErrorCode = p, codes[i][j]
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rtx.Topics = append(rtx.Topics, rt)
+		}
+		resp.Transactions = append(resp.Transactions, rtx)
+	}
+	return resp
+}
+
+// addPartitionsOne handles one transaction's partitions: one code per
+// partition, in request order.
+func addPartitionsOne(ctx context.Context, rc *RequestContext, id string, pid int64, epoch int16, verifyOnly bool, topics []txnTopic) [][]int16 {
+	codes := make(partitionCodes, len(topics))
+	for i, t := range topics {
+		codes[i] = make([]int16, len(t.parts))
+	}
+	code := rc.txnDenied(kmsg.ACLOperationWrite, id)
+	if code == 0 {
+		code = txnCoordinator(ctx, rc)
+	}
+	if code != 0 {
+		codes.fill(code)
+		return codes
+	}
+	denied := false
+	for i, t := range topics {
+		if c := rc.topicDenied(kmsg.ACLOperationWrite, t.topic); c != 0 {
+			denied = true
+			for j := range codes[i] {
+				codes[i][j] = c
+			}
 		}
 	}
-	out := rc.Broker.Node.AddTxnPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps)
+	switch {
+	case denied:
+		codes.fill(kerr.OperationNotAttempted.Code)
+	case verifyOnly:
+		verifyTxnPartitions(ctx, rc, id, pid, epoch, topics, codes)
+	default:
+		addTxnPartitions(ctx, rc, id, pid, epoch, topics, codes)
+	}
+	return codes
+}
+
+// verifyTxnPartitions is VerifyOnly: codes only, nothing changed.
+func verifyTxnPartitions(ctx context.Context, rc *RequestContext, id string, pid int64, epoch int16, topics []txnTopic, codes [][]int16) {
+	t, ok := rc.Broker.Node.Txn(id)
+	switch {
+	case !ok || t.ProducerID != pid:
+		partitionCodes(codes).fill(kerr.InvalidProducerIDMapping.Code)
+		return
+	case t.Epoch != epoch:
+		partitionCodes(codes).fill(kerr.ProducerFenced.Code)
+		return
+	}
+	for i, tp := range topics {
+		for j, p := range tp.parts {
+			c := rc.Broker.Node.VerifyTxnProduce(ctx, tp.topic, p, pid, epoch)
+			if c == kerr.InvalidProducerEpoch.Code {
+				c = kerr.ProducerFenced.Code
+			}
+			codes[i][j] = c
+		}
+	}
+}
+
+func addTxnPartitions(ctx context.Context, rc *RequestContext, id string, pid int64, epoch int16, topics []txnTopic, codes [][]int16) {
+	var tps []meta.TopicPartition
+	for _, t := range topics {
+		for _, p := range t.parts {
+			tps = append(tps, meta.TopicPartition{Topic: t.topic, Partition: p})
+		}
+	}
+	out := rc.Broker.Node.AddTxnPartitions(ctx, id, pid, epoch, tps)
 	k := 0
 	for i := range codes {
 		for j := range codes[i] {

@@ -9,7 +9,7 @@ import (
 	"github.com/chronik-go/chronik/core/meta"
 )
 
-// TxnOffsetCommit: v0-3
+// TxnOffsetCommit: v0-5
 //
 // Behaviour:
 //   - WRITE on the TRANSACTIONAL_ID (TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -31,14 +31,18 @@ import (
 //     (nothing staged). Metadata over 4096 bytes:
 //     OFFSET_METADATA_TOO_LARGE.
 //
+//   - v5 (KIP-890 part 2): the group is added to the transaction by the
+//     commit itself (no AddOffsetsToTxn needed; core/node.AddTxnGroupImplicit),
+//     with AddOffsetsToTxn's checks and codes.
+//
 // Version notes: v1 same as v0; v2 LeaderEpoch; v3 flexible, generation,
-// member and instance id. v4 (KIP-890 marker) and v5+ (KIP-890 part 2,
-// topic ids) are not served.
+// member and instance id; v4 same as v3 (KIP-890 part 1 marker); v5 as
+// above. v6 (KIP-1319 error codes) is not served.
 
 const txnOffsetCommitKey = 28
 
 func init() {
-	register(API{Key: txnOffsetCommitKey, MinVersion: 0, MaxVersion: 3, Handler: handleTxnOffsetCommit})
+	register(API{Key: txnOffsetCommitKey, MinVersion: 0, MaxVersion: 5, Handler: handleTxnOffsetCommit})
 }
 
 func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
@@ -57,6 +61,9 @@ func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 	}
 	if code == 0 {
 		code = txnCommitMember(ctx, rc, req)
+	}
+	if code == 0 && req.Version >= 5 {
+		code = rc.Broker.Node.AddTxnGroupImplicit(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
 	}
 	if code != 0 {
 		codes.fill(code)

@@ -131,6 +131,10 @@ func TestApiVersionsHeaderAlwaysV0(t *testing.T) {
 		want := kmsg.NewPtrApiVersionsResponse()
 		want.Version = v
 		want.ApiKeys = DefaultRegistry().APIKeys()
+		setFeatures(want)
+		if v >= 3 && (len(want.FinalizedFeatures) != 1 || want.FinalizedFeatures[0].Name != "transaction.version" || want.FinalizedFeatures[0].MaxVersionLevel != 2) {
+			t.Fatalf("v%d: finalized features %+v, want transaction.version 2", v, want.FinalizedFeatures)
+		}
 		if wantBytes := want.AppendTo(nil); !bytes.Equal(got, wantBytes) {
 			t.Fatalf("v%d: bytes after correlation id\n got %x\nwant %x (a leading 00 would be a v1 header)", v, got, wantBytes)
 		}

@@ -82,11 +82,20 @@ func txnBatchProducer(b []byte) (pid int64, epoch int16, ok bool) {
 
 // verifyTxnProduce is KIP-890 part 1 for one partition of a produce with
 // a transactional id: the producer's ongoing transaction must hold the
-// partition, with the batch's epoch (core/node.VerifyTxnProduce).
-func verifyTxnProduce(ctx context.Context, rc *RequestContext, topic string, part int32, records []byte) int16 {
+// partition, with the batch's epoch (core/node.VerifyTxnProduce). From
+// Produce v12 (KIP-890 part 2) a partition not yet in the transaction is
+// added to it instead (core/node.AddTxnProduce).
+func verifyTxnProduce(ctx context.Context, rc *RequestContext, version int16, txnID, topic string, part int32, records []byte) int16 {
 	pid, epoch, ok := txnBatchProducer(records)
 	if !ok {
 		return 0 // no transactional batch: plain idempotent data
 	}
+	if version >= produceImplicitAddVersion {
+		return rc.Broker.Node.AddTxnProduce(ctx, txnID, topic, part, pid, epoch)
+	}
 	return rc.Broker.Node.VerifyTxnProduce(ctx, topic, part, pid, epoch)
 }
+
+// produceImplicitAddVersion is the first Produce version whose
+// transactional batches add their partition to the transaction.
+const produceImplicitAddVersion = 12

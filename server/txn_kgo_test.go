@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/node"
 )
@@ -196,6 +197,28 @@ func TestTxnTimeoutAbort(t *testing.T) {
 	if fmt.Sprint(got) != "[plain]" {
 		t.Fatalf("read_committed got %v", got)
 	}
+	// DescribeConfigs shows the coordinator's settings (chronik serve
+	// flags), the one set here as static.
+	rc, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil || len(rc) != 1 || rc[0].Err != nil {
+		t.Fatalf("describe broker: %+v %v", rc, err)
+	}
+	want := map[string]string{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "100", "transactional.id.expiration.ms": "604800000"}
+	for _, cf := range rc[0].Configs {
+		if v, ok := want[cf.Key]; ok {
+			src := kmsg.ConfigSourceDefaultConfig
+			if cf.Key == "transaction.abort.timed.out.transaction.cleanup.interval.ms" {
+				src = kmsg.ConfigSourceStaticBrokerConfig
+			}
+			if cf.Value == nil || *cf.Value != v || cf.Source != src {
+				t.Errorf("%s: %+v, want %s from %v", cf.Key, cf, v, src)
+			}
+			delete(want, cf.Key)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("not described: %v", want)
+	}
 }
 
 // TestTxnConsumeTransformProduce: kgo's GroupTransactSession reads
@@ -216,7 +239,8 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)},
+	wl := newWireLog()
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.WithLogger(wl)},
 		kgo.TransactionalID("ctp"), kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup("ctp-group"), kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
@@ -253,6 +277,11 @@ func TestTxnConsumeTransformProduce(t *testing.T) {
 		if want := fmt.Sprintf("t-v%02d", i); v != want {
 			t.Fatalf("output %d is %q, want %q (all: %v)", i, v, want, got)
 		}
+	}
+	// KIP-890 part 2: the group joins the transaction with the offset
+	// commit itself, and every end bumps the epoch.
+	if !wl.has("TxnOffsetCommit", 5) || wl.sentAny("AddOffsetsToTxn") || !wl.has("EndTxn", 5) {
+		t.Fatalf("session sent %s; want TxnOffsetCommit v5, EndTxn v5, no AddOffsetsToTxn", wl)
 	}
 	offs, err := c.admin().FetchOffsets(ctx, "ctp-group")
 	if err != nil {

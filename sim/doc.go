@@ -126,7 +126,10 @@
 // stable offset; per session the LSO never goes back; after the fault
 // phase, a read_committed session that read past a committed
 // transaction's last record on a partition read all or none of its
-// records there; a committed transaction's records are acknowledged
+// records there, and one that covered every partition of a committed
+// transaction (from at or below its first record to past its last) read
+// all or none of it across them (TestCheckTxnsAcross plants a reader
+// that skips one partition's part); a committed transaction's records are acknowledged
 // (never lost). Dropping the aborted-transaction index from Fetch fails
 // seed 1.
 // With commits after processing, after heal: every record of the final

@@ -18,6 +18,11 @@ import (
 //     committed transaction on a partition, and later a record past that
 //     transaction's last record there, read every record of the
 //     transaction on that partition (checkTxns, after the run);
+//   - all or nothing across partitions: a read_committed session that
+//     read a record of a committed transaction and, on every partition of
+//     that transaction, read from at or below its first record there to
+//     past its last, read every record of it on every partition
+//     (checkTxnsAcross);
 //   - the records of a committed transaction are acknowledged: none may
 //     be lost (the final check, as for any acknowledged record).
 
@@ -169,6 +174,68 @@ func (h *history) checkTxns() {
 			}
 			if seen > 0 && missing > 0 {
 				h.violateLocked("%s %s: read_committed read %d of committed %s's %d records there", k.session, k.at, seen, t, len(mine))
+			}
+		}
+	}
+	h.checkTxnsAcross(keys, txns)
+}
+
+// checkTxnsAcross is the all-or-nothing check across partitions: per
+// session (keys sorted) and committed transaction (txns sorted) spanning
+// partitions the session covered whole (its reads there start at or
+// below the transaction's first record and go past its last), a session
+// that read any of its records read all of them. Partitions the session
+// did not cover (a consumer resuming past the transaction) decide
+// nothing.
+func (h *history) checkTxnsAcross(keys []sessionKey, txns []string) {
+	x := h.tx
+	type span struct{ lo, hi int64 }
+	spans := map[sessionKey]span{}
+	var sessions []string
+	for _, k := range keys {
+		if len(sessions) == 0 || sessions[len(sessions)-1] != k.session {
+			sessions = append(sessions, k.session)
+		}
+		sp := span{lo: -1, hi: -1}
+		for o := range x.rcOffsets[k] {
+			if sp.lo < 0 || o < sp.lo {
+				sp.lo = o
+			}
+			sp.hi = max(sp.hi, o)
+		}
+		spans[k] = sp
+	}
+	slices.Sort(sessions)
+	sessions = slices.Compact(sessions)
+	for _, session := range sessions {
+		for _, t := range txns {
+			recs := x.committed[t]
+			byTP := map[tp][]int64{}
+			for _, r := range recs {
+				byTP[r.at] = append(byTP[r.at], r.offset)
+			}
+			if len(byTP) < 2 {
+				continue // one partition: checkTxns
+			}
+			covered, seen := true, 0
+			for at, offs := range byTP { // all must hold: order does not matter
+				k := sessionKey{session, at}
+				sp, ok := spans[k]
+				if !ok || h.retentionTopics[at.topic] || sp.lo > slices.Min(offs) || sp.hi <= slices.Max(offs) {
+					covered = false
+					break
+				}
+			}
+			if !covered {
+				continue
+			}
+			for _, r := range recs {
+				if x.rcOffsets[sessionKey{session, r.at}][r.offset] {
+					seen++
+				}
+			}
+			if seen > 0 && seen < len(recs) {
+				h.violateLocked("%s: read_committed read %d of committed %s's %d records across %d partitions", session, seen, t, len(recs), len(byTP))
 			}
 		}
 	}

@@ -118,7 +118,7 @@ func genCommand() *rapid.Generator[Command] {
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
 			return EndTxn{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),
-				Commit: rapid.Bool().Draw(t, "c"), NowMs: rapid.Int64().Draw(t, "now")}
+				Commit: rapid.Bool().Draw(t, "c"), NowMs: rapid.Int64().Draw(t, "now"), Bump: rapid.Bool().Draw(t, "bump")}
 		}),
 		rapid.Custom(func(t *rapid.T) Command {
 			return TxnMarkersWritten{TxnID: str(TxnIDLenMax).Draw(t, "id"), ProducerID: rapid.Int64().Draw(t, "pid"), Epoch: rapid.Int16().Draw(t, "e"),

@@ -38,6 +38,7 @@ const (
 	KindTxnMarkersWritten     Kind = 25
 	KindAbortTxn              Kind = 26
 	KindExpireTxn             Kind = 27
+	KindEndTxnBump            Kind = 28
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -234,6 +235,8 @@ func (k Kind) String() string {
 		return "AbortTxn"
 	case KindExpireTxn:
 		return "ExpireTxn"
+	case KindEndTxnBump:
+		return "EndTxnBump"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -321,7 +324,7 @@ func decodeBody(d *dec, k Kind) Command {
 	case KindExpireOffsets:
 		return ExpireOffsets{Group: d.str(GroupIDLenMax), CutoffMs: d.svar()}
 	case KindInitTxnProducer, KindAddTxnPartitions, KindAddTxnGroup, KindTxnCommitOffsets,
-		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn, KindExpireTxn:
+		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn, KindExpireTxn, KindEndTxnBump:
 		return decodeTxnBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))

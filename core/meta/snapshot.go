@@ -22,13 +22,17 @@ import (
 //	|        |         |     sorted)                             |           |
 //	|        |         | v6: ACLs (sorted)                       |           |
 //	|        |         | v7: transactions (by id, txn.go)        |           |
+//	|        |         | v8: + previous producer id per txn      |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 7
+	SnapshotVersion = 8
+	// snapshotVersionNoPrevProducer is the transactions section without
+	// Txn.PrevProducerID; still decoded (none).
+	snapshotVersionNoPrevProducer = 7
 	// snapshotVersionNoLeaders is the layout without the leaders section;
 	// still decoded (every leader then reads as not reported).
 	snapshotVersionNoLeaders = 1
@@ -137,7 +141,7 @@ func decodeSnapshot(b []byte) (*state, error) {
 		decodeSnapshotACLs(d, s)
 	}
 	if v > snapshotVersionNoTxns {
-		decodeSnapshotTxns(d, s)
+		decodeSnapshotTxns(d, s, v > snapshotVersionNoPrevProducer)
 	}
 	d.done()
 	if d.err != nil {

@@ -33,7 +33,16 @@ import (
 // partitions once a marker with the new epoch is written); a timeout abort
 // (AbortTxn) and the abort InitTxnProducer forces on an ongoing
 // transaction also bump it, and the abort markers carry the bumped epoch.
-// A client's own EndTxn keeps the epoch (KIP-890 part 2 is not served).
+// A client's own EndTxn keeps the epoch for EndTxn v0-4; from v5 (KIP-890
+// part 2, EndTxn.Bump) it bumps it too, the markers carry the bumped
+// epoch (so a partition fences every produce of the ended transaction
+// that lands after its marker) and the client continues with it.
+//
+// Epoch exhaustion (Kafka's): a bump from math.MaxInt16-1 gives the id a
+// new producer id at epoch 0 at once (the client's answer), while the
+// markers of the transaction being ended carry the previous producer id at
+// epoch math.MaxInt16 (PrevProducerID; Txn.MarkerProducer), so that they
+// close and fence that producer's data on the partitions.
 
 // TxnState is a transaction's state (Kafka's TransactionState). Frozen
 // values: they are in snapshots.
@@ -93,8 +102,13 @@ type Txn struct {
 	ID         string
 	ProducerID int64
 	Epoch      int16
-	TimeoutMs  int32
-	State      TxnState
+	// PrevProducerID is the producer id a bump at epoch exhaustion
+	// replaced (-1: none): while the transaction is preparing its
+	// markers are written as (PrevProducerID, math.MaxInt16), and a
+	// retried EndTxn of that producer at math.MaxInt16-1 is recognised.
+	PrevProducerID int64
+	TimeoutMs      int32
+	State          TxnState
 	// StartMs is when the ongoing transaction started (the proposer's
 	// clock; -1 when none); UpdateMs the last state change.
 	StartMs    int64
@@ -110,6 +124,15 @@ func (t *Txn) clone() *Txn {
 	c.Groups = slices.Clone(t.Groups)
 	c.Offsets = slices.Clone(t.Offsets)
 	return &c
+}
+
+// MarkerProducer is the producer id and epoch the markers of a preparing
+// t carry.
+func (t *Txn) MarkerProducer() (int64, int16) {
+	if t.PrevProducerID >= 0 {
+		return t.PrevProducerID, math.MaxInt16
+	}
+	return t.ProducerID, t.Epoch
 }
 
 // HasPartition reports whether tp was added to the transaction.
@@ -173,13 +196,16 @@ type TxnCommitOffsets struct {
 }
 
 // EndTxn decides the transaction (EndTxn): PrepareCommit or PrepareAbort.
-// Result: ProducerIDs{First: id, Count: epoch}.
+// Bump (EndTxn v5, KIP-890 part 2) bumps the epoch with the decision;
+// it is encoded as KindEndTxnBump. Result: ProducerIDs{First: id, Count:
+// epoch}, the producer's identity for its next transaction.
 type EndTxn struct {
 	TxnID      string
 	ProducerID int64
 	Epoch      int16
 	Commit     bool
 	NowMs      int64
+	Bump       bool
 }
 
 // TxnMarkersWritten reports that the markers of a preparing transaction
@@ -211,12 +237,17 @@ type ExpireTxn struct {
 	CutoffMs int64
 }
 
-func (InitTxnProducer) Kind() Kind   { return KindInitTxnProducer }
-func (ExpireTxn) Kind() Kind         { return KindExpireTxn }
-func (AddTxnPartitions) Kind() Kind  { return KindAddTxnPartitions }
-func (AddTxnGroup) Kind() Kind       { return KindAddTxnGroup }
-func (TxnCommitOffsets) Kind() Kind  { return KindTxnCommitOffsets }
-func (EndTxn) Kind() Kind            { return KindEndTxn }
+func (InitTxnProducer) Kind() Kind  { return KindInitTxnProducer }
+func (ExpireTxn) Kind() Kind        { return KindExpireTxn }
+func (AddTxnPartitions) Kind() Kind { return KindAddTxnPartitions }
+func (AddTxnGroup) Kind() Kind      { return KindAddTxnGroup }
+func (TxnCommitOffsets) Kind() Kind { return KindTxnCommitOffsets }
+func (c EndTxn) Kind() Kind {
+	if c.Bump {
+		return KindEndTxnBump
+	}
+	return KindEndTxn
+}
 func (TxnMarkersWritten) Kind() Kind { return KindTxnMarkersWritten }
 func (AbortTxn) Kind() Kind          { return KindAbortTxn }
 
@@ -308,8 +339,8 @@ func decodeTxnBody(d *dec, k Kind) Command {
 	case KindTxnCommitOffsets:
 		c := decodeCommitOffsets(d).(CommitOffsets)
 		return TxnCommitOffsets{TxnID: id, ProducerID: pid, Epoch: epoch, Group: c.Group, Offsets: c.Offsets}
-	case KindEndTxn:
-		return EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: d.boolean(), NowMs: d.svar()}
+	case KindEndTxn, KindEndTxnBump:
+		return EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: d.boolean(), NowMs: d.svar(), Bump: k == KindEndTxnBump}
 	case KindTxnMarkersWritten:
 		return TxnMarkersWritten{TxnID: id, ProducerID: pid, Epoch: epoch, NowMs: d.svar(), Partitions: decodeTPs(d, TxnPartitionsMax)}
 	default: // KindAbortTxn
@@ -351,7 +382,7 @@ func (s *state) initTxnProducer(c InitTxnProducer) (Result, bool) {
 		if len(s.txns) >= TxnsMax {
 			return fail(kerr.InvalidRequest.Code, "transactional id limit %d reached", TxnsMax), false
 		}
-		t := &Txn{ID: c.TxnID, ProducerID: s.nextProducerID, TimeoutMs: c.TimeoutMs, State: TxnEmpty, StartMs: -1, UpdateMs: c.NowMs}
+		t := &Txn{ID: c.TxnID, ProducerID: s.nextProducerID, PrevProducerID: -1, TimeoutMs: c.TimeoutMs, State: TxnEmpty, StartMs: -1, UpdateMs: c.NowMs}
 		s.nextProducerID++
 		s.setTxn(t)
 		return resultPID(t), true
@@ -367,15 +398,26 @@ func (s *state) initTxnProducer(c InitTxnProducer) (Result, bool) {
 		// Fence the current producer and abort its transaction; the
 		// caller retries once the markers are written.
 		t := old.clone()
-		s.bumpEpoch(t)
-		s.prepare(t, false, c.NowMs)
+		s.prepare(t, false, true, c.NowMs)
 		return fail(kerr.ConcurrentTransactions.Code, "aborting the ongoing transaction of %q", c.TxnID), true
 	}
 	t := old.clone()
-	t.TimeoutMs, t.State, t.StartMs, t.UpdateMs = c.TimeoutMs, TxnEmpty, -1, c.NowMs
+	t.TimeoutMs, t.State, t.StartMs, t.UpdateMs, t.PrevProducerID = c.TimeoutMs, TxnEmpty, -1, c.NowMs, -1
 	t.Partitions, t.Groups, t.Offsets = nil, nil, nil
 	s.bumpEpoch(t)
 	return resultPID(t), true
+}
+
+// bumpForEnd bumps t's epoch for the transaction being decided: its
+// markers then carry the bumped epoch (MarkerProducer), or at exhaustion
+// the old producer id at math.MaxInt16 while t moves to a new producer id
+// at epoch 0. It stores t.
+func (s *state) bumpForEnd(t *Txn) {
+	t.PrevProducerID = -1
+	if t.Epoch >= producerEpochBumpMaxVal {
+		t.PrevProducerID = t.ProducerID
+	}
+	s.bumpEpoch(t)
 }
 
 // bumpEpoch raises t's epoch, or gives it a new producer id at epoch 0
@@ -538,6 +580,9 @@ func (s *state) txnCommitOffsets(c TxnCommitOffsets) (Result, bool) {
 }
 
 func (s *state) endTxn(c EndTxn) (Result, bool) {
+	if c.Bump {
+		return s.endTxnBump(c)
+	}
 	old, res := s.checkTxn(c.TxnID, c.ProducerID, c.Epoch)
 	if res.Code != 0 {
 		return res, false
@@ -545,19 +590,72 @@ func (s *state) endTxn(c EndTxn) (Result, bool) {
 	switch {
 	case old.State == TxnOngoing:
 		t := old.clone()
-		s.prepare(t, c.Commit, c.NowMs)
+		s.prepare(t, c.Commit, false, c.NowMs)
 		return resultPID(t), true
 	case old.State == TxnCompleteCommit && c.Commit, old.State == TxnCompleteAbort && !c.Commit:
 		return resultPID(old), false // a retry of a completed EndTxn
 	case old.State == TxnPrepareCommit && c.Commit, old.State == TxnPrepareAbort && !c.Commit:
 		return fail(kerr.ConcurrentTransactions.Code, "transaction %q is completing", c.TxnID), false
 	}
-	return fail(kerr.InvalidTxnState.Code, "transaction %q is %s; cannot %s", c.TxnID, old.State, map[bool]string{true: "commit", false: "abort"}[c.Commit]), false
+	return invalidEnd(old, c.Commit), false
+}
+
+func invalidEnd(t *Txn, commit bool) Result {
+	return fail(kerr.InvalidTxnState.Code, "transaction %q is %s; cannot %s", t.ID, t.State, map[bool]string{true: "commit", false: "abort"}[commit])
+}
+
+// endTxnBump is EndTxn v5 (KIP-890 part 2): the decision bumps the epoch.
+// A retry (the epoch just below the current one after an end, or the
+// previous producer id at math.MaxInt16-1 after exhaustion) of the same
+// decision answers the current identity; while the markers are written it
+// is CONCURRENT_TRANSACTIONS. An abort with the current epoch and no
+// transaction ongoing is legal (clients abort when unsure whether a
+// produce started one) and bumps the epoch too; a commit is
+// INVALID_TXN_STATE. Any other epoch: PRODUCER_FENCED.
+func (s *state) endTxnBump(c EndTxn) (Result, bool) {
+	old, ok := s.txns[c.TxnID]
+	if !ok {
+		return fail(kerr.InvalidProducerIDMapping.Code, "transactional id %q is not producer %d", c.TxnID, c.ProducerID), false
+	}
+	current := c.ProducerID == old.ProducerID && c.Epoch == old.Epoch
+	ended := old.State != TxnOngoing && old.State != TxnEmpty
+	retry := ended && (c.ProducerID == old.ProducerID && int(c.Epoch)+1 == int(old.Epoch) ||
+		c.ProducerID == old.PrevProducerID && c.Epoch == producerEpochBumpMaxVal && old.Epoch == 0)
+	switch {
+	case c.ProducerID != old.ProducerID && !retry:
+		return fail(kerr.InvalidProducerIDMapping.Code, "transactional id %q is not producer %d", c.TxnID, c.ProducerID), false
+	case retry:
+		switch {
+		case old.State.Preparing() && (old.State == TxnPrepareCommit) == c.Commit:
+			return fail(kerr.ConcurrentTransactions.Code, "transaction %q is completing", c.TxnID), false
+		case (old.State == TxnCompleteCommit) == c.Commit && !old.State.Preparing():
+			return resultPID(old), false
+		}
+		return invalidEnd(old, c.Commit), false
+	case !current:
+		return fail(kerr.ProducerFenced.Code, "transactional id %q: epoch %d, current %d", c.TxnID, c.Epoch, old.Epoch), false
+	case old.State == TxnOngoing, !c.Commit && !old.State.Preparing():
+		t := old.clone()
+		if old.State != TxnOngoing { // an empty abort
+			t.Partitions, t.Groups, t.Offsets = nil, nil, nil
+		}
+		s.prepare(t, c.Commit, true, c.NowMs)
+		return resultPID(t), true
+	case old.State.Preparing():
+		return fail(kerr.ConcurrentTransactions.Code, "transaction %q is completing", c.TxnID), false
+	}
+	return invalidEnd(old, c.Commit), false
 }
 
 // prepare decides t (stored): PrepareCommit or PrepareAbort, or the
-// complete state at once when no partition waits for a marker.
-func (s *state) prepare(t *Txn, commit bool, nowMs int64) {
+// complete state at once when no partition waits for a marker. bump
+// bumps the epoch (bumpForEnd), so the markers carry the bumped one.
+func (s *state) prepare(t *Txn, commit, bump bool, nowMs int64) {
+	if bump {
+		s.bumpForEnd(t)
+	} else {
+		t.PrevProducerID = -1
+	}
 	t.State, t.UpdateMs = TxnPrepareAbort, nowMs
 	if commit {
 		t.State = TxnPrepareCommit
@@ -626,8 +724,7 @@ func (s *state) abortTxn(c AbortTxn) (Result, bool) {
 		return Result{}, false
 	}
 	t := old.clone()
-	s.bumpEpoch(t)
-	s.prepare(t, false, c.NowMs)
+	s.prepare(t, false, true, c.NowMs)
 	return resultPID(t), true
 }
 
@@ -761,7 +858,7 @@ func (s *state) lookupTxn(q any) (any, bool) {
 
 // Snapshot section (version 7): count, then per transaction (sorted by
 // id): id, producer id, epoch, timeout, state, start, update, partitions,
-// groups, staged offsets.
+// groups, staged offsets; from version 8 then the previous producer id.
 func (s *state) encodeSnapshotTxns(e *enc) {
 	e.uvar(uint64(len(s.txns)))
 	for _, id := range sortedKeys(s.txns) {
@@ -785,10 +882,11 @@ func (s *state) encodeSnapshotTxns(e *enc) {
 			e.svar(int64(o.LeaderEpoch))
 			e.str(o.Metadata)
 		}
+		e.svar(t.PrevProducerID)
 	}
 }
 
-func decodeSnapshotTxns(d *dec, s *state) {
+func decodeSnapshotTxns(d *dec, s *state, withPrev bool) {
 	n := d.count(TxnsMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		t := &Txn{ID: d.str(TxnIDLenMax), ProducerID: d.svar(), Epoch: d.i16(), TimeoutMs: d.i32(),
@@ -801,6 +899,10 @@ func decodeSnapshotTxns(d *dec, s *state) {
 		for j := 0; j < no && d.err == nil; j++ {
 			t.Offsets = append(t.Offsets, TxnOffset{Group: d.str(GroupIDLenMax), OffsetCommit: OffsetCommit{
 				Topic: d.str(TopicNameLenMax), Partition: d.i32(), Offset: d.svar(), LeaderEpoch: d.i32(), Metadata: d.str(OffsetMetadataLenMax)}})
+		}
+		t.PrevProducerID = -1
+		if withPrev {
+			t.PrevProducerID = d.svar()
 		}
 		if d.err != nil {
 			return

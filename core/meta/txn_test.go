@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 
@@ -123,5 +124,79 @@ func TestTxnLifecycle(t *testing.T) {
 	}
 	if err := h.m.CheckInvariants(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTxnEndBump: EndTxn v5 (KIP-890 part 2) bumps the epoch at every end,
+// its markers carry the bumped epoch, a retry with the previous epoch is
+// answered with the current identity, older epochs are fenced, an empty
+// abort is legal, and epoch exhaustion moves to a new producer id while
+// the markers close the old one.
+func TestTxnEndBump(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range withBrokers(1) {
+		h.must(c)
+	}
+	h.must(CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: 1})
+	r := h.must(InitTxnProducer{TxnID: "x", TimeoutMs: 1000, ExpectedProducerID: -1, ExpectedEpoch: -1})
+	pid := r.ProducerIDs.First
+	tp := []TopicPartition{{"t", 0}}
+	h.must(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: 0, Partitions: tp})
+	r = h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 0, Commit: true, Bump: true})
+	if r.ProducerIDs.First != pid || r.ProducerIDs.Count != 1 {
+		t.Fatalf("answer %+v, want epoch 1", r.ProducerIDs)
+	}
+	tx := h.txn("x")
+	if p, e := tx.MarkerProducer(); tx.State != TxnPrepareCommit || p != pid || e != 1 {
+		t.Fatalf("%+v: markers as %d/%d", tx, p, e)
+	}
+	// A retry while the markers are written, then after.
+	wantCode(t, h.apply(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 0, Commit: true, Bump: true}), kerr.ConcurrentTransactions.Code)
+	h.must(TxnMarkersWritten{TxnID: "x", ProducerID: pid, Epoch: 1, Partitions: tp})
+	r = h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 0, Commit: true, Bump: true})
+	if r.ProducerIDs.Count != 1 || h.txn("x").Epoch != 1 {
+		t.Fatalf("retry answered %+v, txn %+v", r.ProducerIDs, h.txn("x"))
+	}
+	wantCode(t, h.apply(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 0, Bump: true}), kerr.InvalidTxnState.Code)
+	// The old epoch cannot start a transaction; the new one can.
+	wantCode(t, h.apply(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: 0, Partitions: tp}), kerr.ProducerFenced.Code)
+	h.must(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: 1, Partitions: tp})
+	wantCode(t, h.apply(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 0, Commit: true, Bump: true}), kerr.ProducerFenced.Code)
+	h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 1, Bump: true})
+	h.must(TxnMarkersWritten{TxnID: "x", ProducerID: pid, Epoch: 2, Partitions: tp})
+	// An empty abort bumps; an empty commit is refused.
+	wantCode(t, h.apply(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 2, Commit: true, Bump: true}), kerr.InvalidTxnState.Code)
+	if r = h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: 2, Bump: true}); r.ProducerIDs.Count != 3 || h.txn("x").State != TxnCompleteAbort {
+		t.Fatalf("empty abort: %+v %+v", r.ProducerIDs, h.txn("x"))
+	}
+
+	// Exhaustion: from math.MaxInt16-1 the answer is a new producer id at
+	// epoch 0; the markers close the old id at math.MaxInt16.
+	old := h.m.st.txns["x"].clone()
+	old.Epoch = producerEpochBumpMaxVal
+	h.m.st.setTxn(old)
+	h.must(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: producerEpochBumpMaxVal, Partitions: tp})
+	r = h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: producerEpochBumpMaxVal, Commit: true, Bump: true})
+	newPID := r.ProducerIDs.First
+	if newPID == pid || r.ProducerIDs.Count != 0 {
+		t.Fatalf("exhaustion answered %+v", r.ProducerIDs)
+	}
+	if p, e := h.txn("x").MarkerProducer(); p != pid || e != math.MaxInt16 {
+		t.Fatalf("markers as %d/%d, want %d/%d", p, e, pid, math.MaxInt16)
+	}
+	h.must(TxnMarkersWritten{TxnID: "x", ProducerID: newPID, Epoch: 0, Partitions: tp})
+	if r = h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: producerEpochBumpMaxVal, Commit: true, Bump: true}); r.ProducerIDs.First != newPID {
+		t.Fatalf("retry after exhaustion answered %+v", r.ProducerIDs)
+	}
+	// The snapshot keeps the previous producer id.
+	m, _ := h.restored()
+	v, _ := m.Lookup(QueryTxn{ID: "x"})
+	if got := v.(*Txn); got.PrevProducerID != pid {
+		t.Fatalf("restored %+v", got)
+	}
+	h.must(AddTxnPartitions{TxnID: "x", ProducerID: newPID, Epoch: 0, Partitions: tp})
+	h.must(EndTxn{TxnID: "x", ProducerID: newPID, Epoch: 0, Commit: true, Bump: true})
+	if p, e := h.txn("x").MarkerProducer(); p != newPID || e != 1 {
+		t.Fatalf("markers as %d/%d", p, e)
 	}
 }

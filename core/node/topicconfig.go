@@ -131,6 +131,14 @@ var configKeys = []configKey{
 			x, ok := c.StaticBrokerConfigs["max.incremental.fetch.session.cache.slots"]
 			return x, ok
 		}},
+	{broker: "transactional.id.expiration.ms", readOnly: true, def: msString(DefaultTxnIDExpiration),
+		static: func(c *Config) (string, bool) {
+			return msString(c.TxnIDExpiration), c.TxnIDExpiration != DefaultTxnIDExpiration
+		}},
+	{broker: "transaction.abort.timed.out.transaction.cleanup.interval.ms", readOnly: true, def: msString(DefaultTxnTimeoutCheckInterval),
+		static: func(c *Config) (string, bool) {
+			return msString(c.TxnTimeoutCheckInterval), c.TxnTimeoutCheckInterval != DefaultTxnTimeoutCheckInterval
+		}},
 	{broker: "num.partitions", readOnly: true, def: "1",
 		static: func(c *Config) (string, bool) {
 			return i64String(int64(c.DefaultPartitions)), c.DefaultPartitions != DefaultPartitions

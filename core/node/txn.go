@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,6 +117,17 @@ func (n *Node) AddTxnGroup(ctx context.Context, id string, pid int64, epoch int1
 	return n.txnPropose(ctx, meta.AddTxnGroup{TxnID: id, ProducerID: pid, Epoch: epoch, NowMs: n.nowMs(), Group: group}).Code
 }
 
+// AddTxnGroupImplicit is TxnOffsetCommit v5's implicit AddOffsetsToTxn
+// (KIP-890 part 2): group is added to the producer's transaction unless
+// the local controller replica already shows it in the ongoing
+// transaction at that epoch (a stale replica only costs the proposal).
+func (n *Node) AddTxnGroupImplicit(ctx context.Context, id string, pid int64, epoch int16, group string) int16 {
+	if t, ok := n.Txn(id); ok && t.ProducerID == pid && t.Epoch == epoch && t.State == meta.TxnOngoing && slices.Contains(t.Groups, group) {
+		return 0
+	}
+	return n.AddTxnGroup(ctx, id, pid, epoch, group)
+}
+
 // TxnCommitOffsets stages offsets in a transaction; one code per offset.
 func (n *Node) TxnCommitOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, offsets []meta.OffsetCommit) []meta.PartitionCode {
 	r := n.txnPropose(ctx, meta.TxnCommitOffsets{TxnID: id, ProducerID: pid, Epoch: epoch, Group: group, Offsets: offsets})
@@ -129,12 +141,14 @@ func (n *Node) TxnCommitOffsets(ctx context.Context, id string, pid int64, epoch
 	return out
 }
 
-// EndTxn commits or aborts a transaction. The decision is replicated
-// before it returns; it then waits (bounded by txnEndWaitMax and ctx) for
-// the markers, so that the client's next transaction rarely meets
-// CONCURRENT_TRANSACTIONS.
-func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool) TxnCode {
-	r := n.txnPropose(ctx, meta.EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: commit, NowMs: n.nowMs()})
+// EndTxn commits or aborts a transaction; bump (EndTxn v5, KIP-890 part
+// 2) bumps the producer's epoch with the decision, and the answer carries
+// the producer id and epoch for the next transaction. The decision is
+// replicated before it returns; it then waits (bounded by txnEndWaitMax
+// and ctx) for the markers, so that the client's next transaction rarely
+// meets CONCURRENT_TRANSACTIONS.
+func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit, bump bool) TxnCode {
+	r := n.txnPropose(ctx, meta.EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: commit, NowMs: n.nowMs(), Bump: bump})
 	if r.Code != 0 {
 		return TxnCode{Code: r.Code, Message: r.Message, ProducerID: -1, Epoch: -1}
 	}
@@ -143,7 +157,7 @@ func (n *Node) EndTxn(ctx context.Context, id string, pid int64, epoch int16, co
 	res := TxnCode{ProducerID: r.ProducerIDs.First, Epoch: int16(r.ProducerIDs.Count)}
 	for {
 		ch := n.meta.Load().Changed()
-		if t, ok := n.Txn(id); !ok || t.ProducerID != pid || !t.State.Preparing() {
+		if t, ok := n.Txn(id); !ok || t.ProducerID != res.ProducerID || !t.State.Preparing() {
 			return res
 		}
 		select {
@@ -196,6 +210,29 @@ func (n *Node) VerifyTxnProduce(ctx context.Context, topic string, part int32, p
 		return n.errCode(ctx, err)
 	}
 	return n.txnProduceCode(topic, part, pid, epoch)
+}
+
+// AddTxnProduce is KIP-890 part 2's implicit add (Produce v12+): a
+// transactional batch of (pid, epoch) for transactional id txnID on a
+// partition not yet in the producer's transaction adds it (starting the
+// transaction), as AddPartitionsToTxn would, then passes. An older epoch
+// is INVALID_PRODUCER_EPOCH; a coordinator that cannot take the add now
+// (the previous transaction's markers being written, no controller
+// leader) NOT_ENOUGH_REPLICAS, which producers retry.
+func (n *Node) AddTxnProduce(ctx context.Context, txnID, topic string, part int32, pid int64, epoch int16) int16 {
+	code := n.VerifyTxnProduce(ctx, topic, part, pid, epoch)
+	if code != kerr.InvalidTxnState.Code {
+		return code
+	}
+	out := n.AddTxnPartitions(ctx, txnID, pid, epoch, []meta.TopicPartition{{Topic: topic, Partition: part}})
+	switch c := out[0].Code; c {
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	case kerr.ConcurrentTransactions.Code, kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.RequestTimedOut.Code:
+		return kerr.NotEnoughReplicas.Code
+	default:
+		return c
+	}
 }
 
 func (n *Node) txnProduceCode(topic string, part int32, pid int64, epoch int16) int16 {
@@ -298,7 +335,8 @@ func (n *Node) writeMarker(t *meta.Txn, p meta.TopicPartition) bool {
 	if code != 0 {
 		return false
 	}
-	cmd := partition.EncodeMarker(partition.Marker{ProducerID: t.ProducerID, ProducerEpoch: t.Epoch,
+	pid, pepoch := t.MarkerProducer()
+	cmd := partition.EncodeMarker(partition.Marker{ProducerID: pid, ProducerEpoch: pepoch,
 		Commit: t.State == meta.TxnPrepareCommit, TimestampMs: n.nowMs(), LeaderEpoch: epoch})
 	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {

@@ -31,6 +31,8 @@ type brokerSettings struct {
 	OffsetsRetention         time.Duration // offsets.retention.minutes
 	OffsetsRetentionInterval time.Duration // offsets.retention.check.interval.ms
 	FetchSessionSlots        *int          // max.incremental.fetch.session.cache.slots; nil = not given (1000)
+	TxnIDExpiration          time.Duration // transactional.id.expiration.ms
+	TxnTimeoutCheckInterval  time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
 
 	// Given maps the Kafka key of every setting given (flag or
 	// environment) to its value as given.
@@ -107,6 +109,12 @@ func brokerFlags() []brokerFlag {
 				s.FetchSessionSlots = &x
 				return err
 			}},
+		{name: "transactional-id-expiration-ms", key: "transactional.id.expiration.ms",
+			usage: "the transaction coordinator forgets a transactional id with no transaction in progress left unchanged this long, in `ms` (default 604800000, 7 days)",
+			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.TxnIDExpiration) }},
+		{name: "transaction-abort-timed-out-transaction-cleanup-interval-ms", key: "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+			usage: "how often the transaction coordinator aborts transactions past their transaction.timeout.ms (and forgets expired ids), in `ms` (default 10000)",
+			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.TxnTimeoutCheckInterval) }},
 		{name: "num-partitions", key: "num.partitions",
 			usage: fmt.Sprintf("`count` of partitions of auto-created topics and of CreateTopics asking for -1 (default %d)", node.DefaultPartitions),
 			parse: func(s *brokerSettings, v string) error {
@@ -236,6 +244,7 @@ func (s brokerSettings) apply(c *node.Config) {
 	c.Rack = s.Rack
 	c.ReplicaLagMax = s.ReplicaLagMax
 	c.OffsetsRetention, c.OffsetsRetentionCheckInterval = s.OffsetsRetention, s.OffsetsRetentionInterval
+	c.TxnIDExpiration, c.TxnTimeoutCheckInterval = s.TxnIDExpiration, s.TxnTimeoutCheckInterval
 	if len(s.Given) > 0 {
 		c.StaticBrokerConfigs = make(map[string]string, len(s.Given))
 		for k, v := range s.Given {
