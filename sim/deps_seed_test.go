@@ -19,8 +19,8 @@ import (
 // keyGeneratorLayout mirrors dragonboat's keyGenerator (request.go), the
 // source of proposal keys.
 type keyGeneratorLayout struct {
-	randMu sync.Mutex
-	rand   *rand.Rand
+	_    sync.Mutex // randMu
+	rand *rand.Rand
 }
 
 //go:linkname dragonboatGetRng github.com/lni/dragonboat/v4.getRng
