@@ -67,6 +67,13 @@ type Marker struct {
 	CoordinatorEpoch int32
 	TimestampMs      int64
 	LeaderEpoch      int32 // as Produce.LeaderEpoch
+	// Decision is the controller log index of the transaction
+	// coordinator's decision this marker carries out (0: none given, as
+	// for a WriteTxnMarkers request). A marker whose Decision is at or
+	// below the newest one this partition holds a marker of for the
+	// producer is a duplicate: it appends nothing and succeeds
+	// (ProduceResult.BaseOffset -1).
+	Decision uint64
 }
 
 // EncodeProduce, EncodeDeleteRecords and EncodeMarker (codec.go) build

@@ -29,7 +29,8 @@ type batchHeader struct {
 	baseSequence    int32
 	leaderEpoch     int32
 	attributes      int16
-	ctrlType        int16 // marker type of a control batch, else -1
+	ctrlType        int16  // marker type of a control batch, else -1
+	ctrlDecision    uint64 // decision index a marker carries, else 0
 }
 
 func (h batchHeader) transactional() bool { return h.attributes&batchAttrTransactional != 0 }
@@ -60,6 +61,7 @@ func parseBatchHeaders(buf []byte, dst []batchHeader) ([]batchHeader, error) {
 		})
 		if h := &dst[len(dst)-1]; h.control() {
 			h.ctrlType = controlType(buf[:n])
+			h.ctrlDecision = controlDecision(buf[:n])
 		}
 		buf = buf[n:]
 	}

@@ -18,12 +18,15 @@ const (
 	CheckpointMagic uint32 = 0x43505053 // "CPPS"
 	// CheckpointVersion 2 adds the transaction state after the producer
 	// table; version 1 (no transactions then) is still read, as empty.
-	CheckpointVersion   uint16 = 2
+	// Version 3 adds the producers' decisions after it (producers.go);
+	// version 2 is still read, with none.
+	CheckpointVersion   uint16 = 3
+	checkpointVersionV2 uint16 = 2
 	checkpointVersionV1 uint16 = 1
 	checkpointHeader           = 32
 	// CheckpointBytesMax bounds the file (ProducersMax full producers, a
 	// full transaction state).
-	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + txnStateBytesMax + 4
+	CheckpointBytesMax = checkpointHeader + 4 + ProducersMax*(producerFixedBytes+BatchesPerProducerMax*batchMetaBytes) + txnStateBytesMax + 4 + ProducersMax*decisionEntryBytes + 4
 	// scanChunkBytes is the read size of the producer-state scan on Open.
 	scanChunkBytes = 1 << 20
 )
@@ -46,6 +49,7 @@ func writeCheckpointIn(fs diskio.FS, dir string, applied uint64, covered int64, 
 	binary.BigEndian.PutUint32(b[24:], uint32(lastEpoch))
 	b = t.appendTo(b)
 	b = x.appendTo(b)
+	b = t.appendDecisions(b)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return writeFileAtomic(fs, dir, checkpointName, checkpointTmpName, b)
 }
@@ -105,7 +109,7 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	version := binary.BigEndian.Uint16(b[4:])
 	if crc32.Checksum(body, castagnoli) != sum || binary.BigEndian.Uint32(b) != CheckpointMagic ||
-		version != CheckpointVersion && version != checkpointVersionV1 {
+		version != CheckpointVersion && version != checkpointVersionV2 && version != checkpointVersionV1 {
 		return nil, fmt.Errorf("%w: checkpoint header or CRC", errCorruptState)
 	}
 	t, n, err := decodeProducerTable(body[checkpointHeader:], ProducersMax)
@@ -114,9 +118,16 @@ func readCheckpoint(fs diskio.FS, dir string) (*checkpoint, error) {
 	}
 	n += checkpointHeader
 	x := newTxnState()
-	if version == CheckpointVersion {
+	if version >= checkpointVersionV2 {
 		var m int
 		if x, m, err = decodeTxnState(body[n:]); err != nil {
+			return nil, err
+		}
+		n += m
+	}
+	if version >= CheckpointVersion {
+		m, err := t.decodeDecisions(body[n:])
+		if err != nil {
 			return nil, err
 		}
 		n += m

@@ -26,11 +26,13 @@ const (
 	produce2HeaderBytes = produceHeaderBytes + 12 // v2: + batchBytesMax int32, logAppendTimeMs int64
 	deleteCommandBytes  = commandHeaderBytes + 8  // + offset int64
 	markerCommandBytes  = commandHeaderBytes + 27 // pid, epoch, commit, coordinatorEpoch, timestampMs, leaderEpoch
-	resultVersion       = 1
-	resultBytesV1       = 2 + 2 + 4*8 + 1   // version, kind, errorCode, 4 x int64, flags
-	resultBytes         = resultBytesV1 + 8 // + raft index
-	resultIndexAt       = resultBytesV1     // where the raft index sits
-	resultFlagDuplicate = 1
+	// markerDecisionCommandBytes adds the decision index.
+	markerDecisionCommandBytes = markerCommandBytes + 8
+	resultVersion              = 1
+	resultBytesV1              = 2 + 2 + 4*8 + 1   // version, kind, errorCode, 4 x int64, flags
+	resultBytes                = resultBytesV1 + 8 // + raft index
+	resultIndexAt              = resultBytesV1     // where the raft index sits
+	resultFlagDuplicate        = 1
 )
 
 // EncodeProduce and EncodeDeleteRecords build entry payloads for
@@ -61,8 +63,13 @@ func EncodeDeleteRecords(d DeleteRecords) []byte {
 //
 //	Marker: | version=1 | kind=3 | producerId int64 | producerEpoch int16 | commit uint8 |
 //	        | coordinatorEpoch int32 | timestampMs int64 | leaderEpoch int32 |   (29 bytes)
+//	        [ | decision uint64 | ]   (37 bytes, only when Decision > 0)
 func EncodeMarker(m Marker) []byte {
-	b := make([]byte, markerCommandBytes)
+	n := markerCommandBytes
+	if m.Decision > 0 {
+		n = markerDecisionCommandBytes
+	}
+	b := make([]byte, n)
 	b[0], b[1] = CommandVersion, KindMarker
 	binary.BigEndian.PutUint64(b[2:], uint64(m.ProducerID))
 	binary.BigEndian.PutUint16(b[10:], uint16(m.ProducerEpoch))
@@ -72,11 +79,14 @@ func EncodeMarker(m Marker) []byte {
 	binary.BigEndian.PutUint32(b[13:], uint32(m.CoordinatorEpoch))
 	binary.BigEndian.PutUint64(b[17:], uint64(m.TimestampMs))
 	binary.BigEndian.PutUint32(b[25:], uint32(m.LeaderEpoch))
+	if m.Decision > 0 {
+		binary.BigEndian.PutUint64(b[29:], m.Decision)
+	}
 	return b
 }
 
 func decodeMarker(b []byte) (Command, error) {
-	if len(b) != markerCommandBytes || b[12] > 1 {
+	if len(b) != markerCommandBytes && len(b) != markerDecisionCommandBytes || b[12] > 1 {
 		return Command{}, fmt.Errorf("%w: marker of %d bytes", ErrBadCommand, len(b))
 	}
 	m := Marker{
@@ -86,6 +96,11 @@ func decodeMarker(b []byte) (Command, error) {
 		CoordinatorEpoch: int32(binary.BigEndian.Uint32(b[13:])),
 		TimestampMs:      int64(binary.BigEndian.Uint64(b[17:])),
 		LeaderEpoch:      int32(binary.BigEndian.Uint32(b[25:])),
+	}
+	if len(b) == markerDecisionCommandBytes {
+		if m.Decision = binary.BigEndian.Uint64(b[29:]); m.Decision == 0 {
+			return Command{}, fmt.Errorf("%w: marker with decision 0 in its long form", ErrBadCommand)
+		}
 	}
 	if m.ProducerID < 0 || m.ProducerEpoch < 0 {
 		return Command{}, fmt.Errorf("%w: marker for producer %d epoch %d", ErrBadCommand, m.ProducerID, m.ProducerEpoch)

@@ -20,6 +20,7 @@
 //	Marker:        | version=1 | kind=3 | producerId int64 | producerEpoch int16 |
 //	               | commit uint8 | coordinatorEpoch int32 | timestampMs int64 |
 //	               | leaderEpoch int32 |                     (29 bytes)
+//	               [ | decision uint64 | ]                   (37 bytes: Marker.Decision > 0)
 //
 // EncodeProduce writes v2; v1 (written before v2 existed) decodes as
 // batchBytesMax 0 (Options.Log.BatchBytesMax, or plog.DefaultBatchBytesMax)
@@ -75,10 +76,19 @@
 // Marker (transactions, txn.go): apply builds Kafka's control batch
 // (attributes transactional|control, producer id and epoch, base sequence
 // -1, one record: key {version 0, type 0 ABORT / 1 COMMIT}, value
-// {version 0, coordinatorEpoch}, timestamp = the command's) and appends it
-// at the next offset, so every replica stores the same bytes. A marker
-// whose epoch is below the producer's here is INVALID_PRODUCER_EPOCH and
-// appends nothing; a higher one raises the producer's epoch (its batch
+// {version 0, coordinatorEpoch[, decision int64]}, timestamp = the
+// command's) and appends it at the next offset, so every replica stores
+// the same bytes. A marker whose epoch is below the producer's here is
+// INVALID_PRODUCER_EPOCH and appends nothing; a marker of a coordinator
+// decision (Marker.Decision, the controller log index of the EndTxn
+// decision) at or below the newest decision this partition holds a
+// marker of for the producer is a duplicate: it appends nothing and
+// succeeds. Without that, a marker written late from a lagging view of
+// the controller (a new partition leader whose controller replica still
+// shows the transaction preparing) would end the producer's next
+// transaction on this partition half way, since a classic producer keeps
+// its epoch across transactions and a KIP-890 one writes the next
+// transaction's data at the epoch its markers carry; a higher one raises the producer's epoch (its batch
 // list reset), fencing older epochs: this is how a coordinator's abort
 // with a bumped epoch fences a zombie on every partition of the
 // transaction. A client's Produce holding a control batch, or a
@@ -172,7 +182,7 @@
 // Producer checkpoint (big-endian, frozen):
 //
 //	 0 magic uint32 = CheckpointMagic "CPPS"
-//	 4 version uint16 = 2 (1: no transaction state, still read), reserved uint16
+//	 4 version uint16 = 3 (1: no transaction state, 2: no decisions, still read), reserved uint16
 //	 8 appliedIndex uint64   last applied Raft index, all durable
 //	16 coveredOffset int64   log end offset when written: the table covers [.., covered)
 //	24 lastEpoch int32       newest stamped leader epoch (-1: none), reserved uint32
@@ -182,6 +192,8 @@
 //	                         int32, lastSeq int32, baseOffset int64, lastOffset int64))
 //	.. v2: transaction state (open count uint32, (pid int64, first int64) by pid;
 //	       aborted count uint32, (pid int64, first int64, last int64) by last)
+//	.. v3: decisions         (count uint32, (pid int64, decision uint64) for the
+//	                         producers with one, in producer-table order)
 //	.. crc uint32            CRC-32C of everything before it
 //
 // Open rebuilds the table from the checkpoint plus a scan of the batches

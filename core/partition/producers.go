@@ -37,7 +37,12 @@ type producer struct {
 	epoch           int16
 	lastTimestampMs int64
 	batches         []batchMeta
-	elem            *list.Element // in producerTable.lru
+	// decision is the highest transaction-coordinator decision (the
+	// controller log index of an EndTxn decision, Marker.Decision) whose
+	// marker this partition holds for the producer; 0: none. A marker of
+	// a decision at or below it is a duplicate (see applyMarker).
+	decision uint64
+	elem     *list.Element // in producerTable.lru
 }
 
 func (p *producer) lastSeq() int32 {
@@ -99,11 +104,12 @@ func (t *producerTable) record(pid int64, epoch int16, m batchMeta, maxTsMs int6
 // epoch replaces the producer's (its batches are forgotten, so the next
 // batch of that epoch starts at sequence 0); an unknown producer is
 // added with no batches, so its older epochs are fenced here too.
-func (t *producerTable) marker(pid int64, epoch int16, tsMs int64) {
+func (t *producerTable) marker(pid int64, epoch int16, decision uint64, tsMs int64) {
 	p := t.touch(pid, epoch)
 	if epoch > p.epoch {
 		p.epoch, p.batches = epoch, p.batches[:0]
 	}
+	p.decision = max(p.decision, decision)
 	p.lastTimestampMs = tsMs
 }
 
@@ -114,7 +120,7 @@ func observeBatch(t *producerTable, x *txnState, h batchHeader) {
 	switch {
 	case h.producerID < 0:
 	case h.control():
-		t.marker(h.producerID, h.producerEpoch, h.maxTimestampMs)
+		t.marker(h.producerID, h.producerEpoch, h.ctrlDecision, h.maxTimestampMs)
 		x.observeMarker(h.producerID, h.ctrlType, h.baseOffset)
 	default:
 		t.record(h.producerID, h.producerEpoch, batchMeta{
@@ -225,6 +231,51 @@ func decodeProducerTable(b []byte, limit int) (*producerTable, int, error) {
 		t.byID[p.id] = p
 	}
 	return t, pos, nil
+}
+
+// Decisions section (checkpoint and snapshot version 3, after the
+// transaction state), big-endian: the producers with a decision, in LRU
+// order:
+//
+//	count uint32 | count x ( pid int64 | decision uint64 )
+const decisionEntryBytes = 8 + 8
+
+func (t *producerTable) appendDecisions(b []byte) []byte {
+	at := len(b)
+	b = binary.BigEndian.AppendUint32(b, 0)
+	n := uint32(0)
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		if p := e.Value.(*producer); p.decision > 0 {
+			b = binary.BigEndian.AppendUint64(b, uint64(p.id))
+			b = binary.BigEndian.AppendUint64(b, p.decision)
+			n++
+		}
+	}
+	binary.BigEndian.PutUint32(b[at:], n)
+	return b
+}
+
+// decodeDecisions reads a decisions section into t, whose producers it
+// must name; it returns the bytes it consumed and never panics.
+func (t *producerTable) decodeDecisions(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 0, fmt.Errorf("%w: decisions of %d bytes", errCorruptState, len(b))
+	}
+	n := int64(binary.BigEndian.Uint32(b))
+	if n > int64(len(t.byID)) || int64(len(b)-4) < n*decisionEntryBytes {
+		return 0, fmt.Errorf("%w: %d decisions for %d producers in %d bytes", errCorruptState, n, len(t.byID), len(b))
+	}
+	pos := 4
+	for range n {
+		pid := int64(binary.BigEndian.Uint64(b[pos:]))
+		p := t.byID[pid]
+		if p == nil {
+			return 0, fmt.Errorf("%w: decision for unknown producer %d", errCorruptState, pid)
+		}
+		p.decision = binary.BigEndian.Uint64(b[pos+8:])
+		pos += decisionEntryBytes
+	}
+	return pos, nil
 }
 
 // nextSeq is Kafka's DefaultRecordBatch.incrementSequence: sequences wrap

@@ -361,14 +361,22 @@ func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) 
 // every replica stores the same bytes) and closes the producer's open
 // transaction; see Marker.
 func (s *stateMachine) applyMarker(index uint64, m Marker) (sm.Result, error) {
-	if p := s.producers.byID[m.ProducerID]; p != nil && p.epoch > m.ProducerEpoch {
+	p := s.producers.byID[m.ProducerID]
+	if p != nil && m.Decision > 0 && m.Decision <= p.decision {
+		// Carried out already (a leader crashed between the marker and
+		// its report, or a lagging view): writing it again could end the
+		// producer's next transaction here. See Marker.Decision.
+		return encodeResult(KindMarker, ProduceResult{BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1,
+			LogStartOffset: s.log.StartOffset()}), nil
+	}
+	if p != nil && p.epoch > m.ProducerEpoch {
 		return encodeResult(KindMarker, s.errorResult(kerr.InvalidProducerEpoch.Code)), nil
 	}
 	typ := ControlAbort
 	if m.Commit {
 		typ = ControlCommit
 	}
-	batch := buildControlBatch(m.ProducerID, m.ProducerEpoch, typ, m.CoordinatorEpoch, m.TimestampMs)
+	batch := buildControlBatch(m.ProducerID, m.ProducerEpoch, typ, m.CoordinatorEpoch, m.Decision, m.TimestampMs)
 	epoch := max(m.LeaderEpoch, s.lastEpoch)
 	ar, err := s.log.Append(batch, index, epoch)
 	if err != nil {
@@ -376,7 +384,7 @@ func (s *stateMachine) applyMarker(index uint64, m Marker) (sm.Result, error) {
 	}
 	s.lastEpoch = epoch
 	s.rep.mu.Lock()
-	s.producers.marker(m.ProducerID, m.ProducerEpoch, m.TimestampMs)
+	s.producers.marker(m.ProducerID, m.ProducerEpoch, m.Decision, m.TimestampMs)
 	s.txns.observeMarker(m.ProducerID, typ, ar.BaseOffset)
 	s.rep.mu.Unlock()
 	return encodeResult(KindMarker, ProduceResult{

@@ -26,14 +26,17 @@ import (
 //	chunks: tagBatches uint8 | n uint32 | n bytes of whole v2 batches
 //	        (base offsets and leader epochs as stamped in the log)
 //	end:    tagEnd uint8 | producer table (producers.go) |
-//	        v2: transaction state (txn.go) | crc32c uint32
+//	        v2: transaction state (txn.go) |
+//	        v3: producers' decisions (producers.go) | crc32c uint32
 //	        of every byte of the stream before it
 //
 // Version 1 streams (no transaction state: written before transactions
-// existed) are still installed, with an empty transaction state.
+// existed) are still installed, with an empty transaction state; version
+// 2 streams with no decisions.
 const (
 	SnapshotMagic     uint32 = 0x4350534e // "CPSN"
-	SnapshotVersion   uint16 = 2
+	SnapshotVersion   uint16 = 3
+	snapshotVersionV2 uint16 = 2
 	snapshotVersionV1 uint16 = 1
 	snapshotHeader           = 40
 	tagBatches        uint8  = 1
@@ -64,7 +67,7 @@ func (s *stateMachine) PrepareSnapshot() (any, error) {
 	return &snapshotPoint{
 		log:     s.log,
 		applied: s.applied, start: s.log.StartOffset(), hw: s.log.NextOffset(), lastEpoch: s.lastEpoch,
-		producers: s.txns.appendTo(s.producers.appendTo(nil)),
+		producers: s.producers.appendDecisions(s.txns.appendTo(s.producers.appendTo(nil))),
 	}, nil
 }
 
@@ -203,7 +206,7 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 		return fmt.Errorf("%w: snapshot header: %v", errCorruptState, err)
 	}
 	version := binary.BigEndian.Uint16(h[4:])
-	if binary.BigEndian.Uint32(h) != SnapshotMagic || version != SnapshotVersion && version != snapshotVersionV1 {
+	if binary.BigEndian.Uint32(h) != SnapshotMagic || version != SnapshotVersion && version != snapshotVersionV2 && version != snapshotVersionV1 {
 		return fmt.Errorf("%w: snapshot magic/version", errCorruptState)
 	}
 	applied := binary.BigEndian.Uint64(h[8:])
@@ -215,8 +218,11 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	staging := path.Join(s.dir, stagingDirName)
 	l, producers, err := s.restoreLog(tr, done, applied, start, hw)
 	txns := newTxnState()
-	if err == nil && version == SnapshotVersion {
+	if err == nil && version >= snapshotVersionV2 {
 		txns, err = readTxnState(tr)
+	}
+	if err == nil && version >= SnapshotVersion {
+		err = readDecisions(tr, producers)
 	}
 	if err == nil {
 		var sum [4]byte
@@ -409,6 +415,25 @@ func readTxnState(r io.Reader) (*txnState, error) {
 	}
 	x, _, err := decodeTxnState(b)
 	return x, err
+}
+
+// readDecisions reads a decisions section (producers.go) from r into t.
+func readDecisions(r io.Reader, t *producerTable) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return fmt.Errorf("%w: snapshot decisions: %v", errCorruptState, err)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	if n > ProducersMax {
+		return fmt.Errorf("%w: snapshot: %d decisions", errCorruptState, n)
+	}
+	b := make([]byte, 4+n*decisionEntryBytes)
+	copy(b, hdr[:])
+	if _, err := io.ReadFull(r, b[4:]); err != nil {
+		return fmt.Errorf("%w: snapshot decisions: %v", errCorruptState, err)
+	}
+	_, err := t.decodeDecisions(b)
+	return err
 }
 
 // freshLog creates an empty staging log whose first offset is base: an

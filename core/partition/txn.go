@@ -187,17 +187,28 @@ const txnStateBytesMax = 4 + ProducersMax*openEntryBytes + 4 + AbortedTxnsMax*ab
 
 // Control batch layout (Kafka's EndTransactionMarker): one record, key
 // {version int16 = 0, type int16}, value {version int16 = 0,
-// coordinatorEpoch int32}, no headers.
+// coordinatorEpoch int32}, no headers. A marker the transaction
+// coordinator wrote (Marker.Decision > 0) appends decision int64 to the
+// value (14 bytes): the controller log index of the decision it carries,
+// so a replica rebuilding its producer table from the log knows which
+// decisions it already holds (producer.decision). Kafka's readers parse
+// the value's version and coordinator epoch and ignore what follows;
+// clients read only the key.
 const (
-	controlRecordBytes = 16 // attrs, tsDelta, offDelta, keyLen, key(4), valLen, value(6), headers
-	controlBatchBytes  = batchHeaderBytes + 1 + controlRecordBytes
+	controlRecordBytes         = 16 // attrs, tsDelta, offDelta, keyLen, key(4), valLen, value(6), headers
+	controlRecordDecisionBytes = controlRecordBytes + 8
 )
 
 // buildControlBatch returns a whole v2 control batch (base offset and
-// leader epoch 0: the log stamps them).
-func buildControlBatch(pid int64, epoch int16, typ int16, coordinatorEpoch int32, tsMs int64) []byte {
-	b := make([]byte, controlBatchBytes)
-	binary.BigEndian.PutUint32(b[8:], uint32(controlBatchBytes-12))
+// leader epoch 0: the log stamps them); decision 0 leaves it out.
+func buildControlBatch(pid int64, epoch int16, typ int16, coordinatorEpoch int32, decision uint64, tsMs int64) []byte {
+	recBytes := controlRecordBytes
+	if decision > 0 {
+		recBytes = controlRecordDecisionBytes
+	}
+	size := batchHeaderBytes + 1 + recBytes
+	b := make([]byte, size)
+	binary.BigEndian.PutUint32(b[8:], uint32(size-12))
 	b[16] = 2 // magic
 	binary.BigEndian.PutUint16(b[offAttributes:], batchAttrTransactional|batchAttrControl)
 	// lastOffsetDelta 0 at 23
@@ -208,17 +219,33 @@ func buildControlBatch(pid int64, epoch int16, typ int16, coordinatorEpoch int32
 	binary.BigEndian.PutUint32(b[offBaseSequence:], 0xffffffff)
 	binary.BigEndian.PutUint32(b[57:], 1) // records
 	r := b[batchHeaderBytes:]
-	r[0] = 2 * controlRecordBytes // varint length (zigzag)
+	r[0] = byte(2 * recBytes) // varint length (zigzag; < 64)
 	// attrs 0, timestampDelta 0, offsetDelta 0
 	r[4] = 2 * 4 // key length 4
 	binary.BigEndian.PutUint16(r[5:], 0)
 	binary.BigEndian.PutUint16(r[7:], uint16(typ))
-	r[9] = 2 * 6 // value length 6
+	r[9] = byte(2 * (recBytes - 10)) // value length 6 or 14
 	binary.BigEndian.PutUint16(r[10:], 0)
 	binary.BigEndian.PutUint32(r[12:], uint32(coordinatorEpoch))
-	// headers count 0 at r[16]
+	if decision > 0 {
+		binary.BigEndian.PutUint64(r[16:], decision)
+	}
+	// headers count 0 after the value
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[offAttributes:], castagnoli))
 	return b
+}
+
+// controlDecision reads the decision index a marker batch carries (see
+// buildControlBatch), or 0 if it carries none or is not laid out so.
+func controlDecision(batch []byte) uint64 {
+	if len(batch) < batchHeaderBytes+1+controlRecordDecisionBytes {
+		return 0
+	}
+	r := batch[batchHeaderBytes:]
+	if r[0] != 2*controlRecordDecisionBytes || r[4] != 2*4 || r[9] != 2*14 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(r[16:])
 }
 
 // controlType reads the marker type of a control batch (whole batch bytes),

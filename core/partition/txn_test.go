@@ -2,10 +2,13 @@ package partition
 
 import (
 	"bytes"
+	"hash/crc32"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
 )
 
@@ -106,7 +109,7 @@ func TestTransactionLSOAndAbortedIndex(t *testing.T) {
 
 func TestControlBatchRoundTrip(t *testing.T) {
 	for _, typ := range []int16{ControlAbort, ControlCommit} {
-		b := buildControlBatch(5, 3, typ, 9, 1234)
+		b := buildControlBatch(5, 3, typ, 9, 0, 1234)
 		hdrs, err := parseBatchHeaders(b, nil)
 		if err != nil || len(hdrs) != 1 {
 			t.Fatal(err)
@@ -119,3 +122,100 @@ func TestControlBatchRoundTrip(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestDuplicateDecisionMarker: a marker of a coordinator decision this
+// partition already holds (a leader crashing between its marker and its
+// report, or a new leader acting on a lagging controller view) appends
+// nothing, even when the producer's next transaction is open here at the
+// same epoch (a classic producer); it would otherwise end that
+// transaction half way. The newest decision survives a reopen, a rebuild
+// from the log alone (it is in the marker's value) and a snapshot.
+func TestDuplicateDecisionMarker(t *testing.T) {
+	fs := diskio.NewSim(1)
+	h, _ := openHarness(t, testOptions(fs))
+	mustOK(t, h.produce(1, tb{pid: 7, epoch: 0, seq: 0, records: 2, txn: true}), 0, 1)
+	if mk := h.marker(Marker{ProducerID: 7, ProducerEpoch: 0, Commit: true, Decision: 10}); mk.ErrorCode != 0 || mk.BaseOffset != 2 {
+		t.Fatalf("first marker: %+v", mk)
+	}
+	// The next transaction of the same producer and epoch.
+	mustOK(t, h.produce(1, tb{pid: 7, epoch: 0, seq: 2, records: 1, txn: true}), 3, 3)
+	stale := func(h *harness, what string) {
+		t.Helper()
+		r := h.replica()
+		lso, hw := r.LastStableOffset(), r.HighWatermark()
+		for _, d := range []uint64{10, 9} {
+			mk := h.marker(Marker{ProducerID: 7, ProducerEpoch: 0, Commit: true, Decision: d})
+			if mk.ErrorCode != 0 || mk.BaseOffset != -1 {
+				t.Fatalf("%s: duplicate marker of decision %d: %+v", what, d, mk)
+			}
+		}
+		if r.LastStableOffset() != lso || r.HighWatermark() != hw || lso != 3 {
+			t.Fatalf("%s: duplicate marker moved lso %d->%d hw %d->%d", what, lso, r.LastStableOffset(), hw, r.HighWatermark())
+		}
+	}
+	stale(h, "live")
+	want := stateOf(t, h)
+	h.close()
+	h.open()
+	sameState(t, "reopened", stateOf(t, h), want)
+	stale(h, "reopened")
+	h.close()
+	if err := fs.Remove("/data/partitions/1/" + checkpointName); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	stale(h, "rebuilt from the log")
+	snap := snapshotOf(t, h)
+	h2, _ := openHarness(t, testOptions(diskio.NewSim(2)))
+	if err := h2.sm.RecoverFromSnapshot(bytesReader(snap), nil); err != nil {
+		t.Fatal(err)
+	}
+	h2.next = h.next
+	stale(h2, "snapshot")
+	// The next decision ends the transaction; a marker without a
+	// decision (WriteTxnMarkers) is always written.
+	if mk := h.marker(Marker{ProducerID: 7, ProducerEpoch: 0, Commit: true, Decision: 12}); mk.ErrorCode != 0 || mk.BaseOffset != 4 {
+		t.Fatalf("next decision: %+v", mk)
+	}
+	if r := h.replica(); r.LastStableOffset() != r.HighWatermark() {
+		t.Fatalf("lso %d hw %d after the commit", r.LastStableOffset(), r.HighWatermark())
+	}
+	if mk := h.marker(Marker{ProducerID: 7, ProducerEpoch: 0}); mk.ErrorCode != 0 || mk.BaseOffset != 5 {
+		t.Fatalf("marker without a decision: %+v", mk)
+	}
+	h.close()
+	h2.close()
+}
+
+// TestControlBatchWithDecisionIsKafkaBatch: the marker batch with a
+// decision in its value is a valid Kafka batch (CRC, one record, key
+// {0, type}) that franz-go's parser reads.
+func TestControlBatchWithDecisionIsKafkaBatch(t *testing.T) {
+	for _, d := range []uint64{0, 1 << 40} {
+		b := buildControlBatch(5, 3, ControlCommit, 9, d, 1234)
+		if _, err := plog.ValidateBatches(b, 1<<20); err != nil {
+			t.Fatalf("decision %d: %v", d, err)
+		}
+		var kb kmsg.RecordBatch
+		if err := kb.ReadFrom(b); err != nil || kb.NumRecords != 1 || int(kb.Length)+12 != len(b) {
+			t.Fatalf("decision %d: %v %+v", d, err, kb)
+		}
+		if crc32.Checksum(b[21:], castagnoli) != uint32(kb.CRC) {
+			t.Fatalf("decision %d: crc", d)
+		}
+		var rec kmsg.Record
+		if err := rec.ReadFrom(kb.Records); err != nil {
+			t.Fatal(err)
+		}
+		wantVal := 6
+		if d > 0 {
+			wantVal = 14
+		}
+		if !bytes.Equal(rec.Key, []byte{0, 0, 0, 1}) || len(rec.Value) != wantVal || rec.Value[0] != 0 || rec.Value[1] != 0 {
+			t.Fatalf("decision %d: key %x value %x", d, rec.Key, rec.Value)
+		}
+		if got := controlDecision(b); got != d {
+			t.Fatalf("decision %d read back as %d", d, got)
+		}
+	}
+}
