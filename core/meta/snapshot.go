@@ -23,13 +23,18 @@ import (
 //	|        |         | v6: ACLs (sorted)                       |           |
 //	|        |         | v7: transactions (by id, txn.go)        |           |
 //	|        |         | v8: + previous producer id per txn      |           |
+//	|        |         | v9: + decision index per txn            |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 8
+	SnapshotVersion = 9
+	// snapshotVersionNoDecision is the transactions section without
+	// Txn.DecisionIndex; still decoded (0: markers of a transaction
+	// preparing then are not deduplicated by decision).
+	snapshotVersionNoDecision = 8
 	// snapshotVersionNoPrevProducer is the transactions section without
 	// Txn.PrevProducerID; still decoded (none).
 	snapshotVersionNoPrevProducer = 7
@@ -141,7 +146,7 @@ func decodeSnapshot(b []byte) (*state, error) {
 		decodeSnapshotACLs(d, s)
 	}
 	if v > snapshotVersionNoTxns {
-		decodeSnapshotTxns(d, s, v > snapshotVersionNoPrevProducer)
+		decodeSnapshotTxns(d, s, v > snapshotVersionNoPrevProducer, v > snapshotVersionNoDecision)
 	}
 	d.done()
 	if d.err != nil {

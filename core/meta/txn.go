@@ -116,6 +116,13 @@ type Txn struct {
 	Partitions []TopicPartition // sorted by topic, partition
 	Groups     []string         // sorted
 	Offsets    []TxnOffset      // sorted by group, topic, partition
+	// DecisionIndex is the controller log index at which the newest
+	// decision (PrepareCommit or PrepareAbort) was applied: the same on
+	// every replica, and increasing per producer. Markers carry it
+	// (partition.Marker.Decision), so a partition writes each decision's
+	// marker once, whichever leader acts on whichever view. 0: none
+	// known (decided before snapshots held it).
+	DecisionIndex uint64
 }
 
 func (t *Txn) clone() *Txn {
@@ -656,7 +663,7 @@ func (s *state) prepare(t *Txn, commit, bump bool, nowMs int64) {
 	} else {
 		t.PrevProducerID = -1
 	}
-	t.State, t.UpdateMs = TxnPrepareAbort, nowMs
+	t.State, t.UpdateMs, t.DecisionIndex = TxnPrepareAbort, nowMs, s.applied
 	if commit {
 		t.State = TxnPrepareCommit
 	} else {
@@ -858,7 +865,8 @@ func (s *state) lookupTxn(q any) (any, bool) {
 
 // Snapshot section (version 7): count, then per transaction (sorted by
 // id): id, producer id, epoch, timeout, state, start, update, partitions,
-// groups, staged offsets; from version 8 then the previous producer id.
+// groups, staged offsets; from version 8 then the previous producer id,
+// from version 9 the decision index.
 func (s *state) encodeSnapshotTxns(e *enc) {
 	e.uvar(uint64(len(s.txns)))
 	for _, id := range sortedKeys(s.txns) {
@@ -883,10 +891,11 @@ func (s *state) encodeSnapshotTxns(e *enc) {
 			e.str(o.Metadata)
 		}
 		e.svar(t.PrevProducerID)
+		e.uvar(t.DecisionIndex)
 	}
 }
 
-func decodeSnapshotTxns(d *dec, s *state, withPrev bool) {
+func decodeSnapshotTxns(d *dec, s *state, withPrev, withDecision bool) {
 	n := d.count(TxnsMax)
 	for i := 0; i < n && d.err == nil; i++ {
 		t := &Txn{ID: d.str(TxnIDLenMax), ProducerID: d.svar(), Epoch: d.i16(), TimeoutMs: d.i32(),
@@ -903,6 +912,9 @@ func decodeSnapshotTxns(d *dec, s *state, withPrev bool) {
 		t.PrevProducerID = -1
 		if withPrev {
 			t.PrevProducerID = d.svar()
+		}
+		if withDecision {
+			t.DecisionIndex = d.uvar()
 		}
 		if d.err != nil {
 			return

@@ -48,9 +48,12 @@ func TestTxnLifecycle(t *testing.T) {
 		t.Fatalf("%+v", tx)
 	}
 	h.must(EndTxn{TxnID: "x", ProducerID: pid, Epoch: epoch, Commit: true, NowMs: 30})
-	if v := h.m.View(); len(v.PreparingTxns) != 1 || v.PreparingTxns[0].State != TxnPrepareCommit {
-		t.Fatalf("preparing %+v", v.PreparingTxns)
+	if v := h.m.View(); len(v.PreparingTxns) != 1 || v.PreparingTxns[0].State != TxnPrepareCommit ||
+		v.PreparingTxns[0].DecisionIndex != h.m.Version() {
+		t.Fatalf("preparing %+v (applied %d)", v.PreparingTxns, h.m.Version())
 	}
+	decided := h.m.Version()
+	snapshotRoundTrip(t, h.m)
 	wantCode(t, h.apply(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: epoch, Partitions: []TopicPartition{{"t", 0}}}), kerr.ConcurrentTransactions.Code)
 	h.must(TxnMarkersWritten{TxnID: "x", ProducerID: pid, Epoch: epoch, Partitions: []TopicPartition{{"t", 0}}})
 	if v, _ := h.m.Lookup(QueryOffset{Group: "g", Topic: "t", Partition: 0}); v.(OffsetLookup).Found {
@@ -69,8 +72,8 @@ func TestTxnLifecycle(t *testing.T) {
 	// A second instance fences the first, aborting its ongoing transaction.
 	h.must(AddTxnPartitions{TxnID: "x", ProducerID: pid, Epoch: epoch, NowMs: 40, Partitions: []TopicPartition{{"t", 0}}})
 	wantCode(t, h.apply(InitTxnProducer{TxnID: "x", TimeoutMs: 1000, ExpectedProducerID: -1, ExpectedEpoch: -1}), kerr.ConcurrentTransactions.Code)
-	if tx := h.txn("x"); tx.State != TxnPrepareAbort || tx.Epoch != 1 {
-		t.Fatalf("%+v", tx)
+	if tx := h.txn("x"); tx.State != TxnPrepareAbort || tx.Epoch != 1 || tx.DecisionIndex <= decided {
+		t.Fatalf("%+v (earlier decision at %d)", tx, decided)
 	}
 	wantCode(t, h.apply(EndTxn{TxnID: "x", ProducerID: pid, Epoch: epoch, Commit: true}), kerr.ProducerFenced.Code)
 	h.must(TxnMarkersWritten{TxnID: "x", ProducerID: pid, Epoch: 1, Partitions: []TopicPartition{{"t", 0}}})

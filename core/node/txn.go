@@ -337,7 +337,7 @@ func (n *Node) writeMarker(t *meta.Txn, p meta.TopicPartition) bool {
 	}
 	pid, pepoch := t.MarkerProducer()
 	cmd := partition.EncodeMarker(partition.Marker{ProducerID: pid, ProducerEpoch: pepoch,
-		Commit: t.State == meta.TxnPrepareCommit, TimestampMs: n.nowMs(), LeaderEpoch: epoch})
+		Commit: t.State == meta.TxnPrepareCommit, TimestampMs: n.nowMs(), LeaderEpoch: epoch, Decision: t.DecisionIndex})
 	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
 	if err != nil {
 		return false
