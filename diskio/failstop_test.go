@@ -3,6 +3,7 @@ package diskio
 import (
 	"bytes"
 	"errors"
+	"path"
 	"testing"
 )
 
@@ -148,8 +149,8 @@ func TestNewVFSLooksThroughFailStop(t *testing.T) {
 func TestReadBitFlipPattern(t *testing.T) {
 	disk := NewSim(3)
 	data := bytes.Repeat([]byte{0x55}, 64)
-	for _, name := range []string{"p/1.log", "p/raft.dat"} {
-		if err := disk.MkdirAll("p"); err != nil {
+	for _, name := range []string{"p/1.log", "p/raft.dat", "w/1.wal"} {
+		if err := disk.MkdirAll(path.Dir(name)); err != nil {
 			t.Fatal(err)
 		}
 		f, err := disk.Create(name)
@@ -160,7 +161,7 @@ func TestReadBitFlipPattern(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	disk.SetFaults(Faults{ReadBitFlipProbability: 1, ReadBitFlipPattern: "p/*.log"})
+	disk.SetFaults(Faults{ReadBitFlipProbability: 1, ReadBitFlipPattern: "p/*.log|w/*.wal"})
 	read := func(name string) []byte {
 		f, err := disk.Open(name)
 		if err != nil {
@@ -173,8 +174,10 @@ func TestReadBitFlipPattern(t *testing.T) {
 		}
 		return buf
 	}
-	if bytes.Equal(read("p/1.log"), data) {
-		t.Fatal("a selected file was read without its flipped bit")
+	for _, name := range []string{"p/1.log", "w/1.wal"} {
+		if bytes.Equal(read(name), data) {
+			t.Fatalf("%s, selected, was read without its flipped bit", name)
+		}
 	}
 	if !bytes.Equal(read("p/raft.dat"), data) {
 		t.Fatal("a file outside the pattern was flipped")

@@ -604,8 +604,13 @@ func flips(pattern, name string) bool {
 	if pattern == "" {
 		return true
 	}
-	ok, _ := path.Match(pattern, strings.TrimPrefix(name, "/"))
-	return ok
+	name = strings.TrimPrefix(name, "/")
+	for _, p := range strings.Split(pattern, "|") {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func lies(pattern, name string) bool {

@@ -47,8 +47,8 @@ type Faults struct {
 	// random bit of the returned bytes (the stored bytes are unchanged).
 	ReadBitFlipProbability float64
 	// ReadBitFlipPattern limits bit flips to files whose path (as passed
-	// in, without a leading "/") matches this path.Match glob ("" = every
-	// file).
+	// in, without a leading "/") matches one of its path.Match globs,
+	// separated by "|" ("" = every file).
 	ReadBitFlipPattern string
 	// Latency is slept (outside the Sim's lock, so virtual time under
 	// synctest) before each operation of the kind.

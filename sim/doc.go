@@ -58,7 +58,7 @@
 //     isolated without crashing), symmetric and one-way partitions between
 //     brokers or between a broker and a client, flaky links (delay, jitter,
 //     drop), fsync errors and a full disk (the node fail-stops, see below),
-//     read bit flips in partition segments, and, in failpoint builds (make failpoint-test), failpoints
+//     read bit flips in partition and Raft log segments, and, in failpoint builds (make failpoint-test), failpoints
 //     enabled for a seed-chosen count and window (lost produce answers,
 //     failed shard starts, offset commits that fail after applying); a
 //     leader sampler reads every node's Metadata;
@@ -278,21 +278,27 @@
 // frozen, the disk's faults cleared so that the retried call and the
 // wind-down succeed unseen; a goroutine then tears the node down and
 // builds its crash image, and the lane restarts it when the fault ends.
-// Read bit flips are injected into partition log segments only and must
-// come back as KAFKA_STORAGE_ERROR, never as a served record ("corrupt
-// reads refused" in the summary; the history checks every value read); a
-// flip met by a snapshot being saved aborts it (retried later), one met
-// while a replica opens or installs a snapshot fail-stops the node as
-// above.
+// Read bit flips are injected into partition log segments and the Raft
+// log's segments (core/wal). In partition segments they must come back
+// as KAFKA_STORAGE_ERROR, never as a served record ("corrupt reads
+// refused" in the summary; the history checks every value read); a flip
+// met by a snapshot being saved aborts it (retried later), one met while
+// a replica opens or installs a snapshot fail-stops the node as above.
+// In the Raft log the WAL reads a record (or, at open, a segment) that
+// fails verification again, up to wal.ReadRetries times, and serves only
+// a read that verifies: a flip must change nothing Raft sees and must
+// not be taken for a torn tail at open (which would drop acknowledged
+// entries).
 //
 // # Not injected, and why
 //
-//   - Read bit flips in the Raft log (core/wal's *.wal segments) and
-//     dragonboat's snapshots: the WAL verifies every record it reads and
-//     reports a mismatch to the node's fail-stop hook, but dragonboat then
-//     panics on the read error on a worker goroutine, which ends the whole
-//     test process (every simulated node at once). Crashes (every crash
-//     mode) and the lying-fsync variant do reach the WAL's files. A dragonboat panic during a run writes the trace first
+//   - Corruption stored in the Raft log (a flip on every read of a
+//     record, as a bad sector would give) and read flips in dragonboat's
+//     snapshots: the WAL reports a record that fails every read to the
+//     node's fail-stop hook, but dragonboat then panics on the read error
+//     on a worker goroutine, which ends the whole test process (every
+//     simulated node at once). Crashes (every crash mode) and the
+//     lying-fsync variant do reach the WAL's files. A dragonboat panic during a run writes the trace first
 //     (failstop_test.go); TestSimCatchesLyingFsync relies on it, in a
 //     child process.
 //   - Slow disk (diskio Latency): a goroutine waiting on a sync.Mutex is

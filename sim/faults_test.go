@@ -31,9 +31,10 @@ const (
 	restartTries = 5
 )
 
-// segmentPattern matches the partition log segments of a node's disk
-// (DataDir /data, see cluster.config).
-const segmentPattern = "data/partitions/*/log/*.log"
+// segmentPattern matches the partition log segments and the Raft log's
+// (core/wal) segments of a node's disk (DataDir /data, see
+// cluster.config).
+const segmentPattern = "data/partitions/*/log/*.log|data/wal/*.wal"
 
 var crashModes = []diskio.CrashMode{diskio.CrashSyncedOnly, diskio.CrashRandomPrefix, diskio.CrashTornPrefix}
 
@@ -226,13 +227,18 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		s.sleepUntil(ctx, end)
 		c.setDiskFaults(id, diskio.Faults{})
 	case fkBitFlip:
-		// Partition log segments only: plog verifies every batch's CRC on
-		// read, so a flipped bit must become a fetch error (or an aborted
-		// snapshot, or a fail-stop when a replica opens), never a served
-		// record (the history checks every value read). Not the Raft
-		// log (core/wal): it refuses a corrupt read, but dragonboat
-		// panics on the error, which would end every node of the run at
-		// once (failstop_test.go).
+		// Partition log segments and Raft log segments: plog verifies
+		// every batch's CRC on read, so a flipped bit must become a fetch
+		// error (or an aborted snapshot, or a fail-stop when a replica
+		// opens), never a served record (the history checks every value
+		// read). The WAL (core/wal) verifies every record it reads and
+		// reads a failing one again (wal.ReadRetries) before it
+		// believes it: a flip here is transient (the stored bytes are
+		// intact), so it must never reach Raft, nor cut a "torn tail"
+		// at open. A flip on all nine reads (p^9 <= 1e-9) would be
+		// reported as corruption, and dragonboat panics on that error,
+		// which would end every node of the run at once
+		// (failstop_test.go).
 		p := []float64{0.001, 0.01, 0.1}[rng.IntN(3)]
 		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
 		c.setRunningDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern})

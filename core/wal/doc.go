@@ -44,8 +44,11 @@
 //   - A relocated record moves live entries without truncating the log; it
 //     is written only for entries live at that point of the log.
 //   - A record read back is verified (CRC-32C, framing, index and term)
-//     before anything in it is returned; a mismatch is ErrCorrupt, never
-//     served.
+//     before anything in it is returned; a mismatch is read again (up to
+//     ReadRetries times: a flip between the disk and memory is not the
+//     data on the disk), and one that fails every read is ErrCorrupt,
+//     never served. At open a segment whose batches do not all verify is
+//     read again the same way before a torn tail is cut.
 //
 // The format and recovery rules are drawn in format.go and recover.go.
 package wal

@@ -182,7 +182,7 @@ func readFile(fs diskio.FS, name string) ([]byte, error) {
 // truncated instead of refused.
 func (w *WAL) replaySegment(num uint64, newest bool) error {
 	name := w.segPath(num)
-	data, err := readFile(w.fs, name)
+	data, err := w.readSegment(name)
 	if err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
@@ -227,6 +227,51 @@ func (w *WAL) openSealed(num uint64, name string) error {
 	}
 	w.segs[num] = &segment{num: num, f: f, name: name}
 	return nil
+}
+
+// readSegment reads a whole segment. If a batch fails verification, the
+// file is read again (up to ReadRetries times) before the failure is
+// believed: a flip on the way from the disk (bus, memory, a controller)
+// is not the data on the disk, and taken as a torn tail it would drop
+// records this node acknowledged. The first read in which every batch
+// verifies is used, else the one that verified furthest.
+func (w *WAL) readSegment(name string) ([]byte, error) {
+	var best []byte
+	bestEnd := int64(-1)
+	for attempt := 0; ; attempt++ {
+		data, err := readFile(w.fs, name)
+		if err != nil {
+			return nil, err
+		}
+		end := verifiedEnd(data)
+		if end == int64(len(data)) {
+			if attempt > 0 {
+				w.log.Warn("WAL: a segment read failed verification and a re-read passed (transient read corruption)",
+					"segment", name, "reads", attempt+1)
+			}
+			return data, nil
+		}
+		if end > bestEnd {
+			best, bestEnd = data, end
+		}
+		if attempt == ReadRetries {
+			return best, nil
+		}
+	}
+}
+
+// verifiedEnd returns where the batches of data that verify, one after
+// the other from the start, end.
+func verifiedEnd(data []byte) int64 {
+	pos := 0
+	for pos < len(data) {
+		_, _, n, err := parseBatch(data[pos:])
+		if err != nil {
+			break
+		}
+		pos += n
+	}
+	return int64(pos)
 }
 
 // scan applies the batches of data (segment num) and returns where the

@@ -439,24 +439,44 @@ func unpin(segs []*segment) {
 	}
 }
 
-// readEntries reads and verifies the record behind r.
+// ReadRetries is how many times a record (or, at open, a segment) that
+// fails verification is read again before the failure is believed. A
+// flip on the way from the disk is not the data on the disk: a re-read
+// that verifies is served (and logged); only a record that fails every
+// read is corruption (fail-stop).
+const ReadRetries = 8
+
+// readEntries reads and verifies the record behind r (re-reading it up
+// to ReadRetries times while it fails verification).
 func (w *WAL) readEntries(s *segment, r run) (entriesView, error) {
 	buf := make([]byte, r.recBytes)
-	if n, err := s.f.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
-		return entriesView{}, fmt.Errorf("wal: read %s at offset %d: %w", s.name, r.off, err)
+	var err error
+	for attempt := 0; attempt <= ReadRetries; attempt++ {
+		if n, rerr := s.f.ReadAt(buf, r.off); rerr != nil && !(errors.Is(rerr, io.EOF) && n == len(buf)) {
+			return entriesView{}, fmt.Errorf("wal: read %s at offset %d: %w", s.name, r.off, rerr)
+		}
+		var v entriesView
+		if v, err = verifyEntries(buf); err == nil {
+			if attempt > 0 {
+				w.log.Warn("WAL: a record read failed verification and a re-read passed (transient read corruption)",
+					"segment", s.name, "offset", r.off, "reads", attempt+1)
+			}
+			return v, nil
+		}
 	}
+	return entriesView{}, w.corrupt(s, r.off, err)
+}
+
+// verifyEntries parses and verifies an entries record.
+func verifyEntries(buf []byte) (entriesView, error) {
 	t, p, _, err := parseRecord(buf)
 	if err == nil && t != recEntries && t != recRelocated {
 		err = fmt.Errorf("%w: record type %d where entries are indexed", errBadRecord, t)
 	}
-	var v entriesView
-	if err == nil {
-		v, err = viewEntries(p)
-	}
 	if err != nil {
-		return entriesView{}, w.corrupt(s, r.off, err)
+		return entriesView{}, err
 	}
-	return v, nil
+	return viewEntries(p)
 }
 
 // corrupt reports a record that failed verification on read.
