@@ -239,11 +239,26 @@ func (s *scheduler) apply(ctx context.Context, lane int, rng *rand.Rand, k fault
 		// reported as corruption, and dragonboat panics on that error,
 		// which would end every node of the run at once
 		// (failstop_test.go).
+		//
+		// Half of the time the node also restarts cleanly half way
+		// through, flips still on, so that opening (the WAL's recovery
+		// and the replicas' opens) meets them too.
 		p := []float64{0.001, 0.01, 0.1}[rng.IntN(3)]
-		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v", at.Seconds(), lane, id, p, hold)
-		c.setRunningDiskFaults(id, diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern})
-		s.sleepUntil(ctx, end)
-		c.setRunningDiskFaults(id, diskio.Faults{})
+		reopen := rng.IntN(2) == 0
+		c.tr.add(evFault, "t+%012.6fs lane%d read bit flips b%d p=%v for %v reopen=%v", at.Seconds(), lane, id, p, hold, reopen)
+		flips := diskio.Faults{ReadBitFlipProbability: p, ReadBitFlipPattern: segmentPattern}
+		if reopen {
+			c.setDiskFaults(id, flips) // kept across the restart
+			s.sleepUntil(ctx, at+hold/2)
+			c.stop(id)
+			s.restart(id)
+			s.sleepUntil(ctx, end)
+			c.setDiskFaults(id, diskio.Faults{})
+		} else {
+			c.setRunningDiskFaults(id, flips)
+			s.sleepUntil(ctx, end)
+			c.setRunningDiskFaults(id, diskio.Faults{})
+		}
 		// A flip met while a replica opened or recovered a snapshot
 		// fail-stops the node (partition.Options.OnStorageFailure).
 		s.restart(id)
