@@ -23,13 +23,18 @@ import (
 //	|        |         | v6: ACLs (sorted)                       |           |
 //	|        |         | v7: transactions (by id, txn.go)        |           |
 //	|        |         | v8: + previous producer id per txn      |           |
+//	|        |         | v9: group states (fence, records by     |           |
+//	|        |         |     group, groupstate.go)               |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 8
+	SnapshotVersion = 9
+	// snapshotVersionNoGroupStates is the layout without the group states
+	// section; still decoded (no membership records, fence 0).
+	snapshotVersionNoGroupStates = 8
 	// snapshotVersionNoPrevProducer is the transactions section without
 	// Txn.PrevProducerID; still decoded (none).
 	snapshotVersionNoPrevProducer = 7
@@ -98,6 +103,7 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotScram(e)
 	s.encodeSnapshotACLs(e)
 	s.encodeSnapshotTxns(e)
+	s.encodeSnapshotGroupStates(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -142,6 +148,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	if v > snapshotVersionNoTxns {
 		decodeSnapshotTxns(d, s, v > snapshotVersionNoPrevProducer)
+	}
+	if v > snapshotVersionNoGroupStates {
+		decodeSnapshotGroupStates(d, s)
 	}
 	d.done()
 	if d.err != nil {
