@@ -106,14 +106,15 @@ var tenures sync.Map
 // coordinates groups now (it leads the controller shard and is ready in
 // its term), else code NOT_COORDINATOR so that the client rediscovers.
 //
-// The first group request in a new coordinator term purges every group
-// held in memory: they date from an earlier term of this broker, and
-// their members have moved to another coordinator meanwhile (and will
-// rejoin here with fresh ids). Committed offsets are not touched. It then
-// begins a new tenure of the coordinator (group.Coordinator.BeginTenure):
-// members of earlier tenures, here or on other nodes, are told to rejoin
-// (REBALANCE_IN_PROGRESS), not that they are unknown (see core/group's
-// doc.go, "Coordinator moves").
+// The first group request in a new coordinator term begins a new tenure
+// of the coordinator: it fences the replicated group membership records
+// at the term and reads them (node.BeginGroupTenure), then
+// group.Coordinator.BeginTenure forgets every group held in memory (they
+// date from an earlier term of this broker, and another coordinator may
+// have served them since) and loads the records: those groups keep their
+// generation and members (see core/group's doc.go, "Coordinator moves").
+// Committed offsets are not touched. If the fence fails the request is
+// answered NOT_COORDINATOR and the next one tries again.
 func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
 	if rc.Broker == nil {
 		return nil, 0, 0, errNoBroker
@@ -129,42 +130,23 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 	tn.mu.RUnlock()
 	if cur != term {
 		tn.mu.Lock()
+		defer tn.mu.Unlock()
 		if tn.term != term {
-			purgeGroups(rc.Broker.Groups)
-			rc.Broker.Groups.BeginTenure()
+			states, err := rc.Broker.Node.BeginGroupTenure(ctx, term)
+			if err != nil {
+				rc.Broker.log.Warn("groups: cannot begin coordinator tenure", "term", term, "err", err)
+				return nil, 0, kerr.NotCoordinator.Code, nil
+			}
+			recs := make([]group.Record, len(states))
+			for i, st := range states {
+				recs[i] = group.Record{Group: st.Group, Term: st.Term, Seq: st.Seq, Data: st.Data}
+			}
+			n := rc.Broker.Groups.BeginTenure(term, recs)
+			rc.Broker.log.Info("groups: coordinator tenure began", "term", term, "records", len(recs), "loaded", n)
 			tn.term = term
 		}
-		tn.mu.Unlock()
 	}
 	return rc.Broker.Groups, term, 0, nil
-}
-
-// purgeGroups forgets every group: every member leaves (blocked joins and
-// syncs are answered), then the now Empty groups are deleted. Members
-// leave newest first, so that removing an old member never completes a
-// join phase for a newer one; a few rounds cover groups a concurrent
-// request changed meanwhile.
-func purgeGroups(c *group.Coordinator) {
-	for range 3 {
-		var ids []string
-		for _, l := range c.List(nil) {
-			ids = append(ids, l.Group)
-		}
-		if len(ids) == 0 {
-			return
-		}
-		for _, d := range c.Describe(ids) {
-			req := group.LeaveRequest{Group: d.Group}
-			for i := len(d.Members) - 1; i >= 0; i-- {
-				m := d.Members[i]
-				req.Members = append(req.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Reason: "coordinator moved"})
-			}
-			if len(req.Members) > 0 {
-				c.Leave(req)
-			}
-		}
-		c.Delete(ids)
-	}
 }
 
 // coordinatorPollEvery is how often a blocked JoinGroup or SyncGroup

@@ -187,6 +187,7 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		default:
 			c.killGroup(g, errCoordinatorUnavailable)
 			delete(c.groups, id)
+			c.persistGone(id)
 			c.log.Info("group: deleted", "group", id)
 		}
 	}

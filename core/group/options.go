@@ -48,6 +48,13 @@ type Options struct {
 	// ConsumerHeartbeatInterval is the interval told to consumer-protocol
 	// members (Kafka: group.consumer.heartbeat.interval.ms, 5s).
 	ConsumerHeartbeatInterval time.Duration
+	// Persist, if set, receives a classic group's record whenever its
+	// replicated membership changes (persist.go): the shell proposes it to
+	// the controller in the order received. It is called with the
+	// coordinator's lock held: it must not block or call back into the
+	// coordinator. A record that never reaches the controller costs only
+	// a rebalance after the next coordinator move.
+	Persist func(Record)
 	// UnsafeGenerationRestart is a deliberately broken variant for
 	// testing the simulator only: every third completed join phase of a
 	// classic group restarts its generation at 1 while the members keep

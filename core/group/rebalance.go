@@ -101,6 +101,7 @@ func (c *Coordinator) completeJoin(g *group) {
 		g.protocol, g.leader = "", ""
 		c.markEmpty(g)
 		c.log.Info("group: empty", "group", g.id, "generation", g.generation)
+		c.persist(g)
 		return
 	}
 	g.protocol = g.selectProtocol()

@@ -87,6 +87,7 @@ func (c *Coordinator) installAssignments(g *group, as []SyncAssignment) {
 	}
 	g.state = Stable
 	c.log.Info("group: stable", "group", g.id, "generation", g.generation, "members", len(g.members))
+	c.persist(g)
 	for _, m := range g.sortedMembers() {
 		if m.syncCh != nil {
 			m.replySync(g.syncOK(m))
