@@ -87,8 +87,12 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	groups := group.New(gclock, log.With("component", "groups"), gopts)
 	// The node's offset expiry keeps the offsets of groups with members
 	// here, and waits after a coordinator move until live members had
-	// their longest session timeout to rejoin.
+	// their longest session timeout to rejoin, except for groups the
+	// coordinator loaded (Known).
 	cfg.Node.GroupActive = groups.Active
+	// Groups loaded at the start of a tenure need no wait: their
+	// membership is known.
+	cfg.Node.GroupKnown = groups.Known
 	// A group whose last offset expired is forgotten if it is Empty, as
 	// Kafka drops it (Delete refuses a group with members).
 	cfg.Node.GroupExpired = func(g string) { groups.Delete([]string{g}) }

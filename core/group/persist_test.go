@@ -76,6 +76,11 @@ func TestPersistLoadRoundTrip(t *testing.T) {
 		if d := have[0]; d.State != Stable || d.Generation != 1 || len(d.Members) != 2 || string(d.Members[0].Assignment) != "a" {
 			t.Fatalf("loaded %+v", d)
 		}
+		// Its membership is known in this tenure (offset expiry need not
+		// wait for members to rejoin); other groups' and other tenures' not.
+		if !c2.Known(7, "g") || c2.Known(6, "g") || c2.Known(7, "other") {
+			t.Fatalf("Known: %v %v %v", c2.Known(7, "g"), c2.Known(6, "g"), c2.Known(7, "other"))
+		}
 	})
 }
 
