@@ -92,15 +92,24 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 }
 
 // tenure is one broker's view of its coordinator term: the controller
-// term in which its in-memory groups were built.
+// term in which its in-memory groups were built (loaded).
 type tenure struct {
-	mu   sync.RWMutex
+	mu   sync.Mutex // held only briefly, never while proposing or waiting
 	term uint64
+	// loading is non-nil while one request begins a tenure (proposes the
+	// fence and loads the records); it is closed when that ends. Other
+	// requests wait on it: a channel, not the mutex, so that a simulated
+	// clock can advance meanwhile.
+	loading chan struct{}
 }
 
 // tenures maps *Broker to *tenure (created on the broker's first group
 // request).
 var tenures sync.Map
+
+// tenureWaitsMax bounds how many loads by other requests one request
+// waits through before it answers NOT_COORDINATOR.
+const tenureWaitsMax = 3
 
 // groupCoordinator returns the broker's group coordinator if this broker
 // coordinates groups now (it leads the controller shard and is ready in
@@ -113,8 +122,9 @@ var tenures sync.Map
 // date from an earlier term of this broker, and another coordinator may
 // have served them since) and loads the records: those groups keep their
 // generation and members (see core/group's doc.go, "Coordinator moves").
-// Committed offsets are not touched. If the fence fails the request is
-// answered NOT_COORDINATOR and the next one tries again.
+// Committed offsets are not touched. Requests arriving meanwhile wait for
+// it. If the fence fails the request is answered NOT_COORDINATOR and the
+// next one tries again.
 func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
 	if rc.Broker == nil {
 		return nil, 0, 0, errNoBroker
@@ -125,28 +135,55 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 	}
 	v, _ := tenures.LoadOrStore(rc.Broker, &tenure{})
 	tn := v.(*tenure)
-	tn.mu.RLock()
-	cur := tn.term
-	tn.mu.RUnlock()
-	if cur != term {
+	for range tenureWaitsMax {
 		tn.mu.Lock()
-		defer tn.mu.Unlock()
-		if tn.term != term {
-			states, err := rc.Broker.Node.BeginGroupTenure(ctx, term)
-			if err != nil {
-				rc.Broker.log.Warn("groups: cannot begin coordinator tenure", "term", term, "err", err)
+		if tn.term == term {
+			tn.mu.Unlock()
+			return rc.Broker.Groups, term, 0, nil
+		}
+		if ch := tn.loading; ch != nil {
+			tn.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
 				return nil, 0, kerr.NotCoordinator.Code, nil
 			}
-			recs := make([]group.Record, len(states))
-			for i, st := range states {
-				recs[i] = group.Record{Group: st.Group, Term: st.Term, Seq: st.Seq, Data: st.Data}
-			}
-			n := rc.Broker.Groups.BeginTenure(term, recs)
-			rc.Broker.log.Info("groups: coordinator tenure began", "term", term, "records", len(recs), "loaded", n)
+		}
+		ch := make(chan struct{})
+		tn.loading = ch
+		tn.mu.Unlock()
+		ok := beginTenure(ctx, rc.Broker, term)
+		tn.mu.Lock()
+		if ok {
 			tn.term = term
 		}
+		tn.loading = nil
+		close(ch)
+		tn.mu.Unlock()
+		if !ok {
+			return nil, 0, kerr.NotCoordinator.Code, nil
+		}
+		return rc.Broker.Groups, term, 0, nil
 	}
-	return rc.Broker.Groups, term, 0, nil
+	return nil, 0, kerr.NotCoordinator.Code, nil
+}
+
+// beginTenure fences and loads the group records for term (only one
+// request at a time runs it, see groupCoordinator).
+func beginTenure(ctx context.Context, b *Broker, term uint64) bool {
+	states, err := b.Node.BeginGroupTenure(ctx, term)
+	if err != nil {
+		b.log.Warn("groups: cannot begin coordinator tenure", "term", term, "err", err)
+		return false
+	}
+	recs := make([]group.Record, len(states))
+	for i, st := range states {
+		recs[i] = group.Record{Group: st.Group, Term: st.Term, Seq: st.Seq, Data: st.Data}
+	}
+	n := b.Groups.BeginTenure(term, recs)
+	b.log.Info("groups: coordinator tenure began", "term", term, "records", len(recs), "loaded", n)
+	return true
 }
 
 // coordinatorPollEvery is how often a blocked JoinGroup or SyncGroup
