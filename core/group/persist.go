@@ -54,13 +54,65 @@ func (c *Coordinator) persist(g *group) {
 	if c.opts.Persist == nil || c.term == 0 {
 		return
 	}
-	data := encodeGroup(g)
+	c.persistSeq++
+	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g, encodeGroup(g))}, nil)
+}
+
+// recordData is data, or nil (the group persisted as gone) beyond
+// RecordBytesMax.
+func (c *Coordinator) recordData(g *group, data []byte) []byte {
 	if len(data) > RecordBytesMax {
 		c.log.Warn("group: record too large to persist; persisted as gone", "group", g.id, "bytes", len(data))
-		data = nil
+		return nil
+	}
+	return data
+}
+
+// storeThenInstall completes the leader's SyncGroup (Kafka's storeGroup):
+// the generation's record, with the leader's assignments, is handed to
+// Options.Persist, and only once it committed are the assignments
+// installed and the members answered (installAssignments). Were they
+// answered first, a coordinator that lost the controller leadership
+// without knowing it yet (a partitioned old leader) could hand out a
+// generation the next coordinator, loading the previous record, hands
+// out again with other assignments. If the write fails, the members
+// waiting in SyncGroup get NOT_COORDINATOR and the group rebalances.
+// Without a tenure or Persist the assignments install at once.
+func (c *Coordinator) storeThenInstall(g *group, staged map[string][]byte) {
+	if c.opts.Persist == nil || c.term == 0 {
+		c.installAssignments(g, staged)
+		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: data})
+	seq := c.persistSeq
+	g.storeSeq = seq
+	data := c.recordData(g, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
+	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: seq, Data: data}, func(err error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.stored(g, seq, staged, err)
+	})
+}
+
+// stored is the outcome of storeThenInstall's write; it does nothing if
+// the group moved on meanwhile (closed, deleted, rebalancing).
+func (c *Coordinator) stored(g *group, seq uint64, staged map[string][]byte, err error) {
+	if c.closed || c.groups[g.id] != g || g.storeSeq != seq || g.state != CompletingRebalance {
+		return
+	}
+	g.storeSeq = 0
+	if err == nil {
+		c.installAssignments(g, staged)
+		return
+	}
+	c.log.Warn("group: generation's record not written; rebalancing", "group", g.id, "generation", g.generation, "err", err)
+	for _, m := range g.sortedMembers() {
+		if m.syncCh != nil {
+			m.replySync(SyncResponse{ErrorCode: errNotCoordinator})
+			c.armSession(g, m, m.session) // on hold while it waited
+		}
+	}
+	c.prepareRebalance(g, "record not written")
 }
 
 // persistGone records that group id is no longer held (deleted, evicted,
@@ -70,14 +122,21 @@ func (c *Coordinator) persistGone(id string) {
 		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: id, Term: c.term, Seq: c.persistSeq})
+	c.opts.Persist(Record{Group: id, Term: c.term, Seq: c.persistSeq}, nil)
 }
 
+// encodeGroup is g's record as it is.
 func encodeGroup(g *group) []byte {
 	if g.state != Empty && g.state != Stable {
 		panic(fmt.Sprintf("group %q: persisting in state %v", g.id, g.state))
 	}
-	b := []byte{recordVersion, byte(g.state)}
+	return encodeGroupAs(g, g.state, func(m *member) []byte { return m.assignment })
+}
+
+// encodeGroupAs is g's record in state with the members' assignments
+// from assignment.
+func encodeGroupAs(g *group, state State, assignment func(*member) []byte) []byte {
+	b := []byte{recordVersion, byte(state)}
 	b = binary.AppendVarint(b, int64(g.generation))
 	b = appendStr(b, g.protocolType)
 	b = appendStr(b, g.protocol)
@@ -95,7 +154,7 @@ func encodeGroup(g *group) []byte {
 			b = appendStr(b, p.Name)
 			b = appendStr(b, string(p.Metadata))
 		}
-		b = appendStr(b, string(m.assignment))
+		b = appendStr(b, string(assignment(m)))
 	}
 	return b
 }

@@ -13,14 +13,22 @@ import (
 // records collects what a coordinator persists, keeping the latest per
 // group as the controller does.
 type records struct {
+	fail   error // the outcome of writes someone waits for
 	mu     sync.Mutex
 	all    []Record
 	latest map[string]Record
 }
 
-func (r *records) persist(rec Record) {
+func (r *records) persist(rec Record, done func(error)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if done != nil {
+		err := r.fail
+		go done(err) // as the shell: later, from another goroutine
+		if err != nil {
+			return
+		}
+	}
 	r.all = append(r.all, rec)
 	if r.latest == nil {
 		r.latest = map[string]Record{}
@@ -236,6 +244,63 @@ func FuzzDecodeGroup(f *testing.F) {
 		}
 		if got := encodeGroup(g2); !reflect.DeepEqual(got, enc) {
 			t.Fatalf("re-encoded %x, want %x", got, enc)
+		}
+	})
+}
+
+// TestSyncAwaitsRecord: the leader's SyncGroup (and the followers') is
+// answered only once the generation's record committed; if the write
+// fails they get NOT_COORDINATOR and the group rebalances instead of
+// holding a generation no later coordinator could load.
+func TestSyncAwaitsRecord(t *testing.T) {
+	var mu sync.Mutex
+	var dones []func(error)
+	hold := func(_ Record, done func(error)) {
+		if done != nil {
+			mu.Lock()
+			dones = append(dones, done)
+			mu.Unlock()
+		}
+	}
+	take := func(t *testing.T) func(error) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dones) != 1 {
+			t.Fatalf("%d writes awaited, want 1", len(dones))
+		}
+		d := dones[0]
+		dones = nil
+		return d
+	}
+	bubble(t, Options{Incarnation: 1, Persist: hold, InitialRebalanceDelay: -1}, func(t *testing.T, c *Coordinator) {
+		c.BeginTenure(3, nil)
+		a := memberID(t, c, jreq("g", "", ""))
+		ja := goJoin(c, jreq("g", a, ""))
+		if r := recv(t, ja); r.Generation != 1 {
+			t.Fatalf("join %+v", r)
+		}
+		sa := goSync(c, SyncRequest{Group: "g", Generation: 1, MemberID: a, Assignments: []SyncAssignment{{a, []byte("a")}}})
+		blocked(t, sa)
+		wantState(t, c, "g", CompletingRebalance, 1)
+		take(t)(nil)
+		if r := recv(t, sa); r.ErrorCode != 0 || string(r.Assignment) != "a" {
+			t.Fatalf("sync after the write: %+v", r)
+		}
+		wantState(t, c, "g", Stable, 1)
+
+		// The leader rejoins: generation 2's write fails.
+		ja = goJoin(c, jreq("g", a, ""))
+		if r := recv(t, ja); r.Generation != 2 {
+			t.Fatalf("rejoin %+v", r)
+		}
+		sa = goSync(c, SyncRequest{Group: "g", Generation: 2, MemberID: a, Assignments: []SyncAssignment{{a, []byte("a2")}}})
+		blocked(t, sa)
+		take(t)(errors.New("lost leadership"))
+		wantCode(t, "sync after a failed write", recv(t, sa).ErrorCode, errNotCoordinator)
+		wantState(t, c, "g", PreparingRebalance, 2)
+		if r := recvNow(c, jreq("g", a, "")); r.Generation != 3 {
+			t.Fatalf("rejoin after the failed write: %+v", r)
 		}
 	})
 }
