@@ -304,3 +304,25 @@ func TestSyncAwaitsRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestPersistStaticReplacement: a static member restarting without its
+// member id takes over its assignment without a rebalance (KIP-345); the
+// new id is persisted, so a coordinator loading the record knows it and
+// not the fenced one.
+func TestPersistStaticReplacement(t *testing.T) {
+	var rec records
+	bubble(t, Options{Incarnation: 1, Persist: rec.persist}, func(t *testing.T, c *Coordinator) {
+		c.BeginTenure(3, nil)
+		a, s := stable2(t, c)
+		r := recvNow(c, jreq("g", "", "i1"))
+		if r.ErrorCode != 0 || r.MemberID == s || r.Generation != 1 {
+			t.Fatalf("static rejoin: %+v", r)
+		}
+		c2 := movedCoordinator(t, rec.snapshot(), Options{Incarnation: 2})
+		defer c2.Close()
+		wantState(t, c2, "g", Stable, 1)
+		wantCode(t, "new id", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: r.MemberID, InstanceID: "i1"}), 0)
+		wantCode(t, "fenced id", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: s, InstanceID: "i1"}), errFencedInstanceID)
+		wantCode(t, "leader", c2.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), 0)
+	})
+}
