@@ -101,8 +101,12 @@
 // deleted, evicted or turned into a consumer group (Data nil). Records
 // carry the tenure's term and a sequence number; the shell proposes them
 // to the controller shard in that order (core/meta's PutGroupState, which
-// refuses writes of a fenced tenure). A write that fails is only logged:
-// the group in memory goes on, and its next record writes again.
+// refuses writes of a fenced tenure). The leader's SyncGroup, and the
+// followers' waiting in theirs, are answered only once the generation's
+// record committed (Kafka's storeGroup): a coordinator that lost the
+// leadership unawares cannot hand out a generation its successor hands out
+// again. If that write fails they get NOT_COORDINATOR and the group
+// rebalances. Other records are not waited for; a failed one is logged.
 //
 // When the controller's leadership moves (or this node leads again in a
 // later term), the shell fences the records at the new term, reads them,
@@ -228,12 +232,9 @@
 //
 // # Deviations from Kafka
 //
-//   - Persistence is asynchronous: Kafka answers the leader's SyncGroup
-//     only once the group's record is appended (and fails the sync
-//     otherwise); here the record is handed to the shell and the sync
-//     answered at once, so a move right after a generation completed may
-//     load the previous record (its members then get ILLEGAL_GENERATION
-//     and rejoin) or none. Only classic groups are persisted; consumer
+//   - Records live in the controller shard (the shell's concern), not in
+//     __consumer_offsets; a failed Empty, deletion or static-replacement
+//     record is not retried. Only classic groups are persisted; consumer
 //     groups restart at a move (see "Consumer protocol"). Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not
 //     clientID-UUID, and never repeat for distinct Options.Incarnation.
