@@ -74,7 +74,9 @@
 //
 // Sync phase: after the join phase every member must SyncGroup within the
 // rebalance timeout or is removed (Kafka's pending-sync expiry). The
-// leader's SyncGroup installs the assignments and makes the group Stable.
+// leader's SyncGroup installs the assignments and makes the group Stable
+// (in a tenure with Options.Persist, once the generation's record
+// committed: see "Coordinator moves").
 //
 // Sessions: a heartbeat, a SyncGroup or a valid commit restarts a member's
 // session timer; at expiry the member is removed, unless it is blocked in
