@@ -92,28 +92,39 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 }
 
 // tenure is one broker's view of its coordinator term: the controller
-// term in which its in-memory groups were built.
+// term in which its in-memory groups were built (loaded).
 type tenure struct {
-	mu   sync.RWMutex
+	mu   sync.Mutex // held only briefly, never while proposing or waiting
 	term uint64
+	// loading is non-nil while one request begins a tenure (proposes the
+	// fence and loads the records); it is closed when that ends. Other
+	// requests wait on it: a channel, not the mutex, so that a simulated
+	// clock can advance meanwhile.
+	loading chan struct{}
 }
 
 // tenures maps *Broker to *tenure (created on the broker's first group
 // request).
 var tenures sync.Map
 
+// tenureWaitsMax bounds how many loads by other requests one request
+// waits through before it answers NOT_COORDINATOR.
+const tenureWaitsMax = 3
+
 // groupCoordinator returns the broker's group coordinator if this broker
 // coordinates groups now (it leads the controller shard and is ready in
 // its term), else code NOT_COORDINATOR so that the client rediscovers.
 //
-// The first group request in a new coordinator term purges every group
-// held in memory: they date from an earlier term of this broker, and
-// their members have moved to another coordinator meanwhile (and will
-// rejoin here with fresh ids). Committed offsets are not touched. It then
-// begins a new tenure of the coordinator (group.Coordinator.BeginTenure):
-// members of earlier tenures, here or on other nodes, are told to rejoin
-// (REBALANCE_IN_PROGRESS), not that they are unknown (see core/group's
-// doc.go, "Coordinator moves").
+// The first group request in a new coordinator term begins a new tenure
+// of the coordinator: it fences the replicated group membership records
+// at the term and reads them (node.BeginGroupTenure), then
+// group.Coordinator.BeginTenure forgets every group held in memory (they
+// date from an earlier term of this broker, and another coordinator may
+// have served them since) and loads the records: those groups keep their
+// generation and members (see core/group's doc.go, "Coordinator moves").
+// Committed offsets are not touched. Requests arriving meanwhile wait for
+// it. If the fence fails the request is answered NOT_COORDINATOR and the
+// next one tries again.
 func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
 	if rc.Broker == nil {
 		return nil, 0, 0, errNoBroker
@@ -124,47 +135,55 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 	}
 	v, _ := tenures.LoadOrStore(rc.Broker, &tenure{})
 	tn := v.(*tenure)
-	tn.mu.RLock()
-	cur := tn.term
-	tn.mu.RUnlock()
-	if cur != term {
+	for range tenureWaitsMax {
 		tn.mu.Lock()
-		if tn.term != term {
-			purgeGroups(rc.Broker.Groups)
-			rc.Broker.Groups.BeginTenure()
+		if tn.term == term {
+			tn.mu.Unlock()
+			return rc.Broker.Groups, term, 0, nil
+		}
+		if ch := tn.loading; ch != nil {
+			tn.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, 0, kerr.NotCoordinator.Code, nil
+			}
+		}
+		ch := make(chan struct{})
+		tn.loading = ch
+		tn.mu.Unlock()
+		ok := beginTenure(ctx, rc.Broker, term)
+		tn.mu.Lock()
+		if ok {
 			tn.term = term
 		}
+		tn.loading = nil
+		close(ch)
 		tn.mu.Unlock()
+		if !ok {
+			return nil, 0, kerr.NotCoordinator.Code, nil
+		}
+		return rc.Broker.Groups, term, 0, nil
 	}
-	return rc.Broker.Groups, term, 0, nil
+	return nil, 0, kerr.NotCoordinator.Code, nil
 }
 
-// purgeGroups forgets every group: every member leaves (blocked joins and
-// syncs are answered), then the now Empty groups are deleted. Members
-// leave newest first, so that removing an old member never completes a
-// join phase for a newer one; a few rounds cover groups a concurrent
-// request changed meanwhile.
-func purgeGroups(c *group.Coordinator) {
-	for range 3 {
-		var ids []string
-		for _, l := range c.List(nil) {
-			ids = append(ids, l.Group)
-		}
-		if len(ids) == 0 {
-			return
-		}
-		for _, d := range c.Describe(ids) {
-			req := group.LeaveRequest{Group: d.Group}
-			for i := len(d.Members) - 1; i >= 0; i-- {
-				m := d.Members[i]
-				req.Members = append(req.Members, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Reason: "coordinator moved"})
-			}
-			if len(req.Members) > 0 {
-				c.Leave(req)
-			}
-		}
-		c.Delete(ids)
+// beginTenure fences and loads the group records for term (only one
+// request at a time runs it, see groupCoordinator).
+func beginTenure(ctx context.Context, b *Broker, term uint64) bool {
+	states, err := b.Node.BeginGroupTenure(ctx, term)
+	if err != nil {
+		b.log.Warn("groups: cannot begin coordinator tenure", "term", term, "err", err)
+		return false
 	}
+	recs := make([]group.Record, len(states))
+	for i, st := range states {
+		recs[i] = group.Record{Group: st.Group, Term: st.Term, Seq: st.Seq, Data: st.Data}
+	}
+	n := b.Groups.BeginTenure(term, recs)
+	b.log.Info("groups: coordinator tenure began", "term", term, "records", len(recs), "loaded", n)
+	return true
 }
 
 // coordinatorPollEvery is how often a blocked JoinGroup or SyncGroup

@@ -47,6 +47,8 @@ type Broker struct {
 	// fetchSessions is this node's fetch session cache (in memory: a
 	// restart loses every session).
 	fetchSessions *fetchSessionCache
+	// groupWriter proposes the coordinator's group membership records.
+	groupWriter *groupWriter
 
 	clock    clock.Clock // the node's clock (the simulator's per-node clock)
 	log      *slog.Logger
@@ -78,11 +80,19 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	gopts.Incarnation = incarnation
 	var nodeRef atomic.Pointer[node.Node]
 	gopts.Topics = groupTopics(&nodeRef)
+	// Membership records go to the controller shard (see group_persist.go);
+	// a new coordinator tenure loads them (groupCoordinator).
+	gw := newGroupWriter(log.With("component", "groups"), nodeRef.Load)
+	gopts.Persist = gw.persist
 	groups := group.New(gclock, log.With("component", "groups"), gopts)
 	// The node's offset expiry keeps the offsets of groups with members
 	// here, and waits after a coordinator move until live members had
-	// their longest session timeout to rejoin.
+	// their longest session timeout to rejoin, except for groups the
+	// coordinator loaded (Known).
 	cfg.Node.GroupActive = groups.Active
+	// Groups loaded at the start of a tenure need no wait: their
+	// membership is known.
+	cfg.Node.GroupKnown = groups.Known
 	// A group whose last offset expired is forgotten if it is Empty, as
 	// Kafka drops it (Delete refuses a group with members).
 	cfg.Node.GroupExpired = func(g string) { groups.Delete([]string{g}) }
@@ -92,12 +102,13 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	n, err := node.Start(ctx, cfg.Node)
 	if err != nil {
 		groups.Close()
+		gw.close(false)
 		cfg.Listener.Close()
 		return nil, fmt.Errorf("server: start node: %w", err)
 	}
 	nodeRef.Store(n)
 	b := &Broker{
-		Node: n, Groups: groups,
+		Node: n, Groups: groups, groupWriter: gw,
 		NodeID: int32(cfg.Node.NodeID), clock: gclock, log: log, serveErr: make(chan error, 1),
 	}
 	scfg := cfg.Server
@@ -107,9 +118,11 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		cfg.Listener.Close()
 		b.Groups.Close()
+		gw.close(false)
 		_ = n.Close(ctx)
 		return nil, err
 	}
+	go gw.run()
 	b.srv = srv
 	b.fetchSessions = newFetchSessionCache(gclock, cfg.FetchSessions, srv.Metrics(), incarnation)
 	nodeID := cfg.Node.NodeID
@@ -133,6 +146,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			serr = e
 		}
 		b.Groups.Close()
+		b.groupWriter.close(true)
 		nerr := b.Node.Close(context.WithoutCancel(ctx))
 		err = errors.Join(serr, nerr)
 	})

@@ -110,12 +110,16 @@
 // offsets); per member, the classic generation never goes back, and a
 // KIP-848 member's epoch only after it was fenced (kgo keeps its member
 // id across a coordinator move, and the new coordinator, whose membership
-// starts empty, counts epochs from 1 again); per classic generation a
-// partition is assigned to at most one member, from the assignments the
-// members receive, a generation named by (incarnation, generation): a
-// group forgotten by a coordinator move restarts at generation 1, and
-// core/group gives every tenure its own incarnation, which the member ids
-// it mints carry; for KIP-848 (whose kgo members publish epoch and
+// starts empty, counts epochs from 1 again); a classic member keeps its
+// id and generation across a coordinator move when the new coordinator
+// loaded its group's record, so for it "never goes back" spans moves;
+// per classic generation a partition is assigned to at most one member,
+// from the assignments the members receive, a generation named by
+// (incarnation of the member id, generation): a group without a record
+// at a move restarts at generation 1, and core/group gives every tenure
+// its own incarnation, which the member ids it mints carry (a loaded
+// group keeps the ids of the tenure that minted them, and its
+// generations continue); for KIP-848 (whose kgo members publish epoch and
 // assignment one after the other) no partition is in two members'
 // assignments in one ConsumerGroupDescribe answer. After heal: no
 // acknowledged record lost (and each at its acknowledged offset); no value

@@ -57,13 +57,19 @@ func (c *cluster) groupOptions() group.Options {
 //     member's epoch goes back only after the member was fenced (kgo's
 //     OnPartitionsLost), as a coordinator move does: membership lives in
 //     the coordinator's memory, the new coordinator counts epochs from 1
-//     again and kgo rejoins keeping its member id. A classic member gets
-//     a new id after a move (its old one is unknown to the new tenure);
+//     again and kgo rejoins keeping its member id. A classic member keeps
+//     its id and generation across a move when the new coordinator loaded
+//     the group's record (core/group, "Coordinator moves"), so for it the
+//     check spans moves; it gets a new id when the group had no record;
 //   - per classic generation, a partition is assigned to at most one
 //     member. A classic generation restarts at 1 when a coordinator move
-//     forgets the group, so a generation is named by (incarnation,
-//     generation): the member ids a tenure mints carry its incarnation
-//     (core/group: BeginTenure counts it up). KIP-848 members read their
+//     forgets a group without a record, so a generation is named by
+//     (incarnation, generation): the member ids a tenure mints carry its
+//     incarnation (core/group: BeginTenure counts it up), and a loaded
+//     group's generations continue with the ids of earlier tenures. The
+//     leader's SyncGroup is answered only once the generation's record
+//     committed, so a coordinator that lost the leadership unawares
+//     cannot hand out a generation its successor hands out again. KIP-848 members read their
 //     epoch apart from their assignment (kgo publishes them one after the
 //     other), so for them the check is over ConsumerGroupDescribe answers:
 //     no partition in two members' assignments in one answer;

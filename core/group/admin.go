@@ -187,6 +187,7 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		default:
 			c.killGroup(g, errCoordinatorUnavailable)
 			delete(c.groups, id)
+			c.persistGone(id)
 			c.log.Info("group: deleted", "group", id)
 		}
 	}
@@ -263,6 +264,18 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 	}
 	c.armSession(g, m, m.session)
 	return errNone
+}
+
+// Known reports whether this coordinator, in its tenure of term, knows
+// group's membership: it has held the group since the tenure began
+// (loaded from its record, or created since), so Active's answer is
+// final. A group not held may have members of an earlier tenure that
+// have not rejoined yet (a consumer group, or one whose record was not
+// written).
+func (c *Coordinator) Known(term uint64, group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && term != 0 && c.term == term && c.groups[group] != nil
 }
 
 // Active reports whether group is held here with members (or members

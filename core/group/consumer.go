@@ -210,6 +210,7 @@ func (c *Coordinator) consumerGroupFor(id string) (*cgroup, int16) {
 		// upgrade of an empty group); its offsets live elsewhere.
 		c.killGroup(cg, errCoordinatorUnavailable)
 		delete(c.groups, id)
+		c.persistGone(id)
 		c.log.Info("group: empty classic group upgraded to the consumer protocol", "group", id)
 	}
 	if len(c.groups)+len(c.cgroups) >= c.opts.GroupsMax {

@@ -237,7 +237,7 @@ func TestConsumerTenure(t *testing.T) {
 	bubble(t, consumerOpts(v), func(t *testing.T, c *Coordinator) {
 		c1 := &client{id: "m1"}
 		c1.apply(c.ConsumerHeartbeat(hbJoin("g", "m1", "a")))
-		c.BeginTenure()
+		c.BeginTenure(2, nil)
 		if r := c1.beat(c, "g"); r.ErrorCode != errFencedMemberEpoch {
 			t.Fatalf("after tenure: %+v", r)
 		}

@@ -39,6 +39,10 @@ type Coordinator struct {
 	// tenureBase is idNext when the current tenure began (BeginTenure):
 	// ids this coordinator minted up to it date from an earlier tenure.
 	tenureBase uint64
+	// term names the current tenure (BeginTenure; 0 before the first):
+	// records handed to Options.Persist carry it. persistSeq counts the
+	// records handed out; it only grows.
+	term, persistSeq uint64
 }
 
 // New returns a Coordinator reading time from clk. A nil logger discards.
@@ -130,23 +134,30 @@ func (c *Coordinator) newMemberID(clientID, instanceID string) string {
 	return fmt.Sprintf("%s-%x-%d", prefix, c.opts.Incarnation, c.idNext)
 }
 
-// BeginTenure starts a new coordinator tenure: the caller (the front end,
-// when this node starts coordinating in a new controller term) has just
-// forgotten every group, whose members meanwhile may have been served by
-// another coordinator. Membership is not persisted (see doc.go,
-// "Coordinator moves"), so the members of the previous tenure are unknown
-// here; they are recognised by their member ids (memberFromEarlierTenure)
-// and told to rejoin rather than that they are unknown.
-func (c *Coordinator) BeginTenure() {
+// BeginTenure starts a new coordinator tenure, named by term (the
+// controller term in which this node now coordinates; records persisted
+// from now on carry it): every group held is forgotten (its blocked
+// requests are answered NOT_COORDINATOR; nothing is persisted), since
+// another coordinator may have served its members meanwhile, and the
+// classic groups of records are loaded (see persist.go and doc.go,
+// "Coordinator moves"): Stable at their generation with their members,
+// whose sessions start now, or Empty. Members of groups not loaded are
+// recognised by their member ids (memberFromEarlierTenure) and told to
+// rejoin rather than that they are unknown. It returns the number of
+// groups loaded.
+func (c *Coordinator) BeginTenure(term uint64, records []Record) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tenureBase = c.idNext
 	// Ids minted from now on carry another incarnation, so that a member
-	// id names its tenure (and with it the run of generations it belongs
-	// to: a forgotten group restarts at generation 1). Incarnations of
-	// distinct nodes and boots differ in their high bits; counting up
-	// here never meets another's.
+	// id names its tenure. Incarnations of distinct nodes and boots
+	// differ in their high bits; counting up here never meets another's.
 	c.opts.Incarnation++
+	c.term = term
+	for id, g := range c.groups {
+		c.killGroup(g, errNotCoordinator)
+		delete(c.groups, id)
+	}
 	// Consumer groups have no waiters: they are simply forgotten. Their
 	// members' next heartbeat is answered FENCED_MEMBER_EPOCH and they
 	// rejoin with epoch 0 (see doc.go, "Coordinator moves").
@@ -154,6 +165,10 @@ func (c *Coordinator) BeginTenure() {
 		c.killConsumerGroup(g)
 		delete(c.cgroups, id)
 	}
+	if c.closed {
+		return 0
+	}
+	return c.load(records)
 }
 
 // memberFromEarlierTenure reports whether memberID has the shape of a
@@ -215,6 +230,7 @@ func (c *Coordinator) createGroup(id string) *group {
 		c.log.Info("group: evicting empty group", "group", victim.id)
 		c.killGroup(victim, errCoordinatorUnavailable)
 		delete(c.groups, victim.id)
+		c.persistGone(victim.id)
 	}
 	g := &group{
 		id:          id,

@@ -8,9 +8,13 @@
 // groups it holds KIP-848 consumer-protocol groups (ConsumerGroupHeartbeat,
 // ConsumerGroupDescribe; see "Consumer protocol" below).
 //
-// Membership is in memory on the coordinator node only; committed offsets
-// live in the controller shard (core/meta) and are not this package's
-// concern: ValidateCommit only says whether a commit may proceed.
+// Membership is in memory on the coordinator node; a classic group's
+// state at each completed generation is handed out as a Record
+// (Options.Persist, persist.go) for the shell to replicate, and a new
+// coordinator tenure loads the records (BeginTenure; see "Coordinator
+// moves"). Committed offsets live in the controller shard (core/meta) and
+// are not this package's concern: ValidateCommit only says whether a
+// commit may proceed.
 //
 // # API
 //
@@ -27,6 +31,8 @@
 //	DeleteGroups  Delete([]string) []DeleteResult                 then delete offsets
 //	OffsetCommit  ValidateCommit(group, member, instance, gen) int16, then commit
 //	offset expiry Active(group) bool                              members held: keep offsets
+//	offset expiry Known(term, group) bool                         membership known in this tenure
+//	new tenure    BeginTenure(term, []Record) int                 forget all, load the records
 //	ConsumerGroupHeartbeat ConsumerHeartbeat(ConsumerHeartbeatRequest) ConsumerHeartbeatResponse
 //	ConsumerGroupDescribe  ConsumerDescribe([]string) []ConsumerGroupDescription
 //	OffsetCommit v9        ValidateOffsetCommit(group, member, instance, gen, version) int16
@@ -68,7 +74,9 @@
 //
 // Sync phase: after the join phase every member must SyncGroup within the
 // rebalance timeout or is removed (Kafka's pending-sync expiry). The
-// leader's SyncGroup installs the assignments and makes the group Stable.
+// leader's SyncGroup installs the assignments and makes the group Stable
+// (in a tenure with Options.Persist, once the generation's record
+// committed: see "Coordinator moves").
 //
 // Sessions: a heartbeat, a SyncGroup or a valid commit restarts a member's
 // session timer; at expiry the member is removed, unless it is blocked in
@@ -84,23 +92,49 @@
 //
 // # Coordinator moves
 //
-// The coordinator of every group is the controller leader, and membership
-// lives only in its memory. When the controller's leadership moves (or
-// this node leads again in a later term, after another node may have
-// coordinated meanwhile), the front end forgets every group and calls
-// BeginTenure. The members, still consuming, learn of it through their
-// next Heartbeat or SyncGroup. Their member ids (prefix-<incarnation
-// hex>-<counter>) show that an earlier tenure minted them, so they are
-// answered REBALANCE_IN_PROGRESS rather than UNKNOWN_MEMBER_ID: both make
-// the client rejoin, but UNKNOWN_MEMBER_ID on a heartbeat reaches the
-// application as an error (franz-go: "unable to join group session:
-// UNKNOWN_MEMBER_ID"), while a rebalance is routine. Their rejoin with the
-// old id is answered UNKNOWN_MEMBER_ID, which clients handle silently
-// (they rejoin without an id). An eager consumer commits its offsets when
-// revoking, before it rejoins; that commit, from a member this coordinator
-// cannot validate, is accepted while the group has not completed a join
-// phase in this tenure (in Kafka the new coordinator loads the membership
-// from __consumer_offsets and validates it).
+// The coordinator of every group is the controller leader. Like Kafka,
+// which writes a group's metadata to __consumer_offsets when a generation
+// completes and loads it on a new coordinator, this coordinator hands a
+// Record of a classic group to Options.Persist when the leader's SyncGroup
+// made it Stable (protocol type, protocol, generation, leader, and every
+// member's id, instance id, client id and host, timeouts, protocols with
+// their metadata, assignment), when a static member was replaced without
+// a rebalance, when it became Empty (its generation), and when it was
+// deleted, evicted or turned into a consumer group (Data nil). Records
+// carry the tenure's term and a sequence number; the shell proposes them
+// to the controller shard in that order (core/meta's PutGroupState, which
+// refuses writes of a fenced tenure). The leader's SyncGroup, and the
+// followers' waiting in theirs, are answered only once the generation's
+// record committed (Kafka's storeGroup): a coordinator that lost the
+// leadership unawares cannot hand out a generation its successor hands out
+// again. If that write fails they get NOT_COORDINATOR and the group
+// rebalances. Other records are not waited for; a failed one is logged.
+//
+// When the controller's leadership moves (or this node leads again in a
+// later term), the shell fences the records at the new term, reads them,
+// and calls BeginTenure: every group held is forgotten (blocked requests
+// answered NOT_COORDINATOR) and each record loads as its group, Stable at
+// its generation with its members, leader, protocol and assignments (or
+// Empty at its generation). Every member's session starts at the load, so
+// members of the loaded generation go on heartbeating, syncing and
+// committing at that generation with no rebalance; one that does not show
+// up within its session timeout is removed and the group rebalances as
+// usual. A later generation continues from the loaded one, so generations
+// of a loaded group never go back across a move.
+//
+// Groups without a record (a write that failed or was still queued, a
+// record beyond RecordBytesMax, consumer groups) restart as before: their
+// members learn of the move through their next Heartbeat or SyncGroup.
+// Their member ids (prefix-<incarnation hex>-<counter>) show that an
+// earlier tenure minted them, so they are answered REBALANCE_IN_PROGRESS
+// rather than UNKNOWN_MEMBER_ID: both make the client rejoin, but
+// UNKNOWN_MEMBER_ID on a heartbeat reaches the application as an error
+// (franz-go: "unable to join group session: UNKNOWN_MEMBER_ID"), while a
+// rebalance is routine. Their rejoin with the old id is answered
+// UNKNOWN_MEMBER_ID, which clients handle silently (they rejoin without an
+// id). An eager consumer commits its offsets when revoking, before it
+// rejoins; that commit, from a member this coordinator cannot validate, is
+// accepted while the group has not completed a join phase in this tenure.
 //
 // # Consumer protocol (KIP-848)
 //
@@ -200,16 +234,17 @@
 //
 // # Deviations from Kafka
 //
-//   - No persistence: membership is lost with the coordinator, so members
-//     rejoin after failover (see "Coordinator moves": heartbeats of a
-//     member of an earlier tenure get REBALANCE_IN_PROGRESS, its commits
-//     are accepted unvalidated until the group's first join phase here). Member ids are
+//   - Records live in the controller shard (the shell's concern), not in
+//     __consumer_offsets; a failed Empty, deletion or static-replacement
+//     record is not retried. Only classic groups are persisted; consumer
+//     groups restart at a move (see "Consumer protocol"). Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not
 //     clientID-UUID, and never repeat for distinct Options.Incarnation.
-//     BeginTenure counts the incarnation up, so an id names its tenure:
-//     a group forgotten at a coordinator move restarts at generation 1,
-//     and (incarnation, generation) is what identifies a generation over
-//     a whole run (the simulator's checkers key assignments by it).
+//     BeginTenure counts the incarnation up, so an id names the tenure
+//     that minted it; a loaded group keeps its members' ids of earlier
+//     tenures. A group forgotten at a move (no record) restarts at
+//     generation 1, so (minting incarnation, generation) is what the
+//     simulator's checkers key assignments by.
 //   - ValidateCommit never creates a group, and groups with only committed
 //     offsets are unknown here (List/Describe/Delete show only groups with
 //     membership state); the front end merges in the offset store's view.
@@ -244,5 +279,5 @@
 //     count against GroupsMax but are never evicted (COORDINATOR_NOT_AVAILABLE
 //     when full); OffsetDelete treats every topic as subscribed while a
 //     consumer group has members; COORDINATOR_LOAD_IN_PROGRESS never
-//     occurs (nothing is loaded).
+//     occurs (requests arriving while a tenure loads wait for it).
 package group

@@ -104,7 +104,11 @@ type group struct {
 
 	syncTimer    clock.Timer
 	syncTimerSeq uint64
-	emptySeq     uint64 // when the group last became Empty
+	// storeSeq is the Record seq of this generation's record while the
+	// leader's SyncGroup waits for it to commit (storeThenInstall); 0
+	// otherwise. Only in CompletingRebalance.
+	storeSeq uint64
+	emptySeq uint64 // when the group last became Empty
 }
 
 // sortedMembers returns the members in join order.

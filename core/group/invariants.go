@@ -129,6 +129,9 @@ func (g *group) checkInvariants() error {
 	if g.syncTimerSeq != 0 && g.state != CompletingRebalance && g.state != Stable {
 		return fail("sync timer armed")
 	}
+	if g.storeSeq != 0 && g.state != CompletingRebalance {
+		return fail("record %d awaited", g.storeSeq)
+	}
 	if g.state != Empty && g.state != PreparingRebalance && g.protocol == "" {
 		return fail("no protocol")
 	}

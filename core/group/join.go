@@ -281,6 +281,7 @@ func (c *Coordinator) replaceStatic(g *group, oldID, newID string, req JoinReque
 			return JoinResponse{}, ch
 		}
 		m.joinCh = nil
+		c.persist(g) // the member's new id
 		r := g.currentJoin(m)
 		r.LeaderID, r.Members = oldLeader, nil
 		if g.leader == newID && req.Version >= 9 {

@@ -33,6 +33,7 @@ func (c *Coordinator) prepareRebalance(g *group, reason string) {
 	}
 	stopTimer(&g.syncTimer, &g.syncTimerSeq)
 	clear(g.pendingSync)
+	g.storeSeq = 0 // a write still in flight no longer completes the sync
 	stopTimer(&g.joinTimer, &g.joinTimerSeq)
 	timeout := g.rebalanceTimeout()
 	delay := c.opts.InitialRebalanceDelay
@@ -101,6 +102,7 @@ func (c *Coordinator) completeJoin(g *group) {
 		g.protocol, g.leader = "", ""
 		c.markEmpty(g)
 		c.log.Info("group: empty", "group", g.id, "generation", g.generation)
+		c.persist(g)
 		return
 	}
 	g.protocol = g.selectProtocol()

@@ -445,7 +445,7 @@ func TestCoordinatorMoveEarlierTenure(t *testing.T) {
 		// as moved once BeginTenure ran, not before.
 		c.Leave(LeaveRequest{Group: "g", Members: []LeaveMember{{MemberID: a}}})
 		wantCode(t, "left, same tenure", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errUnknownMemberID)
-		c.BeginTenure()
+		c.BeginTenure(2, nil)
 		wantCode(t, "left, earlier tenure", c.Heartbeat(HeartbeatRequest{Group: "g", Generation: 1, MemberID: a}), errRebalanceInProgress)
 		n := memberID(t, c, jreq("g2", "", ""))
 		wantCode(t, "new tenure id, not a member", c.Heartbeat(HeartbeatRequest{Group: "g2", Generation: 0, MemberID: n}), errUnknownMemberID)
@@ -460,7 +460,7 @@ func TestCoordinatorMoveEarlierTenure(t *testing.T) {
 func TestTenureIncarnation(t *testing.T) {
 	bubble(t, Options{Incarnation: 1}, func(t *testing.T, c *Coordinator) {
 		a := memberID(t, c, jreq("g", "", ""))
-		c.BeginTenure()
+		c.BeginTenure(2, nil)
 		b := memberID(t, c, jreq("h", "", ""))
 		inc := func(id string) string { return strings.Split(id, "-")[1] }
 		if inc(a) != "1" || inc(b) != "2" {

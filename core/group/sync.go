@@ -48,8 +48,8 @@ func (c *Coordinator) sync(req SyncRequest) (SyncResponse, chan SyncResponse) {
 		m.syncCh = make(chan SyncResponse, 1)
 		ch := m.syncCh
 		delete(g.pendingSync, m.id)
-		if m.id == g.leader {
-			c.installAssignments(g, req.Assignments)
+		if m.id == g.leader && g.storeSeq == 0 {
+			c.storeThenInstall(g, stageAssignments(g, req.Assignments))
 		}
 		return SyncResponse{}, ch
 	case Stable:
@@ -73,17 +73,27 @@ func (c *Coordinator) validateSyncLimits(req SyncRequest) int16 {
 	return errNone
 }
 
-// installAssignments applies the leader's assignments (members it left out
-// get an empty one; unknown ids are ignored, as in Kafka), makes the group
-// Stable and answers every member waiting in SyncGroup.
-func (c *Coordinator) installAssignments(g *group, as []SyncAssignment) {
-	for _, m := range g.members {
-		m.assignment, m.assignmentGen = []byte{}, g.generation
+// stageAssignments is the leader's assignments by member: members it left
+// out get an empty one; unknown ids are ignored, as in Kafka.
+func stageAssignments(g *group, as []SyncAssignment) map[string][]byte {
+	staged := make(map[string][]byte, len(g.members))
+	for id := range g.members {
+		staged[id] = []byte{}
 	}
 	for _, a := range as {
-		if m := g.members[a.MemberID]; m != nil {
-			m.assignment = slices.Clone(a.Assignment)
+		if g.members[a.MemberID] != nil {
+			staged[a.MemberID] = slices.Clone(a.Assignment)
 		}
+	}
+	return staged
+}
+
+// installAssignments installs staged assignments (every member has
+// one), makes the group Stable and answers every member waiting in
+// SyncGroup.
+func (c *Coordinator) installAssignments(g *group, staged map[string][]byte) {
+	for id, m := range g.members {
+		m.assignment, m.assignmentGen = staged[id], g.generation
 	}
 	g.state = Stable
 	c.log.Info("group: stable", "group", g.id, "generation", g.generation, "members", len(g.members))

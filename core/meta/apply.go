@@ -67,6 +67,10 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.abortTxn(c)
 	case ExpireTxn:
 		return s.expireTxn(c)
+	case PutGroupState:
+		return s.putGroupState(c)
+	case FenceGroupStates:
+		return s.fenceGroupStates(c)
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}

@@ -39,6 +39,8 @@ const (
 	KindAbortTxn              Kind = 26
 	KindExpireTxn             Kind = 27
 	KindEndTxnBump            Kind = 28
+	KindPutGroupState         Kind = 29
+	KindFenceGroupStates      Kind = 30
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -237,6 +239,10 @@ func (k Kind) String() string {
 		return "ExpireTxn"
 	case KindEndTxnBump:
 		return "EndTxnBump"
+	case KindPutGroupState:
+		return "PutGroupState"
+	case KindFenceGroupStates:
+		return "FenceGroupStates"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -326,6 +332,8 @@ func decodeBody(d *dec, k Kind) Command {
 	case KindInitTxnProducer, KindAddTxnPartitions, KindAddTxnGroup, KindTxnCommitOffsets,
 		KindEndTxn, KindTxnMarkersWritten, KindAbortTxn, KindExpireTxn, KindEndTxnBump:
 		return decodeTxnBody(d, k)
+	case KindPutGroupState, KindFenceGroupStates:
+		return decodeGroupStateBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

@@ -13,6 +13,9 @@
 //   - transactions (txn.go): transactional id -> producer id, epoch,
 //     state, partitions and groups of the ongoing transaction, offsets
 //     staged by TxnOffsetCommit (the transaction coordinator's state).
+//   - group membership records (groupstate.go): group -> the group
+//     coordinator's opaque record of its last completed generation, with
+//     the (tenure, sequence) that wrote it, and the tenure fence.
 //
 // # Commands
 //
@@ -30,7 +33,9 @@
 // never reuses a removed replica id), and the transaction coordinator's
 // InitTxnProducer, AddTxnPartitions, AddTxnGroup, TxnCommitOffsets,
 // EndTxn, TxnMarkersWritten, AbortTxn, ExpireTxn (txn.go: lifecycle, epochs; clock
-// values come from the proposer). Encode/Decode give their wire form:
+// values come from the proposer), and the group coordinator's
+// PutGroupState and FenceGroupStates (groupstate.go: a write of an
+// earlier coordinator tenure than the fence is refused). Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields
 //

@@ -154,6 +154,8 @@ func (m *StateMachine) Lookup(q interface{}) (interface{}, error) {
 		return sortedKeys(m.st.offsets), nil
 	case QueryExpirableGroups:
 		return m.st.expirableGroups(q.CutoffMs), nil
+	case QueryGroupStates:
+		return m.st.groupStatesCopy(), nil
 	default:
 		if v, ok := m.st.lookupTxn(q); ok {
 			return v, nil

@@ -24,13 +24,18 @@ import (
 //	|        |         | v7: transactions (by id, txn.go)        |           |
 //	|        |         | v8: + previous producer id per txn      |           |
 //	|        |         | v9: + decision index per txn            |           |
+//	|        |         | v10: group states (fence, records by    |           |
+//	|        |         |     group, groupstate.go)               |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 9
+	SnapshotVersion = 10
+	// snapshotVersionNoGroupStates is the layout without the group states
+	// section; still decoded (no membership records, fence 0).
+	snapshotVersionNoGroupStates = 9
 	// snapshotVersionNoDecision is the transactions section without
 	// Txn.DecisionIndex; still decoded (0: markers of a transaction
 	// preparing then are not deduplicated by decision).
@@ -103,6 +108,7 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotScram(e)
 	s.encodeSnapshotACLs(e)
 	s.encodeSnapshotTxns(e)
+	s.encodeSnapshotGroupStates(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -147,6 +153,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	}
 	if v > snapshotVersionNoTxns {
 		decodeSnapshotTxns(d, s, v > snapshotVersionNoPrevProducer, v > snapshotVersionNoDecision)
+	}
+	if v > snapshotVersionNoGroupStates {
+		decodeSnapshotGroupStates(d, s)
 	}
 	d.done()
 	if d.err != nil {

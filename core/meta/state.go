@@ -50,6 +50,11 @@ type state struct {
 	txns         map[string]*Txn
 	txnByPID     map[int64]string
 	txnPreparing map[string]bool
+	// groupStates are the group coordinator's membership records by group
+	// (groupstate.go); groupFence is the latest coordinator tenure that
+	// fenced or wrote them. Invariant: every record's Term <= groupFence.
+	groupStates map[string]GroupState
+	groupFence  uint64
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -70,6 +75,7 @@ func newState() *state {
 		txns:         map[string]*Txn{},
 		txnByPID:     map[int64]string{},
 		txnPreparing: map[string]bool{},
+		groupStates:  map[string]GroupState{},
 	}
 }
 
@@ -195,6 +201,9 @@ func (s *state) checkInvariants() error {
 	}
 	if msg := s.checkTxnInvariants(); msg != "" {
 		return fmt.Errorf("%s", msg)
+	}
+	if err := s.checkGroupStates(); err != nil {
+		return err
 	}
 	if len(s.topicByID) != len(s.topics) {
 		return fmt.Errorf("%d topic ids for %d topics", len(s.topicByID), len(s.topics))

@@ -132,6 +132,13 @@ type Config struct {
 	// all its offsets. Nil: every group counts as empty. Called from the
 	// expiry pass's goroutine; it must not block.
 	GroupActive func(group string) bool
+	// GroupKnown, if set, reports whether the group coordinator, in its
+	// tenure of controller term term, knows group's membership: it has
+	// held the group since the tenure began (loaded from its replicated
+	// record, or created since). GroupActive's answer for such a group
+	// is final, so the pass does not wait OffsetsExpirySettle for it.
+	// Called from the expiry pass's goroutine; it must not block.
+	GroupKnown func(term uint64, group string) bool
 	// GroupExpired, if set, is called after the expiry pass removed the
 	// last committed offset of group (Kafka then drops an Empty group:
 	// the coordinator forgets it unless members joined meanwhile).

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/chronik-go/chronik/core/meta"
 )
@@ -97,4 +98,49 @@ func (n *Node) TransferCoordinator(target uint64) error {
 		return ErrClosed
 	}
 	return n.nh.RequestLeaderTransfer(meta.ControllerShardID, target)
+}
+
+// BeginGroupTenure fences the group membership records at term (the
+// controller term in which this node now coordinates, from
+// CoordinatorTerm) and returns them as this replica holds them after the
+// fence: a record written by an earlier coordinator is either among them
+// or, arriving later, refused (meta.FenceGroupStates). An error (lost
+// leadership, timeout, a later fence) means this node must not coordinate
+// in term.
+func (n *Node) BeginGroupTenure(ctx context.Context, term uint64) ([]meta.GroupState, error) {
+	r, err := n.proposeMeta(ctx, meta.FenceGroupStates{Term: term})
+	if err == nil && r.Code != 0 {
+		err = r.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: fence group records at term %d: %w", term, err)
+	}
+	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroupStates{})
+	if err != nil {
+		return nil, err
+	}
+	return v.(meta.GroupStates).Groups, nil
+}
+
+// PutGroupState proposes one group membership record (written by the
+// coordinator's tenure rec.Term; see meta.PutGroupState).
+func (n *Node) PutGroupState(ctx context.Context, rec meta.PutGroupState) error {
+	r, err := n.proposeMeta(ctx, rec)
+	if err == nil && r.Code != 0 {
+		err = r.Err()
+	}
+	return err
+}
+
+// GroupStates returns the group membership records as this node's
+// controller replica holds them (operators' view; tests wait on it).
+func (n *Node) GroupStates() (meta.GroupStates, error) {
+	if n.closed.Load() {
+		return meta.GroupStates{}, ErrClosed
+	}
+	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroupStates{})
+	if err != nil {
+		return meta.GroupStates{}, err
+	}
+	return v.(meta.GroupStates), nil
 }

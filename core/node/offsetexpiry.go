@@ -34,12 +34,15 @@ import (
 //     finds no committed offset for partitions it last committed more than
 //     the retention ago and starts from its auto.offset.reset, as in
 //     Kafka, whose expiry has the same race;
-//   - membership lives in the coordinator's memory, so a new coordinator
-//     (controller leadership moved, or this node restarted) holds no
-//     members until they rejoin, which live members do within their
-//     session timeout. The pass therefore expires nothing until this node
-//     has coordinated for OffsetsExpirySettle (by default the longest
-//     session timeout a member may have) in the current term.
+//   - a new coordinator (controller leadership moved, or this node
+//     restarted) knows the membership of the classic groups it loaded
+//     from their replicated records (Config.GroupKnown), but not that of
+//     KIP-848 groups nor of groups whose record was not written: those
+//     members are unknown until they rejoin, which live members do within
+//     their session timeout. For a group GroupKnown does not vouch for,
+//     the pass therefore expires nothing until this node has coordinated
+//     for OffsetsExpirySettle (by default the longest session timeout a
+//     member may have) in the current term.
 
 // Offset expiry defaults (Kafka's).
 const (
@@ -64,7 +67,8 @@ type tenureClock struct {
 
 // offsetExpiryPass proposes ExpireOffsets for every expirable group without
 // live members, if this node coordinates groups and has for at least
-// OffsetsExpirySettle. Failures are logged once per pass.
+// OffsetsExpirySettle or knows the group's membership (GroupKnown).
+// Failures are logged once per pass.
 func (n *Node) offsetExpiryPass(t *tenureClock) {
 	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
 	term, ok := n.CoordinatorTerm(ctx)
@@ -77,7 +81,8 @@ func (n *Node) offsetExpiryPass(t *tenureClock) {
 	if term != t.term {
 		*t = tenureClock{term: term, since: now}
 	}
-	if settle := n.cfg.OffsetsExpirySettle; settle > 0 && now.Sub(t.since) < settle {
+	settled := n.cfg.OffsetsExpirySettle <= 0 || now.Sub(t.since) >= n.cfg.OffsetsExpirySettle
+	if !settled && n.cfg.GroupKnown == nil {
 		return
 	}
 	cutoff := now.Add(-n.cfg.OffsetsRetention).UnixMilli()
@@ -91,6 +96,9 @@ func (n *Node) offsetExpiryPass(t *tenureClock) {
 	for _, g := range v.([]string) {
 		if n.ctx.Err() != nil {
 			return
+		}
+		if !settled && !n.cfg.GroupKnown(term, g) {
+			continue // members may not have rejoined yet
 		}
 		if n.cfg.GroupActive != nil && n.cfg.GroupActive(g) {
 			continue

@@ -64,3 +64,59 @@ func TestOffsetExpiryPass(t *testing.T) {
 		}
 	})
 }
+
+// TestOffsetExpiryKnownGroup: a group whose membership the coordinator
+// knows in its tenure (GroupKnown: loaded from its replicated record)
+// has its offsets expired without waiting OffsetsExpirySettle; a group it
+// does not know keeps them until the settle has passed.
+func TestOffsetExpiryKnownGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var expired []string
+		var knownTerm uint64
+		c := newClusterWith(t, 11, 1, func(cfg *Config) {
+			cfg.OffsetsRetention = 5 * time.Second
+			cfg.OffsetsRetentionCheckInterval = time.Second
+			cfg.OffsetsExpirySettle = time.Hour
+			cfg.GroupActive = func(string) bool { return false }
+			cfg.GroupKnown = func(term uint64, g string) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				knownTerm = term
+				return g != "unknown"
+			}
+			cfg.GroupExpired = func(g string) {
+				mu.Lock()
+				defer mu.Unlock()
+				expired = append(expired, g)
+			}
+		})
+		defer c.closeAll()
+		c.createTopic("t", 1, 1)
+		n := c.node(1)
+		ctx := context.Background()
+		// The pass walks groups in name order: "unknown" comes between.
+		for _, g := range []string{"known", "unknown", "zknown"} {
+			waitFor(t, 20*time.Second, "commit "+g, func() bool {
+				codes := n.CommitOffsets(ctx, meta.CommitOffsets{Group: g, Offsets: []meta.OffsetCommit{{Topic: "t", Offset: 5}}})
+				return codes[0].Code == 0
+			})
+		}
+		waitFor(t, 2*time.Minute, "known groups' offsets expired", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(expired, "zknown")
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(expired, []string{"known", "zknown"}) {
+			t.Fatalf("GroupExpired calls %v, want [known zknown]", expired)
+		}
+		if term, ok := n.CoordinatorTerm(ctx); !ok || knownTerm != term {
+			t.Fatalf("GroupKnown asked about term %d, coordinator term %d %v", knownTerm, term, ok)
+		}
+		if got, err := n.FetchOffsets("unknown"); err != nil || len(got) != 1 {
+			t.Fatalf("unknown group's offsets %+v %v", got, err)
+		}
+	})
+}
