@@ -118,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := checkDataDir(cfg.FS, n.nodeHostDir(), cfg.RaftAddr); err != nil {
 		return nil, fmt.Errorf("node %d: %w", cfg.NodeID, err)
 	}
+	tuneRaftQueues(n.log)
 	nh, err := dragonboat.NewNodeHost(n.nodeHostConfig())
 	if err != nil {
 		return nil, fmt.Errorf("node %d: NewNodeHost: %w", cfg.NodeID, err)

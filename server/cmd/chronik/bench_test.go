@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -197,7 +199,11 @@ func newBenchTopic(tb testing.TB, ctx context.Context, seeds []string, parts int
 	adm := kadm.NewClient(cl)
 	for {
 		resp, err := adm.CreateTopic(ctx, int32(parts), -1, nil, topic)
-		if err == nil && resp.Err == nil {
+		// The name is this run's own: TOPIC_ALREADY_EXISTS is an earlier
+		// attempt that timed out (1,000 partitions can take longer than
+		// the request's 15 s) but went through.
+		// (kadm returns the topic's error as err too.)
+		if err == nil && resp.Err == nil || errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(resp.Err, kerr.TopicAlreadyExists) {
 			break
 		}
 		if ctx.Err() != nil {
