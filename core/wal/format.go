@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	pb "github.com/lni/dragonboat/v4/raftpb"
 )
@@ -76,10 +77,20 @@ var errBadRecord = errors.New("bad record")
 type nodeKey struct{ shard, replica uint64 }
 
 // appendRecord appends a record of type t whose payload is built by fill
-// (given the payload slice, which it must fill completely).
+// (given the payload slice, zeroed).
 func appendRecord(dst []byte, t recType, payloadLen int, fill func(p []byte)) []byte {
+	return appendRecordFull(dst, t, payloadLen, func(p []byte) {
+		clear(p)
+		fill(p)
+	})
+}
+
+// appendRecordFull is appendRecord for a fill that writes every byte of
+// the payload: the payload slice is not zeroed first (dst may be a reused
+// buffer whose spare capacity holds an earlier request's bytes).
+func appendRecordFull(dst []byte, t recType, payloadLen int, fill func(p []byte)) []byte {
 	start := len(dst)
-	dst = append(dst, make([]byte, recHeaderBytes+payloadLen)...)
+	dst = slices.Grow(dst, recHeaderBytes+payloadLen)[:start+recHeaderBytes+payloadLen]
 	rec := dst[start:]
 	binary.LittleEndian.PutUint32(rec[4:], uint32(payloadLen))
 	rec[8] = byte(t)
@@ -156,7 +167,9 @@ func appendEntries(dst []byte, t recType, k nodeKey, ents []pb.Entry) []byte {
 	for i := range ents {
 		n += ents[i].Size()
 	}
-	return appendRecord(dst, t, n, func(p []byte) {
+	// Every byte is written: key, first, count, the table, and the
+	// entries (their total checked against the size below).
+	return appendRecordFull(dst, t, n, func(p []byte) {
 		putKey(p, k)
 		binary.LittleEndian.PutUint64(p[16:], ents[0].Index)
 		binary.LittleEndian.PutUint32(p[24:], uint32(len(ents)))
