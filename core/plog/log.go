@@ -108,7 +108,19 @@ func (l *Log) checkUsableLocked() error {
 // after WaitDurable(result.Ticket) returns nil. raftIndex and leaderEpoch
 // must not decrease.
 func (l *Log) Append(batches []byte, raftIndex uint64, leaderEpoch int32) (AppendResult, error) {
-	n, err := ValidateBatches(batches, l.opts.BatchBytesMax)
+	return l.append(batches, raftIndex, leaderEpoch, true)
+}
+
+// AppendCRCChecked is Append for batches whose CRC-32C the caller has just
+// verified (ValidateBatches on these very bytes): everything else is
+// checked again (framing, sizes, magic, counts), the CRC, which costs a
+// pass over every byte, is not.
+func (l *Log) AppendCRCChecked(batches []byte, raftIndex uint64, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batches, raftIndex, leaderEpoch, false)
+}
+
+func (l *Log) append(batches []byte, raftIndex uint64, leaderEpoch int32, checkCRC bool) (AppendResult, error) {
+	n, err := validateBatches(batches, l.opts.BatchBytesMax, checkCRC)
 	if err != nil {
 		return AppendResult{}, err
 	}

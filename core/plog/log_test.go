@@ -409,3 +409,27 @@ func TestPooledFrameBuffersNotShared(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendCRCChecked: the variant for batches whose CRC the caller just
+// verified writes what Append writes and still refuses bad framing.
+func TestAppendCRCChecked(t *testing.T) {
+	fs := diskio.NewSim(1)
+	l := mustOpen(t, testOpts(fs))
+	defer l.Close()
+	b := mkBatch(3, 100, 5)
+	if _, err := l.AppendCRCChecked(b[:len(b)-1], 1, 1); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("short batch: %v, want ErrCorruptBatch", err)
+	}
+	if _, err := l.AppendCRCChecked(append(bytes.Clone(b), 0), 1, 1); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("trailing byte: %v, want ErrCorruptBatch", err)
+	}
+	r1, err := l.AppendCRCChecked(b, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := mustAppend(t, l, b, 2, 1)
+	got := readAll(t, l)
+	if len(got) != 2 || r1.BaseOffset != 0 || r2.BaseOffset != 3 || !sameBatchModuloHeader(got[0], b) || !sameBatchModuloHeader(got[1], b) {
+		t.Fatalf("read back %d batches, offsets %d and %d", len(got), r1.BaseOffset, r2.BaseOffset)
+	}
+}
