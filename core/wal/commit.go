@@ -129,17 +129,19 @@ func (w *WAL) writeBatch(buf []byte, sync bool) error {
 	w.activeSize += int64(len(buf))
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := applyBody(w.st, buf[batchHeaderBytes:], w.active.num, off+batchHeaderBytes); err != nil {
+	// The records were encoded by this process a moment ago: their CRCs
+	// are not checked again (recovery checks them when reading back).
+	if err := applyBody(w.st, buf[batchHeaderBytes:], w.active.num, off+batchHeaderBytes, false); err != nil {
 		panic(fmt.Sprintf("wal: a batch written by this process does not apply: %v", err))
 	}
 	return nil
 }
 
 // applyBody applies the records of a batch body found at offset base of
-// segment seg.
-func applyBody(st *memState, body []byte, seg uint64, base int64) error {
+// segment seg; verify checks each record's CRC (bytes read from disk).
+func applyBody(st *memState, body []byte, seg uint64, base int64, verify bool) error {
 	for pos := 0; pos < len(body); {
-		t, p, n, err := parseRecord(body[pos:])
+		t, p, n, err := parseRecordVerify(body[pos:], verify)
 		if err != nil {
 			return fmt.Errorf("record at offset %d: %w", base+int64(pos), err)
 		}
