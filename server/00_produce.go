@@ -92,7 +92,7 @@ const (
 )
 
 func init() {
-	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 12, Handler: handleProduce, Ordered: true})
+	register(API{Key: produceKey, MinVersion: 0, MaxVersion: 12, Handler: handleProduce, Ordered: true, KeepsNoRequestBytes: true})
 }
 
 func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {

@@ -208,7 +208,7 @@ func (c *conn) readLoop(handlers *sync.WaitGroup) error {
 				return errStopReading
 			}
 		}
-		frame := make([]byte, size)
+		frame := getFrame(int(size))
 		err := c.readFull(frame)
 		if err == nil {
 			// readFull stamped the last byte's arrival: the produce
@@ -384,10 +384,40 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		if mine != nil {
 			close(mine)
 		}
+		if api.KeepsNoRequestBytes && !errors.Is(r.err, ErrHandlerPanic) {
+			// A panicking handler may have left goroutines using the bytes.
+			putFrame(frame)
+		}
 		c.s.mem.release(frameBytes)
 		p.done <- r
 	}()
 	return nil
+}
+
+// framePool holds request frame buffers (as *[]byte) given back after a
+// handler that keeps no reference to its request (API.KeepsNoRequestBytes)
+// returned; any other request's frame is left to the GC, since its
+// decoded request may keep slices of it (group metadata, SASL tokens).
+var framePool sync.Pool
+
+// framePoolKeepBytesMax: larger frames are not pooled.
+const framePoolKeepBytesMax = 8 << 20
+
+// getFrame returns a buffer of size bytes, whose stale content the
+// caller overwrites whole (readFull).
+func getFrame(size int) []byte {
+	if b, ok := framePool.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:size]
+	}
+	return make([]byte, size)
+}
+
+func putFrame(b []byte) {
+	if cap(b) > framePoolKeepBytesMax {
+		return
+	}
+	b = b[:0]
+	framePool.Put(&b)
 }
 
 func (c *conn) runHandler(api API, rc *RequestContext, req kmsg.Request) (r result) {

@@ -44,6 +44,12 @@ type API struct {
 	// in order. Produce needs it: pipelined acks=0 requests and idempotent
 	// batches must reach the log in the order the client sent them.
 	Ordered bool
+	// KeepsNoRequestBytes promises that nothing (the handler, anything it
+	// started, its response) refers to the request's bytes once the
+	// handler returned: the connection then reuses the request's frame
+	// buffer for a later request. Produce sets it (its records are copied
+	// into the Raft proposal, the response holds no slice of the request).
+	KeepsNoRequestBytes bool
 }
 
 // Registry is an immutable table of the APIs a Server serves. ApiVersions

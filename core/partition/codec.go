@@ -44,12 +44,21 @@ const (
 //	               | logAppendTimeMs int64 | batches ... |
 //	DeleteRecords: | version=1 | kind=2 | offset int64 |
 func EncodeProduce(p Produce) []byte {
-	b := make([]byte, produce2HeaderBytes, produce2HeaderBytes+len(p.Batches))
-	b[0], b[1] = ProduceVersion2, KindProduce
-	binary.BigEndian.PutUint32(b[2:], uint32(p.LeaderEpoch))
-	binary.BigEndian.PutUint32(b[6:], uint32(p.BatchBytesMax))
-	binary.BigEndian.PutUint64(b[10:], uint64(p.LogAppendTimeMs))
-	return append(b, p.Batches...)
+	return AppendProduce(make([]byte, 0, ProduceCommandBytes(p)), p)
+}
+
+// ProduceCommandBytes is the length of p's encoding.
+func ProduceCommandBytes(p Produce) int { return produce2HeaderBytes + len(p.Batches) }
+
+// AppendProduce appends EncodeProduce(p) to dst (a proposer's reused
+// buffer: one copy of the batches, no zeroing).
+func AppendProduce(dst []byte, p Produce) []byte {
+	var h [produce2HeaderBytes]byte
+	h[0], h[1] = ProduceVersion2, KindProduce
+	binary.BigEndian.PutUint32(h[2:], uint32(p.LeaderEpoch))
+	binary.BigEndian.PutUint32(h[6:], uint32(p.BatchBytesMax))
+	binary.BigEndian.PutUint64(h[10:], uint64(p.LogAppendTimeMs))
+	return append(append(dst, h[:]...), p.Batches...)
 }
 
 func EncodeDeleteRecords(d DeleteRecords) []byte {

@@ -335,7 +335,8 @@ func (s *stateMachine) applyProduce(index uint64, p Produce) (sm.Result, error) 
 		return encodeProduceResult(r), nil
 	}
 	epoch := max(p.LeaderEpoch, s.lastEpoch)
-	ar, err := s.log.Append(p.Batches, index, epoch)
+	// The CRCs were checked above (ValidateBatches): not a second time.
+	ar, err := s.log.AppendCRCChecked(p.Batches, index, epoch)
 	if err != nil {
 		if code := validationCode(err); code != kerr.KafkaStorageError.Code {
 			return encodeProduceResult(s.errorResult(code)), nil

@@ -94,7 +94,7 @@ func batchCRCValid(batch []byte) bool {
 
 // validateOne checks the batch at the start of buf and returns its header.
 // Order follows Kafka: framing, size, magic, CRC, counts.
-func validateOne(buf []byte, batchBytesMax int) (batchInfo, error) {
+func validateOne(buf []byte, batchBytesMax int, checkCRC bool) (batchInfo, error) {
 	if len(buf) < batchLengthPrefix {
 		return batchInfo{}, fmt.Errorf("%w: %d trailing bytes", ErrCorruptBatch, len(buf))
 	}
@@ -109,7 +109,7 @@ func validateOne(buf []byte, batchBytesMax int) (batchInfo, error) {
 	if m := int8(buf[offMagic]); m != batchMagicV2 {
 		return bi, fmt.Errorf("%w: magic %d, want %d", ErrInvalidRecord, m, batchMagicV2)
 	}
-	if !batchCRCValid(buf[:bi.size]) {
+	if checkCRC && !batchCRCValid(buf[:bi.size]) {
 		return bi, fmt.Errorf("%w: CRC-32C mismatch", ErrCorruptBatch)
 	}
 	if bi.recordCount <= 0 || int64(bi.recordCount) != int64(bi.lastOffsetDelta)+1 {
@@ -123,6 +123,12 @@ func validateOne(buf []byte, batchBytesMax int) (batchInfo, error) {
 // pure: it never modifies buf. Errors wrap ErrCorruptBatch, ErrInvalidRecord
 // or ErrBatchTooLarge (see doc.go for the Kafka error codes).
 func ValidateBatches(buf []byte, batchBytesMax int) (int, error) {
+	return validateBatches(buf, batchBytesMax, true)
+}
+
+// validateBatches is ValidateBatches; without checkCRC it skips the
+// batches' CRC-32C (for bytes whose CRC the caller just checked).
+func validateBatches(buf []byte, batchBytesMax int, checkCRC bool) (int, error) {
 	if len(buf) == 0 {
 		return 0, fmt.Errorf("%w: no batch", ErrInvalidRecord)
 	}
@@ -131,7 +137,7 @@ func ValidateBatches(buf []byte, batchBytesMax int) (int, error) {
 	}
 	n := 0
 	for pos := 0; pos < len(buf); n++ {
-		bi, err := validateOne(buf[pos:], batchBytesMax)
+		bi, err := validateOne(buf[pos:], batchBytesMax, checkCRC)
 		if err != nil {
 			return 0, fmt.Errorf("batch %d at byte %d: %w", n, pos, err)
 		}

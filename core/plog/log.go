@@ -108,7 +108,19 @@ func (l *Log) checkUsableLocked() error {
 // after WaitDurable(result.Ticket) returns nil. raftIndex and leaderEpoch
 // must not decrease.
 func (l *Log) Append(batches []byte, raftIndex uint64, leaderEpoch int32) (AppendResult, error) {
-	n, err := ValidateBatches(batches, l.opts.BatchBytesMax)
+	return l.append(batches, raftIndex, leaderEpoch, true)
+}
+
+// AppendCRCChecked is Append for batches whose CRC-32C the caller has just
+// verified (ValidateBatches on these very bytes): everything else is
+// checked again (framing, sizes, magic, counts), the CRC, which costs a
+// pass over every byte, is not.
+func (l *Log) AppendCRCChecked(batches []byte, raftIndex uint64, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batches, raftIndex, leaderEpoch, false)
+}
+
+func (l *Log) append(batches []byte, raftIndex uint64, leaderEpoch int32, checkCRC bool) (AppendResult, error) {
+	n, err := validateBatches(batches, l.opts.BatchBytesMax, checkCRC)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -144,7 +156,8 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 	l.mu.Lock()
 	seg, base := l.active(), l.next
 	l.mu.Unlock()
-	buf := make([]byte, frameBytes)
+	buf := getFrameBuf(int(frameBytes))
+	defer putFrameBuf(buf)
 	infos := make([]batchInfo, 0, n)
 	next, w := base, 0
 	for r := 0; r < len(batches); {
@@ -159,6 +172,9 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 		next = bi.lastOffset() + 1
 		r += bi.size
 		w += FrameHeaderBytes + bi.size
+	}
+	if w != len(buf) {
+		panic(fmt.Sprintf("plog: framed %d bytes of a %d-byte frame buffer (%d batches)", w, len(buf), n))
 	}
 	var err error
 	failpoint.Inject("writeError", func() { err = errFailpoint })
@@ -184,6 +200,33 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 	l.next = next
 	l.written = point{seq: l.written.seq + 1, next: next, raft: raftIndex}
 	return AppendResult{BaseOffset: base, LastOffset: next - 1, Ticket: Ticket(l.written.seq)}, nil
+}
+
+// frameBufPool holds the buffers writeW frames batches in (as *[]byte).
+// A buffer is used by one writeW call and returned when it ends: WriteAt
+// copies the bytes out (into the page cache, or Sim's file), and nothing
+// keeps a slice of it. Pooled per process, not per Log, so that a node
+// hosting thousands of partitions does not keep a buffer for each.
+var frameBufPool sync.Pool
+
+// frameBufKeepBytesMax: larger frame buffers are left to the GC.
+const frameBufKeepBytesMax = 8 << 20
+
+// getFrameBuf returns a buffer of n bytes whose content is stale: writeW
+// overwrites every byte (each frame's header and batch).
+func getFrameBuf(n int) []byte {
+	if b, ok := frameBufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putFrameBuf(b []byte) {
+	if cap(b) > frameBufKeepBytesMax {
+		return
+	}
+	b = b[:0]
+	frameBufPool.Put(&b)
 }
 
 // undoWriteW cuts a failed write off the active segment so that no part of it

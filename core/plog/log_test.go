@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -355,5 +356,80 @@ func TestTruncateSuffix(t *testing.T) {
 	defer l.Close()
 	if got := len(readAll(t, l)); got != 8 || l.NextOffset() != 16 || l.LastDurableRaftIndex() != 8 {
 		t.Fatalf("after reopen: %d batches next %d raft %d", got, l.NextOffset(), l.LastDurableRaftIndex())
+	}
+}
+
+// TestPooledFrameBuffersNotShared: writeW frames batches in buffers from a
+// process-wide pool, so logs appending concurrently take turns with the
+// same buffers. A buffer handed back while still being written from, or
+// framed short of its length, would put another log's bytes (or stale
+// ones) on disk. Every batch read back, before and after a reopen, must
+// equal what was appended.
+func TestPooledFrameBuffersNotShared(t *testing.T) {
+	fs := diskio.NewSim(3)
+	const logs, appends = 4, 120
+	want := make([][][]byte, logs)
+	opts := make([]Options, logs)
+	var wg sync.WaitGroup
+	for i := range logs {
+		opts[i] = testOpts(fs)
+		opts[i].Dir = fmt.Sprintf("log-%d", i)
+		l := mustOpen(t, opts[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer l.Close()
+			for a := range appends {
+				var req []byte
+				for b := range 1 + a%3 {
+					tb := testBatch{records: 1 + (a+b)%5, valueSize: 10 + (i*977+a*131+b*37)%2500, baseTsMs: 1, tsStepMs: 1, seed: byte(i*50 + a + b)}
+					x := tb.encode()
+					want[i] = append(want[i], x)
+					req = append(req, x...)
+				}
+				if _, err := l.Append(req, uint64(a+1), 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range logs {
+		l := mustOpen(t, opts[i])
+		got := readAll(t, l)
+		l.Close()
+		if len(got) != len(want[i]) {
+			t.Fatalf("log %d: %d batches read back, %d appended", i, len(got), len(want[i]))
+		}
+		for j := range got {
+			if !sameBatchModuloHeader(got[j], want[i][j]) {
+				t.Fatalf("log %d batch %d: differs from the one appended", i, j)
+			}
+		}
+	}
+}
+
+// TestAppendCRCChecked: the variant for batches whose CRC the caller just
+// verified writes what Append writes and still refuses bad framing.
+func TestAppendCRCChecked(t *testing.T) {
+	fs := diskio.NewSim(1)
+	l := mustOpen(t, testOpts(fs))
+	defer l.Close()
+	b := mkBatch(3, 100, 5)
+	if _, err := l.AppendCRCChecked(b[:len(b)-1], 1, 1); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("short batch: %v, want ErrCorruptBatch", err)
+	}
+	if _, err := l.AppendCRCChecked(append(bytes.Clone(b), 0), 1, 1); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("trailing byte: %v, want ErrCorruptBatch", err)
+	}
+	r1, err := l.AppendCRCChecked(b, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := mustAppend(t, l, b, 2, 1)
+	got := readAll(t, l)
+	if len(got) != 2 || r1.BaseOffset != 0 || r2.BaseOffset != 3 || !sameBatchModuloHeader(got[0], b) || !sameBatchModuloHeader(got[1], b) {
+		t.Fatalf("read back %d batches, offsets %d and %d", len(got), r1.BaseOffset, r2.BaseOffset)
 	}
 }

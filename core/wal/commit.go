@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	pb "github.com/lni/dragonboat/v4/raftpb"
 )
@@ -21,13 +22,13 @@ func (w *WAL) commitLoop() {
 			return
 		}
 		group := []*request{first}
-		bytes := len(first.recs)
+		bytes := len(first.recs) - batchHeaderBytes
 	gather:
 		for bytes < w.opts.GroupBytesMax {
 			select {
 			case r := <-w.reqs:
 				group = append(group, r)
-				bytes += len(r.recs)
+				bytes += len(r.recs) - batchHeaderBytes
 			default:
 				break gather
 			}
@@ -53,26 +54,43 @@ func (w *WAL) drain() {
 
 // commit writes one group as one batch, fsyncs it if any request needs it
 // (or a segment was started), applies its records to the in-memory state,
-// and deletes the segments nothing live is left in.
+// and deletes the segments nothing live is left in. A group of one request
+// is framed in the request's own buffer (its header room) and written from
+// there; a larger group, or one opening a segment, is copied into the
+// committer's reused batch buffer.
 func (w *WAL) commit(group []*request) error {
 	if w.failed != nil {
 		return w.failed
 	}
-	buf := make([]byte, batchHeaderBytes, batchHeaderBytes+w.groupBytes(group))
 	sync, frees := false, false
-	if w.activeSize >= w.opts.SegmentBytes {
-		var err error
-		if buf, err = w.roll(buf); err != nil {
-			return w.fail(err)
-		}
-		sync, frees = true, true
-	}
 	for _, r := range group {
-		buf = append(buf, r.recs...)
 		sync = sync || r.sync
 		frees = frees || r.frees
 	}
-	if err := w.writeBatch(buf, sync); err != nil {
+	var buf []byte
+	own := len(group) != 1 || w.activeSize >= w.opts.SegmentBytes
+	if !own {
+		buf = group[0].recs
+	} else {
+		// The header is written whole by frameBatch, the records are
+		// copied over: nothing stale of an earlier batch stays in buf.
+		buf = slices.Grow(w.batchBuf[:0], batchHeaderBytes+w.groupBytes(group))[:batchHeaderBytes]
+		if w.activeSize >= w.opts.SegmentBytes {
+			var err error
+			if buf, err = w.roll(buf); err != nil {
+				return w.fail(err)
+			}
+			sync, frees = true, true
+		}
+		for _, r := range group {
+			buf = append(buf, r.recs[batchHeaderBytes:]...)
+		}
+	}
+	err := w.writeBatch(buf, sync)
+	if own && cap(buf) <= recBufKeepBytesMax {
+		w.batchBuf = buf[:0]
+	}
+	if err != nil {
 		return w.fail(err)
 	}
 	if frees {
@@ -84,7 +102,7 @@ func (w *WAL) commit(group []*request) error {
 func (w *WAL) groupBytes(group []*request) int {
 	n := 0
 	for _, r := range group {
-		n += len(r.recs)
+		n += len(r.recs) - batchHeaderBytes
 	}
 	return n
 }
@@ -111,17 +129,19 @@ func (w *WAL) writeBatch(buf []byte, sync bool) error {
 	w.activeSize += int64(len(buf))
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := applyBody(w.st, buf[batchHeaderBytes:], w.active.num, off+batchHeaderBytes); err != nil {
+	// The records were encoded by this process a moment ago: their CRCs
+	// are not checked again (recovery checks them when reading back).
+	if err := applyBody(w.st, buf[batchHeaderBytes:], w.active.num, off+batchHeaderBytes, false); err != nil {
 		panic(fmt.Sprintf("wal: a batch written by this process does not apply: %v", err))
 	}
 	return nil
 }
 
 // applyBody applies the records of a batch body found at offset base of
-// segment seg.
-func applyBody(st *memState, body []byte, seg uint64, base int64) error {
+// segment seg; verify checks each record's CRC (bytes read from disk).
+func applyBody(st *memState, body []byte, seg uint64, base int64, verify bool) error {
 	for pos := 0; pos < len(body); {
-		t, p, n, err := parseRecord(body[pos:])
+		t, p, n, err := parseRecordVerify(body[pos:], verify)
 		if err != nil {
 			return fmt.Errorf("record at offset %d: %w", base+int64(pos), err)
 		}

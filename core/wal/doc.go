@@ -43,6 +43,11 @@
 //     end in a torn write.
 //   - A relocated record moves live entries without truncating the log; it
 //     is written only for entries live at that point of the log.
+//   - A request's buffer (room for the batch header, then its records)
+//     belongs to the committer from the send until the committer answers
+//     it; only then may SaveRaftState put it back in its pool. A group of
+//     one request is framed and written from that buffer; a larger group
+//     is copied into the committer's own reused batch buffer.
 //   - A record read back is verified (CRC-32C, framing, index and term)
 //     before anything in it is returned; a mismatch is read again (up to
 //     ReadRetries times: a flip between the disk and memory is not the

@@ -291,7 +291,7 @@ func (w *WAL) scan(data []byte, num uint64) (int64, error) {
 		if pos == 0 && (len(body) < recHeaderBytes || recType(body[8]) != recCheckpoint) {
 			return int64(pos), fmt.Errorf("segment does not open with a checkpoint")
 		}
-		if err := applyBody(w.st, body, num, int64(pos+batchHeaderBytes)); err != nil {
+		if err := applyBody(w.st, body, num, int64(pos+batchHeaderBytes), true); err != nil {
 			return int64(pos), fmt.Errorf("batch at offset %d: %s", pos, err.Error())
 		}
 		w.seq = seq + 1

@@ -53,6 +53,10 @@ const (
 	// blocks the caller (dragonboat's step workers), which is the
 	// backpressure.
 	queueLen = 1024
+	// recBufKeepBytesMax: a request's record buffer (pooled between
+	// SaveRaftState calls) and the committer's batch buffer are kept for
+	// reuse only up to this capacity; a larger one goes to the GC.
+	recBufKeepBytesMax = 8 << 20
 )
 
 // Options configure a WAL.
@@ -131,9 +135,13 @@ type segment struct {
 
 // request is one write waiting for a group commit.
 type request struct {
-	recs  []byte // encoded records
-	sync  bool   // needs an fsync before done
-	frees bool   // may leave segments dead (compaction, removal, import)
+	// recs is batchHeaderBytes of room for the batch header (so that a
+	// group of one request is framed and written in place, not copied),
+	// then the encoded records. Owned by the committer from the send
+	// until done is answered; the caller may reuse it only after that.
+	recs  []byte
+	sync  bool // needs an fsync before done
+	frees bool // may leave segments dead (compaction, removal, import)
 	done  chan error
 }
 
@@ -162,6 +170,34 @@ type WAL struct {
 	dirty      bool // active has writes not yet fsynced
 	seq        uint64
 	failed     error
+	batchBuf   []byte // reused for groups that must be copied into one batch
+}
+
+// recPool holds record buffers of SaveRaftState (as *[]byte), returned
+// only after the committer answered the request that held them.
+var recPool sync.Pool
+
+// newRecs returns an empty record buffer: batchHeaderBytes of room for
+// the batch header (see request.recs), no records.
+func newRecs() []byte { return make([]byte, batchHeaderBytes, 256) }
+
+// getRecs is newRecs from recPool. Its bytes past the header room are
+// stale: record encoders overwrite every byte they append.
+func getRecs() []byte {
+	if b, ok := recPool.Get().(*[]byte); ok {
+		return (*b)[:batchHeaderBytes]
+	}
+	return newRecs()
+}
+
+// putRecs returns a buffer to recPool. The caller must hold the only
+// reference (its request was answered by the committer).
+func putRecs(b []byte) {
+	if cap(b) > recBufKeepBytesMax {
+		return
+	}
+	b = b[:0]
+	recPool.Put(&b)
 }
 
 var _ raftio.ILogDB = (*WAL)(nil)
@@ -190,31 +226,38 @@ func (w *WAL) Close() error {
 	return err
 }
 
-// submit queues recs for the next group commit and waits for it.
+// submit queues recs (header room and records, see request.recs) for the
+// next group commit and waits for it.
 func (w *WAL) submit(recs []byte, sync bool) error {
-	return w.submitReq(&request{recs: recs, sync: sync, done: make(chan error, 1)})
+	_, err := w.submitReq(&request{recs: recs, sync: sync, done: make(chan error, 1)})
+	return err
 }
 
 // submitFreeing is submit for a record that may leave segments dead.
 func (w *WAL) submitFreeing(recs []byte) error {
-	return w.submitReq(&request{recs: recs, sync: true, frees: true, done: make(chan error, 1)})
+	_, err := w.submitReq(&request{recs: recs, sync: true, frees: true, done: make(chan error, 1)})
+	return err
 }
 
-func (w *WAL) submitReq(r *request) error {
+// submitReq queues r and waits for its answer. released reports that the
+// committer no longer references r.recs (it answered r, or r was never
+// queued); otherwise (Close raced with the send) r may still sit in the
+// dead queue and r.recs must not be reused.
+func (w *WAL) submitReq(r *request) (released bool, err error) {
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
-		return ErrClosed
+		return true, ErrClosed
 	}
 	select {
 	case err := <-r.done:
-		return err
+		return true, err
 	case <-w.done:
 		select {
 		case err := <-r.done:
-			return err
+			return true, err
 		default:
-			return ErrClosed
+			return false, ErrClosed
 		}
 	}
 }
@@ -222,7 +265,7 @@ func (w *WAL) submitReq(r *request) error {
 // SaveRaftState writes the entries, snapshot metadata and state of every
 // update in one group commit and returns once it is durable.
 func (w *WAL) SaveRaftState(updates []pb.Update, _ uint64) error {
-	var recs []byte
+	recs := getRecs()
 	needSync := false
 	for i := range updates {
 		u := &updates[i]
@@ -245,10 +288,17 @@ func (w *WAL) SaveRaftState(updates []pb.Update, _ uint64) error {
 			}
 		}
 	}
-	if len(recs) == 0 {
+	if len(recs) == batchHeaderBytes {
+		putRecs(recs)
 		return nil
 	}
-	return w.submit(recs, needSync)
+	r := &request{recs: recs, sync: needSync, done: make(chan error, 1)}
+	released, err := w.submitReq(r)
+	if released {
+		r.recs = nil
+		putRecs(recs)
+	}
+	return err
 }
 
 func (w *WAL) savedState(k nodeKey) (pb.State, bool) {
@@ -262,7 +312,7 @@ func (w *WAL) savedState(k nodeKey) (pb.State, bool) {
 
 // SaveBootstrapInfo saves the bootstrap record of a replica.
 func (w *WAL) SaveBootstrapInfo(shardID, replicaID uint64, bs pb.Bootstrap) error {
-	return w.submit(appendMsg(nil, recBootstrap, nodeKey{shardID, replicaID}, &bs), true)
+	return w.submit(appendMsg(newRecs(), recBootstrap, nodeKey{shardID, replicaID}, &bs), true)
 }
 
 // GetBootstrapInfo returns the saved bootstrap record, or
@@ -296,13 +346,13 @@ func (w *WAL) ListNodeInfo() ([]raftio.NodeInfo, error) {
 
 // SaveSnapshots saves the snapshot metadata of every update that has one.
 func (w *WAL) SaveSnapshots(updates []pb.Update) error {
-	var recs []byte
+	recs := newRecs()
 	for i := range updates {
 		if !pb.IsEmptySnapshot(updates[i].Snapshot) {
 			recs = appendMsg(recs, recSnapshot, nodeKey{updates[i].ShardID, updates[i].ReplicaID}, &updates[i].Snapshot)
 		}
 	}
-	if len(recs) == 0 {
+	if len(recs) == batchHeaderBytes {
 		return nil
 	}
 	return w.submit(recs, true)
@@ -346,7 +396,7 @@ func (w *WAL) ReadRaftState(shardID, replicaID, lastIndex uint64) (raftio.RaftSt
 // RemoveEntriesTo marks the entries with index <= index removed; segments
 // holding nothing live any more are deleted.
 func (w *WAL) RemoveEntriesTo(shardID, replicaID, index uint64) error {
-	return w.submitFreeing(appendIndexRec(nil, recCompact, nodeKey{shardID, replicaID}, index))
+	return w.submitFreeing(appendIndexRec(newRecs(), recCompact, nodeKey{shardID, replicaID}, index))
 }
 
 // CompactEntriesTo: space is reclaimed by RemoveEntriesTo already (whole
@@ -359,7 +409,7 @@ func (w *WAL) CompactEntriesTo(uint64, uint64, uint64) (<-chan struct{}, error) 
 
 // RemoveNodeData forgets everything of a replica, bootstrap included.
 func (w *WAL) RemoveNodeData(shardID, replicaID uint64) error {
-	return w.submitFreeing(appendKeyOnly(nil, recRemove, nodeKey{shardID, replicaID}))
+	return w.submitFreeing(appendKeyOnly(newRecs(), recRemove, nodeKey{shardID, replicaID}))
 }
 
 // ImportSnapshot replaces everything of replica replicaID of the
@@ -369,7 +419,7 @@ func (w *WAL) ImportSnapshot(ss pb.Snapshot, replicaID uint64) error {
 	if pb.IsEmptySnapshot(ss) {
 		return fmt.Errorf("wal: import of an empty snapshot")
 	}
-	return w.submitFreeing(appendMsg(nil, recImport, nodeKey{ss.ShardID, replicaID}, &ss))
+	return w.submitFreeing(appendMsg(newRecs(), recImport, nodeKey{ss.ShardID, replicaID}, &ss))
 }
 
 // IterateEntries appends to ents the entries [low, high) of a replica, in
