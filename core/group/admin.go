@@ -179,6 +179,7 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		case cg != nil:
 			c.killConsumerGroup(cg)
 			delete(c.cgroups, id)
+			c.persistGone(id)
 			c.log.Info("group: deleted", "group", id)
 		case g == nil:
 			out[i].ErrorCode = errGroupIDNotFound

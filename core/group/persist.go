@@ -55,14 +55,14 @@ func (c *Coordinator) persist(g *group) {
 		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g, encodeGroup(g))}, nil)
+	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g.id, encodeGroup(g))}, nil)
 }
 
 // recordData is data, or nil (the group persisted as gone) beyond
 // RecordBytesMax.
-func (c *Coordinator) recordData(g *group, data []byte) []byte {
+func (c *Coordinator) recordData(id string, data []byte) []byte {
 	if len(data) > RecordBytesMax {
-		c.log.Warn("group: record too large to persist; persisted as gone", "group", g.id, "bytes", len(data))
+		c.log.Warn("group: record too large to persist; persisted as gone", "group", id, "bytes", len(data))
 		return nil
 	}
 	return data
@@ -86,7 +86,7 @@ func (c *Coordinator) storeThenInstall(g *group, staged map[string][]byte) {
 	c.persistSeq++
 	seq := c.persistSeq
 	g.storeSeq = seq
-	data := c.recordData(g, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
+	data := c.recordData(g.id, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
 	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: seq, Data: data}, func(err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -292,6 +292,16 @@ func (c *Coordinator) load(records []Record) int {
 		if len(c.groups)+len(c.cgroups) >= c.opts.GroupsMax {
 			c.log.Warn("group: groups limit reached while loading; rest not loaded", "groups", len(c.groups), "group", rec.Group)
 			break
+		}
+		if rec.Data[0] == consumerRecordVersion {
+			cg, err := c.loadConsumer(rec)
+			if err != nil {
+				c.log.Warn("group: consumer group record not loaded; its members rejoin", "group", rec.Group, "err", err)
+				continue
+			}
+			loaded++
+			c.log.Info("group: loaded consumer group", "group", cg.id, "epoch", cg.epoch, "members", len(cg.members))
+			continue
 		}
 		g, err := c.decodeGroup(rec.Group, rec.Data)
 		if err != nil {
