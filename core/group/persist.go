@@ -17,6 +17,9 @@ import (
 // and when it was deleted or evicted (Data nil). A coordinator beginning a
 // tenure loads the records it is given (BeginTenure).
 //
+// Consumer-protocol groups have records of their own kind (first byte 2,
+// consumer_persist.go).
+//
 // Record format (version 1), integers as in encoding/binary's varints:
 //
 //	version u8 | state u8 (Empty or Stable) | generation varint |
@@ -28,7 +31,7 @@ import (
 // Strings and bytes carry a uvarint length. Decoding checks every length
 // and count against the Options' limits and never panics.
 
-// Record is one classic group's replicated membership: what Options.Persist
+// Record is one group's replicated membership: what Options.Persist
 // receives and BeginTenure loads. Term and Seq order the writes: Term is
 // the tenure (BeginTenure's term) that wrote it, Seq counts this
 // coordinator's writes up. Data nil means the group is gone.
@@ -277,11 +280,12 @@ func (c *Coordinator) decodeMember(r *recReader, gen int32) *member {
 	return m
 }
 
-// load installs the records of a new tenure (c.mu held, no classic group
-// held): each valid one as a group Stable at its generation with its
+// load installs the records of a new tenure (c.mu held, no group held):
+// each valid classic one as a group Stable at its generation with its
 // members, leader, protocol and assignments, every member's session
-// starting now; or Empty at its generation. Invalid records are logged
-// and skipped (their members rejoin); at most GroupsMax groups load.
+// starting now, or Empty at its generation; each consumer one as its
+// group (loadConsumer). Invalid records are logged and skipped (their
+// members rejoin); at most GroupsMax groups load.
 func (c *Coordinator) load(records []Record) int {
 	records = slices.SortedFunc(slices.Values(records), func(a, b Record) int { return cmp.Compare(a.Group, b.Group) })
 	loaded := 0
