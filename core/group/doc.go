@@ -125,8 +125,8 @@
 // Consumer groups are persisted too (see "Consumer protocol").
 //
 // Groups without a record (a write that failed or was still queued, a
-// record beyond RecordBytesMax) restart as before: classic ones'
-// members learn of the move through their next Heartbeat or SyncGroup.
+// record beyond RecordBytesMax) restart as before (consumer groups: see
+// "Consumer protocol"): classic ones' members learn of the move through their next Heartbeat or SyncGroup.
 // Their member ids (prefix-<incarnation hex>-<counter>) show that an
 // earlier tenure minted them, so they are answered REBALANCE_IN_PROGRESS
 // rather than UNKNOWN_MEMBER_ID: both make the client rejoin, but
