@@ -20,11 +20,14 @@ import (
 //     heartbeat, leave (-1), static leave (-2); server-side assignors
 //     "uniform" (default) and "range"; UNKNOWN_MEMBER_ID,
 //     FENCED_MEMBER_EPOCH (also for a member of a group this coordinator
-//     does not hold: the coordinator moved; the member rejoins with epoch
-//     0), UNSUPPORTED_ASSIGNOR, UNRELEASED_INSTANCE_ID,
+//     does not hold: the coordinator moved and the group had no record
+//     to load; the member rejoins with epoch 0), UNSUPPORTED_ASSIGNOR, UNRELEASED_INSTANCE_ID,
 //     INVALID_REGULAR_EXPRESSION, INVALID_REQUEST (e.g. a join without a
 //     subscription), GROUP_MAX_SIZE_REACHED, INCONSISTENT_GROUP_PROTOCOL
 //     for a classic group with members (mixed groups are not served).
+//   - A successful join or heartbeat is answered once the group's record
+//     (members, epochs, assignments) committed to the controller shard;
+//     NOT_COORDINATOR if that write failed (the client retries).
 //   - The answer's assignment names topics by id.
 //
 // Version notes: v0 the coordinator mints member ids; v1 the client does
@@ -76,7 +79,13 @@ func handleConsumerGroupHeartbeat(ctx context.Context, rc *RequestContext, kreq 
 			gr.Owned = append(gr.Owned, group.TopicPartitions{TopicID: t.TopicID, Partitions: t.Partitions})
 		}
 	}
-	r := gc.ConsumerHeartbeat(gr)
+	// Answered once the group's record reflecting the answer committed
+	// (core/group, "Consumer protocol"): a write bounded by the group
+	// record writer's timeout. An error is ctx's: the client has gone.
+	r, err := gc.ConsumerHeartbeat(ctx, gr)
+	if err != nil {
+		return nil, err
+	}
 	resp.ErrorCode, resp.MemberEpoch, resp.HeartbeatIntervalMillis = r.ErrorCode, r.MemberEpoch, r.HeartbeatIntervalMs
 	if r.ErrorMessage != "" {
 		resp.ErrorMessage = &r.ErrorMessage

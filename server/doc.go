@@ -81,9 +81,11 @@
 // its members get NOT_COORDINATOR (a blocked JoinGroup/SyncGroup is
 // answered within 250 ms by a per-call leadership watch; heartbeats and
 // commits on their next request; a stopped broker closes its coordinator,
-// answering its waiters NOT_COORDINATOR), rediscover, and rejoin at the new
-// coordinator with fresh member ids; committed offsets survive in the
-// controller shard. The first group request of a new coordinator term on a
+// answering its waiters NOT_COORDINATOR) and rediscover; the new
+// coordinator has loaded the groups' replicated records
+// (10_find_coordinator.go, group_persist.go), so members of a recorded
+// group go on at their generation or epoch, and the others rejoin;
+// committed offsets survive in the controller shard. The first group request of a new coordinator term on a
 // broker purges every group held from an earlier term (all members leave,
 // then the groups are deleted; offsets are untouched), so a broker that
 // regains leadership never serves stale membership. The stale groups of a

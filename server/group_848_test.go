@@ -3,12 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/meta"
 )
 
 // fast848 shortens the consumer protocol's intervals for tests: members
@@ -242,8 +246,8 @@ func classicAPIs848(t *testing.T, c *testCluster) {
 }
 
 // TestGroup848ThreeNodes runs the scenario on three nodes, then moves the
-// coordinator (controller leadership): the members rejoin the new one and
-// consumption goes on.
+// coordinator (controller leadership): the new coordinator loads the
+// group's record and the members go on without a rebalance.
 func TestGroup848ThreeNodes(t *testing.T) {
 	c := startClusterWith(t, 3, nil, fast848)
 	t.Run("uniform", func(t *testing.T) {
@@ -252,6 +256,12 @@ func TestGroup848ThreeNodes(t *testing.T) {
 	t.Run("failover", func(t *testing.T) { failover848(t, c) })
 }
 
+// failover848: two KIP-848 consumers keep their member ids, member epochs
+// and partitions across a move of the coordinator (controller leadership
+// transfer): the new coordinator loads the group's replicated record, no
+// member sees a revoke, assignment or loss afterwards, the members'
+// heartbeats keep them in the group past a session timeout, and every
+// record is consumed exactly once.
 func failover848(t *testing.T, c *testCluster) {
 	coord := func() uint64 {
 		var id uint64
@@ -268,26 +278,38 @@ func failover848(t *testing.T, c *testCluster) {
 		}, "a coordinator")
 		return id
 	}
+	const grp, topic = "g848-fail", "t848-fail"
 	leader := coord()
-	grpCreateTopic(t, c.broker(leader), "t848-fail", 4)
+	grpCreateTopic(t, c.broker(leader), topic, 4)
 	prod := producer(c)
 	seen := newSeen()
 	produced := map[[2]int64]bool{}
+	var rb rebalances
 	var cs []*groupConsumer
 	for _, name := range []string{"a", "b"} {
-		cs = append(cs, startConsumer(t, c, name, "g848-fail", "t848-fail", seen, opts848(kgo.CooperativeStickyBalancer())...))
+		opts := append(opts848(kgo.CooperativeStickyBalancer()),
+			kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { rb.add(name + " assigned") }),
+			kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { rb.add(name + " revoked") }),
+			kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) { rb.add(name + " lost") }))
+		cs = append(cs, startConsumer(t, c, name, grp, topic, seen, opts...))
 	}
-	waitStable848(t, c.client(), "g848-fail", 2, 4)
-	produceTo(t, prod, "t848-fail", 4, 10, produced)
+	before := waitStable848(t, c.client(), grp, 2, 4)
+	produceTo(t, prod, topic, 4, 10, produced)
 	eventually(t, groupWait, func() bool { return seen.total() == len(produced) }, "before failover")
 	for _, gc := range cs {
 		gc.commit(t)
 	}
-	// The controller leader hands over: the old coordinator answers
-	// NOT_COORDINATOR, the members find the new one, whose groups start
-	// empty: FENCED_MEMBER_EPOCH, and they rejoin with epoch 0. (Stopping
-	// the coordinator's broker instead leaves kgo v1.22's 848 heartbeat
-	// retrying the dead address in place, with growing backoff.)
+	// The group's record as of the stable group has reached the
+	// controller.
+	eventually(t, groupWait, func() bool {
+		st, err := c.broker(leader).Node.GroupStates()
+		return err == nil && slices.ContainsFunc(st.Groups, func(g meta.GroupState) bool { return g.Group == grp })
+	}, "group record replicated")
+	if g, err := describe848(c.client(), grp); err != nil || g.Epoch != before.Epoch {
+		t.Fatalf("group moved on before the transfer: %+v %v (was %+v)", g, err, before)
+	}
+	events := rb.snapshot()
+
 	target := leader%3 + 1
 	eventually(t, groupWait, func() bool {
 		if err := c.broker(leader).Node.TransferCoordinator(target); err != nil {
@@ -295,9 +317,28 @@ func failover848(t *testing.T, c *testCluster) {
 		}
 		return coord() == target
 	}, "coordinator moved from %d to %d", leader, target)
-	waitStable848(t, c.client(), "g848-fail", 2, 4)
-	produceTo(t, prod, "t848-fail", 4, 10, produced)
+	moved := time.Now()
+	produceTo(t, prod, topic, 4, 10, produced)
 	eventually(t, groupWait, func() bool { return seen.total() == len(produced) }, "after failover")
+	// Past a session timeout (3 s) of the new coordinator: only members
+	// that heartbeat it are still there.
+	eventually(t, groupWait, func() bool { return time.Since(moved) > 4*time.Second }, "a session past the move")
+	after := waitStable848(t, c.client(), grp, 2, 4)
+	if after.Epoch != before.Epoch || after.AssignmentEpoch != before.AssignmentEpoch {
+		t.Fatalf("group epoch %d/%d after the move, %d/%d before", after.Epoch, after.AssignmentEpoch, before.Epoch, before.AssignmentEpoch)
+	}
+	for i, m := range after.Members {
+		b := before.Members[i]
+		if m.MemberID != b.MemberID || m.MemberEpoch != b.MemberEpoch || !reflect.DeepEqual(m.Assignment, b.Assignment) {
+			t.Fatalf("member after the move %+v, before %+v", m, b)
+		}
+	}
+	if d := c.broker(target).Groups.ConsumerDescribe([]string{grp})[0]; d.ErrorCode != 0 || d.Epoch != before.Epoch {
+		t.Fatalf("new coordinator holds %+v", d)
+	}
+	if got := rb.snapshot(); len(got) != len(events) {
+		t.Fatalf("partition callbacks after the move: %v (before: %v)", got[len(events):], events)
+	}
 	seen.checkExactlyOnce(t, produced)
 	for _, gc := range cs {
 		gc.close()

@@ -109,8 +109,9 @@
 // returned, returns at least that offset; the workload never resets
 // offsets); per member, the classic generation never goes back, and a
 // KIP-848 member's epoch only after it was fenced (kgo keeps its member
-// id across a coordinator move, and the new coordinator, whose membership
-// starts empty, counts epochs from 1 again); a classic member keeps its
+// id across a coordinator move, and a new coordinator that had no record
+// of the group to load counts epochs from 1 again; a loaded group keeps
+// its members' epochs); a classic member keeps its
 // id and generation across a coordinator move when the new coordinator
 // loaded its group's record, so for it "never goes back" spans moves;
 // per classic generation a partition is assigned to at most one member,

@@ -55,9 +55,10 @@ func (c *cluster) groupOptions() group.Options {
 //     group's offsets, so there is no exception;
 //   - per member, the generation (classic) never goes back; a KIP-848
 //     member's epoch goes back only after the member was fenced (kgo's
-//     OnPartitionsLost), as a coordinator move does: membership lives in
-//     the coordinator's memory, the new coordinator counts epochs from 1
-//     again and kgo rejoins keeping its member id. A classic member keeps
+//     OnPartitionsLost), as a coordinator move does when the group had no
+//     record to load: the new coordinator counts epochs from 1 again and
+//     kgo rejoins keeping its member id (a loaded group keeps its
+//     members' epochs, so for them the check spans moves). A classic member keeps
 //     its id and generation across a move when the new coordinator loaded
 //     the group's record (core/group, "Coordinator moves"), so for it the
 //     check spans moves; it gets a new id when the group had no record;

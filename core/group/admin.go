@@ -179,6 +179,7 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		case cg != nil:
 			c.killConsumerGroup(cg)
 			delete(c.cgroups, id)
+			c.persistGone(id)
 			c.log.Info("group: deleted", "group", id)
 		case g == nil:
 			out[i].ErrorCode = errGroupIDNotFound
@@ -211,8 +212,8 @@ func (c *Coordinator) ValidateCommit(group, memberID, instanceID string, generat
 // consumer-protocol group's commit is checked by member epoch (v9+; older
 // versions get UNSUPPORTED_VERSION), see validateConsumerCommit. A v9+
 // commit with a member id to a group not held here is accepted: its
-// member may be of a consumer group of an earlier tenure (not persisted),
-// which rejoins at its next heartbeat.
+// member may be of a consumer group of an earlier tenure that had no
+// record to load, which rejoins at its next heartbeat.
 func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, generation int32, version int16) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -253,7 +254,7 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 		// the coordinator that knew it: accepted until the group completes
 		// its first join phase here, when every member that went on
 		// consuming has rejoined under a new id. It cannot be validated
-		// (membership is not persisted); see doc.go, "Coordinator moves".
+		// (its group had no record to load); see doc.go, "Coordinator moves".
 		if g.generation == 0 && c.memberFromEarlierTenure(memberID) {
 			return errNone
 		}

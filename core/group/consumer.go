@@ -2,6 +2,7 @@ package group
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -10,10 +11,20 @@ import (
 )
 
 // ConsumerHeartbeat handles ConsumerGroupHeartbeat (KIP-848): join (epoch
-// 0), heartbeat, leave (-1) and static leave (-2). It never blocks.
-func (c *Coordinator) ConsumerHeartbeat(req ConsumerHeartbeatRequest) ConsumerHeartbeatResponse {
+// 0), heartbeat, leave (-1) and static leave (-2). In a tenure with
+// Options.Persist a successful join or heartbeat whose answer reflects a
+// change of the group's record is answered only once that record
+// committed (consumer_persist.go); otherwise it never blocks. A non-nil
+// error is only ever ctx.Err(): the caller has gone.
+func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartbeatRequest) (ConsumerHeartbeatResponse, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	r := c.consumerHeartbeat(req)
+	ch := c.holdConsumerAnswer(req, &r)
+	c.mu.Unlock()
+	return await(ctx, r, ch, ConsumerHeartbeatResponse{ErrorCode: errNotCoordinator, MemberID: req.MemberID})
+}
+
+func (c *Coordinator) consumerHeartbeat(req ConsumerHeartbeatRequest) ConsumerHeartbeatResponse {
 	fail := func(code int16, msg string) ConsumerHeartbeatResponse {
 		return ConsumerHeartbeatResponse{ErrorCode: code, ErrorMessage: msg, MemberID: req.MemberID}
 	}
@@ -33,8 +44,8 @@ func (c *Coordinator) ConsumerHeartbeat(req ConsumerHeartbeatRequest) ConsumerHe
 	g := c.cgroups[req.Group]
 	if g == nil {
 		// Not held here: the coordinator moved since the member joined
-		// (membership is not persisted). FENCED_MEMBER_EPOCH makes the
-		// client rejoin with epoch 0 and the same member id.
+		// and the group had no record to load. FENCED_MEMBER_EPOCH makes
+		// the client rejoin with epoch 0 and the same member id.
 		return fail(errFencedMemberEpoch, "group not held by this coordinator; rejoin")
 	}
 	m := g.members[req.MemberID]
@@ -178,7 +189,7 @@ func (c *Coordinator) takeOver(g *cgroup, om, nm *cmember) {
 	nm.assigned, nm.revoking = om.assigned, om.revoking
 	nm.epoch, nm.prevEpoch = om.epoch, om.prevEpoch
 	nm.names, nm.regex, nm.re, nm.assignor, nm.topics = om.names, om.regex, om.re, om.assignor, om.topics
-	nm.rackID, nm.rebalance, nm.allowed = om.rackID, om.rebalance, om.allowed
+	nm.rackID, nm.rebalance, nm.allowed, nm.allowedKnown = om.rackID, om.rebalance, om.allowed, om.allowedKnown
 	for _, tp := range nm.assigned.flatten() {
 		g.owners[tp] = nm.id
 	}
@@ -242,6 +253,7 @@ func (c *Coordinator) updateConsumerMember(m *cmember, req ConsumerHeartbeatRequ
 	if req.TopicAllowed != nil {
 		m.allowed = req.TopicAllowed
 	}
+	m.allowedKnown = true // nil from the shell: no authorizer, all allowed
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
 		m.assignor = *req.ServerAssignor
 		changed = true
@@ -262,8 +274,12 @@ func (c *Coordinator) updateConsumerMember(m *cmember, req ConsumerHeartbeatRequ
 
 // resolve recomputes m's subscribed topics from the metadata; it reports
 // whether they changed. Internal topics (double underscore) never match a
-// regex.
+// regex. A loaded regex member keeps its recorded topics until its next
+// heartbeat brings its topic check (allowedKnown).
 func (c *Coordinator) resolve(m *cmember) bool {
+	if m.re != nil && !m.allowedKnown {
+		return false
+	}
 	var topics []string
 	for _, t := range c.topics {
 		switch {
@@ -548,6 +564,7 @@ func (c *Coordinator) armConsumerSession(g *cgroup, m *cmember) {
 	m.sessionTimer = c.arm(c.opts.ConsumerSessionTimeout, &m.sessionSeq, func() {
 		if c.cgroups[g.id] == g && g.members[m.id] == m {
 			c.removeConsumerMember(g, m, "session timeout")
+			c.persistConsumer(g)
 		}
 	})
 }
@@ -559,16 +576,22 @@ func (c *Coordinator) armRevoke(g *cgroup, m *cmember) {
 	m.revokeTimer = c.arm(m.rebalance, &m.revokeSeq, func() {
 		if c.cgroups[g.id] == g && g.members[m.id] == m {
 			c.removeConsumerMember(g, m, "rebalance timeout while revoking")
+			c.persistConsumer(g)
 		}
 	})
 }
 
-// killConsumerGroup stops g's timers; the caller forgets g.
+// killConsumerGroup stops g's timers and answers its held heartbeats
+// NOT_COORDINATOR; the caller forgets g.
 func (c *Coordinator) killConsumerGroup(g *cgroup) {
 	for _, m := range g.members {
 		stopTimer(&m.sessionTimer, &m.sessionSeq)
 		stopTimer(&m.revokeTimer, &m.revokeSeq)
 	}
+	for _, w := range g.waiters {
+		w.ch <- ConsumerHeartbeatResponse{ErrorCode: errNotCoordinator, MemberID: w.member}
+	}
+	g.waiters = nil
 }
 
 // ConsumerDescribe handles ConsumerGroupDescribe.
@@ -593,6 +616,7 @@ func (c *Coordinator) ConsumerDescribe(groups []string) []ConsumerGroupDescripti
 			continue
 		}
 		c.refreshGroup(g)
+		c.persistConsumer(g)
 		d.State, d.Epoch, d.AssignmentEpoch, d.AssignorName = g.state(), g.epoch, g.assignmentEpoch, g.assignor
 		if d.AssignorName == "" {
 			d.AssignorName = AssignorUniform

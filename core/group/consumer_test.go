@@ -1,6 +1,7 @@
 package group
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -45,7 +46,7 @@ func (cl *client) beat(c *Coordinator, group string) ConsumerHeartbeatResponse {
 	if owned == nil {
 		owned = []TopicPartitions{}
 	}
-	r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{
+	r := chb(c, ConsumerHeartbeatRequest{
 		Version: 1, Group: group, MemberID: cl.id, MemberEpoch: cl.epoch, RebalanceTimeoutMs: -1, Owned: owned,
 	})
 	cl.apply(r)
@@ -73,13 +74,13 @@ func count(tps []TopicPartitions) int {
 func TestConsumerJoinRevokeFirst(t *testing.T) {
 	v := &topicsVar{ts: []TopicInfo{{Name: "a", ID: tid(1), Partitions: 4}}}
 	bubble(t, consumerOpts(v), func(t *testing.T, c *Coordinator) {
-		r := c.ConsumerHeartbeat(hbJoin("g", "m1", "a"))
+		r := chb(c, hbJoin("g", "m1", "a"))
 		if r.ErrorCode != 0 || r.MemberEpoch != 1 || count(r.Assignment) != 4 {
 			t.Fatalf("first join: %+v", r)
 		}
 		c1 := &client{id: "m1"}
 		c1.apply(r)
-		r = c.ConsumerHeartbeat(hbJoin("g", "m2", "a"))
+		r = chb(c, hbJoin("g", "m2", "a"))
 		c2 := &client{id: "m2"}
 		c2.apply(r)
 		// m2's target has two partitions, but m1 still owns them.
@@ -106,7 +107,7 @@ func TestConsumerJoinRevokeFirst(t *testing.T) {
 			t.Fatalf("describe: %+v", d)
 		}
 		// m2 leaves: m1 takes everything back.
-		if r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m2", MemberEpoch: -1}); r.ErrorCode != 0 || r.MemberEpoch != -1 {
+		if r := chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m2", MemberEpoch: -1}); r.ErrorCode != 0 || r.MemberEpoch != -1 {
 			t.Fatalf("leave: %+v", r)
 		}
 		c1.beat(c, "g")
@@ -122,36 +123,36 @@ func TestConsumerErrors(t *testing.T) {
 		bad := "sticky"
 		req := hbJoin("g", "m1", "a")
 		req.ServerAssignor = &bad
-		if r := c.ConsumerHeartbeat(req); r.ErrorCode != errUnsupportedAssignor {
+		if r := chb(c, req); r.ErrorCode != errUnsupportedAssignor {
 			t.Fatalf("assignor: %+v", r)
 		}
 		req = hbJoin("g", "m1")
 		req.SubscribedTopicNames = nil
-		if r := c.ConsumerHeartbeat(req); r.ErrorCode != errInvalidRequest {
+		if r := chb(c, req); r.ErrorCode != errInvalidRequest {
 			t.Fatalf("no subscription: %+v", r)
 		}
 		re := "a("
 		req = hbJoin("g", "m1")
 		req.SubscribedTopicRegex = &re
-		if r := c.ConsumerHeartbeat(req); r.ErrorCode != errInvalidRegex {
+		if r := chb(c, req); r.ErrorCode != errInvalidRegex {
 			t.Fatalf("regex: %+v", r)
 		}
-		if r := c.ConsumerHeartbeat(hbJoin("g", "", "a")); r.ErrorCode != errInvalidRequest {
+		if r := chb(c, hbJoin("g", "", "a")); r.ErrorCode != errInvalidRequest {
 			t.Fatalf("v1 without member id: %+v", r)
 		}
 		v0 := hbJoin("g", "", "a")
 		v0.Version = 0
-		r := c.ConsumerHeartbeat(v0)
+		r := chb(c, v0)
 		if r.ErrorCode != 0 || r.MemberID == "" {
 			t.Fatalf("v0 join: %+v", r)
 		}
-		if r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: r.MemberID, MemberEpoch: 7}); r.ErrorCode != errFencedMemberEpoch {
+		if r := chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: r.MemberID, MemberEpoch: 7}); r.ErrorCode != errFencedMemberEpoch {
 			t.Fatalf("wrong epoch: %+v", r)
 		}
-		if r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "ghost", MemberEpoch: 1}); r.ErrorCode != errUnknownMemberID {
+		if r := chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "ghost", MemberEpoch: 1}); r.ErrorCode != errUnknownMemberID {
 			t.Fatalf("unknown member: %+v", r)
 		}
-		if r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "other", MemberID: "ghost", MemberEpoch: 3}); r.ErrorCode != errFencedMemberEpoch {
+		if r := chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "other", MemberID: "ghost", MemberEpoch: 3}); r.ErrorCode != errFencedMemberEpoch {
 			t.Fatalf("group not held (coordinator moved): %+v", r)
 		}
 		// Classic JoinGroup to a non-empty consumer group.
@@ -182,11 +183,11 @@ func TestConsumerUpgradeEmptyClassic(t *testing.T) {
 		if j.ErrorCode != 0 {
 			t.Fatalf("classic join: %+v", j)
 		}
-		if r := c.ConsumerHeartbeat(hbJoin("g", "m1", "a")); r.ErrorCode != errInconsistentProtocol {
+		if r := chb(c, hbJoin("g", "m1", "a")); r.ErrorCode != errInconsistentProtocol {
 			t.Fatalf("heartbeat to non-empty classic group: %+v", r)
 		}
 		c.Leave(LeaveRequest{Group: "g", Members: []LeaveMember{{MemberID: j.MemberID}}})
-		if r := c.ConsumerHeartbeat(hbJoin("g", "m1", "a")); r.ErrorCode != 0 || count(r.Assignment) != 2 {
+		if r := chb(c, hbJoin("g", "m1", "a")); r.ErrorCode != 0 || count(r.Assignment) != 2 {
 			t.Fatalf("upgrade: %+v", r)
 		}
 		if l := c.ListConsumer(nil); len(l) != 1 || l[0].Type != "consumer" || l[0].StateName != "Stable" {
@@ -195,7 +196,7 @@ func TestConsumerUpgradeEmptyClassic(t *testing.T) {
 		if l := c.List(nil); len(l) != 0 {
 			t.Fatalf("classic list: %+v", l)
 		}
-		c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m1", MemberEpoch: -1})
+		chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m1", MemberEpoch: -1})
 		if d := c.Delete([]string{"g"}); d[0].ErrorCode != 0 {
 			t.Fatalf("delete empty consumer group: %+v", d)
 		}
@@ -209,7 +210,7 @@ func TestConsumerSessionAndRegex(t *testing.T) {
 		req := hbJoin("g", "m1")
 		req.SubscribedTopicNames, req.SubscribedTopicRegex = nil, &re
 		c1 := &client{id: "m1"}
-		c1.apply(c.ConsumerHeartbeat(req))
+		c1.apply(chb(c, req))
 		if count(c1.owned) != 2 {
 			t.Fatalf("regex join: %+v", c1)
 		}
@@ -219,7 +220,7 @@ func TestConsumerSessionAndRegex(t *testing.T) {
 			t.Fatalf("regex after new topic: %+v", c1)
 		}
 		c2 := &client{id: "m2"}
-		c2.apply(c.ConsumerHeartbeat(hbJoin("g", "m2", "a1")))
+		c2.apply(chb(c, hbJoin("g", "m2", "a1")))
 		// m2 stops heartbeating; m1 keeps on. After the session timeout
 		// m2 is gone and m1 owns everything again.
 		for range 15 {
@@ -236,7 +237,7 @@ func TestConsumerTenure(t *testing.T) {
 	v := &topicsVar{ts: []TopicInfo{{Name: "a", ID: tid(1), Partitions: 2}}}
 	bubble(t, consumerOpts(v), func(t *testing.T, c *Coordinator) {
 		c1 := &client{id: "m1"}
-		c1.apply(c.ConsumerHeartbeat(hbJoin("g", "m1", "a")))
+		c1.apply(chb(c, hbJoin("g", "m1", "a")))
 		c.BeginTenure(2, nil)
 		if r := c1.beat(c, "g"); r.ErrorCode != errFencedMemberEpoch {
 			t.Fatalf("after tenure: %+v", r)
@@ -244,7 +245,7 @@ func TestConsumerTenure(t *testing.T) {
 		if code := c.ValidateOffsetCommit("g", "m1", "", c1.epoch, 9); code != 0 {
 			t.Fatalf("commit of the earlier tenure: %d", code)
 		}
-		if r := c.ConsumerHeartbeat(hbJoin("g", "m1", "a")); r.ErrorCode != 0 || count(r.Assignment) != 2 {
+		if r := chb(c, hbJoin("g", "m1", "a")); r.ErrorCode != 0 || count(r.Assignment) != 2 {
 			t.Fatalf("rejoin: %+v", r)
 		}
 	})
@@ -257,20 +258,20 @@ func TestConsumerStaticLeave(t *testing.T) {
 		j := hbJoin("g", "m1", "a")
 		j.InstanceID = &inst
 		c1 := &client{id: "m1"}
-		c1.apply(c.ConsumerHeartbeat(j))
+		c1.apply(chb(c, j))
 		c2 := &client{id: "m2"}
-		c2.apply(c.ConsumerHeartbeat(hbJoin("g", "m2", "a")))
+		c2.apply(chb(c, hbJoin("g", "m2", "a")))
 		c1.beat(c, "g")
 		c1.beat(c, "g")
 		c2.beat(c, "g")
 		before := c1.owned
 		epoch := c.ConsumerDescribe([]string{"g"})[0].Epoch
-		if r := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m1", MemberEpoch: -2, InstanceID: &inst}); r.ErrorCode != 0 || r.MemberEpoch != -2 {
+		if r := chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: "m1", MemberEpoch: -2, InstanceID: &inst}); r.ErrorCode != 0 || r.MemberEpoch != -2 {
 			t.Fatalf("static leave: %+v", r)
 		}
 		j = hbJoin("g", "m1b", "a")
 		j.InstanceID = &inst
-		r := c.ConsumerHeartbeat(j)
+		r := chb(c, j)
 		if r.ErrorCode != 0 || !slices.EqualFunc(r.Assignment, before, func(a, b TopicPartitions) bool { return slices.Equal(a.Partitions, b.Partitions) }) {
 			t.Fatalf("static return: %+v, before %v", r, before)
 		}
@@ -279,7 +280,7 @@ func TestConsumerStaticLeave(t *testing.T) {
 		}
 		j = hbJoin("g", "m1c", "a")
 		j.InstanceID = &inst
-		if r := c.ConsumerHeartbeat(j); r.ErrorCode != errUnreleasedInstanceID {
+		if r := chb(c, j); r.ErrorCode != errUnreleasedInstanceID {
 			t.Fatalf("second holder of the instance id: %+v", r)
 		}
 	})
@@ -314,7 +315,7 @@ func TestConsumerModel(t *testing.T) {
 					}
 					req := hbJoin("g", cl.id, "a", "b")
 					req.ServerAssignor = &assignor
-					r := c.ConsumerHeartbeat(req)
+					r := chb(c, req)
 					cl.owned, cl.epoch = nil, 0
 					cl.apply(r)
 					live[i] = r.ErrorCode == 0
@@ -332,7 +333,7 @@ func TestConsumerModel(t *testing.T) {
 					}
 				case "leave":
 					if live[i] {
-						c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: cl.id, MemberEpoch: -1})
+						chb(c, ConsumerHeartbeatRequest{Version: 1, Group: "g", MemberID: cl.id, MemberEpoch: -1})
 						live[i], cl.owned = false, nil
 					}
 				case "sleep":
@@ -457,4 +458,14 @@ func checkUniform(rt *rapid.T, got map[string]assignment, ms []assignorMember, t
 	if hi-lo > 1 {
 		rt.Fatalf("loads from %d to %d: %v", lo, hi, got)
 	}
+}
+
+// chb is a ConsumerHeartbeat that must not block (no persisted record is
+// awaited in these tests).
+func chb(c *Coordinator, req ConsumerHeartbeatRequest) ConsumerHeartbeatResponse {
+	r, err := c.ConsumerHeartbeat(context.Background(), req)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

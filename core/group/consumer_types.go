@@ -118,10 +118,14 @@ type cmember struct {
 	assignor                                     string         // ServerAssignor ("" none)
 	rebalance                                    time.Duration
 	allowed                                      func(string) bool
-	topics                                       []string // resolved subscription: existing topics, sorted
-	epoch                                        int32
-	prevEpoch                                    int32
-	staticLeft                                   bool // left with epoch -2: kept for its instance id's return
+	// allowedKnown: allowed was set by a heartbeat of this tenure. A
+	// loaded member's is not (a closure does not survive a record), so
+	// its regex is not re-resolved until its next heartbeat brings one.
+	allowedKnown bool
+	topics       []string // resolved subscription: existing topics, sorted
+	epoch        int32
+	prevEpoch    int32
+	staticLeft   bool // left with epoch -2: kept for its instance id's return
 	// assigned is what the member may own now; revoking what it must give
 	// up (still owned by it until a heartbeat no longer lists them).
 	// Invariant: disjoint; each partition of either is owned by this
@@ -155,6 +159,24 @@ type cgroup struct {
 	// metadata version then.
 	subscribed []TopicInfo
 	metaSeen   uint64
+	// The group's record (consumer_persist.go): written is the Data last
+	// handed to Options.Persist (nil: none, or its write failed, so the
+	// next change or heartbeat writes again), writtenSeq its Seq;
+	// committedSeq the highest Seq known committed. Invariant:
+	// committedSeq <= writtenSeq. waiters are heartbeat answers held
+	// until a record at or after their seq commits, at most one per
+	// member id.
+	written                  []byte
+	writtenSeq, committedSeq uint64
+	waiters                  []cwaiter
+}
+
+// cwaiter is a heartbeat answer held until the record of seq committed.
+type cwaiter struct {
+	member string
+	seq    uint64
+	resp   ConsumerHeartbeatResponse
+	ch     chan ConsumerHeartbeatResponse // buffered (1); receives exactly one value
 }
 
 func (g *cgroup) state() ConsumerState {

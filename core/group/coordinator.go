@@ -139,9 +139,10 @@ func (c *Coordinator) newMemberID(clientID, instanceID string) string {
 // from now on carry it): every group held is forgotten (its blocked
 // requests are answered NOT_COORDINATOR; nothing is persisted), since
 // another coordinator may have served its members meanwhile, and the
-// classic groups of records are loaded (see persist.go and doc.go,
-// "Coordinator moves"): Stable at their generation with their members,
-// whose sessions start now, or Empty. Members of groups not loaded are
+// groups of records are loaded (see persist.go, consumer_persist.go and
+// doc.go, "Coordinator moves"): classic ones Stable at their generation
+// with their members, whose sessions start now, or Empty; consumer ones
+// with their members' epochs and assignments. Members of groups not loaded are
 // recognised by their member ids (memberFromEarlierTenure) and told to
 // rejoin rather than that they are unknown. It returns the number of
 // groups loaded.
@@ -158,9 +159,10 @@ func (c *Coordinator) BeginTenure(term uint64, records []Record) int {
 		c.killGroup(g, errNotCoordinator)
 		delete(c.groups, id)
 	}
-	// Consumer groups have no waiters: they are simply forgotten. Their
-	// members' next heartbeat is answered FENCED_MEMBER_EPOCH and they
-	// rejoin with epoch 0 (see doc.go, "Coordinator moves").
+	// Consumer groups' held answers get NOT_COORDINATOR. Those without a
+	// record are forgotten: their members' next heartbeat is answered
+	// FENCED_MEMBER_EPOCH and they rejoin with epoch 0 (see doc.go,
+	// "Consumer protocol").
 	for id, g := range c.cgroups {
 		c.killConsumerGroup(g)
 		delete(c.cgroups, id)

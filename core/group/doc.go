@@ -9,10 +9,10 @@
 // ConsumerGroupDescribe; see "Consumer protocol" below).
 //
 // Membership is in memory on the coordinator node; a classic group's
-// state at each completed generation is handed out as a Record
-// (Options.Persist, persist.go) for the shell to replicate, and a new
-// coordinator tenure loads the records (BeginTenure; see "Coordinator
-// moves"). Committed offsets live in the controller shard (core/meta) and
+// state at each completed generation, and a consumer group's at every
+// change, is handed out as a Record (Options.Persist, persist.go and
+// consumer_persist.go) for the shell to replicate, and a new coordinator
+// tenure loads the records (BeginTenure; see "Coordinator moves"). Committed offsets live in the controller shard (core/meta) and
 // are not this package's concern: ValidateCommit only says whether a
 // commit may proceed.
 //
@@ -33,14 +33,14 @@
 //	offset expiry Active(group) bool                              members held: keep offsets
 //	offset expiry Known(term, group) bool                         membership known in this tenure
 //	new tenure    BeginTenure(term, []Record) int                 forget all, load the records
-//	ConsumerGroupHeartbeat ConsumerHeartbeat(ConsumerHeartbeatRequest) ConsumerHeartbeatResponse
+//	ConsumerGroupHeartbeat ConsumerHeartbeat(ctx, ConsumerHeartbeatRequest) (ConsumerHeartbeatResponse, error)  may block
 //	ConsumerGroupDescribe  ConsumerDescribe([]string) []ConsumerGroupDescription
 //	OffsetCommit v9        ValidateOffsetCommit(group, member, instance, gen, version) int16
 //	OffsetFetch v9         ValidateConsumerFetch(group, member, epoch) int16
 //	ListGroups             ListConsumer(states) beside List
 //
-// A non-nil error from Join or Sync is only ever ctx.Err(): the connection
-// went away and no response is sent.
+// A non-nil error from Join, Sync or ConsumerHeartbeat is only ever
+// ctx.Err(): the connection went away and no response is sent.
 //
 // # State machine
 //
@@ -122,9 +122,11 @@
 // usual. A later generation continues from the loaded one, so generations
 // of a loaded group never go back across a move.
 //
+// Consumer groups are persisted too (see "Consumer protocol").
+//
 // Groups without a record (a write that failed or was still queued, a
-// record beyond RecordBytesMax, consumer groups) restart as before: their
-// members learn of the move through their next Heartbeat or SyncGroup.
+// record beyond RecordBytesMax) restart as before (consumer groups: see
+// "Consumer protocol"): classic ones' members learn of the move through their next Heartbeat or SyncGroup.
 // Their member ids (prefix-<incarnation hex>-<counter>) show that an
 // earlier tenure minted them, so they are answered REBALANCE_IN_PROGRESS
 // rather than UNKNOWN_MEMBER_ID: both make the client rejoin, but
@@ -190,11 +192,56 @@
 // newer Kafka is similarly lenient). Empty member id and epoch < 0: an
 // admin commit, only while the group has no members.
 //
-// Coordinator moves: BeginTenure forgets every consumer group. A member's
-// next heartbeat (epoch > 0) to a group not held here is answered
-// FENCED_MEMBER_EPOCH, so it rejoins with epoch 0 and its member id, and
-// a v9 commit with a member id to a group not held here is accepted
-// (unvalidated, as for classic members of an earlier tenure).
+// Coordinator moves (consumer_persist.go): the coordinator writes one
+// Record per consumer group (kind byte 2; classic records are 1) with
+// the group epoch, the assignment epoch and assignor, the subscribed
+// topics' metadata as of the target, and per member its id, instance id,
+// rack, client id and host, subscribed names and regex, server assignor,
+// rebalance timeout, member epoch and previous epoch, whether it left
+// with -2, its resolved topics, assigned partitions, partitions pending
+// revocation and target. Kafka writes several record types on every
+// change; here the group is encoded after every request or timer that
+// may change it and its record handed out when the bytes differ from the
+// last handed out, replacing the previous one.
+//
+// Answers wait: a successful join or heartbeat is answered only once the
+// record its answer reflects committed (Kafka sends the response after
+// the records are written), as the classic leader's SyncGroup is. A
+// coordinator that lost the controller leadership unawares therefore
+// hands out no epoch or assignment its successor, loading the previous
+// record, contradicts: were a partition given to member A before its
+// record committed, the successor, still seeing B revoking it, would
+// free it at B's next heartbeat and give it to C while A consumes it. If
+// the write fails the waiting answers get NOT_COORDINATOR (clients retry
+// the heartbeat keeping their partitions; the state in memory stays and
+// the next heartbeat writes it again; the member's next answer carries
+// its full assignment). A heartbeat changing nothing while the record is
+// committed is answered at once. Leaves and removals by timers are
+// written and not waited for: they hand nothing out.
+//
+// BeginTenure loads each record as its group: members keep their member
+// epochs, previous epochs, assignments and revocations, so they go on
+// heartbeating and committing at their epochs with no new epoch and no
+// reassignment; every session (and a revoking member's rebalance
+// timeout) starts at the load; a member absent for the session timeout is
+// removed, bumping the group epoch. Each member's first answer carries its
+// full assignment (one the old coordinator held back or lost is thus
+// delivered; clients ignore an unchanged one). What a record cannot hold
+// is re-established at the member's next heartbeat: its TopicAllowed
+// check (a closure of its connection's principal) comes with every
+// heartbeat, and until then a loaded regex member keeps its recorded
+// topics rather than resolve without the check; the subscriptions are
+// re-resolved against the topics of the new tenure at the group's next
+// request (names) and each regex member's next heartbeat, and the epoch
+// bumps only if what they resolve to, or the subscribed topics'
+// partitions, changed meanwhile.
+//
+// Groups with no record (none written yet, a failed write, or one beyond
+// RecordBytesMax, persisted as gone) are forgotten at a move as before: a
+// member's next heartbeat (epoch > 0) to a group not held here is
+// answered FENCED_MEMBER_EPOCH, so it rejoins with epoch 0 and its member
+// id, and a v9 commit with a member id to a group not held here is
+// accepted (unvalidated, as for classic members of an earlier tenure).
 //
 // # Concurrency
 //
@@ -236,8 +283,8 @@
 //
 //   - Records live in the controller shard (the shell's concern), not in
 //     __consumer_offsets; a failed Empty, deletion or static-replacement
-//     record is not retried. Only classic groups are persisted; consumer
-//     groups restart at a move (see "Consumer protocol"). Member ids are
+//     record is not retried. A consumer group is one record replacing
+//     the previous, not Kafka's record per member and kind. Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not
 //     clientID-UUID, and never repeat for distinct Options.Incarnation.
 //     BeginTenure counts the incarnation up, so an id names the tenure

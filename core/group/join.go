@@ -50,6 +50,7 @@ func (c *Coordinator) join(req JoinRequest) (JoinResponse, chan JoinResponse) {
 		// An Empty consumer group becomes a classic group.
 		c.killConsumerGroup(cg)
 		delete(c.cgroups, req.Group)
+		c.persistGone(req.Group)
 	}
 	g := c.groups[req.Group]
 	if g == nil {

@@ -48,15 +48,17 @@ type Options struct {
 	// ConsumerHeartbeatInterval is the interval told to consumer-protocol
 	// members (Kafka: group.consumer.heartbeat.interval.ms, 5s).
 	ConsumerHeartbeatInterval time.Duration
-	// Persist, if set, receives a classic group's record whenever its
-	// replicated membership changes (persist.go): the shell proposes it to
+	// Persist, if set, receives a group's record whenever its replicated
+	// membership changes (persist.go, consumer_persist.go): the shell proposes it to
 	// the controller in the order received and, when done is not nil,
 	// calls done exactly once with the outcome (nil: committed), from
 	// another goroutine. It is called with the coordinator's lock held: it
 	// must not block or call back into the coordinator. The leader's
 	// SyncGroup is answered only once its generation's record committed
-	// (as in Kafka); other records are not waited for (one that never
-	// reaches the controller costs a rebalance after the next move).
+	// (as in Kafka), and so is a consumer group's join or heartbeat whose
+	// answer reflects a change; other records are not waited for (one
+	// that never reaches the controller costs a rebalance after the next
+	// move). Consumer groups' records always come with a done.
 	Persist func(rec Record, done func(error))
 	// UnsafeGenerationRestart is a deliberately broken variant for
 	// testing the simulator only: every third completed join phase of a

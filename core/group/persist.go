@@ -17,6 +17,9 @@ import (
 // and when it was deleted or evicted (Data nil). A coordinator beginning a
 // tenure loads the records it is given (BeginTenure).
 //
+// Consumer-protocol groups have records of their own kind (first byte 2,
+// consumer_persist.go).
+//
 // Record format (version 1), integers as in encoding/binary's varints:
 //
 //	version u8 | state u8 (Empty or Stable) | generation varint |
@@ -28,7 +31,7 @@ import (
 // Strings and bytes carry a uvarint length. Decoding checks every length
 // and count against the Options' limits and never panics.
 
-// Record is one classic group's replicated membership: what Options.Persist
+// Record is one group's replicated membership: what Options.Persist
 // receives and BeginTenure loads. Term and Seq order the writes: Term is
 // the tenure (BeginTenure's term) that wrote it, Seq counts this
 // coordinator's writes up. Data nil means the group is gone.
@@ -55,14 +58,14 @@ func (c *Coordinator) persist(g *group) {
 		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g, encodeGroup(g))}, nil)
+	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g.id, encodeGroup(g))}, nil)
 }
 
 // recordData is data, or nil (the group persisted as gone) beyond
 // RecordBytesMax.
-func (c *Coordinator) recordData(g *group, data []byte) []byte {
+func (c *Coordinator) recordData(id string, data []byte) []byte {
 	if len(data) > RecordBytesMax {
-		c.log.Warn("group: record too large to persist; persisted as gone", "group", g.id, "bytes", len(data))
+		c.log.Warn("group: record too large to persist; persisted as gone", "group", id, "bytes", len(data))
 		return nil
 	}
 	return data
@@ -86,7 +89,7 @@ func (c *Coordinator) storeThenInstall(g *group, staged map[string][]byte) {
 	c.persistSeq++
 	seq := c.persistSeq
 	g.storeSeq = seq
-	data := c.recordData(g, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
+	data := c.recordData(g.id, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
 	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: seq, Data: data}, func(err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -277,11 +280,12 @@ func (c *Coordinator) decodeMember(r *recReader, gen int32) *member {
 	return m
 }
 
-// load installs the records of a new tenure (c.mu held, no classic group
-// held): each valid one as a group Stable at its generation with its
+// load installs the records of a new tenure (c.mu held, no group held):
+// each valid classic one as a group Stable at its generation with its
 // members, leader, protocol and assignments, every member's session
-// starting now; or Empty at its generation. Invalid records are logged
-// and skipped (their members rejoin); at most GroupsMax groups load.
+// starting now, or Empty at its generation; each consumer one as its
+// group (loadConsumer). Invalid records are logged and skipped (their
+// members rejoin); at most GroupsMax groups load.
 func (c *Coordinator) load(records []Record) int {
 	records = slices.SortedFunc(slices.Values(records), func(a, b Record) int { return cmp.Compare(a.Group, b.Group) })
 	loaded := 0
@@ -292,6 +296,16 @@ func (c *Coordinator) load(records []Record) int {
 		if len(c.groups)+len(c.cgroups) >= c.opts.GroupsMax {
 			c.log.Warn("group: groups limit reached while loading; rest not loaded", "groups", len(c.groups), "group", rec.Group)
 			break
+		}
+		if rec.Data[0] == consumerRecordVersion {
+			cg, err := c.loadConsumer(rec)
+			if err != nil {
+				c.log.Warn("group: consumer group record not loaded; its members rejoin", "group", rec.Group, "err", err)
+				continue
+			}
+			loaded++
+			c.log.Info("group: loaded consumer group", "group", cg.id, "epoch", cg.epoch, "members", len(cg.members))
+			continue
 		}
 		g, err := c.decodeGroup(rec.Group, rec.Data)
 		if err != nil {

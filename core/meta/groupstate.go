@@ -11,9 +11,10 @@ import (
 // __consumer_offsets).
 //
 // The group coordinator (core/group, on the controller leader) writes one
-// record per group when a generation completes, when the group becomes
-// Empty, and when it is deleted; a coordinator starting a tenure loads
-// them, so a coordinator move keeps every group's generation, members and
+// record per group when a classic group's generation completes, when it
+// becomes Empty, when it is deleted, and at every change of a KIP-848
+// consumer group; a coordinator starting a tenure loads them, so a
+// coordinator move keeps every group's generation or epochs, members and
 // assignments (no rebalance). The record's Data is opaque here: core/group
 // encodes and decodes it. Each record replaces the group's previous one.
 //
