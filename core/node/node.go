@@ -238,6 +238,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.cancel()
 	n.wg.Wait()
 	n.transferLeadership(ctx)
+	n.snapshotForRestart(ctx)
 	n.nh.Close()
 	return nil
 }

@@ -83,3 +83,51 @@ func TestRaftLogTrimmedByBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanStopSnapshots: a clean stop snapshots a partition replica that
+// applied at least restartSnapshotMin since its last snapshot, so the
+// next start applies nothing again from the Raft log; a small one is left
+// alone. The byte trigger is off, so only the stop can have taken it.
+func TestCleanStopSnapshots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, 22, 1, func(cfg *Config) {
+			cfg.SnapshotEntries = 1 << 20
+			cfg.RaftLogBytes = -1
+		})
+		defer c.closeAll()
+		c.createTopic("big", 1, 1)
+		c.createTopic("small", 1, 1)
+		for i := range (2 << 20) / (16 << 10) {
+			c.produce("big", 0, batch(-1, 0, 1, 16<<10, int64(i)), 20*time.Second)
+		}
+		c.produce("small", 0, batch(-1, 0, 1, 100, 1), 20*time.Second)
+		logOf := func(topic string) (snap, last uint64) {
+			t.Helper()
+			n := c.node(1)
+			pt, ok := partitionOf(n.view(), topic, 0)
+			if !ok {
+				t.Fatalf("no partition %s/0", topic)
+			}
+			lr, err := n.nh.GetLogReader(pt.ShardID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, last = lr.GetRange()
+			return lr.Snapshot().Index, last
+		}
+		snapIndex := func(topic string) uint64 { s, _ := logOf(topic); return s }
+		_, last := logOf("big")
+		if got := snapIndex("big"); got >= last || last < 128 {
+			t.Fatalf("snapshot at %d before the stop, last entry %d: the byte trigger is not off", got, last)
+		}
+		c.stop(1)
+		c.start(1)
+		c.produce("small", 0, batch(-1, 0, 1, 100, 2), 20*time.Second) // a leader again
+		if got := snapIndex("big"); got < last {
+			t.Fatalf("after a clean stop the snapshot is at %d, below the last applied entry %d", got, last)
+		}
+		if got := snapIndex("small"); got != 0 {
+			t.Fatalf("a partition with less than %d bytes applied was snapshotted at %d", restartSnapshotMin, got)
+		}
+	})
+}

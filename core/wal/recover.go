@@ -182,11 +182,11 @@ func readFile(fs diskio.FS, name string) ([]byte, error) {
 // truncated instead of refused.
 func (w *WAL) replaySegment(num uint64, newest bool) error {
 	name := w.segPath(num)
-	data, err := w.readSegment(name)
+	data, verified, err := w.readSegment(name)
 	if err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
-	end, scanErr := w.scan(data, num)
+	end, scanErr := w.scan(data, verified, num)
 	if scanErr != nil {
 		if !newest || !errors.Is(scanErr, errBadRecord) {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, scanErr)
@@ -234,14 +234,15 @@ func (w *WAL) openSealed(num uint64, name string) error {
 // believed: a flip on the way from the disk (bus, memory, a controller)
 // is not the data on the disk, and taken as a torn tail it would drop
 // records this node acknowledged. The first read in which every batch
-// verifies is used, else the one that verified furthest.
-func (w *WAL) readSegment(name string) ([]byte, error) {
+// verifies is used, else the one that verified furthest; it also returns
+// where the verified batches end.
+func (w *WAL) readSegment(name string) ([]byte, int64, error) {
 	var best []byte
 	bestEnd := int64(-1)
 	for attempt := 0; ; attempt++ {
 		data, err := readFile(w.fs, name)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		end := verifiedEnd(data)
 		if end == int64(len(data)) {
@@ -249,13 +250,13 @@ func (w *WAL) readSegment(name string) ([]byte, error) {
 				w.log.Warn("WAL: a segment read failed verification and a re-read passed (transient read corruption)",
 					"segment", name, "reads", attempt+1)
 			}
-			return data, nil
+			return data, end, nil
 		}
 		if end > bestEnd {
 			best, bestEnd = data, end
 		}
 		if attempt == ReadRetries {
-			return best, nil
+			return best, bestEnd, nil
 		}
 	}
 }
@@ -278,10 +279,11 @@ func verifiedEnd(data []byte) int64 {
 // valid batches end. An error wrapping errBadRecord at end is a batch that
 // does not verify (a torn tail if nothing valid follows); other errors are
 // corruption inside a verified batch.
-func (w *WAL) scan(data []byte, num uint64) (int64, error) {
+func (w *WAL) scan(data []byte, verified int64, num uint64) (int64, error) {
 	pos := 0
 	for pos < len(data) {
-		seq, body, n, err := parseBatch(data[pos:])
+		// Batches below verified passed their CRC in readSegment.
+		seq, body, n, err := parseBatchCRC(data[pos:], int64(pos) >= verified)
 		if err != nil {
 			return int64(pos), fmt.Errorf("batch at offset %d: %w", pos, err)
 		}
