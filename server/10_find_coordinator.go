@@ -92,15 +92,11 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 }
 
 // tenure is one broker's view of its coordinator term: the controller
-// term in which its in-memory groups were built.
+// term in which its in-memory groups were built (Broker.tenure).
 type tenure struct {
 	mu   sync.RWMutex
 	term uint64
 }
-
-// tenures maps *Broker to *tenure (created on the broker's first group
-// request).
-var tenures sync.Map
 
 // groupCoordinator returns the broker's group coordinator if this broker
 // coordinates groups now (it leads the controller shard and is ready in
@@ -122,8 +118,7 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 	if !ok {
 		return nil, 0, kerr.NotCoordinator.Code, nil
 	}
-	v, _ := tenures.LoadOrStore(rc.Broker, &tenure{})
-	tn := v.(*tenure)
+	tn := &rc.Broker.tenure
 	tn.mu.RLock()
 	cur := tn.term
 	tn.mu.RUnlock()
