@@ -5,15 +5,20 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"testing"
+	"time"
 )
 
 // Bounds of the collector in a schedule (quietCollector).
 const (
-	// scheduleAllocBytesPerCollection: the heartbeat collects once the
-	// schedule allocated this much since the last collection (a 30 s
-	// schedule allocates 1-4 GB).
-	scheduleAllocBytesPerCollection = 1 << 30
+	// scheduleCollectEvery: the heartbeat collects at every multiple of
+	// it (virtual time since the schedule began; a 30 s schedule
+	// allocates 1-4 GB). A period of virtual time, not an amount
+	// allocated: the first run in a process allocates a little more
+	// (lazy caches), and a collection empties sync.Pools, so it must
+	// come at the same instant in every run.
+	scheduleCollectEvery = 10 * time.Second
 	// scheduleHeapLimitBytes: past it the collector runs wherever an
 	// allocation tips it after all (debug.SetMemoryLimit; the
 	// environment's GOMEMLIMIT, if set, wins).
@@ -24,15 +29,15 @@ const (
 // moves nothing (see quietCollector).
 type scheduleCollector struct {
 	percent, limit int64
-	allocAt        uint64 // the heap's cumulative allocation at the last collection
-	cyclesAt       uint64 // collections done by then
+	beats          int    // heartbeats so far (due)
+	cyclesAt       uint64 // collections done by the last one
 }
 
 // quietCollector keeps the collector out of a schedule's way: two full
 // collections now, outside the bubble (the garbage of the last schedule,
 // and sync.Pools emptied as in a fresh process), then no collection
-// triggered by an allocation; the schedule's heartbeat collects when due,
-// after synctest.Wait, i.e. with every other goroutine of the bubble
+// triggered by an allocation; the schedule's heartbeat collects every
+// scheduleCollectEvery, after synctest.Wait, i.e. with every other goroutine of the bubble
 // durably blocked. A collection triggered by an allocation runs paced
 // partly by wall time, and its stop-the-world and stack scans move the
 // goroutine running then behind the others: the next select or wake-up
@@ -45,22 +50,21 @@ func quietCollector() *scheduleCollector {
 	if c.limit == math.MaxInt64 {
 		debug.SetMemoryLimit(scheduleHeapLimitBytes)
 	}
-	c.allocAt, c.cyclesAt = gcStats()
+	c.cyclesAt = gcCycles()
 	return c
 }
 
-// due reports whether the schedule allocated
-// scheduleAllocBytesPerCollection since the last collection.
+// due counts a heartbeat (every heartbeatEvery of virtual time) and
+// reports whether a collection is due at it.
 func (c *scheduleCollector) due() bool {
-	alloc, _ := gcStats()
-	return alloc-c.allocAt >= scheduleAllocBytesPerCollection
+	c.beats++
+	return c.beats%int(scheduleCollectEvery/heartbeatEvery) == 0
 }
 
 // collect runs a full collection (the caller has made sure that no other
 // goroutine of the bubble runs).
 func (c *scheduleCollector) collect() {
 	runtime.GC()
-	c.allocAt, _ = gcStats()
 	c.cyclesAt++
 }
 
@@ -68,53 +72,45 @@ func (c *scheduleCollector) collect() {
 // collections that ran in the schedule other than collect's (the heap
 // passed scheduleHeapLimitBytes: that schedule may not replay).
 func (c *scheduleCollector) restore() uint64 {
-	_, cycles := gcStats()
+	cycles := gcCycles()
 	debug.SetGCPercent(int(c.percent))
 	debug.SetMemoryLimit(c.limit)
 	return cycles - c.cyclesAt
 }
 
-// gcStats returns the heap's cumulative allocation and the number of
-// collections done.
-func gcStats() (allocBytes, cycles uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+// gcCycles returns the number of collections done.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		allocBytes = s[0].Value.Uint64()
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
 	}
-	if s[1].Value.Kind() == metrics.KindUint64 {
-		cycles = s[1].Value.Uint64()
-	}
-	return allocBytes, cycles
+	return s[0].Value.Uint64()
 }
 
 var sink []byte
 
 // TestQuietCollector: between quietCollector and restore no collection
 // runs but collect's, however much garbage is made (below the limit);
-// collect is due after scheduleAllocBytesPerCollection; the collector's
-// settings are restored.
+// collect is due at every scheduleCollectEvery of heartbeats; the
+// collector's settings are restored.
 func TestQuietCollector(t *testing.T) {
 	percent := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(percent)
 	c := quietCollector()
-	if c.due() {
-		t.Errorf("a collection is due right after quietCollector")
-	}
 	for range 256 {
 		sink = make([]byte, 1<<20) // 256 MiB of garbage in all
 	}
 	sink = nil
-	for range scheduleAllocBytesPerCollection >> 20 {
-		sink = make([]byte, 1<<20)
+	var due []int
+	for beat := 1; beat <= 2*int(scheduleCollectEvery/heartbeatEvery); beat++ {
+		if c.due() {
+			due = append(due, beat)
+			c.collect()
+		}
 	}
-	sink = nil
-	if !c.due() {
-		t.Errorf("no collection due after %d MiB allocated", scheduleAllocBytesPerCollection>>20+256)
-	}
-	c.collect()
-	if c.due() {
-		t.Errorf("a collection is due right after collect")
+	if n := int(scheduleCollectEvery / heartbeatEvery); !slices.Equal(due, []int{n, 2 * n}) {
+		t.Errorf("collections due at heartbeats %v, want %d and %d", due, n, 2*n)
 	}
 	if n := c.restore(); n != 0 {
 		t.Errorf("%d collections ran inside quietCollector besides collect's", n)

@@ -231,9 +231,13 @@
 // The collector (collector_test.go, quietCollector) runs between
 // schedules (two full collections: the last schedule's garbage, and
 // sync.Pools emptied as in a fresh process) and, in a schedule, only
-// where the heartbeat calls it: once the schedule allocated 1 GiB since
-// the last collection, after synctest.Wait, i.e. with every other
-// goroutine of the bubble durably blocked. GOGC is off meanwhile, with a
+// where the heartbeat calls it: every 10 s of virtual time, after
+// synctest.Wait, i.e. with every other goroutine of the bubble durably
+// blocked. At fixed virtual instants, not after an amount allocated: a
+// collection empties sync.Pools, and the first run in a process
+// allocates a little more (lazy caches), so with a trigger of 1 GiB
+// allocated seed 4's fine trace (make sim-diverge) parted between its
+// first and second run at 13.9 s. Every 3 s cost about 30% of the speed. GOGC is off meanwhile, with a
 // 4 GiB memory limit as the safety net (a schedule the collector ran in
 // anyway is logged and counted: "the collector ran inside N schedules").
 // A collection tipped by an allocation is paced partly by wall time, and
@@ -264,8 +268,10 @@
 //	seeds 1-30 (issue 14, start; load 1-5)                 26/30
 //	+ sync.Map's and unique's seeds not from the stream      26/30 (other seeds)
 //	+ no collection between schedules only, GOGC=400 within  28/30
-//	+ the quiet collector (above)                           30/30
+//	+ the quiet collector (above; every 1 GiB allocated)     30/30
 //	seeds 1-100, all of the above                          100/100
+//	seeds 1-100, collections every 3 s virtual instead     100/100
+//	seeds 1-100, every 10 s virtual (as built)             100/100
 //
 // How the last two were found: at the start of issue 14, seed 4 parted
 // at 0.81 s (a Fetch answer with or without one partition's records, at
@@ -286,8 +292,11 @@
 //
 // Speed (replay off, make sim SEEDS=100 SIM_PROCS=2, whole target,
 // build included, load average 1.3-2.8): 63.5 schedules per minute
-// (simulated/wall 36x); with -sim-replay 57 (200 schedules), and 24-47
-// for 30 seeds under loads of 4-7 from other agents. The 150 per minute
+// (simulated/wall 36x) with the collector every 1 GiB allocated, 25.9
+// with it every 10 s virtual under loads of 4.5-5 from other agents
+// (one process, 8 seeds back to back: 30.8 s against 33.2 s for the
+// earlier trigger, i.e. no difference this machine can show); with
+// -sim-replay 57 (200 schedules) and 25.8 under load 5. The 150 per minute
 // target is not reached: a schedule is about 34 s of virtual time and
 // costs about 2 s of one core (8 seeds in one process: 18 s). CPU
 // profile of that process: 20% zeroing fresh large allocations
