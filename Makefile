@@ -22,7 +22,8 @@ SIM_PROCS ?= $(shell nproc 2>/dev/null || echo 2)
 SIM_FLAGS ?=
 FUZZTIME  ?= 30s
 # Deterministic replay of the simulator needs one P and no async preemption;
-# GOGC=400 trades memory for ~20% more schedules per minute.
+# GOGC=400 trades memory for speed outside schedules (in a schedule the
+# collector runs only where the heartbeat calls it: sim/collector_test.go).
 SIM_ENV   := GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 GOGC=400
 SIM_TAGS  := -tags synctests
 # The simulator's builds use a seeded runtime (sim/overlay/gen.sh: one

@@ -92,7 +92,8 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 }
 
 // tenure is one broker's view of its coordinator term: the controller
-// term in which its in-memory groups were built (loaded).
+// term in which its in-memory groups were built and loaded
+// (Broker.tenure).
 type tenure struct {
 	mu   sync.Mutex // held only briefly, never while proposing or waiting
 	term uint64
@@ -102,10 +103,6 @@ type tenure struct {
 	// clock can advance meanwhile.
 	loading chan struct{}
 }
-
-// tenures maps *Broker to *tenure (created on the broker's first group
-// request).
-var tenures sync.Map
 
 // tenureWaitsMax bounds how many loads by other requests one request
 // waits through before it answers NOT_COORDINATOR.
@@ -133,8 +130,7 @@ func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinat
 	if !ok {
 		return nil, 0, kerr.NotCoordinator.Code, nil
 	}
-	v, _ := tenures.LoadOrStore(rc.Broker, &tenure{})
-	tn := v.(*tenure)
+	tn := &rc.Broker.tenure
 	for range tenureWaitsMax {
 		tn.mu.Lock()
 		if tn.term == term {

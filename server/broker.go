@@ -49,6 +49,12 @@ type Broker struct {
 	fetchSessions *fetchSessionCache
 	// groupWriter proposes the coordinator's group membership records.
 	groupWriter *groupWriter
+	// tenure is the coordinator term this broker's groups were built in
+	// (groupCoordinator). A field, not a package-level map keyed by
+	// broker: that kept every broker a process ever started (the
+	// simulator starts thousands), and its lazy creation by the first
+	// group request was state one schedule left to the next.
+	tenure tenure
 
 	clock    clock.Clock // the node's clock (the simulator's per-node clock)
 	log      *slog.Logger

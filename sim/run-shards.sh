@@ -54,6 +54,8 @@ END {
 	if (wall <= 0) wall = 1e-9
 	printf "sim: %d schedules in %d processes, %.1fs wall (whole target, build included): %.1f schedules/minute, simulated/wall time %.1fx (%.0fs virtual)\n",
 		sum["schedules"], procs, wall, sum["schedules"] / (wall / 60), sum["virtual_s"] / wall, sum["virtual_s"]
+	if (sum["collected"] > 0)
+		printf "sim: the collector ran inside %d schedules (heap past the limit: they may not replay)\n", sum["collected"]
 	if (sum["replays"] > 0)
 		printf "sim: determinism: %d/%d seeds reproduced their canonical trace hash (%.1f%%)\n",
 			sum["reproduced"], sum["replays"], 100 * sum["reproduced"] / sum["replays"]

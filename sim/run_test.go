@@ -70,12 +70,17 @@ type result struct {
 	reads      int64
 	txns       string // the transactional workload's summary, if any
 	groups     string // the group workload's summary, if any
+	// collections ran in the schedule other than the heartbeat's
+	// (quietCollector: none unless its heap grew past
+	// scheduleHeapLimitBytes).
+	collections uint64
 }
 
 // runSchedule runs one seed's schedule inside its own synctest bubble,
 // under a watchdog that bounds it (budget_test.go).
-func runSchedule(t *testing.T, seed int64, o runOpts) result {
-	var res result
+func runSchedule(t *testing.T, seed int64, o runOpts) (res result) {
+	gc := quietCollector()
+	defer func() { res.collections = gc.restore() }()
 	w := startWatchdog(seed)
 	defer w.stop()
 	onTrace := o.onTrace
@@ -103,6 +108,12 @@ func runSchedule(t *testing.T, seed int64, o runOpts) result {
 					return
 				case <-tk.C:
 					w.beats.Add(1)
+					if gc.due() {
+						// Every other goroutine of the bubble durably
+						// blocked: the collection moves none of them.
+						synctest.Wait()
+						gc.collect()
+					}
 				}
 			}
 		}()

@@ -40,6 +40,7 @@ func TestSim(t *testing.T) {
 	var schedules int
 	var virtual time.Duration
 	replays, same, sameSched := 0, 0, 0
+	collected := 0 // schedules the collector ran in (quietCollector)
 	wallStart := time.Now()
 	for _, seed := range seedsToRun() {
 		if !claimSeed("TestSim", seed) {
@@ -49,11 +50,13 @@ func TestSim(t *testing.T) {
 			res := runSchedule(t, seed, o)
 			schedules++
 			virtual += res.virtual
+			collected += noteCollections(t, res)
 			report(t, res, o)
 			if *flagReplay {
 				again := runSchedule(t, seed, o)
 				schedules++
 				virtual += again.virtual
+				collected += noteCollections(t, again)
 				replays++
 				if again.schedHash == res.schedHash {
 					sameSched++
@@ -82,8 +85,19 @@ func TestSim(t *testing.T) {
 	}
 	// One machine-readable line on stdout (shown without -v too): make sim
 	// sums it over the processes it runs in parallel.
-	fmt.Printf("simstats: schedules=%d virtual_s=%.3f wall_s=%.3f replays=%d reproduced=%d\n",
-		schedules, virtual.Seconds(), wall.Seconds(), replays, same)
+	fmt.Printf("simstats: schedules=%d virtual_s=%.3f wall_s=%.3f replays=%d reproduced=%d collected=%d\n",
+		schedules, virtual.Seconds(), wall.Seconds(), replays, same, collected)
+}
+
+// noteCollections logs a schedule the collector ran in (its heap grew
+// past scheduleHeapLimitBytes): it may not replay. Returns 1 for such a
+// schedule, else 0.
+func noteCollections(t *testing.T, res result) int {
+	if res.collections == 0 {
+		return 0
+	}
+	t.Logf("seed %d: the collector ran %d times in the schedule beside the heartbeat's (heap past %d MiB): its replay may differ", res.seed, res.collections, scheduleHeapLimitBytes>>20)
+	return 1
 }
 
 // report prints one schedule's summary, and on failure the reproduce line

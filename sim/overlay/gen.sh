@@ -3,7 +3,8 @@
 #
 # Builds the simulator's seeded runtime as a `go build -overlay`: copies
 # runtime/rand.go, synctest.go, select.go, time.go, proc.go,
-# internal/sync/mutex.go, os/exec.go and os/sys.go of the installed Go ($(go env GOROOT), never
+# internal/sync/mutex.go and hashtriemap.go, unique/canonmap.go, os/exec.go
+# and os/sys.go of the installed Go ($(go env GOROOT), never
 # modified) to OUTDIR/_src/ (the "_" keeps the copies out of ./...
 # patterns: bin/ is inside the module), applies runtime.patch (beside
 # this script) with no fuzz, and writes OUTDIR/overlay.json, which maps
@@ -18,7 +19,10 @@
 # that decide what the bubble does take from its stream: select's choice
 # among ready cases and the order of timers due at one instant
 # (select.go, time.go), math/rand's and maphash's seeds; maps draw nothing
-# there (seed 0, iteration from the table's start), and the runtime's
+# there (seed 0, iteration from the table's start), nor do sync.Map and
+# unique's maps (hashtriemap.go, canonmap.go: runtime.simLayoutRand; a
+# package-level one, made lazily by the first run of a process, shifted
+# that run's stream and no later run's), and the runtime's
 # incidental cheaprand() draws (heap profiling samples, cache eviction,
 # lock spinning) keep per-thread state. No starvation mode in
 # sync.Mutex for a waiter that waited 1 ms of wall time (it changes who
@@ -44,7 +48,7 @@ goroot=$(go env GOROOT)
 gover=$(go env GOVERSION)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go runtime/proc.go internal/sync/mutex.go os/exec.go os/sys.go"
+files="runtime/rand.go runtime/synctest.go runtime/select.go runtime/time.go runtime/proc.go internal/sync/mutex.go internal/sync/hashtriemap.go unique/canonmap.go os/exec.go os/sys.go"
 rm -rf "$out/src" "$out/_src" # src: the layout before _src
 for f in $files; do
 	mkdir -p "$(dirname "$out/_src/$f")"
