@@ -263,21 +263,7 @@ func TestGroup848ThreeNodes(t *testing.T) {
 // heartbeats keep them in the group past a session timeout, and every
 // record is consumed exactly once.
 func failover848(t *testing.T, c *testCluster) {
-	coord := func() uint64 {
-		var id uint64
-		eventually(t, groupWait, func() bool {
-			for i := uint64(1); i <= 3; i++ {
-				if b := c.broker(i); b != nil {
-					if _, ok := b.Node.CoordinatorTerm(context.Background()); ok {
-						id = i
-						return true
-					}
-				}
-			}
-			return false
-		}, "a coordinator")
-		return id
-	}
+	coord := func() uint64 { return groupCoordinatorNode(t, c) }
 	const grp, topic = "g848-fail", "t848-fail"
 	leader := coord()
 	grpCreateTopic(t, c.broker(leader), topic, 4)

@@ -127,6 +127,25 @@ func TestGroupConsumersThreeNodes(t *testing.T) {
 	t.Run("failover", func(t *testing.T) { failoverScenario(t, c) })
 }
 
+// groupCoordinatorNode waits until one of the 3 brokers of c coordinates
+// groups (leads the controller in a term it is ready in) and returns it.
+func groupCoordinatorNode(t *testing.T, c *testCluster) uint64 {
+	t.Helper()
+	var id uint64
+	eventually(t, groupWait, func() bool {
+		for i := uint64(1); i <= 3; i++ {
+			if b := c.broker(i); b != nil {
+				if _, ok := b.Node.CoordinatorTerm(context.Background()); ok {
+					id = i
+					return true
+				}
+			}
+		}
+		return false
+	}, "a coordinator")
+	return id
+}
+
 // failoverScenario on three nodes: FindCoordinator on every
 // broker names the controller leader and the others answer
 // NOT_COORDINATOR; two consumers (cooperative-sticky and range runs share
@@ -135,21 +154,7 @@ func TestGroupConsumersThreeNodes(t *testing.T) {
 // consuming without loss or repeats from the committed offsets, which a
 // kadm FetchOffsets (served by a surviving broker) still shows.
 func failoverScenario(t *testing.T, c *testCluster) {
-	coord := func() uint64 {
-		var id uint64
-		eventually(t, groupWait, func() bool {
-			for i := uint64(1); i <= 3; i++ {
-				if b := c.broker(i); b != nil {
-					if _, ok := b.Node.CoordinatorTerm(context.Background()); ok {
-						id = i
-						return true
-					}
-				}
-			}
-			return false
-		}, "a coordinator")
-		return id
-	}
+	coord := func() uint64 { return groupCoordinatorNode(t, c) }
 	leader := coord()
 	for i := uint64(1); i <= 3; i++ {
 		fc := kmsg.NewPtrFindCoordinatorRequest()

@@ -47,21 +47,7 @@ func (r *rebalances) opts(name string) []kgo.Opt {
 func TestGroupFailoverKeepsGeneration(t *testing.T) {
 	c := startClusterWith(t, 3, nil, fastGroups)
 	const grp, topic = "g-failover", "t-failover"
-	coord := func() uint64 {
-		var id uint64
-		eventually(t, groupWait, func() bool {
-			for i := uint64(1); i <= 3; i++ {
-				if b := c.broker(i); b != nil {
-					if _, ok := b.Node.CoordinatorTerm(context.Background()); ok {
-						id = i
-						return true
-					}
-				}
-			}
-			return false
-		}, "a coordinator")
-		return id
-	}
+	coord := func() uint64 { return groupCoordinatorNode(t, c) }
 	leader := coord()
 	grpCreateTopic(t, c.broker(leader), topic, 4)
 	prod := producer(c)
