@@ -16,13 +16,16 @@ import (
 // 2,048 entries (0.22 MB) and a read-index queue of 4,096 (0.05 MB), all
 // allocated up front. A node hosting 1,000 partition replicas spent
 // 750 MB of its 960 MB heap there (peak RSS 2 GB; issue 13's target is
-// 1 GiB). A partition's replica here never holds that much: proposals are
-// bounded by the produce requests in flight to the partition (a client
-// keeps at most 5 per connection), read-index requests by the leader
-// readiness barrier and the fetches that wait on it, and the receive
-// queue is drained by the replica's step worker every iteration (a full
-// queue drops the message and Raft's retransmission covers it). So the
-// lengths below are used instead; they cost about 0.13 MB per replica.
+// 1 GiB). A partition's replica rarely holds that much: its proposals
+// are the produce requests in flight to it that the step worker has not
+// taken yet (a client keeps at most 5 per connection; beyond 512 waiting
+// at once dragonboat answers ErrSystemBusy, which a produce turns into a
+// retriable NOT_LEADER_OR_FOLLOWER, errCode), read-index requests come
+// from the leader readiness barrier and the fetches that wait on it, and
+// the receive queue is drained by the replica's step worker every
+// iteration (a full queue drops the message and Raft's retransmission
+// covers it). So the lengths below are used instead; they cost about
+// 0.13 MB per replica.
 const (
 	raftReceiveQueueLength   = 256
 	raftProposalQueueLength  = 512
