@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+
+	"github.com/chronik-go/chronik/core/meta"
 )
 
 const (
@@ -42,40 +44,18 @@ func (n *Node) raftLogTrimPass() {
 	if n.cfg.RaftLogBytes >= raftLogShareMin {
 		share = max(share, raftLogShareMin)
 	}
-	var failures passFailures
-	for h, rep := range n.hostedReplicas(hosted) {
-		entries, bytes := rep.SinceSync()
-		if bytes < share {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
-		_, err := n.nh.SyncRequestSnapshot(ctx, h.ShardID, dragonboat.SnapshotOption{
-			OverrideCompactionOverhead: true,
-			CompactionOverhead:         max(entries/4, 1),
-		})
-		cancel()
-		if err != nil {
-			failures.add(h.ShardID, err)
-		}
-	}
+	failures := n.snapshotApplied(n.ctx, hosted, share)
 	failures.log(n, slog.LevelInfo, "raft log trim: some snapshots not taken; retried next pass")
 }
 
-// restartSnapshotMin is the Raft log a partition replica must have applied
-// since its last snapshot for a clean stop to snapshot it.
-const restartSnapshotMin = 1 << 20
-
-// snapshotForRestart snapshots, on a clean stop, every partition replica
-// that applied at least restartSnapshotMin since its last snapshot. A
-// replica restarts applying from its newest snapshot: dragonboat reads
-// every entry after it back from the Raft log (and the state machine
-// skips those it holds), up to this replica's share of RaftLogBytes,
-// 256 MiB per node by default, which was a third of a restart's CPU. For
-// an on-disk state machine the snapshot is its Sync and a metadata-only
-// snapshot. Bounded by ctx; what is not done is replayed as before.
-func (n *Node) snapshotForRestart(ctx context.Context) {
+// snapshotApplied snapshots every replica of hosted open here that
+// applied at least min bytes since its last snapshot (for an on-disk
+// state machine: its Sync and a metadata-only snapshot; the last quarter
+// of those entries stays for followers slightly behind), until ctx is
+// done.
+func (n *Node) snapshotApplied(ctx context.Context, hosted []meta.HostedPartition, min int64) passFailures {
 	var failures passFailures
-	for _, h := range n.view().HostedPartitions(int32(n.cfg.NodeID)) {
+	for _, h := range hosted {
 		if ctx.Err() != nil {
 			break
 		}
@@ -84,7 +64,7 @@ func (n *Node) snapshotForRestart(ctx context.Context) {
 			continue
 		}
 		entries, bytes := rep.SinceSync()
-		if bytes < restartSnapshotMin {
+		if bytes < min {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, proposeTimeout)
@@ -97,6 +77,23 @@ func (n *Node) snapshotForRestart(ctx context.Context) {
 			failures.add(h.ShardID, err)
 		}
 	}
+	return failures
+}
+
+// restartSnapshotMin is the Raft log a partition replica must have applied
+// since its last snapshot for a clean stop to snapshot it.
+const restartSnapshotMin = 1 << 20
+
+// snapshotForRestart snapshots, on a clean stop, every partition replica
+// that applied at least restartSnapshotMin since its last snapshot. A
+// replica restarts applying from its newest snapshot: dragonboat reads
+// every entry after it back from the Raft log (and the state machine
+// skips those it holds), up to this replica's share of RaftLogBytes,
+// 256 MiB per node by default, which was a third of a restart's CPU.
+// Bounded by ctx (the node's own is done by then); what is not done is
+// replayed as before.
+func (n *Node) snapshotForRestart(ctx context.Context) {
+	failures := n.snapshotApplied(ctx, n.view().HostedPartitions(int32(n.cfg.NodeID)), restartSnapshotMin)
 	if failures.n > 0 {
 		n.log.Info("stop: some partitions not snapshotted; they replay their Raft log on the next start", "failed", failures.n, "first", failures.first)
 	}

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"cmp"
 	"container/list"
 	"encoding/binary"
 	"fmt"
@@ -147,18 +148,8 @@ func (t *producerTable) states(x *txnState) []ProducerState {
 		}
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b ProducerState) int { return cmpInt64(a.ProducerID, b.ProducerID) })
+	slices.SortFunc(out, func(a, b ProducerState) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
 	return out
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Producer-table encoding (checkpoint file and snapshots), big-endian, in

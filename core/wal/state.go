@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -211,22 +212,9 @@ func (m *memState) sortedKeys() []nodeKey {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b nodeKey) int {
-		if a.shard != b.shard {
-			return cmpU64(a.shard, b.shard)
-		}
-		return cmpU64(a.replica, b.replica)
+		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.replica, b.replica))
 	})
 	return keys
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func appendCheckpoint(dst []byte, m *memState) []byte {
