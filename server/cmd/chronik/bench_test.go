@@ -329,6 +329,7 @@ func benchProduce(b *testing.B, ctx context.Context, t *benchTarget, topic strin
 	}
 	warm := benchProducers
 	duBefore := diskKiB(t.dataDir)
+	stagesBefore := scrapeStages(t.procs)
 
 	var errs benchErrs
 	b.ResetTimer()
@@ -362,6 +363,9 @@ func benchProduce(b *testing.B, ctx context.Context, t *benchTarget, topic strin
 		produceMBs:  float64(n*benchRecordBytes) / 1e6 / produce.Seconds(),
 		produceRPS:  float64(n) / produce.Seconds(),
 		diskPerByte: -1,
+	}
+	if stagesBefore != nil {
+		r.stages = scrapeStages(t.procs).sub(stagesBefore)
 	}
 	if duAfter := diskKiB(t.dataDir); duBefore >= 0 && duAfter >= 0 {
 		r.diskPerByte = float64(duAfter-duBefore) * 1024 / float64(n*benchRecordBytes)
