@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -52,10 +53,15 @@ import (
 //   - TimeoutMillis bounds the wait for the entry (clamped to [1 s, 5 min]):
 //     REQUEST_TIMED_OUT when it passes; the entry may still commit later,
 //     and an idempotent retry is then answered with the original offsets.
-//   - Requests of one connection are handled one at a time, in order
-//     (API.Ordered), as Kafka does: pipelined acks=0 requests and an
-//     idempotent producer's in-flight batches reach the log in send order.
-//     Requests of different connections run concurrently.
+//   - Requests of one connection reach the log in order (API.Ordered),
+//     as in Kafka: pipelined acks=0 requests and an idempotent
+//     producer's in-flight batches are appended in send order. A
+//     request starts once the connection's previous one has queued
+//     every partition's entry to its shard (a shard's proposal queue
+//     is FIFO), not once it is answered: the client's in-flight
+//     requests wait for their commit together and share the Raft log's
+//     group commit. Answers leave in request order. Requests of
+//     different connections run concurrently.
 //   - Partitions of one request are proposed concurrently, one Raft entry
 //     per partition (core/node.Produce). Validation (CORRUPT_MESSAGE,
 //     INVALID_RECORD, MESSAGE_TOO_LARGE against max.message.bytes) happens
@@ -158,11 +164,27 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 	if rc.receivedNanos != 0 {
 		rc.metrics.produceQueue.Observe(time.Since(time.Unix(0, rc.receivedNanos)))
 	}
+	// The connection's next produce may start once every partition of
+	// this one is queued to its shard (or will propose nothing).
+	var unsubmitted atomic.Int32
+	unsubmitted.Store(int32(len(work)))
+	if len(work) == 0 {
+		rc.ReleaseOrder()
+	}
 	var wg sync.WaitGroup
 	for _, s := range work {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var once sync.Once
+			submitted := func() {
+				once.Do(func() {
+					if unsubmitted.Add(-1) == 0 {
+						rc.ReleaseOrder()
+					}
+				})
+			}
+			defer submitted()
 			topic := req.Topics[s.t].Topic
 			rp := &req.Topics[s.t].Partitions[s.p]
 			sp := &resp.Topics[s.t].Partitions[s.p]
@@ -171,7 +193,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 					return
 				}
 			}
-			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start})
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start, Submitted: submitted})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset

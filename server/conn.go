@@ -67,7 +67,9 @@ type conn struct {
 	inflight chan struct{}
 	queue    chan *pending
 	// lastOrdered holds, per Ordered API key, a channel closed when the
-	// latest dispatched handler of that key returns. Reader goroutine only.
+	// latest dispatched handler of that key returns, or earlier when it
+	// says that what must stay in order is done (RequestContext.
+	// ReleaseOrder). Reader goroutine only.
 	lastOrdered map[int16]chan struct{}
 
 	// Unix nanoseconds of the last byte read / response written, for the
@@ -371,6 +373,10 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		prev, mine = c.lastOrdered[h.key], make(chan struct{})
 		c.lastOrdered[h.key] = mine
 	}
+	if mine != nil {
+		var once sync.Once
+		rc.releaseOrder = func() { once.Do(func() { close(mine) }) }
+	}
 	handlers.Add(1)
 	go func() {
 		defer handlers.Done()
@@ -382,7 +388,7 @@ func (c *conn) dispatch(frame []byte, handlers *sync.WaitGroup) error {
 		}
 		r := c.runHandler(api, rc, req)
 		if mine != nil {
-			close(mine)
+			rc.releaseOrder()
 		}
 		if api.KeepsNoRequestBytes && !errors.Is(r.err, ErrHandlerPanic) {
 			// A panicking handler may have left goroutines using the bytes.

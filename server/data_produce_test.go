@@ -380,3 +380,38 @@ func TestOrderedAPIRunsInRequestOrder(t *testing.T) {
 		t.Fatalf("events %s", got)
 	}
 }
+
+// TestOrderedAPIReleaseOrder: a handler of an Ordered key that calls
+// ReleaseOrder lets the connection's next one of that key start while it
+// still runs; the responses still leave in request order.
+func TestOrderedAPIReleaseOrder(t *testing.T) {
+	const orderedKey = 60
+	started2 := make(chan struct{})
+	ordered := func(ctx context.Context, rc *RequestContext, req kmsg.Request) (kmsg.Response, error) {
+		switch rc.CorrelationID {
+		case 1:
+			rc.ReleaseOrder()
+			rc.ReleaseOrder() // a second call does nothing
+			select {
+			case <-started2: // request 2 started while request 1 runs
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case 2:
+			close(started2)
+		}
+		return req.ResponseKind(), nil
+	}
+	ts := startServer(t, Config{Registry: NewRegistry(
+		API{Key: orderedKey, MaxVersion: 0, Handler: ordered, Ordered: true},
+	)})
+	rc := dialRaw(t, ts.addr)
+	for corr := int32(1); corr <= 3; corr++ {
+		rc.send(kmsg.NewPtrDescribeClusterRequest(), corr)
+	}
+	for want := int32(1); want <= 3; want++ {
+		if got := rc.readCorr(); got != want {
+			t.Fatalf("response %d, want %d", got, want)
+		}
+	}
+}

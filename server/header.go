@@ -41,6 +41,21 @@ type RequestContext struct {
 	// receivedNanos is when the request's last byte was read (wall
 	// clock, UnixNano), for the produce "queue" stage metric.
 	receivedNanos int64
+	// releaseOrder, set for an API.Ordered request, lets the connection's
+	// next request of the same key start (ReleaseOrder).
+	releaseOrder func()
+}
+
+// ReleaseOrder lets the connection's next request of the same Ordered API
+// start before this handler returns: called once everything that must
+// happen in request order is done (a Produce: every partition's entry
+// submitted to its shard). Calling it more than once, or for an API that
+// is not Ordered, does nothing; the connection calls it when the handler
+// returns in any case.
+func (rc *RequestContext) ReleaseOrder() {
+	if rc.releaseOrder != nil {
+		rc.releaseOrder()
+	}
 }
 
 // Sentinel errors of the framing and header layer. Each closes the

@@ -38,11 +38,15 @@ type API struct {
 	MinVersion int16
 	MaxVersion int16
 	Handler    Handler
-	// Ordered makes a connection run this key's handlers one at a time, in
-	// request order (each starts once the previous one of the same key on
-	// that connection returned), as Kafka processes a connection's requests
-	// in order. Produce needs it: pipelined acks=0 requests and idempotent
-	// batches must reach the log in the order the client sent them.
+	// Ordered makes a connection start this key's handlers in request
+	// order: each starts once the previous one of the same key on that
+	// connection returned or called RequestContext.ReleaseOrder. Produce
+	// needs it: pipelined acks=0 requests and idempotent batches must
+	// reach the log in the order the client sent them. Its handler
+	// releases the order once every partition's entry is queued to its
+	// shard, so the next request proposes while this one waits for its
+	// commit (several in one group commit), and answers still leave in
+	// request order (the writer).
 	Ordered bool
 	// KeepsNoRequestBytes promises that nothing (the handler, anything it
 	// started, its response) refers to the request's bytes once the

@@ -3,10 +3,12 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -91,6 +93,13 @@ type ProduceOptions struct {
 	// Start is when the Kafka handler started, on the node's clock
 	// (Node.Now); zero: not measured. Only the stage metrics read it.
 	Start time.Time
+	// Submitted, if set, is called once, as soon as the entry is in its
+	// shard's proposal queue (or ProduceWith knows it will propose
+	// nothing), before the answer is awaited. A caller that must keep a
+	// connection's produces in order lets the next one propose from then
+	// on: the queue is FIFO, so entries reach the Raft log in the order
+	// they were submitted.
+	Submitted func()
 }
 
 // Produce is ProduceWith without acks=all: min.insync.replicas is not
@@ -110,6 +119,15 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batches []byte, opts ProduceOptions) ProduceResult {
 	ctx, cancel := withDeadline(ctx)
 	defer cancel()
+	submitted := opts.Submitted
+	if submitted == nil {
+		submitted = func() {}
+	}
+	defer func() {
+		if submitted != nil {
+			submitted()
+		}
+	}()
 	res := ProduceResult{BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, LeaderEpoch: -1}
 	if n.view().Topic(topic) == nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
 		n.autoCreate(ctx, topic)
@@ -154,11 +172,17 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 	if n.cfg.UnsafeAckBeforeApply {
 		res = n.unsafeAck(shard, rep, cmd, res)
 		putProposalBuf(cmd)
-		return res
+		return res // submitted by the deferred call
 	}
-	submitted := n.cfg.Clock.Now()
-	r, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shard), cmd)
+	submittedAt := n.cfg.Clock.Now()
+	rs, err := n.proposeAsync(ctx, shard, cmd)
 	putProposalBuf(cmd) // dragonboat copied it into the entry (see proposalPool)
+	submitted()
+	submitted = nil
+	var r sm.Result
+	if err == nil {
+		r, err = awaitProposal(ctx, rs)
+	}
 	if err != nil {
 		res.ErrorCode = n.errCode(ctx, err)
 		return res
@@ -169,7 +193,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 		res.ErrorCode = kerr.UnknownServerError.Code
 		return res
 	}
-	n.observeProduce(opts.Start, submitted, n.cfg.Clock.Now(), rep, pr.Index)
+	n.observeProduce(opts.Start, submittedAt, n.cfg.Clock.Now(), rep, pr.Index)
 	res.ErrorCode, res.BaseOffset, res.LastOffset = pr.ErrorCode, pr.BaseOffset, pr.LastOffset
 	res.LogAppendTimeMs, res.LogStartOffset, res.Duplicate = pr.LogAppendTimeMs, pr.LogStartOffset, pr.Duplicate
 	if res.ErrorCode == 0 && minISR > 1 {
@@ -451,4 +475,48 @@ func (n *Node) unsafeAck(shard uint64, rep *partition.Replica, cmd []byte, res P
 	res.LastOffset = res.BaseOffset
 	res.LogStartOffset = rep.LogStartOffset()
 	return res
+}
+
+// proposeAsync hands cmd to shard's proposal queue with ctx's deadline
+// as dragonboat's timeout (as SyncPropose does); the caller awaits the
+// answer with awaitProposal. The command may be reused once it returns.
+func (n *Node) proposeAsync(ctx context.Context, shard uint64, cmd []byte) (*dragonboat.RequestState, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return nil, dragonboat.ErrDeadlineNotSet
+	}
+	timeout := time.Until(d)
+	if timeout <= 0 {
+		return nil, dragonboat.ErrTimeout
+	}
+	return n.nh.Propose(n.nh.GetNoOPSession(shard), cmd, timeout)
+}
+
+// awaitProposal waits for rs's outcome and maps it to dragonboat's
+// errors exactly as SyncPropose does, then releases rs on success.
+func awaitProposal(ctx context.Context, rs *dragonboat.RequestState) (sm.Result, error) {
+	select {
+	case r := <-rs.AppliedC():
+		switch {
+		case r.Completed():
+			rs.Release()
+			return r.GetResult(), nil
+		case r.Rejected():
+			return sm.Result{}, dragonboat.ErrRejected
+		case r.Timeout():
+			return sm.Result{}, dragonboat.ErrTimeout
+		case r.Terminated():
+			return sm.Result{}, dragonboat.ErrShardClosed
+		case r.Dropped():
+			return sm.Result{}, dragonboat.ErrShardNotReady
+		case r.Aborted():
+			return sm.Result{}, dragonboat.ErrAborted
+		}
+		return sm.Result{}, fmt.Errorf("node: unknown proposal outcome %v", r)
+	case <-ctx.Done():
+		if ctx.Err() == context.Canceled {
+			return sm.Result{}, dragonboat.ErrCanceled
+		}
+		return sm.Result{}, dragonboat.ErrTimeout
+	}
 }

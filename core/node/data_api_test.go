@@ -50,3 +50,45 @@ func TestDataAPIAccessors(t *testing.T) {
 		}
 	})
 }
+
+// TestProduceSubmittedOnce: ProduceOptions.Submitted is called exactly
+// once whether the entry was proposed (before the answer: the callback
+// sees no answer yet), refused before proposing (an unknown partition,
+// an invalid batch) or answered with an error.
+func TestProduceSubmittedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 12, 1)
+		defer c.closeAll()
+		c.createTopic("t", 1, -1)
+		c.produce("t", 0, batch(-1, 0, 1, 10, 1000), 20*time.Second) // a ready leader
+		n := c.node(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for _, tc := range []struct {
+			name    string
+			part    int32
+			batches []byte
+			code    int16
+		}{
+			{"applied", 0, batch(-1, 0, 2, 10, 1000), 0},
+			{"unknown-partition", 7, batch(-1, 0, 1, 10, 1000), kerr.UnknownTopicOrPartition.Code},
+			{"invalid-batch", 0, []byte{1, 2, 3}, kerr.CorruptMessage.Code},
+		} {
+			calls := 0
+			answered := false
+			r := n.ProduceWith(ctx, "t", tc.part, tc.batches, ProduceOptions{Submitted: func() {
+				calls++
+				if answered {
+					t.Errorf("%s: Submitted after the answer", tc.name)
+				}
+			}})
+			answered = true
+			if calls != 1 {
+				t.Errorf("%s: Submitted called %d times", tc.name, calls)
+			}
+			if r.ErrorCode != tc.code {
+				t.Errorf("%s: code %d, want %d", tc.name, r.ErrorCode, tc.code)
+			}
+		}
+	})
+}
