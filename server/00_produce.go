@@ -193,7 +193,7 @@ func handleProduce(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (
 					return
 				}
 			}
-			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start, Submitted: submitted})
+			r := n.ProduceWith(pctx, topic, rp.Partition, rp.Records, node.ProduceOptions{Acks: req.Acks, Start: start, Timeout: timeout, Submitted: submitted})
 			sp.ErrorCode = r.ErrorCode
 			if r.ErrorCode == 0 {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset

@@ -12,6 +12,7 @@ import (
 	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/partition"
 	"github.com/chronik-go/chronik/core/plog"
 )
@@ -93,6 +94,10 @@ type ProduceOptions struct {
 	// Start is when the Kafka handler started, on the node's clock
 	// (Node.Now); zero: not measured. Only the stage metrics read it.
 	Start time.Time
+	// Timeout is the request's own timeout (its ctx's deadline is the
+	// one that answers; this one bounds dragonboat's pending proposal);
+	// zero: requestTimeoutDefault.
+	Timeout time.Duration
 	// Submitted, if set, is called once, as soon as the entry is in its
 	// shard's proposal queue (or ProduceWith knows it will propose
 	// nothing), before the answer is awaited. A caller that must keep a
@@ -175,7 +180,7 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 		return res // submitted by the deferred call
 	}
 	submittedAt := n.cfg.Clock.Now()
-	rs, err := n.proposeAsync(ctx, shard, cmd)
+	rs, err := n.proposeAsync(ctx, shard, cmd, opts.Timeout)
 	putProposalBuf(cmd) // dragonboat copied it into the entry (see proposalPool)
 	submitted()
 	submitted = nil
@@ -477,19 +482,45 @@ func (n *Node) unsafeAck(shard uint64, rep *partition.Replica, cmd []byte, res P
 	return res
 }
 
-// proposeAsync hands cmd to shard's proposal queue with ctx's deadline
-// as dragonboat's timeout (as SyncPropose does); the caller awaits the
-// answer with awaitProposal. The command may be reused once it returns.
-func (n *Node) proposeAsync(ctx context.Context, shard uint64, cmd []byte) (*dragonboat.RequestState, error) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return nil, dragonboat.ErrDeadlineNotSet
-	}
-	timeout := time.Until(d)
+// proposeAsync hands cmd to shard's proposal queue and returns once it
+// is queued; the caller awaits the answer with awaitProposal (and ctx).
+// timeout is dragonboat's own bound on the pending proposal (it must
+// have one; ctx, which the caller also waits on, usually ends first).
+// While the queue is full (dragonboat's ErrSystemBusy: the entry was not
+// queued, so trying again is safe and keeps the order of the caller's
+// proposals) it waits on the node's clock and tries again, until ctx
+// ends: a full queue is backpressure, not an answer the client should
+// take for a leader change. The command may be reused once it returns.
+func (n *Node) proposeAsync(ctx context.Context, shard uint64, cmd []byte, timeout time.Duration) (*dragonboat.RequestState, error) {
 	if timeout <= 0 {
-		return nil, dragonboat.ErrTimeout
+		timeout = requestTimeoutDefault
 	}
-	return n.nh.Propose(n.nh.GetNoOPSession(shard), cmd, timeout)
+	return retryBusy(ctx, n.cfg.Clock, func() (*dragonboat.RequestState, error) {
+		return n.nh.Propose(n.nh.GetNoOPSession(shard), cmd, timeout)
+	})
+}
+
+// Waits between tries of a proposal refused with ErrSystemBusy.
+const (
+	busyRetryMin = time.Millisecond
+	busyRetryMax = 20 * time.Millisecond
+)
+
+// retryBusy calls f until it returns anything but ErrSystemBusy, waiting
+// busyRetryMin, doubling up to busyRetryMax, between tries; when ctx ends
+// first it returns f's last error.
+func retryBusy[T any](ctx context.Context, clk clock.Clock, f func() (T, error)) (T, error) {
+	wait := busyRetryMin
+	for {
+		v, err := f()
+		if !errors.Is(err, dragonboat.ErrSystemBusy) {
+			return v, err
+		}
+		if clk.Sleep(ctx, wait) != nil {
+			return v, err
+		}
+		wait = min(2*wait, busyRetryMax)
+	}
 }
 
 // awaitProposal waits for rs's outcome and maps it to dragonboat's

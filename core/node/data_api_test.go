@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/meta"
 )
 
@@ -89,6 +92,45 @@ func TestProduceSubmittedOnce(t *testing.T) {
 			if r.ErrorCode != tc.code {
 				t.Errorf("%s: code %d, want %d", tc.name, r.ErrorCode, tc.code)
 			}
+		}
+	})
+}
+
+// TestRetryBusy: a proposal refused with ErrSystemBusy is tried again
+// after growing waits on the clock until it is taken; when ctx ends
+// first the busy error is returned and answers REQUEST_TIMED_OUT, not a
+// leader change.
+func TestRetryBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.Real() // the bubble's virtual time
+		calls := 0
+		start := time.Now()
+		v, err := retryBusy(context.Background(), clk, func() (int, error) {
+			calls++
+			if calls <= 3 {
+				return 0, dragonboat.ErrSystemBusy
+			}
+			return 7, nil
+		})
+		if err != nil || v != 7 || calls != 4 {
+			t.Fatalf("got %d, %v after %d calls", v, err, calls)
+		}
+		if waited := time.Since(start); waited != (1+2+4)*busyRetryMin {
+			t.Fatalf("waited %v, want %v", waited, 7*busyRetryMin)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		calls = 0
+		_, err = retryBusy(ctx, clk, func() (int, error) {
+			calls++
+			return 0, dragonboat.ErrSystemBusy
+		})
+		if !errors.Is(err, dragonboat.ErrSystemBusy) || calls < 5 {
+			t.Fatalf("busy until the deadline: %v after %d calls", err, calls)
+		}
+		if code := (&Node{}).errCode(ctx, err); code != kerr.RequestTimedOut.Code {
+			t.Fatalf("code %d, want REQUEST_TIMED_OUT", code)
 		}
 	})
 }

@@ -19,8 +19,8 @@ import (
 // 1 GiB). A partition's replica rarely holds that much: its proposals
 // are the produce requests in flight to it that the step worker has not
 // taken yet (a client keeps at most 5 per connection; beyond 512 waiting
-// at once dragonboat answers ErrSystemBusy, which a produce turns into a
-// retriable NOT_LEADER_OR_FOLLOWER, errCode), read-index requests come
+// at once dragonboat answers ErrSystemBusy, and a produce waits and tries
+// again until its timeout, retryBusy), read-index requests come
 // from the leader readiness barrier and the fetches that wait on it, and
 // the receive queue is drained by the replica's step worker every
 // iteration (a full queue drops the message and Raft's retransmission
