@@ -311,16 +311,20 @@
 // schedule, build included.
 //
 // Measured (make sim SEEDS=40 SIM_PROCS=2, seeds 1-40, replay off, 30 s,
-// default profile, load average 0.8-1.8; the "before" is main's binary
-// through sim/run-shards.sh, its build cached):
+// default profile, twice each, load average 0.8-2.7; the "before" is
+// main's binary through sim/run-shards.sh, its build cached):
 //
-//	before (main at ad7455f)   2.53 CPU s per schedule, 42.3 schedules/minute
-//	after (this section)       1.86 CPU s per schedule (1.82 in the test
-//	                           processes, 1.4 s to build), 58.5 per minute
+//	before (main at ad7455f)   2.18-2.53 CPU s per schedule,
+//	                           42.3-46.3 schedules/minute
+//	after (this section)       1.82-1.87 CPU s per schedule in the test
+//	                           processes, 1.86-1.97 with the build (1.4-4
+//	                           CPU s when cached), 51.6-58.5 per minute
 //
-// Both binaries on the same 40 seeds at once, one process each, under a
-// load of about 5: 2.66 against 2.18 CPU s per schedule. Earlier, under
-// loads of 1.3-5: 25.9-63.5 schedules per minute (100 seeds).
+// Both binaries on the same 40 seeds at once, one process each (the
+// fairer comparison here): 2.66 against 2.18 CPU s per schedule under a
+// load of about 5, 2.41 against 2.04 under 2.4, i.e. 16-18% less.
+// Earlier, under loads of 1.3-5: 25.9-63.5 schedules per minute (100
+// seeds).
 //
 // What was waste, and went:
 //
