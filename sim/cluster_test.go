@@ -175,8 +175,8 @@ func (c *cluster) config(n *simNode) node.Config {
 		Logger:          c.log.With("node", n.id),
 		SnapshotEntries: n.snapshot, CompactionOverhead: n.snapshot / 2,
 		// Small, so that byte-driven snapshots (raftlogtrim.go) happen
-		// under faults too.
-		RaftLogBytes:   1 << 10,
+		// under faults too: 1 KiB in 1 seed of 3 (snapshotPace).
+		RaftLogBytes:   c.topo.raftLogBytes,
 		RTTMillisecond: c.topo.rttMs, ElectionRTT: 10, HeartbeatRTT: 1,
 		Log: plog.Options{SegmentBytesMax: 64 << 10},
 		// Small Raft log segments: rolls, relocations and deletions happen.

@@ -32,14 +32,19 @@
 // from one range (sim/run-shards.sh). Every line shows prefixed with
 // [i/n] and is kept in bin/sim-shards/shard-i.log; each process prints a
 // "simstats:" line, summed into "sim: N schedules in P processes, W s wall
-// (whole target, build included): R schedules/minute, simulated/wall time X";
-// the target fails if any process fails.
+// (whole target, build included): R schedules/minute, simulated/wall time X"
+// and "sim: C CPU s in the test processes, c CPU s per schedule" (getrusage
+// of each process, build not included; every seed's log also shows its
+// own "seed N: c CPU s"); the target fails if any process fails. The
+// build is Go's own cache: bin/sim.test is relinked only when a source
+// (or the overlay) changed, about 1 s otherwise.
 //
 // # One seed
 //
 // The seed decides, through sub-seeds hashed from (seed, name) (subSeed):
 // the topology (1, 3 or 5 nodes, topics, partitions, replication factor,
-// snapshot interval, number of producers, readers and group consumers), the
+// snapshot interval and pace (see Speed), number of producers, readers and
+// group consumers), the
 // swarm (a weight per fault kind, some zero, and the mean gap), every
 // lane's fault schedule at planned offsets of the fault phase, per-node
 // clock offset and drift, the base link latency, crash-image choices
@@ -295,23 +300,85 @@
 // first run with a second (bin/sim.test -test.run '^TestSim$' -seed=N
 // -sim-replay -test.count=2, in sim/, under make sim's environment).
 //
-// Speed (replay off, make sim SEEDS=100 SIM_PROCS=2, whole target,
-// build included, load average 1.3-2.8): 63.5 schedules per minute
-// (simulated/wall 36x) with the collector every 1 GiB allocated, 25.9
-// with it every 10 s virtual under loads of 4.5-5 from other agents
-// (one process, 8 seeds back to back: 30.8 s against 33.2 s for the
-// earlier trigger, i.e. no difference this machine can show); with
-// -sim-replay 57 (200 schedules) and 25.8 under load 5. The 150 per minute
-// target is not reached: a schedule is about 34 s of virtual time and
-// costs about 2 s of one core (8 seeds in one process: 18 s). CPU
-// profile of that process: 20% zeroing fresh large allocations
-// (memclrNoHeapPointers), of it 7% dragonboat's snapshot block writer
-// (rsm.newBlockWriter, a buffer per snapshot save) and 4% core/wal's
-// index (node.overlay: removeRange and slices.Insert copy a node's whole
-// run list for every appended run, 8% of CPU in all); dragonboat's step
-// workers 18% and snapshot workers 12% (cumulative); runtime locks,
-// select and channels about 15%; the collector under 3%.
+// # Speed
 //
+// The figure to compare is CPU seconds per schedule (make sim prints it;
+// user and system time of the test processes, from getrusage): wall time
+// on this shared 2-core machine moves with other agents' load, and even
+// CPU time grows 20-30% under it (the same binary on the same seeds), so
+// a before/after comparison runs both at once or both on a quiet machine.
+// 150 schedules per minute on 2 cores would need at most 0.8 CPU s per
+// schedule, build included.
+//
+// Measured (make sim SEEDS=40 SIM_PROCS=2, seeds 1-40, replay off, 30 s,
+// default profile, twice each, load average 0.8-2.7; the "before" is
+// main's binary through sim/run-shards.sh, its build cached):
+//
+//	before (main at ad7455f)   2.18-2.53 CPU s per schedule,
+//	                           42.3-46.3 schedules/minute
+//	after (this section)       1.82-1.87 CPU s per schedule in the test
+//	                           processes, 1.86-1.97 with the build (1.4-4
+//	                           CPU s when cached), 51.6-58.5 per minute
+//
+// Both binaries on the same 40 seeds at once, one process each (the
+// fairer comparison here): 2.66 against 2.18 CPU s per schedule under a
+// load of about 5, 2.41 against 2.04 under 2.4, i.e. 16-18% less.
+// Earlier, under loads of 1.3-5: 25.9-63.5 schedules per minute (100
+// seeds).
+//
+// What was waste, and went:
+//
+//   - core/wal's entry index copied a node's whole run list for every
+//     relocated run and every compaction (node.overlay, removeRange): 8%
+//     of the CPU. Now in place, O(log n) per run (TestIndexInPlaceMatchesCopy
+//     checks it against the copying version); the trace hashes of seeds
+//     1-40 did not change.
+//   - dragonboat's in-memory Raft log gave an idle replica a fresh slice
+//     of 512 entries (40 KB, zeroed) after nearly every applied batch: 3%.
+//     core/node now sets it to 64 (dbsoft.go; production gains the same).
+//     Hashes unchanged.
+//
+// A trade, drawn per seed (snapshotPace, topology_test.go): snapshots were
+// 16% of the CPU (a seed without any ran that much faster), most of it
+// dragonboat's snapshot writer allocating and zeroing a 2 MiB block for
+// every save, even of a partition's dummy snapshot of a few hundred bytes
+// (and 2 MiB for each block read back, and for the validator). 1 seed in
+// 3 keeps the eager pace every seed had (SnapshotEntries 20, 100 or 1000
+// as drawn, RaftLogBytes 1 KiB: about a snapshot per second per active
+// replica); the others snapshot ten times less often by entries and at 64
+// KiB of Raft log, so they keep longer logs and catch up from them more
+// often than from snapshots. The topology line shows both
+// (snapshot=N raftlog=B). The eager seeds with 20 entries are now the
+// costliest (4-5 CPU s; the median schedule is 1.5).
+//
+// Tried and left (same-seed pairs run at once): a collection every 2 s,
+// 1 s or 0.5 s virtual instead of 10 s (-6%, +3%, +15%: the live heap is
+// about 30 MB, each collection costs 10-70 ms, and fewer fresh pages do
+// not pay for it); GOGC off between schedules too (no difference);
+// dragonboat's engine with 1 or 4 workers per stage instead of 16 (no
+// difference); RTTMillisecond 40 with ElectionRTT 5 (-8%) and
+// HeartbeatRTT 2 (-4%): both change the election and failure-detection
+// timing every seed tests, for little. dragonboat's 2 MiB snapshot
+// blocks cannot be patched for the simulator alone: go build -overlay
+// refuses files in the module cache (a fork behind a replace directive
+// would, and would save production the same allocations).
+//
+// What limits it now (CPU profile, seeds 1-16 in one process, 1.86 CPU s
+// per schedule): dragonboat 36% cumulative (step workers 15%, snapshot
+// workers 11%, of which 7% is zeroing the 2 MiB snapshot blocks), the kgo
+// clients 14%, the Kafka handlers 13% (Fetch 7%), the simulated network
+// 13%, core/node 8%, core/partition 5%, core/wal 3%, the harness 6%;
+// across them the runtime's locks (lock2/unlock2 9%), select (9%) and
+// zeroing (13% in all). No one place is large: the work is the simulated
+// system's, about 34 s virtual of three nodes with clients per schedule.
+// The heavy tail besides eager snapshots: a partition with no leader
+// whose Metadata, answered by a node that does not host it, still names
+// the controller's last-reported leader (core/node/metadata.go knows
+// better only on hosting nodes) sends kgo consumers into a fetch loop at
+// network round-trip pace: seed 32 answered 114,000 fetches with
+// NOT_LEADER_OR_FOLLOWER and no current leader, about 40% of its CPU.
+// Left to the broker's owners: a change of behaviour, not of speed.
+
 // # Disk faults and fail-stop
 //
 // fsync errors (EIO on a share of syncs) and a full disk (ENOSPC past a

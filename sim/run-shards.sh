@@ -11,7 +11,8 @@
 # is shown prefixed with "[i/PROCS]" and kept in bin/sim-shards/shard-i.log.
 # At the end it sums the shards' "simstats:" lines into one figure over the
 # wall time since START_NS (date +%s%N when the make target began, build
-# included) and exits non-zero if any shard failed.
+# included), and their CPU time per schedule (cpu_s: getrusage, build not
+# included), and exits non-zero if any shard failed.
 set -u
 procs=$1 start=$2 bin=$3
 shift 3
@@ -54,6 +55,9 @@ END {
 	if (wall <= 0) wall = 1e-9
 	printf "sim: %d schedules in %d processes, %.1fs wall (whole target, build included): %.1f schedules/minute, simulated/wall time %.1fx (%.0fs virtual)\n",
 		sum["schedules"], procs, wall, sum["schedules"] / (wall / 60), sum["virtual_s"] / wall, sum["virtual_s"]
+	if (sum["schedules"] > 0)
+		printf "sim: %.1f CPU s in the test processes, %.2f CPU s per schedule (the figure a shared machine does not skew much)\n",
+			sum["cpu_s"], sum["cpu_s"] / sum["schedules"]
 	if (sum["collected"] > 0)
 		printf "sim: the collector ran inside %d schedules (heap past the limit: they may not replay)\n", sum["collected"]
 	if (sum["replays"] > 0)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,11 +43,14 @@ func TestSim(t *testing.T) {
 	replays, same, sameSched := 0, 0, 0
 	collected := 0 // schedules the collector ran in (quietCollector)
 	wallStart := time.Now()
+	cpuStart := cpuSeconds()
 	for _, seed := range seedsToRun() {
 		if !claimSeed("TestSim", seed) {
 			continue
 		}
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			cpu := cpuSeconds()
+			defer func() { t.Logf("seed %d: %.2f CPU s", seed, cpuSeconds()-cpu) }()
 			res := runSchedule(t, seed, o)
 			schedules++
 			virtual += res.virtual
@@ -85,8 +89,20 @@ func TestSim(t *testing.T) {
 	}
 	// One machine-readable line on stdout (shown without -v too): make sim
 	// sums it over the processes it runs in parallel.
-	fmt.Printf("simstats: schedules=%d virtual_s=%.3f wall_s=%.3f replays=%d reproduced=%d collected=%d\n",
-		schedules, virtual.Seconds(), wall.Seconds(), replays, same, collected)
+	fmt.Printf("simstats: schedules=%d virtual_s=%.3f wall_s=%.3f cpu_s=%.3f replays=%d reproduced=%d collected=%d\n",
+		schedules, virtual.Seconds(), wall.Seconds(), cpuSeconds()-cpuStart, replays, same, collected)
+}
+
+// cpuSeconds returns the CPU time (user and system) this process has used:
+// the figure for speed on a machine whose other load changes the wall
+// time (sim/doc.go, "Speed"). Read outside the bubbles only.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
 
 // noteCollections logs a schedule the collector ran in (its heap grew

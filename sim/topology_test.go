@@ -11,6 +11,7 @@ type topology struct {
 	nodes            int
 	topics           []topicSpec
 	snapshotEntries  uint64
+	raftLogBytes     int64  // node.Config.RaftLogBytes (snapshotPace)
 	rttMs            uint64 // dragonboat's tick; elections after 10 ticks
 	clockOffsetMax   time.Duration
 	clockDriftPPMMax int64
@@ -95,6 +96,7 @@ func drawTopology(seed int64) topology {
 		t.txnProducers = 1
 	}
 	t.group = drawGroupPlan(seed)
+	t.snapshotEntries, t.raftLogBytes = snapshotPace(seed, t.snapshotEntries)
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
@@ -103,8 +105,27 @@ func drawTopology(seed int64) topology {
 	return t
 }
 
+// snapshotPace draws how often partition replicas snapshot, from a stream
+// of its own (every other draw of a seed stays as it was). In 1 seed of 3
+// it is eager, as every seed was before: SnapshotEntries as the topology
+// drew it (20, 100 or 1000) and a Raft-log budget of 1 KiB, so that the
+// byte-driven snapshots of raftlogtrim.go come about once a second per
+// active replica, under faults too. In the others it is relaxed: ten
+// times the entries (200, 1000, 10000) and 64 KiB. A trade for speed
+// made explicit: a snapshot save allocated and cleared a 2 MiB block in
+// dragonboat's writer, and eager snapshots were 16% of a schedule's CPU
+// (sim/doc.go, "Speed"); relaxed seeds in turn keep longer Raft logs, so
+// followers and restarts catch up from the log more often than from a
+// snapshot. The topology line shows both (snapshot=, raftlog=).
+func snapshotPace(seed int64, entries uint64) (uint64, int64) {
+	if newRand(seed, "snapshot-pace").IntN(3) == 0 {
+		return entries, 1 << 10
+	}
+	return 10 * entries, 64 << 10
+}
+
 func (t topology) String() string {
-	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d producers=%d readers=%d groups=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.producers, t.readers, t.groupConsumers)
+	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d raftlog=%d producers=%d readers=%d groups=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.raftLogBytes, t.producers, t.readers, t.groupConsumers)
 	if t.groupConsumers > 0 {
 		s += t.group.String() + " "
 	}

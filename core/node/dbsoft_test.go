@@ -22,3 +22,17 @@ func TestDragonboatQueueLengths(t *testing.T) {
 		t.Fatalf("after tuning: %d %d %d", dragonboatReceiveQueueLen, dragonboatProposalQueueLen, dragonboatReadIndexQueueLen)
 	}
 }
+
+// TestDragonboatEntrySlice: the same for the in-memory log's entry slice
+// sizes.
+func TestDragonboatEntrySlice(t *testing.T) {
+	if tuned := dragonboatEntrySliceSize == raftEntrySliceSize; !tuned {
+		if dragonboatEntrySliceSize != dragonboatDefaultEntrySliceSize || dragonboatEntrySliceFreeMin != dragonboatDefaultEntrySliceFreeMin {
+			t.Fatalf("dragonboat's entry slice sizes before tuning: %d %d", dragonboatEntrySliceSize, dragonboatEntrySliceFreeMin)
+		}
+	}
+	tuneRaftQueues(slog.New(slog.DiscardHandler))
+	if dragonboatEntrySliceSize != raftEntrySliceSize || dragonboatEntrySliceFreeMin != raftEntrySliceFreeMin {
+		t.Fatalf("after tuning: %d %d", dragonboatEntrySliceSize, dragonboatEntrySliceFreeMin)
+	}
+}

@@ -144,38 +144,50 @@ func (n *node) truncateFrom(i uint64) {
 // compact drops the entries with index <= i and raises compactedTo.
 func (n *node) compact(i uint64) {
 	n.compactedTo = max(n.compactedTo, i)
-	n.removeRange(0, n.compactedTo)
+	n.dropThrough(n.compactedTo)
+}
+
+// dropThrough drops the entries with index <= i from the runs, in place:
+// a compaction removes a prefix, in O(log n) and without a copy.
+func (n *node) dropThrough(i uint64) {
+	j := sort.Search(len(n.runs), func(j int) bool { return n.runs[j].last > i })
+	n.runs = n.runs[j:]
+	if len(n.runs) == 0 {
+		n.runs = nil
+	} else if n.runs[0].first <= i {
+		n.runs[0].first = i + 1
+	}
 }
 
 // overlay installs r over whatever covers [r.first, r.last], keeping the
 // entries below and above it (a relocation moves entries, it does not
-// truncate the log).
+// truncate the log). In place: the runs r overlaps are found by binary
+// search and replaced by r and what is left of the first and last of
+// them, so a relocation (which rewrites exactly one run's range) costs
+// O(log n), not a copy of the node's runs.
 func (n *node) overlay(r run) {
-	n.removeRange(r.first, r.last)
-	j := sort.Search(len(n.runs), func(j int) bool { return n.runs[j].first > r.first })
-	n.runs = slices.Insert(slices.Clip(n.runs), j, r)
-}
-
-// removeRange removes the indexes [lo, hi] from the runs.
-func (n *node) removeRange(lo, hi uint64) {
-	out := make([]run, 0, len(n.runs)+1)
-	for _, r := range n.runs {
-		if r.last < lo || r.first > hi {
-			out = append(out, r)
-			continue
-		}
-		if r.first < lo {
-			left := r
-			left.last = lo - 1
-			out = append(out, left)
-		}
-		if r.last > hi {
-			right := r
-			right.first = hi + 1
-			out = append(out, right)
-		}
+	// Runs are sorted by first and disjoint, so sorted by last too:
+	// runs[i:j] are exactly those that overlap [r.first, r.last].
+	i := sort.Search(len(n.runs), func(j int) bool { return n.runs[j].last >= r.first })
+	j := i + sort.Search(len(n.runs)-i, func(j int) bool { return n.runs[i+j].first > r.last })
+	if j == i+1 && n.runs[i].first == r.first && n.runs[i].last == r.last {
+		n.runs[i] = r
+		return
 	}
-	n.runs = out
+	var pieces [3]run
+	ps := pieces[:0]
+	if i < j && n.runs[i].first < r.first {
+		left := n.runs[i]
+		left.last = r.first - 1
+		ps = append(ps, left)
+	}
+	ps = append(ps, r)
+	if i < j && n.runs[j-1].last > r.last {
+		right := n.runs[j-1]
+		right.first = r.last + 1
+		ps = append(ps, right)
+	}
+	n.runs = slices.Replace(n.runs, i, j, ps...)
 }
 
 // query returns the runs covering a contiguous range from low on, while
@@ -324,6 +336,6 @@ func (m *memState) applyCheckpointNode(p []byte) (int, error) {
 	n := m.get(k)
 	n.hasState, n.state, n.boot, n.snap = flags&ckptHasState != 0, st, boot, ss
 	n.compactedTo = compactedTo
-	n.removeRange(0, compactedTo)
+	n.dropThrough(compactedTo)
 	return pos + 4 + sl, nil
 }
