@@ -63,6 +63,9 @@ type Node struct {
 	closed atomic.Bool
 	// controllerCaughtUp: a SyncController succeeded since start (awaitController).
 	controllerCaughtUp atomic.Bool
+	// groupDemand: a group request found no group shards
+	// (ensureGroupShards then creates them at once).
+	groupDemand atomic.Bool
 
 	// mu guards the fields below. Never held while waiting on anything.
 	mu sync.Mutex
@@ -271,6 +274,14 @@ func (n *Node) transferLeadership(ctx context.Context) {
 		for _, r := range h.Replicas {
 			if uint64(r) != n.cfg.NodeID {
 				targets[h.ShardID] = uint64(r)
+				break
+			}
+		}
+	}
+	for _, g := range n.view().GroupShards {
+		for _, r := range g.Replicas {
+			if uint64(r) != n.cfg.NodeID {
+				targets[g.ShardID] = uint64(r)
 				break
 			}
 		}
