@@ -182,6 +182,10 @@ type Config struct {
 	// once with the high watermark as the base offset, before anything is
 	// committed. Never set it elsewhere.
 	UnsafeAckBeforeApply bool
+
+	// legacyGroups: this node never creates the group shards, as a node
+	// of a release before them (tests of the upgrade).
+	legacyGroups bool
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -48,7 +48,7 @@ const groupImportBatchMax = 1000
 // controller, none exist, and enough brokers registered (or a group
 // request asked for them). It reports whether to look again later.
 func (n *Node) ensureGroupShards(v *meta.View) (again bool) {
-	if len(v.GroupShards) > 0 {
+	if len(v.GroupShards) > 0 || n.cfg.legacyGroups {
 		return false
 	}
 	if _, ok := n.leaderTerm(meta.ControllerShardID); !ok {
