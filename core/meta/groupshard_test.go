@@ -200,3 +200,20 @@ func TestGroupStateMachine(t *testing.T) {
 		t.Fatal("corrupt snapshot accepted")
 	}
 }
+
+// The controller refuses the group shards' own commands, and a group
+// shard the controller's: bad input is a Kafka error, never a crash.
+func TestGroupShardCommandsElsewhere(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range []Command{CommitTxnOffsets{ProducerID: 1}, ImportOffsets{Group: "g"}, ImportGroupState{State: GroupState{Group: "g", Data: []byte("x")}}, FinishImport{}} {
+		if r := h.apply(c); r.Code != kerr.InvalidRequest.Code {
+			t.Fatalf("%#v on the controller: %+v", c, r)
+		}
+	}
+	g := &groupHarness{t: t, m: NewGroupStateMachine(nil)}
+	for _, c := range []Command{CreateGroupShards{Count: 2}, TxnGroupMarkersWritten{TxnID: "x"}, RegisterBroker{NodeID: 1}, SetPartitionLeader{ShardID: 100, Leader: 1, Term: 1}} {
+		if r := g.apply(c); r.Code != kerr.InvalidRequest.Code {
+			t.Fatalf("%#v on a group shard: %+v", c, r)
+		}
+	}
+}
