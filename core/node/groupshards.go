@@ -104,6 +104,9 @@ func (n *Node) startGroupShard(v *meta.View, g meta.GroupShard) error {
 	}
 	rc := n.raftConfig(g.ShardID)
 	rc.SnapshotEntries, rc.CompactionOverhead = 1000, 500
+	if g.Replicas[0] == int32(n.cfg.NodeID) {
+		rc.ElectionRTT = preferredElectionRTT(rc.ElectionRTT, rc.HeartbeatRTT)
+	}
 	factory := func(shardID, replicaID uint64) sm.IStateMachine {
 		return meta.NewGroupStateMachine(n.log.With("shard", shardID))
 	}
@@ -115,6 +118,19 @@ func (n *Node) startGroupShard(v *meta.View, g meta.GroupShard) error {
 		n.log.Info("group shard started", "index", g.Index, "shard", g.ShardID)
 	}
 	return err
+}
+
+// preferredElectionRTT is the election timeout of a group shard's first
+// replica: half the others' (their randomized timeouts are in [E, 2E), its
+// own in [E/2, E)), so that while it is up it wins the elections without
+// a leader, and the shards' leaders, with them the groups' coordinators,
+// spread as the placement spreads first replicas (elections alone may put
+// every shard on one node; a leadership transfer after the fact loses
+// proposals in flight). It cannot unseat a live leader: followers that
+// hear from the leader refuse votes (CheckQuorum), and PreVote keeps its
+// term. At least 2*heartbeat+1, dragonboat's minimum.
+func preferredElectionRTT(election, heartbeat uint64) uint64 {
+	return max(election/2, 2*heartbeat+1)
 }
 
 // GroupShardCount is N, 0 while the group shards do not exist.

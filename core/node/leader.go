@@ -28,8 +28,6 @@ func (n *Node) leaderLoop() {
 			case info.LeaderID == n.cfg.NodeID && info.Term > 0:
 				if !meta.IsGroupShard(info.ShardID) {
 					n.trackLeader(n.view(), info.ShardID, info.Term)
-				} else {
-					n.preferGroupLeader(n.view(), info.ShardID, info.Term)
 				}
 				n.reportLeader(info.ShardID, info.Term)
 			default:
@@ -73,33 +71,6 @@ func (n *Node) resyncLeaders() {
 		if n.ctx.Err() != nil {
 			return
 		}
-	}
-}
-
-// preferGroupLeader hands the leadership of group shard shardID, led here
-// in term, to its first replica when it is the shard's first leader (the
-// view shows none reported yet): placement spreads first replicas over
-// the brokers, so coordinators spread too, where the first elections
-// alone may put every shard on one node. Once per term; if that replica
-// is down the transfer fails and this node keeps leading. A shard never
-// moves back by itself later (failovers and explicit moves stay). Called
-// only from leaderLoop.
-func (n *Node) preferGroupLeader(v *meta.View, shardID, term uint64) {
-	i := int(shardID - meta.FirstGroupShardID)
-	if i >= len(v.GroupShards) {
-		return
-	}
-	g := v.GroupShards[i]
-	preferred := g.Replicas[0]
-	if g.LeaderEpoch != 0 || preferred == int32(n.cfg.NodeID) || n.groupNudged[g.ShardID] >= term {
-		return
-	}
-	n.groupNudged[g.ShardID] = term
-	if _, ok := v.Broker(preferred); !ok {
-		return
-	}
-	if err := n.nh.RequestLeaderTransfer(g.ShardID, uint64(preferred)); err == nil {
-		n.log.Info("group shard: leadership to its first replica", "shard", g.ShardID, "term", term, "to", preferred)
 	}
 }
 

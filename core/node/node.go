@@ -63,9 +63,6 @@ type Node struct {
 	closed atomic.Bool
 	// controllerCaughtUp: a SyncController succeeded since start (awaitController).
 	controllerCaughtUp atomic.Bool
-	// groupNudged[shard] is the last term in which this node handed a
-	// group shard it led to the shard's first replica (leaderLoop only).
-	groupNudged map[uint64]uint64
 	// groupDemand: a group request found no group shards
 	// (ensureGroupShards then creates them at once).
 	groupDemand atomic.Bool
@@ -113,7 +110,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), reg: partition.NewRegistry(),
 		events: make(chan raftio.LeaderInfo, leaderEventsMax),
 		ready:  map[uint64]uint64{}, extraPeers: map[uint64]string{}, hosted: map[uint64]bool{},
-		groupNudged: map[uint64]uint64{},
 	}
 	n.isr = newISRTracker(cfg.Clock, cfg.ReplicaLagMax)
 	n.popts = partition.Options{FS: cfg.FS, Dir: path.Join(cfg.DataDir, "partitions"), Clock: cfg.Clock, Logger: n.log, Log: cfg.Log,
