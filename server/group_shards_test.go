@@ -190,9 +190,10 @@ func TestGroupShardsOffsetsAndListGroups(t *testing.T) {
 		// The offsets live in the group's shard (every node holds a
 		// replica here).
 		idx, _ := c.broker(1).Node.GroupShardOf(g)
-		if gs, err := c.broker(1).Node.ShardGroups(idx); err != nil || !slices.Contains(gs, g) {
-			t.Fatalf("%s: shard %d holds %v (%v)", g, idx, gs, err)
-		}
+		eventually(t, groupWait, func() bool {
+			gs, err := c.broker(1).Node.ShardGroups(idx)
+			return err == nil && slices.Contains(gs, g)
+		}, "%s in broker 1's replica of shard %d", g, idx)
 	}
 	listed, err := adm.ListGroups(ctx)
 	if err != nil {

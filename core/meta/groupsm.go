@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/pingcap/failpoint"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -61,6 +62,9 @@ func (m *GroupStateMachine) Update(e sm.Entry) (sm.Result, error) {
 	if e.Index <= m.st.applied {
 		panic(fmt.Sprintf("meta: group shard update at index %d after applied index %d", e.Index, m.st.applied))
 	}
+	// The controller's failpoints (sm.go): either state machine of this
+	// package failing an apply stops the node the same way.
+	failpoint.Inject("beforeApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
 	m.st.applied = e.Index
 	cmd, err := Decode(e.Cmd)
 	var res Result
@@ -70,6 +74,7 @@ func (m *GroupStateMachine) Update(e sm.Entry) (sm.Result, error) {
 	} else {
 		res, _ = m.st.applyGroupShard(e.Index, cmd)
 	}
+	failpoint.Inject("afterApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
 	return res.Pack(), nil
 }
 

@@ -177,7 +177,7 @@ func (n *Node) CommitOffsets(ctx context.Context, c meta.CommitOffsets) []meta.P
 		c.CommitTimestampMs = n.cfg.Clock.Now().UnixMilli()
 	}
 	failpoint.Inject("commitOffsetsBeforePropose", func() { failpoint.Return(commitCodes(c, metaCode(ctx, errFailpoint))) })
-	if bad := n.checkCommitTopics(c); bad != nil {
+	if bad := n.checkCommitTopics(ctx, c); bad != nil {
 		return bad
 	}
 	g, err := n.awaitGroupShard(ctx, c.Group)

@@ -362,8 +362,24 @@ func (n *Node) liveOffsets(offs []meta.GroupOffset) []meta.GroupOffset {
 }
 
 // checkCommitTopics answers UNKNOWN_TOPIC_OR_PARTITION for c's partitions
-// missing from the view (nil: all exist): the shard cannot check.
-func (n *Node) checkCommitTopics(c meta.CommitOffsets) []meta.PartitionCode {
+// missing from the view (nil: all exist): the shard cannot check. A
+// partition missing from the local controller replica, which may lag
+// (the topic was just created through another node), is looked for again
+// after a linearizable read.
+func (n *Node) checkCommitTopics(ctx context.Context, c meta.CommitOffsets) []meta.PartitionCode {
+	bad := n.missingPartitions(c)
+	if bad == nil {
+		return nil
+	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	if _, err := n.nh.SyncRead(ctx, meta.ControllerShardID, meta.QueryView{}); err != nil {
+		return bad
+	}
+	return n.missingPartitions(c)
+}
+
+func (n *Node) missingPartitions(c meta.CommitOffsets) []meta.PartitionCode {
 	v := n.view()
 	var out []meta.PartitionCode
 	bad := false
