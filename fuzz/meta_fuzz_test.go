@@ -49,6 +49,7 @@ func metaSeeds() [][]byte {
 		meta.ImportOffsets{Group: "g", Offsets: []meta.GroupOffset{{Topic: "t", OffsetValue: meta.OffsetValue{Offset: 2, CommitTimestampMs: 1}}}},
 		meta.ImportGroupState{State: meta.GroupState{Group: "g", Term: 1, Seq: 2, Data: []byte("d")}},
 		meta.FinishImport{},
+		meta.DeleteTopicOffsets{Topic: "t"},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

@@ -81,7 +81,7 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.createGroupShards(c)
 	case TxnGroupMarkersWritten:
 		return s.txnGroupMarkersWritten(c)
-	case CommitTxnOffsets, ImportOffsets, ImportGroupState, FinishImport:
+	case CommitTxnOffsets, ImportOffsets, ImportGroupState, FinishImport, DeleteTopicOffsets:
 		return fail(kerr.InvalidRequest.Code, "%s is a group shard command", cmd.Kind()), false
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))

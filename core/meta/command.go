@@ -47,6 +47,7 @@ const (
 	KindImportOffsets         Kind = 34
 	KindImportGroupState      Kind = 35
 	KindFinishImport          Kind = 36
+	KindDeleteTopicOffsets    Kind = 37
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -261,6 +262,8 @@ func (k Kind) String() string {
 		return "ImportGroupState"
 	case KindFinishImport:
 		return "FinishImport"
+	case KindDeleteTopicOffsets:
+		return "DeleteTopicOffsets"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -353,7 +356,7 @@ func decodeBody(d *dec, k Kind) Command {
 	case KindPutGroupState, KindFenceGroupStates:
 		return decodeGroupStateBody(d, k)
 	case KindCreateGroupShards, KindTxnGroupMarkers, KindCommitTxnOffsets, KindImportOffsets,
-		KindImportGroupState, KindFinishImport:
+		KindImportGroupState, KindFinishImport, KindDeleteTopicOffsets:
 		return decodeGroupShardBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))

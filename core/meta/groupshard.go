@@ -28,6 +28,8 @@ import (
 //     decided (the group's "marker"); deduplicated per producer by the
 //     decision's controller log index, so a late or repeated one applies
 //     nothing;
+//   - DeleteTopicOffsets: a deleted topic's offsets, proposed by the
+//     shard's leader once the controller deleted the topic;
 //   - ImportOffsets, ImportGroupState, FinishImport: the one-time copy of
 //     this shard's groups from the controller's legacy state (a data dir
 //     of a release before group shards), done by the shard's first
@@ -35,7 +37,8 @@ import (
 //     holds.
 //
 // The proposer checks that a committed offset's topic and partition exist
-// (the shard holds no topics); reads drop offsets of deleted topics.
+// (the shard holds no topics); reads drop offsets of deleted topics until
+// DeleteTopicOffsets removed them.
 //
 // Once group shards exist, the controller refuses its own legacy group
 // commands (NOT_COORDINATOR), so the legacy offsets stop changing.
@@ -140,12 +143,20 @@ type ImportGroupState struct {
 // FinishImport (group shard) marks the legacy import done.
 type FinishImport struct{}
 
+// DeleteTopicOffsets (group shard) deletes every group's offsets of a
+// deleted topic (the controller deletes a topic; its group shards' leaders
+// then propose this, see core/node).
+type DeleteTopicOffsets struct {
+	Topic string
+}
+
 func (CreateGroupShards) Kind() Kind      { return KindCreateGroupShards }
 func (TxnGroupMarkersWritten) Kind() Kind { return KindTxnGroupMarkers }
 func (CommitTxnOffsets) Kind() Kind       { return KindCommitTxnOffsets }
 func (ImportOffsets) Kind() Kind          { return KindImportOffsets }
 func (ImportGroupState) Kind() Kind       { return KindImportGroupState }
 func (FinishImport) Kind() Kind           { return KindFinishImport }
+func (DeleteTopicOffsets) Kind() Kind     { return KindDeleteTopicOffsets }
 
 func (c CreateGroupShards) encode(e *enc) { e.svar(int64(c.Count)) }
 
@@ -204,6 +215,8 @@ func (c ImportGroupState) encode(e *enc) { PutGroupState(c.State).encode(e) }
 
 func (FinishImport) encode(*enc) {}
 
+func (c DeleteTopicOffsets) encode(e *enc) { e.str(c.Topic) }
+
 func decodeGroupShardBody(d *dec, k Kind) Command {
 	switch k {
 	case KindCreateGroupShards:
@@ -227,6 +240,8 @@ func decodeGroupShardBody(d *dec, k Kind) Command {
 		return ImportOffsets{Group: d.str(GroupIDLenMax), Offsets: decodeGroupOffsets(d, CommitEntriesMax)}
 	case KindImportGroupState:
 		return ImportGroupState{State: GroupState(decodeGroupStateBody(d, KindPutGroupState).(PutGroupState))}
+	case KindDeleteTopicOffsets:
+		return DeleteTopicOffsets{Topic: d.str(TopicNameLenMax)}
 	default:
 		return FinishImport{}
 	}
@@ -253,6 +268,8 @@ func (s *state) applyGroupShard(index uint64, cmd Command) (Result, bool) {
 		return s.importOffsets(c)
 	case ImportGroupState:
 		return s.importGroupState(c)
+	case DeleteTopicOffsets:
+		return s.deleteTopicOffsets(c.Topic)
 	case FinishImport:
 		if s.imported {
 			return Result{}, false
@@ -339,6 +356,34 @@ func (s *state) commitTxnOffsets(c CommitTxnOffsets) (Result, bool) {
 			Metadata: o.Metadata, CommitTimestampMs: c.CommitTimestampMs})
 	}
 	return Result{}, true
+}
+
+// deleteTopicOffsets deletes topic's offsets from every group.
+func (s *state) deleteTopicOffsets(topic string) (Result, bool) {
+	changed := false
+	for _, g := range sortedKeys(s.offsets) {
+		byTopic := s.offsets[g]
+		if _, ok := byTopic[topic]; !ok {
+			continue
+		}
+		delete(byTopic, topic)
+		changed = true
+		if len(byTopic) == 0 {
+			delete(s.offsets, g)
+		}
+	}
+	return Result{}, changed
+}
+
+// offsetTopics lists, sorted, the topics with an offset in any group.
+func (s *state) offsetTopics() []string {
+	seen := map[string]bool{}
+	for _, byTopic := range s.offsets {
+		for t := range byTopic {
+			seen[t] = true
+		}
+	}
+	return sortedKeys(seen)
 }
 
 // setOffset stores one committed offset.

@@ -217,3 +217,21 @@ func TestGroupShardCommandsElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// DeleteTopicOffsets removes a topic from every group, and a group left
+// without offsets.
+func TestDeleteTopicOffsets(t *testing.T) {
+	h := &groupHarness{t: t, m: NewGroupStateMachine(nil)}
+	h.apply(CommitOffsets{Group: "a", Offsets: []OffsetCommit{{Topic: "t", Offset: 1}, {Topic: "u", Offset: 2}}})
+	h.apply(CommitOffsets{Group: "b", Offsets: []OffsetCommit{{Topic: "t", Offset: 3}}})
+	if v, _ := h.m.Lookup(QueryOffsetTopics{}); !reflect.DeepEqual(v, []string{"t", "u"}) {
+		t.Fatalf("topics %v", v)
+	}
+	h.apply(DeleteTopicOffsets{Topic: "t"})
+	if v, _ := h.m.Lookup(QueryGroups{}); !reflect.DeepEqual(v, []string{"a"}) {
+		t.Fatalf("groups %v", v)
+	}
+	if got := h.offsets("a"); len(got) != 1 || got[0].Topic != "u" {
+		t.Fatalf("a: %+v", got)
+	}
+}

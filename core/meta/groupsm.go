@@ -81,6 +81,10 @@ func (m *GroupStateMachine) Update(e sm.Entry) (sm.Result, error) {
 // QueryImported returns bool: whether the legacy import is done.
 type QueryImported struct{}
 
+// QueryOffsetTopics returns []string: the topics with an offset in any
+// group, sorted.
+type QueryOffsetTopics struct{}
+
 // Lookup answers QueryGroupOffsets, QueryOffset, QueryGroups,
 // QueryExpirableGroups, QueryGroupStates and QueryImported.
 func (m *GroupStateMachine) Lookup(q interface{}) (interface{}, error) {
@@ -100,6 +104,8 @@ func (m *GroupStateMachine) Lookup(q interface{}) (interface{}, error) {
 		return m.st.groupStatesCopy(), nil
 	case QueryImported:
 		return m.st.imported, nil
+	case QueryOffsetTopics:
+		return m.st.offsetTopics(), nil
 	default:
 		return nil, fmt.Errorf("%w: %T", ErrUnknownQuery, q)
 	}

@@ -438,3 +438,63 @@ func (n *Node) ShardGroups(index int32) ([]string, error) {
 	}
 	return v.([]string), nil
 }
+
+// groupTopicsLoop deletes, in the group shards led here, the offsets of
+// topics the controller deleted (the controller used to delete them with
+// the topic, in the same apply; the shards hold no topics). It runs when
+// the topology or the set of shards led here changed.
+func (n *Node) groupTopicsLoop() {
+	var topo uint64
+	var led []int32
+	n.watchView(reconcileRetryEvery, func(v *meta.View) bool {
+		now := n.LedGroupShards()
+		if v.TopologyVersion == topo && slices.Equal(now, led) {
+			return false
+		}
+		if !n.cleanGroupTopics(v, now) {
+			return true
+		}
+		topo, led = v.TopologyVersion, now
+		return false
+	})
+}
+
+// cleanGroupTopics proposes meta.DeleteTopicOffsets to each shard in led
+// for each topic it holds offsets of that the controller, read
+// linearizably (this replica may lag a topic just created elsewhere),
+// does not have. It reports whether every step succeeded.
+func (n *Node) cleanGroupTopics(v *meta.View, led []int32) bool {
+	if len(led) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+	defer cancel()
+	var synced bool
+	for _, idx := range led {
+		g := v.GroupShards[idx]
+		t, err := n.nh.StaleRead(g.ShardID, meta.QueryOffsetTopics{})
+		if err != nil {
+			return false
+		}
+		for _, topic := range t.([]string) {
+			if n.view().Topic(topic) != nil {
+				continue
+			}
+			if !synced {
+				if _, err := n.nh.SyncRead(ctx, meta.ControllerShardID, meta.QueryView{}); err != nil {
+					return false
+				}
+				synced = true
+				if n.view().Topic(topic) != nil {
+					continue
+				}
+			}
+			if err := n.proposeGroupOK(ctx, g.ShardID, meta.DeleteTopicOffsets{Topic: topic}); err != nil {
+				n.log.Debug("group shard: deleted topic's offsets", "shard", g.Index, "topic", topic, "err", err)
+				return false
+			}
+			n.log.Info("group shard: offsets of a deleted topic deleted", "shard", g.Index, "topic", topic)
+		}
+	}
+	return true
+}

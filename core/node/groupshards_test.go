@@ -116,3 +116,33 @@ func TestGroupShardsUpgrade(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupShardsDeletedTopicOffsets: deleting a topic deletes its
+// committed offsets from the group shards, so that a topic recreated
+// under the same name starts without them.
+func TestGroupShardsDeletedTopicOffsets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 13, 1)
+		defer c.closeAll()
+		ctx := context.Background()
+		n := c.node(1)
+		c.createTopic("t", 1, -1)
+		c.createTopic("keep", 1, -1)
+		if codes := n.CommitOffsets(ctx, meta.CommitOffsets{Group: "g", Offsets: []meta.OffsetCommit{{Topic: "t", Offset: 5}, {Topic: "keep", Offset: 6}}}); codes[0].Code != 0 || codes[1].Code != 0 {
+			t.Fatalf("commit: %+v", codes)
+		}
+		if r := n.DeleteTopics(ctx, []string{"t"}); r[0].ErrorCode != 0 {
+			t.Fatalf("delete: %+v", r)
+		}
+		idx, _ := n.GroupShardOf("g")
+		waitFor(t, 30*time.Second, "offsets of t deleted", func() bool {
+			v, err := n.nh.StaleRead(meta.FirstGroupShardID+uint64(idx), meta.QueryOffsetTopics{})
+			return err == nil && slices.Equal(v.([]string), []string{"keep"})
+		})
+		c.createTopic("t", 1, -1)
+		got, err := n.FetchOffsets("g")
+		if err != nil || len(got) != 1 || got[0].Topic != "keep" || got[0].Offset != 6 {
+			t.Fatalf("offsets after the topic was recreated: %+v %v", got, err)
+		}
+	})
+}

@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.raftLogTrimLoop, n.reassignLoop, n.offsetExpiryLoop, n.txnMarkerLoop, n.txnTimeoutLoop} {
+	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.raftLogTrimLoop, n.reassignLoop, n.offsetExpiryLoop, n.txnMarkerLoop, n.txnTimeoutLoop, n.groupTopicsLoop} {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
