@@ -42,6 +42,14 @@ func metaSeeds() [][]byte {
 		meta.TxnMarkersWritten{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 9, Partitions: []meta.TopicPartition{{Topic: "t", Partition: 0}}},
 		meta.AbortTxn{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 10},
 		meta.ExpireTxn{TxnID: "x", CutoffMs: 11},
+		meta.CreateGroupShards{Count: 3},
+		meta.SetPartitionLeader{ShardID: meta.FirstGroupShardID + 1, Leader: 1, Term: 2},
+		meta.TxnGroupMarkersWritten{TxnID: "x", ProducerID: 0, Epoch: 0, NowMs: 12, Groups: []string{"g"}},
+		meta.CommitTxnOffsets{ProducerID: 0, Decision: 7, CommitTimestampMs: 3, Offsets: []meta.TxnOffset{{Group: "g", OffsetCommit: meta.OffsetCommit{Topic: "t", Offset: 4}}}},
+		meta.ImportOffsets{Group: "g", Offsets: []meta.GroupOffset{{Topic: "t", OffsetValue: meta.OffsetValue{Offset: 2, CommitTimestampMs: 1}}}},
+		meta.ImportGroupState{State: meta.GroupState{Group: "g", Term: 1, Seq: 2, Data: []byte("d")}},
+		meta.FinishImport{},
+		meta.DeleteTopicOffsets{Topic: "t"},
 	}
 	var seeds [][]byte
 	for _, c := range cmds {

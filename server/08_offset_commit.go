@@ -58,7 +58,7 @@ func handleOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 			}
 		}
 	}
-	gc, _, code, err := groupCoordinator(ctx, rc)
+	gc, _, code, err := groupCoordinator(ctx, rc, req.Group)
 	switch {
 	case err != nil:
 		return nil, err

@@ -106,7 +106,7 @@ func markUnstable(rc *RequestContext, grp string, fts []fetchedTopic) {
 }
 
 func fetchGroupOffsetsOf(ctx context.Context, rc *RequestContext, grp string, topics map[string][]int32, order []string) ([]fetchedTopic, int16, error) {
-	_, _, code, err := groupCoordinator(ctx, rc)
+	_, _, code, err := groupCoordinator(ctx, rc, grp)
 	if err != nil || code != 0 {
 		return nil, code, err
 	}

@@ -15,16 +15,19 @@ import (
 // FindCoordinator: v0-6
 //
 // Behaviour:
-//   - The coordinator of EVERY group is the current leader of the
-//     controller shard (node.Metadata's ControllerID, as this broker's
-//     controller replica sees it): committed offsets live in the controller
-//     shard, so the coordinator's commits are local proposals. The answer
-//     is that broker's id, host and port; COORDINATOR_NOT_AVAILABLE while no
-//     leader is known.
-//   - Key type 0 (group) and 1 (transaction: the transaction coordinator
-//     is the same broker, see txn.go; DESCRIBE on the TRANSACTIONAL_ID
-//     needed, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED); other types (2 =
-//     share group) answer INVALID_REQUEST, as Kafka answers unknown types.
+//   - Key type 0 (group): the coordinator of a group is the current leader
+//     of its group shard (core/node/groupshards.go; shard
+//     abs(javaHashCode(group)) % N, as Kafka's __consumer_offsets
+//     partition), as this broker's controller replica last saw it
+//     reported: the group's committed offsets and records live in that
+//     shard, so the coordinator's commits are local proposals.
+//     COORDINATOR_NOT_AVAILABLE while the shards do not exist yet (the
+//     request asks for their creation) or no leader is known.
+//   - Key type 1 (transaction): the transaction coordinator is the
+//     controller shard's leader (see txn.go; DESCRIBE on the
+//     TRANSACTIONAL_ID needed, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+//     other types (2 = share group) answer INVALID_REQUEST, as Kafka
+//     answers unknown types.
 //   - v4+ batches keys (CoordinatorKeys): one entry per key, in order.
 //
 // Version notes: v1 key type, throttle, error message; v3 flexible; v4
@@ -66,8 +69,15 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 				break
 			}
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			want := v.ControllerID
+			if req.CoordinatorType == 0 {
+				want = -1
+				if idx, ok := rc.Broker.Node.GroupShardOf(key); ok {
+					want = rc.Broker.Node.GroupShardLeader(idx)
+				}
+			}
 			for _, b := range v.Brokers {
-				if v.ControllerID >= 0 && b.NodeID == v.ControllerID {
+				if want >= 0 && b.NodeID == want {
 					c.ErrorCode, c.NodeID, c.Host, c.Port = 0, b.NodeID, b.Host, b.Port
 				}
 			}
@@ -91,11 +101,16 @@ func handleFindCoordinator(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 	return resp, nil
 }
 
-// tenure is one broker's view of its coordinator term: the controller
-// term in which its in-memory groups were built and loaded
-// (Broker.tenure).
+// tenures is one broker's view of its coordinator terms: per group shard,
+// the shard's Raft term in which its in-memory groups were built and
+// loaded (Broker.tenures).
+type tenures struct {
+	mu     sync.Mutex // held only briefly, never while proposing or waiting
+	shards map[int32]*tenure
+}
+
+// tenure is one group shard's.
 type tenure struct {
-	mu   sync.Mutex // held only briefly, never while proposing or waiting
 	term uint64
 	// loading is non-nil while one request begins a tenure (proposes the
 	// fence and loads the records); it is closed when that ends. Other
@@ -109,76 +124,108 @@ type tenure struct {
 const tenureWaitsMax = 3
 
 // groupCoordinator returns the broker's group coordinator if this broker
-// coordinates groups now (it leads the controller shard and is ready in
-// its term), else code NOT_COORDINATOR so that the client rediscovers.
+// coordinates group now (it leads the group's shard and is ready in its
+// term, node.GroupShardTerm), else code NOT_COORDINATOR so that the
+// client rediscovers (COORDINATOR_NOT_AVAILABLE while no group shard
+// exists). It also returns the shard and its term.
 //
-// The first group request in a new coordinator term begins a new tenure
-// of the coordinator: it fences the replicated group membership records
-// at the term and reads them (node.BeginGroupTenure), then
-// group.Coordinator.BeginTenure forgets every group held in memory (they
-// date from an earlier term of this broker, and another coordinator may
-// have served them since) and loads the records: those groups keep their
-// generation and members (see core/group's doc.go, "Coordinator moves").
-// Committed offsets are not touched. Requests arriving meanwhile wait for
-// it. If the fence fails the request is answered NOT_COORDINATOR and the
-// next one tries again.
-func groupCoordinator(ctx context.Context, rc *RequestContext) (*group.Coordinator, uint64, int16, error) {
+// The first request of a group of a shard in a new term begins a new
+// tenure of the shard: it fences the shard's replicated group membership
+// records at the term and reads them (node.BeginGroupTenure), then
+// group.Coordinator.BeginShardTenure forgets every group of that shard
+// held in memory (they date from an earlier term of this broker, and
+// another coordinator may have served them since) and loads the records:
+// those groups keep their generation and members (see core/group's
+// doc.go, "Coordinator moves"). Groups of other shards, and committed
+// offsets, are not touched. Requests arriving meanwhile wait for it. If
+// the fence fails the request is answered NOT_COORDINATOR and the next
+// one tries again.
+func groupCoordinator(ctx context.Context, rc *RequestContext, groupID string) (*group.Coordinator, shardTerm, int16, error) {
 	if rc.Broker == nil {
-		return nil, 0, 0, errNoBroker
+		return nil, shardTerm{}, 0, errNoBroker
 	}
-	term, ok := rc.Broker.Node.CoordinatorTerm(ctx)
+	idx, ok := rc.Broker.Node.GroupShardOf(groupID)
 	if !ok {
-		return nil, 0, kerr.NotCoordinator.Code, nil
+		return nil, shardTerm{}, kerr.CoordinatorNotAvailable.Code, nil
 	}
-	tn := &rc.Broker.tenure
+	st, code := shardCoordinator(ctx, rc.Broker, idx)
+	if code != 0 {
+		return nil, shardTerm{}, code, nil
+	}
+	return rc.Broker.Groups, st, 0, nil
+}
+
+// shardTerm names a group shard's tenure.
+type shardTerm struct {
+	shard int32
+	term  uint64
+}
+
+// shardCoordinator makes sure b coordinates group shard idx in its
+// current term (beginning the tenure if needed; see groupCoordinator).
+func shardCoordinator(ctx context.Context, b *Broker, idx int32) (shardTerm, int16) {
+	term, ok := b.Node.GroupShardTerm(ctx, idx)
+	if !ok {
+		return shardTerm{}, kerr.NotCoordinator.Code
+	}
+	st := shardTerm{shard: idx, term: term}
+	ts := &b.tenures
 	for range tenureWaitsMax {
-		tn.mu.Lock()
+		ts.mu.Lock()
+		if ts.shards == nil {
+			ts.shards = map[int32]*tenure{}
+		}
+		tn := ts.shards[idx]
+		if tn == nil {
+			tn = &tenure{}
+			ts.shards[idx] = tn
+		}
 		if tn.term == term {
-			tn.mu.Unlock()
-			return rc.Broker.Groups, term, 0, nil
+			ts.mu.Unlock()
+			return st, 0
 		}
 		if ch := tn.loading; ch != nil {
-			tn.mu.Unlock()
+			ts.mu.Unlock()
 			select {
 			case <-ch:
 				continue
 			case <-ctx.Done():
-				return nil, 0, kerr.NotCoordinator.Code, nil
+				return shardTerm{}, kerr.NotCoordinator.Code
 			}
 		}
 		ch := make(chan struct{})
 		tn.loading = ch
-		tn.mu.Unlock()
-		ok := beginTenure(ctx, rc.Broker, term)
-		tn.mu.Lock()
+		ts.mu.Unlock()
+		ok := beginTenure(ctx, b, idx, term)
+		ts.mu.Lock()
 		if ok {
 			tn.term = term
 		}
 		tn.loading = nil
 		close(ch)
-		tn.mu.Unlock()
+		ts.mu.Unlock()
 		if !ok {
-			return nil, 0, kerr.NotCoordinator.Code, nil
+			return shardTerm{}, kerr.NotCoordinator.Code
 		}
-		return rc.Broker.Groups, term, 0, nil
+		return st, 0
 	}
-	return nil, 0, kerr.NotCoordinator.Code, nil
+	return shardTerm{}, kerr.NotCoordinator.Code
 }
 
-// beginTenure fences and loads the group records for term (only one
-// request at a time runs it, see groupCoordinator).
-func beginTenure(ctx context.Context, b *Broker, term uint64) bool {
-	states, err := b.Node.BeginGroupTenure(ctx, term)
+// beginTenure fences and loads the group records of shard idx for term
+// (only one request at a time runs it per shard, see shardCoordinator).
+func beginTenure(ctx context.Context, b *Broker, idx int32, term uint64) bool {
+	states, err := b.Node.BeginGroupTenure(ctx, idx, term)
 	if err != nil {
-		b.log.Warn("groups: cannot begin coordinator tenure", "term", term, "err", err)
+		b.log.Warn("groups: cannot begin coordinator tenure", "shard", idx, "term", term, "err", err)
 		return false
 	}
 	recs := make([]group.Record, len(states))
 	for i, st := range states {
 		recs[i] = group.Record{Group: st.Group, Term: st.Term, Seq: st.Seq, Data: st.Data}
 	}
-	n := b.Groups.BeginTenure(term, recs)
-	b.log.Info("groups: coordinator tenure began", "term", term, "records", len(recs), "loaded", n)
+	n := b.Groups.BeginShardTenure(idx, term, recs)
+	b.log.Info("groups: coordinator tenure began", "shard", idx, "term", term, "records", len(recs), "loaded", n)
 	return true
 }
 
@@ -187,12 +234,12 @@ func beginTenure(ctx context.Context, b *Broker, term uint64) bool {
 const coordinatorPollEvery = 250 * time.Millisecond
 
 // whileCoordinator derives a context that is cancelled, besides with ctx,
-// when this broker stops coordinating groups in term (controller
-// leadership moved): a member blocked in JoinGroup or SyncGroup is then
+// when this broker stops coordinating the group shard st in its term (the
+// shard's leadership moved): a member blocked in JoinGroup or SyncGroup is then
 // answered NOT_COORDINATOR instead of waiting for a rebalance that will
 // never complete here. lost reports whether that happened. The watcher
 // polls on the node's clock and exits when stop is called.
-func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wctx context.Context, lost func() bool, stop func()) {
+func whileCoordinator(ctx context.Context, rc *RequestContext, st shardTerm) (wctx context.Context, lost func() bool, stop func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	gone := false
@@ -207,7 +254,7 @@ func whileCoordinator(ctx context.Context, rc *RequestContext, term uint64) (wct
 				return
 			case <-t.C():
 				t.Reset(coordinatorPollEvery)
-				if cur, ok := rc.Broker.Node.CoordinatorTerm(wctx); wctx.Err() == nil && (!ok || cur != term) {
+				if cur, ok := rc.Broker.Node.GroupShardTerm(wctx, st.shard); wctx.Err() == nil && (!ok || cur != st.term) {
 					mu.Lock()
 					gone = true
 					mu.Unlock()

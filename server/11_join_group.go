@@ -44,7 +44,7 @@ func handleJoinGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 	if code := rc.groupDenied(kmsg.ACLOperationRead, req.Group); code != 0 {
 		return fail(code)
 	}
-	gc, term, code, err := groupCoordinator(ctx, rc)
+	gc, term, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return nil, err
 	}

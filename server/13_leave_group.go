@@ -34,7 +34,7 @@ func handleLeaveGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 		resp.ErrorCode = code
 		return resp, nil
 	}
-	gc, _, code, err := groupCoordinator(ctx, rc)
+	gc, _, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func handleSyncGroup(ctx context.Context, rc *RequestContext, kreq kmsg.Request)
 		resp.ErrorCode = code
 		return resp, nil
 	}
-	gc, term, code, err := groupCoordinator(ctx, rc)
+	gc, term, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return nil, err
 	}

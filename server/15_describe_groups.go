@@ -43,19 +43,25 @@ const groupOperations = 1<<3 | 1<<6 | 1<<8
 func handleDescribeGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	gc, _, code, err := groupCoordinator(ctx, rc)
-	if err != nil {
-		return nil, err
-	}
 	var descs []group.GroupDescription
-	if code != 0 {
-		for _, id := range req.Groups {
-			descs = append(descs, group.GroupDescription{Group: id, ErrorCode: code, State: group.Dead})
+	coordinated := make([]bool, len(req.Groups))
+	for i, id := range req.Groups {
+		gc, _, code, err := groupCoordinator(ctx, rc, id)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		descs = gc.Describe(req.Groups)
+		if code != 0 {
+			descs = append(descs, group.GroupDescription{Group: id, ErrorCode: code, State: group.Dead})
+			continue
+		}
+		coordinated[i] = true
+		descs = append(descs, gc.Describe([]string{id})...)
 	}
 	for i, d := range descs {
+		code := int16(0)
+		if !coordinated[i] {
+			code = d.ErrorCode
+		}
 		if code := rc.groupDenied(kmsg.ACLOperationDescribe, d.Group); code != 0 {
 			descs[i] = group.GroupDescription{Group: d.Group, ErrorCode: code, State: group.Dead}
 			d = descs[i]

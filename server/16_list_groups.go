@@ -9,16 +9,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-go/chronik/core/group"
+	"github.com/chronik-go/chronik/core/meta"
 )
 
 // ListGroups: v0-5
 //
 // Behaviour:
 //   - Like Kafka, each broker lists the groups it coordinates (clients
-//     such as kadm ask every broker and merge): the coordinator lists the
-//     groups with members (core/group) and the groups that only have
-//     committed offsets (state Empty, protocol type ""); every other
-//     broker answers an empty list with no error.
+//     such as kadm ask every broker and merge): those of the group shards
+//     it leads (each read from its local replica), with members
+//     (core/group) or with only committed offsets (state Empty, protocol
+//     type ""); a broker leading no group shard answers an empty list with
+//     no error.
 //   - Consumer-protocol (KIP-848) groups are listed with protocol type
 //     "consumer" and their state (Empty, Assigning, Reconciling, Stable).
 //   - v4+ states filter (case-insensitive, unknown names match nothing);
@@ -37,13 +39,21 @@ func init() {
 func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	gc, _, code, err := groupCoordinator(ctx, rc)
-	if err != nil {
-		return nil, err
+	if rc.Broker == nil {
+		return nil, errNoBroker
 	}
-	if code != 0 {
-		return resp, nil // not the coordinator: no groups here
+	var led []int32 // the group shards coordinated here
+	for _, idx := range rc.Broker.Node.LedGroupShards() {
+		if _, code := shardCoordinator(ctx, rc.Broker, idx); code == 0 {
+			led = append(led, idx)
+		}
 	}
+	if len(led) == 0 {
+		return resp, nil // not a coordinator: no groups here
+	}
+	gc := rc.Broker.Groups
+	shards := rc.Broker.Node.GroupShardCount()
+	here := func(id string) bool { return slices.Contains(led, meta.GroupShardIndex(id, shards)) }
 	wantType := func(typ string) bool {
 		return req.Version < 5 || len(req.TypesFilter) == 0 ||
 			slices.ContainsFunc(req.TypesFilter, func(s string) bool { return strings.EqualFold(s, typ) })
@@ -68,20 +78,28 @@ func handleListGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Request
 	classic := wantType("classic") && (len(stateNames) == 0 || len(states) > 0)
 	if classic {
 		for _, l := range gc.List(states) {
-			add(l.Group, l.ProtocolType, l.StateName, l.Type)
+			if here(l.Group) {
+				add(l.Group, l.ProtocolType, l.StateName, l.Type)
+			}
 		}
 	}
 	if wantType("consumer") {
 		for _, l := range gc.ListConsumer(stateNames) {
-			add(l.Group, l.ProtocolType, l.StateName, l.Type)
+			if here(l.Group) {
+				add(l.Group, l.ProtocolType, l.StateName, l.Type)
+			}
 		}
 	}
 	if classic && (len(states) == 0 || slices.Contains(states, group.Empty)) {
-		ids, err := rc.Broker.Node.OffsetGroups()
-		if err != nil {
-			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			resp.Groups = nil
-			return resp, nil
+		var ids []string
+		for _, idx := range led {
+			gs, err := rc.Broker.Node.ShardGroups(idx)
+			if err != nil {
+				resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				resp.Groups = nil
+				return resp, nil
+			}
+			ids = append(ids, gs...)
 		}
 		known := map[string]bool{}
 		for _, d := range gc.Describe(ids) {

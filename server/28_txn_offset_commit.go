@@ -86,7 +86,7 @@ func handleTxnOffsetCommit(ctx context.Context, rc *RequestContext, kreq kmsg.Re
 // txnCommitMember checks the coordinator and, for v3+ with a member id,
 // the member's generation.
 func txnCommitMember(ctx context.Context, rc *RequestContext, req *kmsg.TxnOffsetCommitRequest) int16 {
-	gc, _, code, err := groupCoordinator(ctx, rc)
+	gc, _, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return kerr.UnknownServerError.Code
 	}

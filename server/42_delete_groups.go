@@ -65,21 +65,26 @@ func handleDeleteGroups(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 
 func deleteGroups(ctx context.Context, rc *RequestContext, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	gc, _, code, err := groupCoordinator(ctx, rc)
-	if err != nil {
-		return nil, err
-	}
 	codes := make([]int16, len(req.Groups))
-	if code != 0 {
-		for i := range codes {
-			codes[i] = code
+	var mine []string // coordinated here
+	var mineAt []int
+	gc := rc.Broker.Groups
+	for i, id := range req.Groups {
+		_, _, code, err := groupCoordinator(ctx, rc, id)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		res := gc.Delete(req.Groups)
+		if codes[i] = code; code == 0 {
+			mine, mineAt = append(mine, id), append(mineAt, i)
+		}
+	}
+	if len(mine) > 0 {
+		res := gc.Delete(mine)
 		var offsetGroups []string
 		var where []int
 		held := map[int]bool{}
-		for i, r := range res {
+		for k, r := range res {
+			i := mineAt[k]
 			codes[i] = r.ErrorCode
 			if r.ErrorCode == 0 || r.ErrorCode == kerr.GroupIDNotFound.Code {
 				held[i] = r.ErrorCode == 0

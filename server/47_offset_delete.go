@@ -39,7 +39,7 @@ func handleOffsetDelete(ctx context.Context, rc *RequestContext, kreq kmsg.Reque
 		resp.ErrorCode = code
 		return resp, nil
 	}
-	gc, _, code, err := groupCoordinator(ctx, rc)
+	gc, _, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return nil, err
 	}

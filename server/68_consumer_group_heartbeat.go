@@ -54,7 +54,7 @@ func handleConsumerGroupHeartbeat(ctx context.Context, rc *RequestContext, kreq 
 			return fail(code)
 		}
 	}
-	gc, _, code, err := groupCoordinator(ctx, rc)
+	gc, _, code, err := groupCoordinator(ctx, rc, req.Group)
 	if err != nil {
 		return nil, err
 	}

@@ -34,17 +34,17 @@ func init() {
 func handleConsumerGroupDescribe(ctx context.Context, rc *RequestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	gc, _, code, err := groupCoordinator(ctx, rc)
-	if err != nil {
-		return nil, err
-	}
 	var descs []group.ConsumerGroupDescription
-	if code != 0 {
-		for _, id := range req.Groups {
-			descs = append(descs, group.ConsumerGroupDescription{Group: id, ErrorCode: code, State: group.ConsumerDead})
+	for _, id := range req.Groups {
+		gc, _, code, err := groupCoordinator(ctx, rc, id)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		descs = gc.ConsumerDescribe(req.Groups)
+		if code != 0 {
+			descs = append(descs, group.ConsumerGroupDescription{Group: id, ErrorCode: code, State: group.ConsumerDead})
+			continue
+		}
+		descs = append(descs, gc.ConsumerDescribe([]string{id})...)
 	}
 	for _, d := range descs {
 		g := kmsg.NewConsumerGroupDescribeResponseGroup()

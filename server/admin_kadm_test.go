@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-go/chronik/core/meta"
 )
 
 func strp(s string) *string { return &s }
@@ -94,9 +96,16 @@ func metadataEverywhere(t testing.TB, c *testCluster, nBrokers int, topics ...st
 			for _, tp := range resp.Topics {
 				seen[*tp.Topic] = true
 				if *tp.Topic == offsetsTopic {
-					// internal, led by the controller (internal_topic.go)
-					if !tp.IsInternal || tp.ErrorCode != 0 || len(tp.Partitions) != 1 || tp.Partitions[0].Leader != resp.ControllerID {
+					// internal, a partition per group shard, each led by
+					// a broker (internal_topic.go)
+					if !tp.IsInternal || tp.ErrorCode != 0 || len(tp.Partitions) != meta.DefaultGroupShards {
 						t.Fatalf("internal topic %+v (controller %d)", tp, resp.ControllerID)
+					}
+					for _, p := range tp.Partitions {
+						if !ids[p.Leader] {
+							why = "group shard leader"
+							return false
+						}
 					}
 					continue
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chronik-go/chronik/core/clock"
 	"github.com/chronik-go/chronik/core/group"
+	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/node"
 	"github.com/chronik-go/chronik/core/raftlog"
 )
@@ -38,8 +39,9 @@ type BrokerConfig struct {
 // through RequestContext.Broker.
 type Broker struct {
 	Node *node.Node
-	// Groups coordinates consumer groups whose coordinator is this node
-	// (membership in memory; committed offsets in the controller shard).
+	// Groups coordinates consumer groups whose coordinator is this node:
+	// those of the group shards it leads (membership in memory; committed
+	// offsets and records in the group shards).
 	Groups *group.Coordinator
 	// NodeID is this broker's Kafka broker id (the node id).
 	NodeID int32
@@ -49,12 +51,12 @@ type Broker struct {
 	fetchSessions *fetchSessionCache
 	// groupWriter proposes the coordinator's group membership records.
 	groupWriter *groupWriter
-	// tenure is the coordinator term this broker's groups were built in
-	// (groupCoordinator). A field, not a package-level map keyed by
-	// broker: that kept every broker a process ever started (the
+	// tenures are the terms this broker's groups were built in, per
+	// group shard (groupCoordinator). A field, not a package-level map
+	// keyed by broker: that kept every broker a process ever started (the
 	// simulator starts thousands), and its lazy creation by the first
 	// group request was state one schedule left to the next.
-	tenure tenure
+	tenures tenures
 
 	clock    clock.Clock // the node's clock (the simulator's per-node clock)
 	log      *slog.Logger
@@ -86,7 +88,16 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	gopts.Incarnation = incarnation
 	var nodeRef atomic.Pointer[node.Node]
 	gopts.Topics = groupTopics(&nodeRef)
-	// Membership records go to the controller shard (see group_persist.go);
+	// Tenures are per group shard (groupCoordinator); N is fixed once the
+	// shards exist, and no group is served before.
+	gopts.ShardOf = func(g string) int32 {
+		n := nodeRef.Load()
+		if n == nil {
+			return 0
+		}
+		return meta.GroupShardIndex(g, n.GroupShardCount())
+	}
+	// Membership records go to the group's shard (see group_persist.go);
 	// a new coordinator tenure loads them (groupCoordinator).
 	gw := newGroupWriter(log.With("component", "groups"), nodeRef.Load)
 	gopts.Persist = gw.persist

@@ -244,6 +244,40 @@ func (c *testCluster) waitBrokers(n int) {
 		}
 		return true
 	}, "every broker lists %d brokers", n)
+	c.waitGroupShards()
+}
+
+// waitGroupShards waits until every group shard has a leader that every
+// running broker knows and that is ready to coordinate (so that group
+// requests of raw tests find their coordinator at once).
+func (c *testCluster) waitGroupShards() {
+	c.t.Helper()
+	eventually(c.t, testWait, func() bool {
+		for id := range c.addrs {
+			b := c.broker(id)
+			if b == nil {
+				continue
+			}
+			shards := b.Node.GroupShardCount()
+			if shards == 0 {
+				return false
+			}
+			for idx := range int32(shards) {
+				l := b.Node.GroupShardLeader(idx)
+				lb := c.broker(uint64(max(l, 0)))
+				if l < 0 || lb == nil {
+					return false
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, ok := lb.Node.GroupShardTerm(ctx, idx)
+				cancel()
+				if !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}, "group shards led")
 }
 
 // eventually polls cond every 20 ms until it holds or within runs out. It

@@ -65,19 +65,21 @@
 // Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 // DescribeGroups, DeleteGroups, OffsetDelete.
 //
-// Coordinator placement: the coordinator of EVERY group is the current
-// leader of the controller shard (node.Metadata's ControllerID), because
-// committed offsets live in the controller shard: the coordinator's
-// commits are local proposals to the leader, and its offset reads come
-// from a replica that has applied every earlier commit (node
-// CoordinatorTerm runs a ReadIndex barrier once per controller term).
-// FindCoordinator, on any broker, answers that broker's id, host and port
-// (COORDINATOR_NOT_AVAILABLE while no leader is known). Every group
-// request checks Node.CoordinatorTerm first; a broker that is not the
-// controller leader answers NOT_COORDINATOR, so clients rediscover.
+// Coordinator placement: the coordinator of a group is the current leader
+// of its group shard (core/node/groupshards.go; Kafka's __consumer_offsets
+// partition of the group), because the group's committed offsets and
+// records live in that shard: the coordinator's commits are local
+// proposals to the leader, and its offset reads come from a replica that
+// has applied every earlier commit (node.GroupShardTerm runs a ReadIndex
+// barrier once per shard term). FindCoordinator, on any broker, answers
+// that broker's id, host and port (COORDINATOR_NOT_AVAILABLE while no
+// leader is known). Every group request checks the group's shard first
+// (groupCoordinator); a broker that does not lead it answers
+// NOT_COORDINATOR, so clients rediscover. The transaction coordinator is
+// the controller leader (Node.CoordinatorTerm).
 //
 // Membership (core/group, in memory) lives on the coordinator only. When
-// the controller leadership moves, the old coordinator's groups are stale:
+// a group shard's leadership moves, the old coordinator's groups are stale:
 // its members get NOT_COORDINATOR (a blocked JoinGroup/SyncGroup is
 // answered within 250 ms by a per-call leadership watch; heartbeats and
 // commits on their next request; a stopped broker closes its coordinator,

@@ -263,8 +263,8 @@ func TestGroup848ThreeNodes(t *testing.T) {
 // heartbeats keep them in the group past a session timeout, and every
 // record is consumed exactly once.
 func failover848(t *testing.T, c *testCluster) {
-	coord := func() uint64 { return groupCoordinatorNode(t, c) }
 	const grp, topic = "g848-fail", "t848-fail"
+	coord := func() uint64 { return groupCoordinatorNode(t, c, grp) }
 	leader := coord()
 	grpCreateTopic(t, c.broker(leader), topic, 4)
 	prod := producer(c)
@@ -298,7 +298,7 @@ func failover848(t *testing.T, c *testCluster) {
 
 	target := leader%3 + 1
 	eventually(t, groupWait, func() bool {
-		if err := c.broker(leader).Node.TransferCoordinator(target); err != nil {
+		if err := c.broker(leader).Node.TransferCoordinator(grp, target); err != nil {
 			t.Logf("transfer: %v", err)
 		}
 		return coord() == target

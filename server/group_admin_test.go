@@ -128,21 +128,25 @@ func TestGroupConsumersThreeNodes(t *testing.T) {
 }
 
 // groupCoordinatorNode waits until one of the 3 brokers of c coordinates
-// groups (leads the controller in a term it is ready in) and returns it.
-func groupCoordinatorNode(t *testing.T, c *testCluster) uint64 {
+// grp (leads its group shard in a term it is ready in) and returns it.
+func groupCoordinatorNode(t *testing.T, c *testCluster, grp string) uint64 {
 	t.Helper()
 	var id uint64
 	eventually(t, groupWait, func() bool {
 		for i := uint64(1); i <= 3; i++ {
 			if b := c.broker(i); b != nil {
-				if _, ok := b.Node.CoordinatorTerm(context.Background()); ok {
+				idx, ok := b.Node.GroupShardOf(grp)
+				if !ok {
+					continue
+				}
+				if _, ok := b.Node.GroupShardTerm(context.Background(), idx); ok {
 					id = i
 					return true
 				}
 			}
 		}
 		return false
-	}, "a coordinator")
+	}, "a coordinator of %s", grp)
 	return id
 }
 
@@ -154,18 +158,27 @@ func groupCoordinatorNode(t *testing.T, c *testCluster) uint64 {
 // consuming without loss or repeats from the committed offsets, which a
 // kadm FetchOffsets (served by a surviving broker) still shows.
 func failoverScenario(t *testing.T, c *testCluster) {
-	coord := func() uint64 { return groupCoordinatorNode(t, c) }
+	// The coordinator of f-coop stops (f-range's may be another broker).
+	coord := func() uint64 { return groupCoordinatorNode(t, c, "f-coop") }
 	leader := coord()
+	eventually(t, groupWait, func() bool {
+		for i := uint64(1); i <= 3; i++ {
+			if c.broker(i).Node.GroupShardLeader(groupShardIndex(t, c, "f-coop")) != int32(leader) {
+				return false
+			}
+		}
+		return true
+	}, "every broker knows the coordinator")
 	for i := uint64(1); i <= 3; i++ {
 		fc := kmsg.NewPtrFindCoordinatorRequest()
 		fc.SetVersion(3)
-		fc.CoordinatorKey = "g"
+		fc.CoordinatorKey = "f-coop"
 		resp := rawRoundTrip(t, c.addrs[i], fc).(*kmsg.FindCoordinatorResponse)
 		if resp.ErrorCode != 0 || resp.NodeID != int32(leader) {
 			t.Fatalf("FindCoordinator at %d: %+v, want node %d", i, resp, leader)
 		}
 		hb := kmsg.NewPtrHeartbeatRequest()
-		hb.Group, hb.MemberID = "g", "m"
+		hb.Group, hb.MemberID = "f-coop", "m"
 		want := kerr.NotCoordinator.Code
 		if i == leader {
 			want = kerr.UnknownMemberID.Code
@@ -245,4 +258,16 @@ func failoverScenario(t *testing.T, c *testCluster) {
 			gc.close()
 		}
 	}
+}
+
+// groupShardIndex is grp's group shard (waiting for the shards to exist).
+func groupShardIndex(t *testing.T, c *testCluster, grp string) int32 {
+	t.Helper()
+	var idx int32
+	eventually(t, groupWait, func() bool {
+		var ok bool
+		idx, ok = c.broker(1).Node.GroupShardOf(grp)
+		return ok
+	}, "group shards")
+	return idx
 }

@@ -15,8 +15,10 @@ import (
 // BenchmarkGroupOffsetCommit measures acknowledged OffsetCommits per
 // second through kgo (kadm.CommitOffsets: one partition's offset per
 // request, outside any generation) on one node and three, with 1 and 8
-// committers in parallel, each committing for a group of its own. Every
-// commit is one proposal to the controller shard.
+// committers in parallel, each committing in turn for 4 groups of its own
+// (32 groups with 8 committers, spread over the default 4 group shards,
+// and so over the coordinators). Every commit is one proposal to its
+// group's shard, whose leader the client sends it to.
 func BenchmarkGroupOffsetCommit(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		for _, committers := range []int{1, 8} {
@@ -32,8 +34,8 @@ func BenchmarkGroupOffsetCommit(b *testing.B) {
 				errs := make(chan error, committers)
 				for i, adm := range adms {
 					go func() {
-						grp := fmt.Sprintf("bench-%d", i)
 						for j := i; j < b.N; j += committers {
+							grp := fmt.Sprintf("bench-%d-%d", i, (j/committers)%4)
 							var os kadm.Offsets
 							os.Add(kadm.Offset{Topic: "bench", Partition: 0, At: int64(j), LeaderEpoch: -1})
 							r, err := adm.CommitOffsets(ctx, grp, os)

@@ -47,7 +47,7 @@ func (r *rebalances) opts(name string) []kgo.Opt {
 func TestGroupFailoverKeepsGeneration(t *testing.T) {
 	c := startClusterWith(t, 3, nil, fastGroups)
 	const grp, topic = "g-failover", "t-failover"
-	coord := func() uint64 { return groupCoordinatorNode(t, c) }
+	coord := func() uint64 { return groupCoordinatorNode(t, c, grp) }
 	leader := coord()
 	grpCreateTopic(t, c.broker(leader), topic, 4)
 	prod := producer(c)
@@ -74,7 +74,7 @@ func TestGroupFailoverKeepsGeneration(t *testing.T) {
 
 	target := leader%3 + 1
 	eventually(t, groupWait, func() bool {
-		if err := c.broker(leader).Node.TransferCoordinator(target); err != nil {
+		if err := c.broker(leader).Node.TransferCoordinator(grp, target); err != nil {
 			t.Logf("transfer: %v", err)
 		}
 		return coord() == target

@@ -13,8 +13,8 @@ import (
 )
 
 // TestConsumerOffsetsTopicIsInternal: on a 3-node cluster every broker's
-// Metadata lists __consumer_offsets, flagged internal, led by the group
-// coordinator, both among all topics and by name (never created); a kgo
+// Metadata lists __consumer_offsets, flagged internal, with a partition per
+// group shard led by the shard's leader, both among all topics and by name (never created); a kgo
 // regex consumer whose pattern names it skips it and consumes the matching
 // user topics (franz-go's TestConsumeRegex); kadm lists it only with
 // internal topics; creating, deleting, extending and producing to it fail
@@ -42,11 +42,15 @@ func TestConsumerOffsetsTopicIsInternal(t *testing.T) {
 					t.Fatalf("node %d v%d (all=%v): %s missing", id, v, req.Topics == nil, offsetsTopic)
 				}
 				tp := resp.Topics[i]
-				if !tp.IsInternal || tp.ErrorCode != 0 || len(tp.Partitions) != 1 || (v >= 10 && tp.TopicID != offsetsTopicID) {
+				shards := c.broker(id).Node.GroupShardCount()
+				if !tp.IsInternal || tp.ErrorCode != 0 || shards == 0 || len(tp.Partitions) != shards || (v >= 10 && tp.TopicID != offsetsTopicID) {
 					t.Fatalf("node %d v%d: %+v", id, v, tp)
 				}
-				if p := tp.Partitions[0]; p.ErrorCode != 0 || !brokers[p.Leader] || p.Leader != resp.ControllerID {
-					t.Fatalf("node %d v%d: partition %+v, controller %d", id, v, p, resp.ControllerID)
+				// A partition per group shard, led by the shard's leader.
+				for i, p := range tp.Partitions {
+					if p.ErrorCode != 0 || p.Partition != int32(i) || !brokers[p.Leader] || p.Leader != c.broker(id).Node.GroupShardLeader(int32(i)) || len(p.Replicas) != 3 {
+						t.Fatalf("node %d v%d: partition %+v", id, v, p)
+					}
 				}
 			}
 		}

@@ -182,6 +182,7 @@ func (c *cluster) config(n *simNode) node.Config {
 		// Small Raft log segments: rolls, relocations and deletions happen.
 		RaftLogSegmentBytes:  256 << 10,
 		RetentionInterval:    c.topo.retention.checkEvery,
+		GroupShards:          c.topo.groupShards,
 		UnsafeAckBeforeApply: c.brokenAck,
 		OnStorageFailure:     c.failStop(n.id, n.starts, n.disk),
 	}

@@ -20,6 +20,7 @@ type topology struct {
 	readers          int
 	groupConsumers   int
 	group            groupPlan // how the group consumers behave
+	groupShards      int32     // group coordinator shards (node.Config.GroupShards), 1-3
 	swarm            swarm
 	retention        retentionPlan
 }
@@ -97,6 +98,9 @@ func drawTopology(seed int64) topology {
 	}
 	t.group = drawGroupPlan(seed)
 	t.snapshotEntries, t.raftLogBytes = snapshotPace(seed, t.snapshotEntries)
+	// A stream of its own, so that adding group shards left every other
+	// draw of a seed as it was. Few: each is a Raft group on every node.
+	t.groupShards = int32(1 + newRand(seed, "group-shards").IntN(3))
 	if failpointsCompiled {
 		// A stream of its own, so that builds without failpoints draw the
 		// same topology and schedule for a seed.
@@ -125,7 +129,7 @@ func snapshotPace(seed int64, entries uint64) (uint64, int64) {
 }
 
 func (t topology) String() string {
-	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d raftlog=%d producers=%d readers=%d groups=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.raftLogBytes, t.producers, t.readers, t.groupConsumers)
+	s := fmt.Sprintf("nodes=%d rtt=%dms snapshot=%d raftlog=%d producers=%d readers=%d groups=%d gshards=%d ", t.nodes, t.rttMs, t.snapshotEntries, t.raftLogBytes, t.producers, t.readers, t.groupConsumers, t.groupShards)
 	if t.groupConsumers > 0 {
 		s += t.group.String() + " "
 	}

@@ -233,7 +233,7 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 	})
 	g := c.groups[group]
 	if g == nil {
-		if generation < 0 || c.memberFromEarlierTenure(memberID) {
+		if generation < 0 || c.memberFromEarlierTenure(group, memberID) {
 			return errNone // a member of an earlier tenure: see below
 		}
 		return errIllegalGeneration
@@ -255,7 +255,7 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 		// its first join phase here, when every member that went on
 		// consuming has rejoined under a new id. It cannot be validated
 		// (its group had no record to load); see doc.go, "Coordinator moves".
-		if g.generation == 0 && c.memberFromEarlierTenure(memberID) {
+		if g.generation == 0 && c.memberFromEarlierTenure(group, memberID) {
 			return errNone
 		}
 		return errUnknownMemberID
@@ -267,7 +267,8 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 	return errNone
 }
 
-// Known reports whether this coordinator, in its tenure of term, knows
+// Known reports whether this coordinator, in its tenure of term of the
+// group's shard, knows
 // group's membership: it has held the group since the tenure began
 // (loaded from its record, or created since), so Active's answer is
 // final. A group not held may have members of an earlier tenure that
@@ -276,7 +277,7 @@ func (c *Coordinator) ValidateOffsetCommit(group, memberID, instanceID string, g
 func (c *Coordinator) Known(term uint64, group string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.closed && term != 0 && c.term == term && c.groups[group] != nil
+	return !c.closed && term != 0 && c.termOf(group) == term && c.groups[group] != nil
 }
 
 // Active reports whether group is held here with members (or members

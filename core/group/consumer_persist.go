@@ -63,7 +63,7 @@ const metaUnseen = ^uint64(0)
 // state must wait for (0: nothing uncommitted). Only a coordinator in a
 // tenure persists.
 func (c *Coordinator) persistConsumer(g *cgroup) uint64 {
-	if c.opts.Persist == nil || c.term == 0 {
+	if c.opts.Persist == nil || c.termOf(g.id) == 0 {
 		return 0
 	}
 	data := encodeCgroup(g)
@@ -71,7 +71,7 @@ func (c *Coordinator) persistConsumer(g *cgroup) uint64 {
 		c.persistSeq++
 		seq := c.persistSeq
 		g.written, g.writtenSeq = data, seq
-		c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: seq, Data: c.recordData(g.id, data)}, func(err error) {
+		c.opts.Persist(Record{Group: g.id, Term: c.termOf(g.id), Seq: seq, Data: c.recordData(g.id, data)}, func(err error) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.consumerStored(g, seq, err)

@@ -36,14 +36,33 @@ type Coordinator struct {
 	// Counters: member ids, member join order, timer identities, the order
 	// in which groups became Empty (eviction). All only grow.
 	idNext, memberSeqNext, timerSeqNext, emptySeqNext uint64
-	// tenureBase is idNext when the current tenure began (BeginTenure):
-	// ids this coordinator minted up to it date from an earlier tenure.
-	tenureBase uint64
-	// term names the current tenure (BeginTenure; 0 before the first):
-	// records handed to Options.Persist carry it. persistSeq counts the
-	// records handed out; it only grows.
-	term, persistSeq uint64
+	// Tenures are per shard (Options.ShardOf): tenures[shard] is the
+	// shard's current one (BeginShardTenure; absent before the first).
+	tenures map[int32]tenure
+	// persistSeq counts the records handed out; it only grows.
+	persistSeq uint64
 }
+
+// tenure is one shard's coordinator tenure: term names it (records of the
+// shard's groups handed to Options.Persist carry it); base is idNext and
+// incarnation the incarnation when it began: ids minted in it carry an
+// incarnation from that one up to the current one and a counter above
+// base.
+type tenure struct {
+	term, base, incarnation uint64
+}
+
+// shardOf is the group's shard (Options.ShardOf; 0 without).
+func (c *Coordinator) shardOf(group string) int32 {
+	if c.opts.ShardOf == nil {
+		return 0
+	}
+	return c.opts.ShardOf(group)
+}
+
+// termOf is the term of the current tenure of group's shard, 0 when none
+// began.
+func (c *Coordinator) termOf(group string) uint64 { return c.tenures[c.shardOf(group)].term }
 
 // New returns a Coordinator reading time from clk. A nil logger discards.
 func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
@@ -56,6 +75,7 @@ func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
 		opts:    opts.withDefaults(),
 		groups:  make(map[string]*group),
 		cgroups: make(map[string]*cgroup),
+		tenures: make(map[int32]tenure),
 	}
 }
 
@@ -134,38 +154,49 @@ func (c *Coordinator) newMemberID(clientID, instanceID string) string {
 	return fmt.Sprintf("%s-%x-%d", prefix, c.opts.Incarnation, c.idNext)
 }
 
-// BeginTenure starts a new coordinator tenure, named by term (the
-// controller term in which this node now coordinates; records persisted
-// from now on carry it): every group held is forgotten (its blocked
-// requests are answered NOT_COORDINATOR; nothing is persisted), since
-// another coordinator may have served its members meanwhile, and the
-// groups of records are loaded (see persist.go, consumer_persist.go and
-// doc.go, "Coordinator moves"): classic ones Stable at their generation
-// with their members, whose sessions start now, or Empty; consumer ones
-// with their members' epochs and assignments. Members of groups not loaded are
-// recognised by their member ids (memberFromEarlierTenure) and told to
-// rejoin rather than that they are unknown. It returns the number of
-// groups loaded.
+// BeginTenure is BeginShardTenure of shard 0 (a coordinator without
+// Options.ShardOf has one shard).
 func (c *Coordinator) BeginTenure(term uint64, records []Record) int {
+	return c.BeginShardTenure(0, term, records)
+}
+
+// BeginShardTenure starts a new coordinator tenure of shard, named by term
+// (the shard's Raft term in which this node now coordinates its groups;
+// records of them persisted from now on carry it): every group of the
+// shard held is forgotten (its blocked requests are answered
+// NOT_COORDINATOR; nothing is persisted), since another coordinator may
+// have served its members meanwhile, and the groups of records (the
+// shard's) are loaded (see persist.go, consumer_persist.go and doc.go,
+// "Coordinator moves"): classic ones Stable at their generation with
+// their members, whose sessions start now, or Empty; consumer ones with
+// their members' epochs and assignments. Groups of other shards are not
+// touched. Members of groups not loaded are recognised by their member
+// ids (memberFromEarlierTenure) and told to rejoin rather than that they
+// are unknown. It returns the number of groups loaded.
+func (c *Coordinator) BeginShardTenure(shard int32, term uint64, records []Record) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tenureBase = c.idNext
 	// Ids minted from now on carry another incarnation, so that a member
-	// id names its tenure. Incarnations of distinct nodes and boots
-	// differ in their high bits; counting up here never meets another's.
+	// id names its tenure (and (incarnation, generation) a generation).
+	// Incarnations of distinct nodes and boots differ in their high bits;
+	// counting up here never meets another's.
 	c.opts.Incarnation++
-	c.term = term
-	for id, g := range c.groups {
-		c.killGroup(g, errNotCoordinator)
-		delete(c.groups, id)
+	c.tenures[shard] = tenure{term: term, base: c.idNext, incarnation: c.opts.Incarnation}
+	for _, id := range sortedKeys(c.groups) {
+		if g := c.groups[id]; c.shardOf(id) == shard {
+			c.killGroup(g, errNotCoordinator)
+			delete(c.groups, id)
+		}
 	}
 	// Consumer groups' held answers get NOT_COORDINATOR. Those without a
 	// record are forgotten: their members' next heartbeat is answered
 	// FENCED_MEMBER_EPOCH and they rejoin with epoch 0 (see doc.go,
 	// "Consumer protocol").
-	for id, g := range c.cgroups {
-		c.killConsumerGroup(g)
-		delete(c.cgroups, id)
+	for _, id := range sortedKeys(c.cgroups) {
+		if g := c.cgroups[id]; c.shardOf(id) == shard {
+			c.killConsumerGroup(g)
+			delete(c.cgroups, id)
+		}
 	}
 	if c.closed {
 		return 0
@@ -175,11 +206,12 @@ func (c *Coordinator) BeginTenure(term uint64, records []Record) int {
 
 // memberFromEarlierTenure reports whether memberID has the shape of a
 // Chronik member id (prefix-<incarnation hex>-<decimal counter>, see
-// newMemberID) and was not minted by this coordinator in its current
-// tenure: another coordinator (another node, or this one before a restart)
-// or this one before BeginTenure minted it. Ids of any other shape (a
-// client's invention, another broker's UUIDs) are not.
-func (c *Coordinator) memberFromEarlierTenure(memberID string) bool {
+// newMemberID) and was not minted by this coordinator in the current
+// tenure of group's shard: another coordinator (another node, or this one
+// before a restart) or this one before that tenure began minted it. Ids
+// of any other shape (a client's invention, another broker's UUIDs) are
+// not.
+func (c *Coordinator) memberFromEarlierTenure(group, memberID string) bool {
 	i := strings.LastIndexByte(memberID, '-')
 	if i <= 0 {
 		return false
@@ -196,7 +228,12 @@ func (c *Coordinator) memberFromEarlierTenure(memberID string) bool {
 	if err != nil {
 		return false
 	}
-	return inc != c.opts.Incarnation || n <= c.tenureBase
+	t, ok := c.tenures[c.shardOf(group)]
+	if !ok {
+		t.incarnation = c.opts.Incarnation // no tenure: ids of now only
+	}
+	current := inc >= t.incarnation && inc <= c.opts.Incarnation && n > t.base
+	return !current
 }
 
 // unknownMember is the answer to a Heartbeat or SyncGroup from a member
@@ -208,8 +245,8 @@ func (c *Coordinator) memberFromEarlierTenure(memberID string) bool {
 // REBALANCE_IN_PROGRESS is a routine rebalance. The member's rejoin with
 // its old id is answered UNKNOWN_MEMBER_ID by Join, which every client
 // handles silently by rejoining without an id.
-func (c *Coordinator) unknownMember(memberID string) int16 {
-	if c.memberFromEarlierTenure(memberID) {
+func (c *Coordinator) unknownMember(group, memberID string) int16 {
+	if c.memberFromEarlierTenure(group, memberID) {
 		return errRebalanceInProgress
 	}
 	return errUnknownMemberID
@@ -264,4 +301,15 @@ func (c *Coordinator) sortedGroups() []*group {
 
 func joinErr(memberID string, code int16) JoinResponse {
 	return JoinResponse{ErrorCode: code, Generation: -1, MemberID: memberID}
+}
+
+// sortedKeys returns m's keys in ascending order (map walks whose order
+// reaches timers or answers go through it).
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

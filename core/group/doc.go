@@ -12,7 +12,7 @@
 // state at each completed generation, and a consumer group's at every
 // change, is handed out as a Record (Options.Persist, persist.go and
 // consumer_persist.go) for the shell to replicate, and a new coordinator
-// tenure loads the records (BeginTenure; see "Coordinator moves"). Committed offsets live in the controller shard (core/meta) and
+// tenure loads the records (BeginShardTenure; see "Coordinator moves"). Committed offsets live in the group shards (core/meta) and
 // are not this package's concern: ValidateCommit only says whether a
 // commit may proceed.
 //
@@ -92,7 +92,10 @@
 //
 // # Coordinator moves
 //
-// The coordinator of every group is the controller leader. Like Kafka,
+// The coordinator of a group is the leader of its group shard (the
+// shell's; Options.ShardOf names a group's shard, and tenures are per
+// shard: BeginShardTenure forgets and loads only that shard's groups).
+// Like Kafka,
 // which writes a group's metadata to __consumer_offsets when a generation
 // completes and loads it on a new coordinator, this coordinator hands a
 // Record of a classic group to Options.Persist when the leader's SyncGroup
@@ -102,7 +105,7 @@
 // a rebalance, when it became Empty (its generation), and when it was
 // deleted, evicted or turned into a consumer group (Data nil). Records
 // carry the tenure's term and a sequence number; the shell proposes them
-// to the controller shard in that order (core/meta's PutGroupState, which
+// to the group's shard in that order (core/meta's PutGroupState, which
 // refuses writes of a fenced tenure). The leader's SyncGroup, and the
 // followers' waiting in theirs, are answered only once the generation's
 // record committed (Kafka's storeGroup): a coordinator that lost the
@@ -110,9 +113,10 @@
 // again. If that write fails they get NOT_COORDINATOR and the group
 // rebalances. Other records are not waited for; a failed one is logged.
 //
-// When the controller's leadership moves (or this node leads again in a
-// later term), the shell fences the records at the new term, reads them,
-// and calls BeginTenure: every group held is forgotten (blocked requests
+// When a group shard's leadership moves (or this node leads it again in a
+// later term), the shell fences the shard's records at the new term,
+// reads them, and calls BeginShardTenure: every group of the shard held is
+// forgotten (blocked requests
 // answered NOT_COORDINATOR) and each record loads as its group, Stable at
 // its generation with its members, leader, protocol and assignments (or
 // Empty at its generation). Every member's session starts at the load, so
@@ -207,7 +211,7 @@
 // Answers wait: a successful join or heartbeat is answered only once the
 // record its answer reflects committed (Kafka sends the response after
 // the records are written), as the classic leader's SyncGroup is. A
-// coordinator that lost the controller leadership unawares therefore
+// coordinator that lost its shard's leadership unawares therefore
 // hands out no epoch or assignment its successor, loading the previous
 // record, contradicts: were a partition given to member A before its
 // record committed, the successor, still seeing B revoking it, would
@@ -281,8 +285,8 @@
 //
 // # Deviations from Kafka
 //
-//   - Records live in the controller shard (the shell's concern), not in
-//     __consumer_offsets; a failed Empty, deletion or static-replacement
+//   - Records live in the group shards (the shell's concern), Raft groups
+//     rather than __consumer_offsets partitions; a failed Empty, deletion or static-replacement
 //     record is not retried. A consumer group is one record replacing
 //     the previous, not Kafka's record per member and kind. Member ids are
 //     clientID-<incarnation hex>-<counter> (static: instanceID-...), not

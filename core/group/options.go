@@ -36,6 +36,10 @@ type Options struct {
 	// before a restart) are never reissued. The shell derives it from, e.g.,
 	// the node id and a boot counter or leadership term.
 	Incarnation uint64
+	// ShardOf maps a group to its coordinator shard (its tenure:
+	// BeginShardTenure); nil: one shard, 0. It must be a pure function
+	// of the group id (called with the coordinator's lock held).
+	ShardOf func(group string) int32
 	// Topics returns the node's topics sorted by name (consumer-protocol
 	// groups assign their partitions); nil means no topics. It is called
 	// with the coordinator's lock held, at every ConsumerGroupHeartbeat,

@@ -54,11 +54,11 @@ var ErrBadRecord = errors.New("group: bad record")
 // persist hands g's record to Options.Persist. Only a coordinator in a
 // tenure persists (the shell begins one before serving any group).
 func (c *Coordinator) persist(g *group) {
-	if c.opts.Persist == nil || c.term == 0 {
+	if c.opts.Persist == nil || c.termOf(g.id) == 0 {
 		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: c.persistSeq, Data: c.recordData(g.id, encodeGroup(g))}, nil)
+	c.opts.Persist(Record{Group: g.id, Term: c.termOf(g.id), Seq: c.persistSeq, Data: c.recordData(g.id, encodeGroup(g))}, nil)
 }
 
 // recordData is data, or nil (the group persisted as gone) beyond
@@ -82,7 +82,7 @@ func (c *Coordinator) recordData(id string, data []byte) []byte {
 // waiting in SyncGroup get NOT_COORDINATOR and the group rebalances.
 // Without a tenure or Persist the assignments install at once.
 func (c *Coordinator) storeThenInstall(g *group, staged map[string][]byte) {
-	if c.opts.Persist == nil || c.term == 0 {
+	if c.opts.Persist == nil || c.termOf(g.id) == 0 {
 		c.installAssignments(g, staged)
 		return
 	}
@@ -90,7 +90,7 @@ func (c *Coordinator) storeThenInstall(g *group, staged map[string][]byte) {
 	seq := c.persistSeq
 	g.storeSeq = seq
 	data := c.recordData(g.id, encodeGroupAs(g, Stable, func(m *member) []byte { return staged[m.id] }))
-	c.opts.Persist(Record{Group: g.id, Term: c.term, Seq: seq, Data: data}, func(err error) {
+	c.opts.Persist(Record{Group: g.id, Term: c.termOf(g.id), Seq: seq, Data: data}, func(err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.stored(g, seq, staged, err)
@@ -121,11 +121,11 @@ func (c *Coordinator) stored(g *group, seq uint64, staged map[string][]byte, err
 // persistGone records that group id is no longer held (deleted, evicted,
 // or turned into a consumer group).
 func (c *Coordinator) persistGone(id string) {
-	if c.opts.Persist == nil || c.term == 0 {
+	if c.opts.Persist == nil || c.termOf(id) == 0 {
 		return
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: id, Term: c.term, Seq: c.persistSeq}, nil)
+	c.opts.Persist(Record{Group: id, Term: c.termOf(id), Seq: c.persistSeq}, nil)
 }
 
 // encodeGroup is g's record as it is.

@@ -466,8 +466,8 @@ func TestTenureIncarnation(t *testing.T) {
 		if inc(a) != "1" || inc(b) != "2" {
 			t.Fatalf("ids %q then %q: want incarnations 1 then 2", a, b)
 		}
-		if !c.memberFromEarlierTenure(a) || c.memberFromEarlierTenure(b) {
-			t.Fatalf("earlier tenure: %q %v, %q %v", a, c.memberFromEarlierTenure(a), b, c.memberFromEarlierTenure(b))
+		if !c.memberFromEarlierTenure("g", a) || c.memberFromEarlierTenure("h", b) {
+			t.Fatalf("earlier tenure: %q %v, %q %v", a, c.memberFromEarlierTenure("g", a), b, c.memberFromEarlierTenure("h", b))
 		}
 	})
 }

@@ -24,11 +24,11 @@ func (c *Coordinator) sync(req SyncRequest) (SyncResponse, chan SyncResponse) {
 	}
 	g := c.groups[req.Group]
 	if g == nil {
-		return SyncResponse{ErrorCode: c.unknownMember(req.MemberID)}, nil
+		return SyncResponse{ErrorCode: c.unknownMember(req.Group, req.MemberID)}, nil
 	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != errNone {
 		if code == errUnknownMemberID {
-			code = c.unknownMember(req.MemberID)
+			code = c.unknownMember(req.Group, req.MemberID)
 		}
 		return SyncResponse{ErrorCode: code}, nil
 	}
@@ -118,11 +118,11 @@ func (c *Coordinator) Heartbeat(req HeartbeatRequest) int16 {
 	}
 	g := c.groups[req.Group]
 	if g == nil {
-		return c.unknownMember(req.MemberID)
+		return c.unknownMember(req.Group, req.MemberID)
 	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != errNone {
 		if code == errUnknownMemberID {
-			code = c.unknownMember(req.MemberID)
+			code = c.unknownMember(req.Group, req.MemberID)
 		}
 		return code
 	}

@@ -56,7 +56,7 @@ func TestSnapshotV5Compatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	v6 := buf.Bytes()
-	body := bytes.Clone(v6[:len(v6)-8]) // drop the empty ACL, transaction and group state sections and the CRC
+	body := bytes.Clone(v6[:len(v6)-9]) // drop the empty ACL, transaction and group state and group shard sections and the CRC
 	if v6[len(v6)-5] != 0 || v6[len(v6)-6] != 0 || v6[len(v6)-7] != 0 || v6[len(v6)-8] != 0 {
 		t.Fatal("unexpected v6 layout")
 	}

@@ -12,6 +12,9 @@ import (
 // apply executes cmd at raft index and reports whether the state changed.
 // It is deterministic: its only inputs are the state, index and cmd.
 func (s *state) apply(index uint64, cmd Command) (Result, bool) {
+	if !s.groupShard && len(s.groupShards) > 0 && legacyGroupCommand(cmd) {
+		return fail(kerr.NotCoordinator.Code, "%s: groups live in group shards", cmd.Kind()), false
+	}
 	switch c := cmd.(type) {
 	case RegisterBroker:
 		return s.registerBroker(index, c)
@@ -34,6 +37,9 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 	case DeleteOffsets:
 		return s.deleteOffsets(c)
 	case SetPartitionLeader:
+		if IsGroupShard(c.ShardID) {
+			return s.setGroupShardLeader(c)
+		}
 		return s.setPartitionLeader(c)
 	case ReassignPartition:
 		return s.reassignPartition(index, c)
@@ -71,6 +77,12 @@ func (s *state) apply(index uint64, cmd Command) (Result, bool) {
 		return s.putGroupState(c)
 	case FenceGroupStates:
 		return s.fenceGroupStates(c)
+	case CreateGroupShards:
+		return s.createGroupShards(c)
+	case TxnGroupMarkersWritten:
+		return s.txnGroupMarkersWritten(c)
+	case CommitTxnOffsets, ImportOffsets, ImportGroupState, FinishImport, DeleteTopicOffsets:
+		return fail(kerr.InvalidRequest.Code, "%s is a group shard command", cmd.Kind()), false
 	default:
 		panic(fmt.Sprintf("meta: apply of unhandled command type %T", cmd))
 	}
@@ -313,7 +325,12 @@ func (s *state) allocateProducerIDs(c AllocateProducerIDs) (Result, bool) {
 }
 
 // partitionExists reports whether topic has partition p.
+// In a group shard (which holds no topics) every partition exists: the
+// proposer checked.
 func (s *state) partitionExists(topic string, p int32) bool {
+	if s.groupShard {
+		return p >= 0
+	}
 	t, ok := s.topics[topic]
 	return ok && p >= 0 && int(p) < len(t.Partitions)
 }

@@ -37,6 +37,7 @@ var staticBrokerConfigs = map[string]bool{
 	"log.retention.check.interval.ms": true, "num.partitions": true, "default.replication.factor": true,
 	"auto.create.topics.enable": true, "broker.rack": true, "replica.lag.time.max.ms": true,
 	"offsets.retention.minutes": true, "offsets.retention.check.interval.ms": true,
+	"offsets.topic.num.partitions": true,
 }
 
 // DynamicBrokerConfigKeys lists the broker configs AlterBrokerConfigs

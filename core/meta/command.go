@@ -41,6 +41,13 @@ const (
 	KindEndTxnBump            Kind = 28
 	KindPutGroupState         Kind = 29
 	KindFenceGroupStates      Kind = 30
+	KindCreateGroupShards     Kind = 31
+	KindTxnGroupMarkers       Kind = 32
+	KindCommitTxnOffsets      Kind = 33
+	KindImportOffsets         Kind = 34
+	KindImportGroupState      Kind = 35
+	KindFinishImport          Kind = 36
+	KindDeleteTopicOffsets    Kind = 37
 )
 
 // Command is one controller-shard command. The set is closed: only the
@@ -243,6 +250,20 @@ func (k Kind) String() string {
 		return "PutGroupState"
 	case KindFenceGroupStates:
 		return "FenceGroupStates"
+	case KindCreateGroupShards:
+		return "CreateGroupShards"
+	case KindTxnGroupMarkers:
+		return "TxnGroupMarkersWritten"
+	case KindCommitTxnOffsets:
+		return "CommitTxnOffsets"
+	case KindImportOffsets:
+		return "ImportOffsets"
+	case KindImportGroupState:
+		return "ImportGroupState"
+	case KindFinishImport:
+		return "FinishImport"
+	case KindDeleteTopicOffsets:
+		return "DeleteTopicOffsets"
 	default:
 		return fmt.Sprintf("Kind(%d)", byte(k))
 	}
@@ -334,6 +355,9 @@ func decodeBody(d *dec, k Kind) Command {
 		return decodeTxnBody(d, k)
 	case KindPutGroupState, KindFenceGroupStates:
 		return decodeGroupStateBody(d, k)
+	case KindCreateGroupShards, KindTxnGroupMarkers, KindCommitTxnOffsets, KindImportOffsets,
+		KindImportGroupState, KindFinishImport, KindDeleteTopicOffsets:
+		return decodeGroupShardBody(d, k)
 	default:
 		d.fail("unknown kind %d", byte(k))
 		return nil

@@ -9,13 +9,19 @@
 //     and replica list, Replicas[0] the preferred leader), configs;
 //   - the partition shard-id counter (from FirstPartitionShardID up);
 //   - the producer-id counter;
-//   - committed consumer-group offsets: group -> topic -> partition.
+//   - the group coordinator shards (groupshard.go): N, shard ids,
+//     replicas, reported leaders; committed consumer-group offsets
+//     (group -> topic -> partition) live in the group shards
+//     (GroupStateMachine, groupsm.go, the same state type restricted to
+//     the group commands); the controller's own are legacy, read only
+//     once group shards exist.
 //   - transactions (txn.go): transactional id -> producer id, epoch,
 //     state, partitions and groups of the ongoing transaction, offsets
 //     staged by TxnOffsetCommit (the transaction coordinator's state).
 //   - group membership records (groupstate.go): group -> the group
 //     coordinator's opaque record of its last completed generation, with
-//     the (tenure, sequence) that wrote it, and the tenure fence.
+//     the (tenure, sequence) that wrote it, and the tenure fence (in the
+//     group shards; the controller's are legacy).
 //
 // # Commands
 //
@@ -35,7 +41,9 @@
 // EndTxn, TxnMarkersWritten, AbortTxn, ExpireTxn (txn.go: lifecycle, epochs; clock
 // values come from the proposer), and the group coordinator's
 // PutGroupState and FenceGroupStates (groupstate.go: a write of an
-// earlier coordinator tenure than the fence is refused). Encode/Decode give their wire form:
+// earlier coordinator tenure than the fence is refused), CreateGroupShards
+// and TxnGroupMarkersWritten (groupshard.go), and the group shards' own
+// CommitTxnOffsets, ImportOffsets, ImportGroupState, FinishImport. Encode/Decode give their wire form:
 //
 //	version (1 byte) | kind (1 byte) | fields
 //

@@ -4,7 +4,8 @@ import "errors"
 
 // Failpoints (github.com/pingcap/failpoint; compiled in only by
 // `make failpoint-enable`, no-ops otherwise). Their full names are
-// "github.com/chronik-go/chronik/core/meta/<name>":
+// "github.com/chronik-go/chronik/core/meta/<name>", in the Update of both
+// StateMachine and GroupStateMachine:
 //
 //	beforeApply  Update fails before it touches the state (the applied
 //	             index does not move). dragonboat treats an Update error as

@@ -122,7 +122,7 @@ func TestSnapshotV8Compatible(t *testing.T) {
 	if v9[len(v9)-5] != 0 || v9[len(v9)-6] != 0 {
 		t.Fatal("unexpected v9 layout")
 	}
-	body := bytes.Clone(v9[:len(v9)-6]) // drop the empty group states section and the CRC
+	body := bytes.Clone(v9[:len(v9)-7]) // drop the empty group states and group shards sections and the CRC
 	body[len(snapshotMagic)] = snapshotVersionNoGroupStates
 	v8 := (&enc{b: body}).u32fixedAppend(crc32.Checksum(body, crcTable))
 	r := New(slog.New(slog.DiscardHandler))

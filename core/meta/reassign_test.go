@@ -152,7 +152,7 @@ func TestSnapshotV2Compatible(t *testing.T) {
 	v5 := buf.Bytes()
 	// Without a reassignment, a broker config or a credential, v5 = v2 +
 	// three count bytes (0) before the CRC.
-	body := bytes.Clone(v5[:len(v5)-11])
+	body := bytes.Clone(v5[:len(v5)-12])
 	if v5[len(v5)-5] != 0 || v5[len(v5)-6] != 0 || v5[len(v5)-7] != 0 || v5[len(v5)-8] != 0 || v5[len(v5)-9] != 0 || v5[len(v5)-10] != 0 || v5[len(v5)-11] != 0 || body[len(snapshotMagic)] != SnapshotVersion {
 		t.Fatalf("unexpected v5 layout")
 	}

@@ -89,7 +89,7 @@ func TestSnapshotV4Compatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	v5 := buf.Bytes()
-	body := bytes.Clone(v5[:len(v5)-9]) // drop the empty credentials, ACLs, transactions and group states and the CRC
+	body := bytes.Clone(v5[:len(v5)-10]) // drop the empty credentials, ACLs, transactions, group states and group shards and the CRC
 	if v5[len(v5)-5] != 0 || v5[len(v5)-6] != 0 || v5[len(v5)-7] != 0 || v5[len(v5)-8] != 0 || v5[len(v5)-9] != 0 {
 		t.Fatal("unexpected v5 layout")
 	}

@@ -26,13 +26,18 @@ import (
 //	|        |         | v9: + decision index per txn            |           |
 //	|        |         | v10: group states (fence, records by    |           |
 //	|        |         |     group, groupstate.go)               |           |
+//	|        |         | v11: group shards (shard, replicas,     |           |
+//	|        |         |     leader, term; groupshard.go)        |           |
 //	+--------+---------+-----------------------------------------+-----------+
 //
 // The CRC (Castagnoli) covers magic, version and body. Every collection is
 // written in sorted order, so equal states give identical bytes.
 const (
 	snapshotMagic   = "CHMS"
-	SnapshotVersion = 10
+	SnapshotVersion = 11
+	// snapshotVersionNoGroupShards is the layout without the group shards
+	// section; still decoded (none: groups in the controller).
+	snapshotVersionNoGroupShards = 10
 	// snapshotVersionNoGroupStates is the layout without the group states
 	// section; still decoded (no membership records, fence 0).
 	snapshotVersionNoGroupStates = 9
@@ -83,25 +88,7 @@ func (s *state) encodeSnapshot() []byte {
 	for _, name := range sortedKeys(s.topics) {
 		encodeTopic(e, s.topics[name])
 	}
-	e.uvar(uint64(len(s.offsets)))
-	for _, g := range sortedKeys(s.offsets) {
-		e.str(g)
-		byTopic := s.offsets[g]
-		e.uvar(uint64(len(byTopic)))
-		for _, tn := range sortedKeys(byTopic) {
-			e.str(tn)
-			parts := byTopic[tn]
-			e.uvar(uint64(len(parts)))
-			for _, p := range sortedKeys(parts) {
-				v := parts[p]
-				e.svar(int64(p))
-				e.svar(v.Offset)
-				e.svar(int64(v.LeaderEpoch))
-				e.str(v.Metadata)
-				e.svar(v.CommitTimestampMs)
-			}
-		}
-	}
+	s.encodeSnapshotOffsets(e)
 	s.encodeSnapshotLeaders(e)
 	s.encodeSnapshotReassignments(e)
 	s.encodeSnapshotBrokerConfigs(e)
@@ -109,6 +96,7 @@ func (s *state) encodeSnapshot() []byte {
 	s.encodeSnapshotACLs(e)
 	s.encodeSnapshotTxns(e)
 	s.encodeSnapshotGroupStates(e)
+	s.encodeSnapshotGroupShards(e)
 	e.u32fixed(crc32.Checksum(e.b, crcTable))
 	return e.b
 }
@@ -157,6 +145,9 @@ func decodeSnapshot(b []byte) (*state, error) {
 	if v > snapshotVersionNoGroupStates {
 		decodeSnapshotGroupStates(d, s)
 	}
+	if v > snapshotVersionNoGroupShards {
+		decodeSnapshotGroupShards(d, s)
+	}
 	d.done()
 	if d.err != nil {
 		return nil, d.err
@@ -165,6 +156,30 @@ func decodeSnapshot(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
 	return s, nil
+}
+
+// encodeSnapshotOffsets writes the offsets section (group, topic,
+// partition sorted).
+func (s *state) encodeSnapshotOffsets(e *enc) {
+	e.uvar(uint64(len(s.offsets)))
+	for _, g := range sortedKeys(s.offsets) {
+		e.str(g)
+		byTopic := s.offsets[g]
+		e.uvar(uint64(len(byTopic)))
+		for _, tn := range sortedKeys(byTopic) {
+			e.str(tn)
+			parts := byTopic[tn]
+			e.uvar(uint64(len(parts)))
+			for _, p := range sortedKeys(parts) {
+				v := parts[p]
+				e.svar(int64(p))
+				e.svar(v.Offset)
+				e.svar(int64(v.LeaderEpoch))
+				e.str(v.Metadata)
+				e.svar(v.CommitTimestampMs)
+			}
+		}
+	}
 }
 
 func decodeSnapshotTopology(d *dec, s *state) {

@@ -55,6 +55,17 @@ type state struct {
 	// fenced or wrote them. Invariant: every record's Term <= groupFence.
 	groupStates map[string]GroupState
 	groupFence  uint64
+	// groupShards are the group coordinator shards (groupshard.go), by
+	// index; nil until CreateGroupShards. Replaced, never modified.
+	groupShards []GroupShard
+
+	// Group shard state only (GroupStateMachine): groupShard marks the
+	// state of a group shard (offsets are not checked against topics);
+	// imported is set once the legacy import finished; txnDecisions is
+	// the last transaction decision applied per producer.
+	groupShard   bool
+	imported     bool
+	txnDecisions map[int64]uint64
 
 	// Caches for the View, rebuilt lazily after a broker/topic change.
 	brokersSorted []Broker
@@ -76,6 +87,7 @@ func newState() *state {
 		txnByPID:     map[int64]string{},
 		txnPreparing: map[string]bool{},
 		groupStates:  map[string]GroupState{},
+		txnDecisions: map[int64]uint64{},
 	}
 }
 
@@ -110,6 +122,7 @@ func (s *state) view() *View {
 		Scram:           s.scram,
 		ACLs:            s.acls,
 		PreparingTxns:   s.preparingTxns(),
+		GroupShards:     s.groupShards,
 	}
 }
 
@@ -203,6 +216,9 @@ func (s *state) checkInvariants() error {
 		return fmt.Errorf("%s", msg)
 	}
 	if err := s.checkGroupStates(); err != nil {
+		return err
+	}
+	if err := s.checkGroupShards(); err != nil {
 		return err
 	}
 	if len(s.topicByID) != len(s.topics) {

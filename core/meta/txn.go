@@ -669,18 +669,35 @@ func (s *state) prepare(t *Txn, commit, bump bool, nowMs int64) {
 	} else {
 		t.Offsets = nil
 	}
+	if len(s.groupShards) > 0 {
+		// With group shards, Groups lists the groups whose offsets are
+		// not yet in their shard (their markers; groupshard.go): those
+		// with offsets to commit.
+		t.Groups = nil
+		for _, o := range t.Offsets {
+			if len(t.Groups) == 0 || t.Groups[len(t.Groups)-1] != o.Group {
+				t.Groups = append(t.Groups, o.Group)
+			}
+		}
+	}
 	s.completeIfMarked(t)
 	s.setTxn(t)
 }
 
 // completeIfMarked completes a preparing t whose markers are all written:
 // a commit moves its staged offsets into the committed offsets.
+//
+// With group shards the staged offsets reach the groups through their
+// shards (CommitTxnOffsets, reported by TxnGroupMarkersWritten): the
+// transaction completes once no partition and no group waits.
 func (s *state) completeIfMarked(t *Txn) {
-	if !t.State.Preparing() || len(t.Partitions) > 0 {
+	if !t.State.Preparing() || len(t.Partitions) > 0 || len(s.groupShards) > 0 && len(t.Groups) > 0 {
 		return
 	}
 	if t.State == TxnPrepareCommit {
-		s.commitStaged(t)
+		if len(s.groupShards) == 0 {
+			s.commitStaged(t)
+		}
 		t.State = TxnCompleteCommit
 	} else {
 		t.State = TxnCompleteAbort

@@ -28,6 +28,9 @@ type View struct {
 	// PreparingTxns are the transactions in PrepareCommit or PrepareAbort,
 	// sorted by id: partition leaders write their markers (core/node).
 	PreparingTxns []*Txn
+	// GroupShards are the group coordinator shards by index (nil until
+	// created; groupshard.go). Shared between Views: do not modify.
+	GroupShards []GroupShard
 }
 
 // BrokerConfig returns the cluster-wide dynamic value of key, if set.

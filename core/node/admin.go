@@ -168,22 +168,33 @@ func (n *Node) takePID() (int64, bool) {
 	return 0, false
 }
 
-// CommitOffsets commits group offsets through the controller, all or
-// nothing; CommitTimestampMs 0 takes the node's clock. One code per
-// partition, in request order.
+// CommitOffsets commits group offsets through the group's shard, all or
+// nothing (a partition missing from the view: UNKNOWN_TOPIC_OR_PARTITION
+// for it, nothing committed); CommitTimestampMs 0 takes the node's clock.
+// One code per partition, in request order.
 func (n *Node) CommitOffsets(ctx context.Context, c meta.CommitOffsets) []meta.PartitionCode {
 	if c.CommitTimestampMs == 0 {
 		c.CommitTimestampMs = n.cfg.Clock.Now().UnixMilli()
 	}
 	failpoint.Inject("commitOffsetsBeforePropose", func() { failpoint.Return(commitCodes(c, metaCode(ctx, errFailpoint))) })
-	r, err := n.proposeMeta(ctx, c)
+	if bad := n.checkCommitTopics(ctx, c); bad != nil {
+		return bad
+	}
+	g, err := n.awaitGroupShard(ctx, c.Group)
+	var r meta.Result
+	if err == nil {
+		r, err = n.proposeGroup(ctx, g.ShardID, c)
+	}
 	failpoint.Inject("commitOffsetsAfterPropose", func() { r, err = meta.Result{}, errFailpoint })
 	if err == nil && len(r.Partitions) == len(c.Offsets) {
 		return r.Partitions
 	}
 	code := r.Code
 	if err != nil {
-		code = metaCode(ctx, err)
+		code = groupCode(ctx, err)
+		if errors.Is(err, errFailpoint) {
+			code = metaCode(ctx, err)
+		}
 	}
 	return commitCodes(c, code)
 }
@@ -198,41 +209,73 @@ func commitCodes(c meta.CommitOffsets, code int16) []meta.PartitionCode {
 }
 
 // FetchOffsets returns the group's committed offsets from the local
-// controller replica (after this node's own commit returned, they include
-// it). Sorted by topic and partition.
+// replica of its shard (after this node's own commit returned, they
+// include it), without those of deleted topics; before group shards
+// exist, from the controller's. Sorted by topic and partition.
 func (n *Node) FetchOffsets(group string) ([]meta.GroupOffset, error) {
-	if n.closed.Load() {
-		return nil, ErrClosed
-	}
-	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroupOffsets{Group: group})
+	v, err := n.groupRead(group, meta.QueryGroupOffsets{Group: group})
 	if err != nil {
 		return nil, err
 	}
-	return v.([]meta.GroupOffset), nil
+	return n.liveOffsets(v.([]meta.GroupOffset)), nil
 }
 
-// DeleteGroups deletes every committed offset of each group.
+// DeleteGroups deletes every committed offset of each group, through
+// each group's shard. One code per group, in order.
 func (n *Node) DeleteGroups(ctx context.Context, groups []string) []meta.GroupCode {
-	r, err := n.proposeMeta(ctx, meta.DeleteGroups{Groups: groups})
-	if err == nil && len(r.Groups) == len(groups) {
-		return r.Groups
-	}
-	code := r.Code
-	if err != nil {
-		code = metaCode(ctx, err)
-	}
 	out := make([]meta.GroupCode, len(groups))
-	for i, g := range groups {
-		out[i] = meta.GroupCode{Group: g, Code: code}
+	byShard := map[uint64][]int{}
+	for i, grp := range groups {
+		out[i].Group = grp
+		g, err := n.awaitGroupShard(ctx, grp)
+		if err != nil {
+			out[i].Code = groupCode(ctx, err)
+			continue
+		}
+		byShard[g.ShardID] = append(byShard[g.ShardID], i)
+	}
+	for _, shard := range sortedIDs(byShard) {
+		idx := byShard[shard]
+		cmd := meta.DeleteGroups{}
+		for _, i := range idx {
+			cmd.Groups = append(cmd.Groups, groups[i])
+		}
+		r, err := n.proposeGroup(ctx, shard, cmd)
+		for k, i := range idx {
+			switch {
+			case err != nil:
+				out[i].Code = groupCode(ctx, err)
+			case len(r.Groups) == len(idx):
+				out[i].Code = r.Groups[k].Code
+			default:
+				out[i].Code = r.Code
+			}
+		}
 	}
 	return out
 }
 
 // DeleteOffsets deletes some committed offsets of a group.
 func (n *Node) DeleteOffsets(ctx context.Context, c meta.DeleteOffsets) (int16, []meta.PartitionCode) {
-	r, err := n.proposeMeta(ctx, c)
+	g, err := n.awaitGroupShard(ctx, c.Group)
 	if err != nil {
-		return metaCode(ctx, err), nil
+		return groupCode(ctx, err), nil
+	}
+	v := n.view()
+	var unknown []int
+	for i, tp := range c.Partitions {
+		if _, ok := partitionOf(v, tp.Topic, tp.Partition); !ok {
+			unknown = append(unknown, i)
+		}
+	}
+	r, err := n.proposeGroup(ctx, g.ShardID, c)
+	if err != nil {
+		return groupCode(ctx, err), nil
+	}
+	if len(r.Partitions) == len(c.Partitions) {
+		for _, i := range unknown {
+			r.Partitions[i].Code = kerr.UnknownTopicOrPartition.Code
+		}
 	}
 	return r.Code, r.Partitions
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chronik-go/chronik/core/clock"
+	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/plog"
 	"github.com/chronik-go/chronik/diskio"
 	"github.com/chronik-go/chronik/netio"
@@ -122,18 +123,23 @@ type Config struct {
 	// unchanged for this long. Zero: DefaultTxnIDExpiration (7 days).
 	TxnIDExpiration time.Duration
 	// OffsetsExpirySettle is how long this node must have coordinated
-	// groups in the current controller term before it expires offsets, so
+	// a group shard in its current term before it expires its offsets, so
 	// that live members of a group have rejoined it (they do within their
 	// session timeout). Zero: DefaultOffsetsExpirySettle (30 min, Kafka's
 	// group.max.session.timeout.ms); negative: no wait (tests).
 	OffsetsExpirySettle time.Duration
+	// GroupShards is N, the number of group coordinator shards a cluster
+	// creates (the first node to create them fixes it; later values are
+	// ignored): Kafka's offsets.topic.num.partitions. 0:
+	// meta.DefaultGroupShards.
+	GroupShards int32
 	// GroupActive, if set, reports whether the group coordinator holds
 	// live members of group (or cannot rule it out): such a group keeps
 	// all its offsets. Nil: every group counts as empty. Called from the
 	// expiry pass's goroutine; it must not block.
 	GroupActive func(group string) bool
 	// GroupKnown, if set, reports whether the group coordinator, in its
-	// tenure of controller term term, knows group's membership: it has
+	// tenure of term term of the group's shard, knows group's membership: it has
 	// held the group since the tenure began (loaded from its replicated
 	// record, or created since). GroupActive's answer for such a group
 	// is final, so the pass does not wait OffsetsExpirySettle for it.
@@ -176,6 +182,10 @@ type Config struct {
 	// once with the high watermark as the base offset, before anything is
 	// committed. Never set it elsewhere.
 	UnsafeAckBeforeApply bool
+
+	// legacyGroups: this node never creates the group shards, as a node
+	// of a release before them (tests of the upgrade).
+	legacyGroups bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -233,6 +243,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.TxnIDExpiration <= 0 {
 		c.TxnIDExpiration = DefaultTxnIDExpiration
+	}
+	if c.GroupShards <= 0 {
+		c.GroupShards = meta.DefaultGroupShards
+	}
+	if c.GroupShards > meta.GroupShardsMax {
+		return c, fmt.Errorf("%w: GroupShards %d beyond %d", ErrInvalidConfig, c.GroupShards, meta.GroupShardsMax)
 	}
 	if c.OffsetsExpirySettle == 0 {
 		c.OffsetsExpirySettle = DefaultOffsetsExpirySettle

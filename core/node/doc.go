@@ -22,6 +22,14 @@
 // replica id = node id, members = the partition's replicas at the Raft
 // addresses of their broker registrations.
 //
+// Group coordinator shards (meta.GroupStateMachine, groupshards.go). N Raft
+// groups holding committed offsets and group records; created once by the
+// controller leader, started by the reconciler like partitions (in-memory
+// state machines, never stopped), their leaders reported like partition
+// leaders. A group's coordinator is its shard's leader once ready
+// (GroupShardTerm: ReadIndex, and the legacy import at the shard's first
+// ready leader).
+//
 // Reconciler (one goroutine). Wakes on meta's Changed() (and on a retry
 // timer after a failure), walks View.HostedPartitions(self) in shard-id
 // order and starts every shard not yet running (StartOnDiskReplica with

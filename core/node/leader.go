@@ -26,7 +26,9 @@ func (n *Node) leaderLoop() {
 			switch {
 			case info.ShardID == meta.ControllerShardID:
 			case info.LeaderID == n.cfg.NodeID && info.Term > 0:
-				n.trackLeader(n.view(), info.ShardID, info.Term)
+				if !meta.IsGroupShard(info.ShardID) {
+					n.trackLeader(n.view(), info.ShardID, info.Term)
+				}
 				n.reportLeader(info.ShardID, info.Term)
 			default:
 				n.isr.untrack(info.ShardID)
@@ -53,6 +55,19 @@ func (n *Node) resyncLeaders() {
 			continue
 		}
 		n.reportLeader(h.ShardID, term)
+		if n.ctx.Err() != nil {
+			return
+		}
+	}
+	for _, g := range v.GroupShards {
+		term, ok := n.leaderTerm(g.ShardID)
+		if !ok {
+			continue
+		}
+		if g.LeaderEpoch >= term && g.Leader == int32(n.cfg.NodeID) {
+			continue
+		}
+		n.reportLeader(g.ShardID, term)
 		if n.ctx.Err() != nil {
 			return
 		}

@@ -16,6 +16,9 @@ type ClusterView struct {
 	ControllerID int32 // the controller shard's leader, -1 if unknown
 	Brokers      []meta.Broker
 	Topics       []TopicMetadata
+	// GroupShards are the group coordinator shards (shared with the
+	// controller view: do not modify); nil until created.
+	GroupShards []meta.GroupShard
 }
 
 // TopicMetadata is one topic in a ClusterView.
@@ -65,7 +68,7 @@ func (n *Node) Metadata(ctx context.Context, topics []string) ClusterView {
 		}
 	}
 	v := n.view()
-	cv := ClusterView{ControllerID: -1, Brokers: v.Brokers}
+	cv := ClusterView{ControllerID: -1, Brokers: v.Brokers, GroupShards: v.GroupShards}
 	if !n.closed.Load() {
 		if l, _, ok, err := n.nh.GetLeaderID(meta.ControllerShardID); err == nil && ok {
 			if _, reg := v.Broker(int32(l)); reg {

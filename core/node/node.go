@@ -63,6 +63,9 @@ type Node struct {
 	closed atomic.Bool
 	// controllerCaughtUp: a SyncController succeeded since start (awaitController).
 	controllerCaughtUp atomic.Bool
+	// groupDemand: a group request found no group shards
+	// (ensureGroupShards then creates them at once).
+	groupDemand atomic.Bool
 
 	// mu guards the fields below. Never held while waiting on anything.
 	mu sync.Mutex
@@ -135,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.raftLogTrimLoop, n.reassignLoop, n.offsetExpiryLoop, n.txnMarkerLoop, n.txnTimeoutLoop} {
+	for _, loop := range []func(){n.registerLoop, n.leaderLoop, n.membershipLoop, n.reconcileLoop, n.retentionLoop, n.raftLogTrimLoop, n.reassignLoop, n.offsetExpiryLoop, n.txnMarkerLoop, n.txnTimeoutLoop, n.groupTopicsLoop} {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -271,6 +274,14 @@ func (n *Node) transferLeadership(ctx context.Context) {
 		for _, r := range h.Replicas {
 			if uint64(r) != n.cfg.NodeID {
 				targets[h.ShardID] = uint64(r)
+				break
+			}
+		}
+	}
+	for _, g := range n.view().GroupShards {
+		for _, r := range g.Replicas {
+			if uint64(r) != n.cfg.NodeID {
+				targets[g.ShardID] = uint64(r)
 				break
 			}
 		}

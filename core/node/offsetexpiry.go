@@ -9,10 +9,11 @@ import (
 
 // Committed offset expiry (Kafka's offsets.retention.minutes, KIP-211).
 //
-// The group coordinator (the controller leader, see group_api.go) runs a
-// pass every OffsetsRetentionCheckInterval on the node's Clock. For every
-// group that has an offset committed more than OffsetsRetention ago
-// (meta.QueryExpirableGroups on the local replica, which the coordinator's
+// Every OffsetsRetentionCheckInterval on the node's Clock, the leader of
+// each group shard (the coordinator of its groups, see groupshards.go)
+// runs a pass over that shard. For every group of the shard that has an
+// offset committed more than OffsetsRetention ago
+// (meta.QueryExpirableGroups on the local replica, which the leader's
 // read barrier keeps current), sorted by name, it asks Config.GroupActive
 // whether the coordinator holds live members of the group; if not, it
 // proposes meta.ExpireOffsets{Group, CutoffMs: now - retention}, which
@@ -34,7 +35,7 @@ import (
 //     finds no committed offset for partitions it last committed more than
 //     the retention ago and starts from its auto.offset.reset, as in
 //     Kafka, whose expiry has the same race;
-//   - a new coordinator (controller leadership moved, or this node
+//   - a new coordinator (the shard's leadership moved, or this node
 //     restarted) knows the membership of the classic groups it loaded
 //     from their replicated records (Config.GroupKnown), but not that of
 //     KIP-848 groups nor of groups whose record was not written: those
@@ -42,7 +43,7 @@ import (
 //     their session timeout. For a group GroupKnown does not vouch for,
 //     the pass therefore expires nothing until this node has coordinated
 //     for OffsetsExpirySettle (by default the longest session timeout a
-//     member may have) in the current term.
+//     member may have) in the shard's current term.
 
 // Offset expiry defaults (Kafka's).
 const (
@@ -53,25 +54,33 @@ const (
 
 // offsetExpiryLoop runs an expiry pass every OffsetsRetentionCheckInterval.
 func (n *Node) offsetExpiryLoop() {
-	var t tenureClock
+	tenures := map[int32]*tenureClock{}
 	for n.cfg.Clock.Sleep(n.ctx, n.cfg.OffsetsRetentionCheckInterval) == nil {
-		n.offsetExpiryPass(&t)
+		for _, g := range n.view().GroupShards {
+			t := tenures[g.Index]
+			if t == nil {
+				t = &tenureClock{}
+				tenures[g.Index] = t
+			}
+			n.offsetExpiryPass(g, t)
+		}
 	}
 }
 
-// tenureClock remembers since when this node has coordinated in a term.
+// tenureClock remembers since when this node has led a group shard in a
+// term.
 type tenureClock struct {
 	term  uint64
 	since time.Time
 }
 
-// offsetExpiryPass proposes ExpireOffsets for every expirable group without
-// live members, if this node coordinates groups and has for at least
+// offsetExpiryPass proposes ExpireOffsets for every expirable group of
+// shard g without live members, if this node leads g and has for at least
 // OffsetsExpirySettle or knows the group's membership (GroupKnown).
 // Failures are logged once per pass.
-func (n *Node) offsetExpiryPass(t *tenureClock) {
+func (n *Node) offsetExpiryPass(g meta.GroupShard, t *tenureClock) {
 	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
-	term, ok := n.CoordinatorTerm(ctx)
+	term, ok := n.GroupShardTerm(ctx, g.Index)
 	cancel()
 	if !ok {
 		*t = tenureClock{}
@@ -86,28 +95,28 @@ func (n *Node) offsetExpiryPass(t *tenureClock) {
 		return
 	}
 	cutoff := now.Add(-n.cfg.OffsetsRetention).UnixMilli()
-	v, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryExpirableGroups{CutoffMs: cutoff})
+	v, err := n.nh.StaleRead(g.ShardID, meta.QueryExpirableGroups{CutoffMs: cutoff})
 	if err != nil {
-		n.log.Warn("offset expiry: read groups", "err", err)
+		n.log.Warn("offset expiry: read groups", "shard", g.Index, "err", err)
 		return
 	}
 	var failed int
 	var first error
-	for _, g := range v.([]string) {
+	for _, grp := range v.([]string) {
 		if n.ctx.Err() != nil {
 			return
 		}
-		if !settled && !n.cfg.GroupKnown(term, g) {
+		if !settled && !n.cfg.GroupKnown(term, grp) {
 			continue // members may not have rejoined yet
 		}
-		if n.cfg.GroupActive != nil && n.cfg.GroupActive(g) {
+		if n.cfg.GroupActive != nil && n.cfg.GroupActive(grp) {
 			continue
 		}
-		if _, still := n.leaderTerm(meta.ControllerShardID); !still {
+		if _, still := n.leaderTerm(g.ShardID); !still {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
-		r, err := n.proposeMeta(ctx, meta.ExpireOffsets{Group: g, CutoffMs: cutoff})
+		r, err := n.proposeGroup(ctx, g.ShardID, meta.ExpireOffsets{Group: grp, CutoffMs: cutoff})
 		cancel()
 		if err == nil && r.Code != 0 {
 			err = r.Err()
@@ -119,14 +128,14 @@ func (n *Node) offsetExpiryPass(t *tenureClock) {
 			failed++
 			continue
 		}
-		n.log.Info("offset expiry: expired committed offsets", "group", g, "partitions", len(r.Partitions), "cutoffMs", cutoff)
+		n.log.Info("offset expiry: expired committed offsets", "group", grp, "partitions", len(r.Partitions), "cutoffMs", cutoff)
 		if n.cfg.GroupExpired != nil {
-			if left, err := n.nh.StaleRead(meta.ControllerShardID, meta.QueryGroupOffsets{Group: g}); err == nil && left.([]meta.GroupOffset) == nil {
-				n.cfg.GroupExpired(g)
+			if left, err := n.nh.StaleRead(g.ShardID, meta.QueryGroupOffsets{Group: grp}); err == nil && left.([]meta.GroupOffset) == nil {
+				n.cfg.GroupExpired(grp)
 			}
 		}
 	}
 	if failed > 0 && n.ctx.Err() == nil {
-		n.log.Warn("offset expiry pass: some groups failed; retried next pass", "failed", failed, "first", first)
+		n.log.Warn("offset expiry pass: some groups failed; retried next pass", "shard", g.Index, "failed", failed, "first", first)
 	}
 }

@@ -66,6 +66,10 @@ func (n *Node) reconcile(v *meta.View) bool {
 		}
 		n.setHosted(h.ShardID, true)
 	}
+	ok = n.reconcileGroupShards(v, want) && ok
+	if n.ensureGroupShards(v) {
+		ok = false // look again
+	}
 	n.mu.Lock()
 	var drop []uint64
 	for _, id := range sortedIDs(n.hosted) {

@@ -118,6 +118,10 @@ var configKeys = []configKey{
 		static: func(c *Config) (string, bool) {
 			return msString(c.OffsetsRetentionCheckInterval), c.OffsetsRetentionCheckInterval != DefaultOffsetsRetentionCheckInterval
 		}},
+	{broker: "offsets.topic.num.partitions", readOnly: true, def: strconv.Itoa(meta.DefaultGroupShards),
+		static: func(c *Config) (string, bool) {
+			return strconv.Itoa(int(c.GroupShards)), c.GroupShards != meta.DefaultGroupShards
+		}},
 	{broker: "offsets.retention.minutes", readOnly: true, def: minutesString(DefaultOffsetsRetention),
 		static: func(c *Config) (string, bool) {
 			return minutesString(c.OffsetsRetention), c.OffsetsRetention != DefaultOffsetsRetention

@@ -23,8 +23,11 @@ import (
 // PrepareAbort (replicated), the Raft leader of each of its partitions,
 // wherever it is, sees it in its controller replica (View.PreparingTxns),
 // proposes the marker to its own partition shard and reports it with
-// meta.TxnMarkersWritten; the last report completes the transaction (and
-// commits its staged group offsets). No broker-to-broker request is
+// meta.TxnMarkersWritten. Likewise the leader of each group shard of a
+// committed transaction's staged offsets proposes them to its shard
+// (meta.CommitTxnOffsets, deduplicated there by the decision's index) and
+// reports meta.TxnGroupMarkersWritten; the last report completes the
+// transaction. No broker-to-broker request is
 // needed, and a failover of either the coordinator or a partition leader
 // leaves the decision in the replicated state, where the next leader picks
 // it up: a transaction finishes the way it was decided, never half. A
@@ -266,7 +269,7 @@ func (n *Node) writeMarkers(v *meta.View) bool {
 	sem := make(chan struct{}, txnMarkerWorkersMax)
 	var wg sync.WaitGroup
 	for _, t := range v.PreparingTxns {
-		if !n.leadsAnyOf(v, t.Partitions) {
+		if !n.leadsAnyOf(v, t.Partitions) && !n.leadsAnyGroupOf(v, t.Groups) {
 			continue
 		}
 		sem <- struct{}{}
@@ -295,9 +298,23 @@ func (n *Node) leadsAnyOf(v *meta.View, tps []meta.TopicPartition) bool {
 	return false
 }
 
-// finishTxn writes t's markers on the partitions led here and reports
-// them to the controller.
+// leadsAnyGroupOf reports whether this node leads the group shard of
+// any of groups (their markers, once group shards exist).
+func (n *Node) leadsAnyGroupOf(v *meta.View, groups []string) bool {
+	for _, grp := range groups {
+		if g, ok := v.GroupShardFor(grp); ok {
+			if _, leads := n.leaderTerm(g.ShardID); leads {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// finishTxn writes t's markers on the partitions and group shards led
+// here and reports them to the controller.
 func (n *Node) finishTxn(t *meta.Txn) {
+	n.finishTxnGroups(t)
 	var done []meta.TopicPartition
 	for _, p := range t.Partitions {
 		if n.ctx.Err() != nil {
@@ -315,6 +332,53 @@ func (n *Node) finishTxn(t *meta.Txn) {
 	cancel()
 	if err != nil && n.ctx.Err() == nil {
 		n.log.Warn("transaction markers: report", "txn", t.ID, "err", err)
+	}
+}
+
+// finishTxnGroups writes t's group markers in the group shards led here:
+// a commit's offsets of those groups (meta.CommitTxnOffsets, deduplicated
+// in the shard by t.DecisionIndex), nothing for an abort; then reports
+// the groups (meta.TxnGroupMarkersWritten).
+func (n *Node) finishTxnGroups(t *meta.Txn) {
+	v := n.view()
+	byShard := map[uint64][]string{}
+	for _, grp := range t.Groups {
+		if g, ok := v.GroupShardFor(grp); ok {
+			if _, leads := n.leaderTerm(g.ShardID); leads {
+				byShard[g.ShardID] = append(byShard[g.ShardID], grp)
+			}
+		}
+	}
+	var done []string
+	for _, shard := range sortedIDs(byShard) {
+		groups := byShard[shard]
+		if t.State == meta.TxnPrepareCommit {
+			cmd := meta.CommitTxnOffsets{ProducerID: t.ProducerID, Decision: t.DecisionIndex, CommitTimestampMs: n.nowMs()}
+			for _, o := range t.Offsets {
+				if slices.Contains(groups, o.Group) {
+					cmd.Offsets = append(cmd.Offsets, o)
+				}
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+			err := n.proposeGroupOK(ctx, shard, cmd)
+			cancel()
+			if err != nil {
+				if n.ctx.Err() == nil {
+					n.log.Warn("transaction offsets: group shard", "txn", t.ID, "shard", shard, "err", err)
+				}
+				continue
+			}
+		}
+		done = append(done, groups...)
+	}
+	if len(done) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, proposeTimeout)
+	_, err := n.proposeMeta(ctx, meta.TxnGroupMarkersWritten{TxnID: t.ID, ProducerID: t.ProducerID, Epoch: t.Epoch, NowMs: n.nowMs(), Groups: done})
+	cancel()
+	if err != nil && n.ctx.Err() == nil {
+		n.log.Warn("transaction group markers: report", "txn", t.ID, "err", err)
 	}
 }
 

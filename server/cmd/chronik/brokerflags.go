@@ -30,6 +30,7 @@ type brokerSettings struct {
 	ReplicaLagMax            time.Duration // replica.lag.time.max.ms
 	OffsetsRetention         time.Duration // offsets.retention.minutes
 	OffsetsRetentionInterval time.Duration // offsets.retention.check.interval.ms
+	GroupShards              int32         // offsets.topic.num.partitions
 	FetchSessionSlots        *int          // max.incremental.fetch.session.cache.slots; nil = not given (1000)
 	TxnIDExpiration          time.Duration // transactional.id.expiration.ms
 	TxnTimeoutCheckInterval  time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
@@ -101,6 +102,13 @@ func brokerFlags() []brokerFlag {
 		{name: "offsets-retention-check-interval-ms", key: "offsets.retention.check.interval.ms",
 			usage: "how often the group coordinator looks for expired committed offsets, in `ms` (default 600000, 10 minutes)",
 			parse: func(s *brokerSettings, v string) error { return parseMs(v, false, &s.OffsetsRetentionInterval) }},
+		{name: "offsets-topic-num-partitions", key: "offsets.topic.num.partitions",
+			usage: fmt.Sprintf("`count` of group coordinator shards (Kafka's __consumer_offsets partitions) a new cluster creates, in [1, %d]; fixed once created, later values are ignored (default %d)", meta.GroupShardsMax, meta.DefaultGroupShards),
+			parse: func(s *brokerSettings, v string) error {
+				n, err := parseInt(v, 1, meta.GroupShardsMax, fmt.Sprintf("in [1, %d]", meta.GroupShardsMax))
+				s.GroupShards = int32(n)
+				return err
+			}},
 		{name: "max-incremental-fetch-session-cache-slots", key: "max.incremental.fetch.session.cache.slots",
 			usage: "how many consumer fetch sessions (KIP-227) this broker keeps, a `count`; 0 serves every fetch without a session (default 1000)",
 			parse: func(s *brokerSettings, v string) error {
@@ -244,6 +252,7 @@ func (s brokerSettings) apply(c *node.Config) {
 	c.Rack = s.Rack
 	c.ReplicaLagMax = s.ReplicaLagMax
 	c.OffsetsRetention, c.OffsetsRetentionCheckInterval = s.OffsetsRetention, s.OffsetsRetentionInterval
+	c.GroupShards = s.GroupShards
 	c.TxnIDExpiration, c.TxnTimeoutCheckInterval = s.TxnIDExpiration, s.TxnTimeoutCheckInterval
 	if len(s.Given) > 0 {
 		c.StaticBrokerConfigs = make(map[string]string, len(s.Given))

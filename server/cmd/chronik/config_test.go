@@ -107,6 +107,7 @@ func TestBrokerFlags(t *testing.T) {
 		{"replica-lag-time-max-ms", "10000", "replica.lag.time.max.ms", func(c node.Config) bool { return c.ReplicaLagMax == 10*time.Second }},
 		{"offsets-retention-minutes", "1440", "offsets.retention.minutes", func(c node.Config) bool { return c.OffsetsRetention == 24*time.Hour }},
 		{"offsets-retention-check-interval-ms", "60000", "offsets.retention.check.interval.ms", func(c node.Config) bool { return c.OffsetsRetentionCheckInterval == time.Minute }},
+		{"offsets-topic-num-partitions", "7", "offsets.topic.num.partitions", func(c node.Config) bool { return c.GroupShards == 7 }},
 		{"num-partitions", "3", "num.partitions", func(c node.Config) bool { return c.DefaultPartitions == 3 }},
 		{"transactional-id-expiration-ms", "3600000", "transactional.id.expiration.ms", func(c node.Config) bool { return c.TxnIDExpiration == time.Hour }},
 		{"transaction-abort-timed-out-transaction-cleanup-interval-ms", "2000", "transaction.abort.timed.out.transaction.cleanup.interval.ms",
