@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/lni/dragonboat/v4"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -271,22 +270,7 @@ func (n *Node) proposeGroup(ctx context.Context, shardID uint64, cmd meta.Comman
 	if !n.isHosted(shardID) {
 		return meta.Result{}, ErrGroupShardNotHosted
 	}
-	ctx, cancel := withDeadline(ctx)
-	defer cancel()
-	b := meta.Encode(cmd)
-	for attempt := 1; ; attempt++ {
-		res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shardID), b)
-		if err == nil {
-			return meta.DecodeResult(res)
-		}
-		retry := errors.Is(err, dragonboat.ErrShardNotReady) || errors.Is(err, dragonboat.ErrSystemBusy)
-		if !retry || attempt >= metaProposeTriesMax {
-			return meta.Result{}, err
-		}
-		if err := n.cfg.Clock.Sleep(ctx, time.Duration(min(attempt, 10))*50*time.Millisecond); err != nil {
-			return meta.Result{}, err
-		}
-	}
+	return n.proposeMetaTo(ctx, shardID, cmd)
 }
 
 func (n *Node) proposeGroupOK(ctx context.Context, shardID uint64, cmd meta.Command) error {

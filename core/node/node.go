@@ -420,11 +420,18 @@ func (n *Node) proposeMeta(ctx context.Context, cmd meta.Command) (meta.Result, 
 	if n.closed.Load() {
 		return meta.Result{}, ErrClosed
 	}
+	return n.proposeMetaTo(ctx, meta.ControllerShardID, cmd)
+}
+
+// proposeMetaTo proposes cmd on shardID, a shard whose state machine is
+// core/meta's (the controller or a group shard), retrying (bounded) only
+// while dragonboat says it was not proposed at all.
+func (n *Node) proposeMetaTo(ctx context.Context, shardID uint64, cmd meta.Command) (meta.Result, error) {
 	ctx, cancel := withDeadline(ctx)
 	defer cancel()
 	b := meta.Encode(cmd)
 	for attempt := 1; ; attempt++ {
-		res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(meta.ControllerShardID), b)
+		res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(shardID), b)
 		if err == nil {
 			return meta.DecodeResult(res)
 		}
