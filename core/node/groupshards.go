@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -289,6 +290,7 @@ func (n *Node) awaitGroupShard(ctx context.Context, group string) (meta.GroupSha
 	for {
 		ch := n.meta.Load().Changed()
 		if g, ok := n.view().GroupShardFor(group); ok {
+			n.awaitHosted(ctx, g)
 			return g, nil
 		}
 		n.groupDemand.Store(true)
@@ -298,6 +300,23 @@ func (n *Node) awaitGroupShard(ctx context.Context, group string) (meta.GroupSha
 			return meta.GroupShard{}, ErrNoGroupShards
 		case <-n.ctx.Done():
 			return meta.GroupShard{}, ErrClosed
+		}
+	}
+}
+
+// awaitHosted waits, bounded by ctx, while g names this node among its
+// replicas but the reconciler has not started that replica yet (just
+// after the shards were created, or after a restart): a proposal needs
+// the local replica, and without the wait it would answer NOT_COORDINATOR
+// for a shard this node is about to host. The reconciler's start is not
+// signalled, so this polls the node's clock every 10 ms.
+func (n *Node) awaitHosted(ctx context.Context, g meta.GroupShard) {
+	if !slices.Contains(g.Replicas, int32(n.cfg.NodeID)) {
+		return
+	}
+	for !n.isHosted(g.ShardID) && !n.closed.Load() {
+		if n.cfg.Clock.Sleep(ctx, 10*time.Millisecond) != nil {
+			return
 		}
 	}
 }
