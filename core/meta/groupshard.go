@@ -321,19 +321,11 @@ func (s *state) setGroupShardLeader(c SetPartitionLeader) (Result, bool) {
 }
 
 func (s *state) txnGroupMarkersWritten(c TxnGroupMarkersWritten) (Result, bool) {
-	old, ok := s.txns[c.TxnID]
-	if !ok || old.ProducerID != c.ProducerID || old.Epoch != c.Epoch || !old.State.Preparing() {
-		return Result{}, false
-	}
-	t := old.clone()
-	t.Groups = slices.DeleteFunc(t.Groups, func(g string) bool { return slices.Contains(c.Groups, g) })
-	if len(t.Groups) == len(old.Groups) {
-		return Result{}, false
-	}
-	t.UpdateMs = c.NowMs
-	s.completeIfMarked(t)
-	s.setTxn(t)
-	return Result{}, true
+	return s.markersWritten(c.TxnID, c.ProducerID, c.Epoch, c.NowMs, func(t *Txn) bool {
+		n := len(t.Groups)
+		t.Groups = slices.DeleteFunc(t.Groups, func(g string) bool { return slices.Contains(c.Groups, g) })
+		return len(t.Groups) != n
+	})
 }
 
 func (s *state) commitTxnOffsets(c CommitTxnOffsets) (Result, bool) {

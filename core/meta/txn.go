@@ -725,18 +725,28 @@ func (s *state) commitStaged(t *Txn) {
 }
 
 func (s *state) txnMarkersWritten(c TxnMarkersWritten) (Result, bool) {
-	old, ok := s.txns[c.TxnID]
-	if !ok || old.ProducerID != c.ProducerID || old.Epoch != c.Epoch || !old.State.Preparing() {
+	return s.markersWritten(c.TxnID, c.ProducerID, c.Epoch, c.NowMs, func(t *Txn) bool {
+		n := len(t.Partitions)
+		t.Partitions = slices.DeleteFunc(t.Partitions, func(p TopicPartition) bool { return slices.Contains(c.Partitions, p) })
+		return len(t.Partitions) != n
+	})
+}
+
+// markersWritten applies a report of markers written (partitions' or
+// groups') to a preparing transaction: drop removes what the report
+// covers from a copy and says whether anything was; the transaction
+// completes once nothing is left. A report for a transaction that moved
+// on, or that covers nothing still waiting, changes nothing.
+func (s *state) markersWritten(id string, pid int64, epoch int16, nowMs int64, drop func(*Txn) bool) (Result, bool) {
+	old, ok := s.txns[id]
+	if !ok || old.ProducerID != pid || old.Epoch != epoch || !old.State.Preparing() {
 		return Result{}, false // stale report: the transaction moved on
 	}
 	t := old.clone()
-	t.Partitions = slices.DeleteFunc(t.Partitions, func(p TopicPartition) bool {
-		return slices.ContainsFunc(c.Partitions, func(q TopicPartition) bool { return q == p })
-	})
-	if len(t.Partitions) == len(old.Partitions) {
+	if !drop(t) {
 		return Result{}, false
 	}
-	t.UpdateMs = c.NowMs
+	t.UpdateMs = nowMs
 	s.completeIfMarked(t)
 	s.setTxn(t)
 	return Result{}, true
