@@ -124,15 +124,11 @@ func (n *Node) Produce(ctx context.Context, topic string, part int32, batches []
 func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batches []byte, opts ProduceOptions) ProduceResult {
 	ctx, cancel := withDeadline(ctx)
 	defer cancel()
-	submitted := opts.Submitted
-	if submitted == nil {
-		submitted = func() {}
+	submitted := func() {}
+	if opts.Submitted != nil {
+		submitted = sync.OnceFunc(opts.Submitted)
 	}
-	defer func() {
-		if submitted != nil {
-			submitted()
-		}
-	}()
+	defer submitted() // every path that proposes nothing
 	res := ProduceResult{BaseOffset: -1, LastOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, LeaderEpoch: -1}
 	if n.view().Topic(topic) == nil && n.cfg.AutoCreateTopics && !n.closed.Load() {
 		n.autoCreate(ctx, topic)
@@ -183,7 +179,6 @@ func (n *Node) ProduceWith(ctx context.Context, topic string, part int32, batche
 	rs, err := n.proposeAsync(ctx, shard, cmd, opts.Timeout)
 	putProposalBuf(cmd) // dragonboat copied it into the entry (see proposalPool)
 	submitted()
-	submitted = nil
 	var r sm.Result
 	if err == nil {
 		r, err = awaitProposal(ctx, rs)
