@@ -220,11 +220,24 @@ func failoverScenario(t *testing.T, c *testCluster) {
 		}
 	}
 
+	shard := groupShardIndex(t, c, "f-coop")
 	c.stop(leader)
 	next := coord()
 	if next == leader {
 		t.Fatalf("coordinator still %d", leader)
 	}
+	// Every running broker names the new coordinator before the fresh
+	// admin client asks one: a follower learns the new leader a moment
+	// after it is elected, and a kgo client that found the stopped one
+	// keeps dialing it (failed once in make test on a loaded machine).
+	eventually(t, groupWait, func() bool {
+		for i := uint64(1); i <= 3; i++ {
+			if i != leader && c.broker(i).Node.GroupShardLeader(shard) != int32(next) {
+				return false
+			}
+		}
+		return true
+	}, "every running broker knows the new coordinator")
 	// A fresh admin client: kgo's sharded requests (DescribeGroups) keep
 	// failing on a cached coordinator whose broker is gone ("unable to
 	// dial"), as they would against Kafka.
