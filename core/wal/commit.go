@@ -3,9 +3,12 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 
 	pb "github.com/lni/dragonboat/v4/raftpb"
+
+	"github.com/chronik-go/chronik/diskio"
 )
 
 // commitLoop is the committer: it gathers the queued requests into one
@@ -19,6 +22,7 @@ func (w *WAL) commitLoop() {
 		case first = <-w.reqs:
 		case <-w.stop:
 			w.drain()
+			w.cutReusedTail()
 			return
 		}
 		group := []*request{first}
@@ -37,6 +41,18 @@ func (w *WAL) commitLoop() {
 		for _, r := range group {
 			r.done <- err
 		}
+	}
+}
+
+// cutReusedTail, at Close, cuts a reused active segment's old bytes past
+// what was written (so that the next Open finds no tail to cut). Best
+// effort: the old bytes are harmless, Open cuts them too.
+func (w *WAL) cutReusedTail() {
+	if w.failed != nil || w.active == nil || w.activeFileSize <= w.activeSize {
+		return
+	}
+	if err := errors.Join(w.active.f.Truncate(w.activeSize), w.active.f.Sync()); err != nil {
+		w.log.Warn("WAL: could not cut a reused segment's old bytes at close (the next open cuts them)", "segment", w.active.name, "err", err)
 	}
 }
 
@@ -166,33 +182,60 @@ func (w *WAL) fail(err error) error {
 // the records that open it: the checkpoint of every node's state, then the
 // live entries relocated out of the oldest segment if it is worth it.
 func (w *WAL) roll(buf []byte) ([]byte, error) {
+	if w.activeFileSize > w.activeSize {
+		// A reused segment: cut its old bytes, so that a sealed segment
+		// ends where its batches do (only the newest can hold more).
+		if err := w.active.f.Truncate(w.activeSize); err != nil {
+			return buf, err
+		}
+		w.dirty = true
+	}
 	if w.dirty {
 		if err := w.syncActive(); err != nil {
 			return buf, err
 		}
 		w.dirty = false
 	}
-	num := w.active.num + 1
-	s, err := w.createSegment(num)
-	if err != nil {
+	if err := w.startSegment(w.active.num + 1); err != nil {
 		return buf, err
 	}
-	w.active, w.activeSize = s, 0
 	buf = appendCheckpoint(buf, w.st)
 	return w.relocate(buf)
 }
 
-func (w *WAL) createSegment(num uint64) (*segment, error) {
+// startSegment makes segment num the active one: the oldest dead segment
+// kept for reuse, renamed (its old bytes stay until overwritten, see
+// recover.go), or else a new file.
+func (w *WAL) startSegment(num uint64) error {
 	name := w.segPath(num)
-	f, err := w.fs.CreateExclusive(name)
-	if err != nil {
-		return nil, err
+	var (
+		f    diskio.File
+		size int64
+		err  error
+	)
+	if len(w.free) > 0 {
+		old := path.Join(w.dir, freeName(w.free[0]))
+		if err = w.fs.Rename(old, name); err != nil {
+			return err
+		}
+		w.free = w.free[1:]
+		w.reused++
+		if f, err = w.fs.OpenRW(name); err != nil {
+			return err
+		}
+		if size, err = f.Size(); err != nil {
+			f.Close()
+			return err
+		}
+	} else if f, err = w.fs.CreateExclusive(name); err != nil {
+		return err
 	}
 	s := &segment{num: num, f: f, name: name}
 	w.mu.Lock()
 	w.segs[num] = s
 	w.mu.Unlock()
-	return s, nil
+	w.active, w.activeSize, w.activeFileSize = s, 0, size
+	return nil
 }
 
 // liveBytes returns, per segment, the bytes of the records some run still
@@ -289,13 +332,14 @@ func (w *WAL) isLive(num uint64) bool {
 }
 
 // deleteDead deletes the oldest sealed segments while nothing live is in
-// them (oldest first, stopping at the first live one: recovery replays a
+// them, or renames them for reuse (freeName, up to RecycleSegments)
+// (oldest first, stopping at the first live one: recovery replays a
 // suffix of the segments, each opening with a checkpoint). Called after a
 // batch that may have freed some (a compaction, removal or import record,
 // or a roll), always fsynced, so whatever made them dead is durable;
 // entries freed only by a truncation wait for the next such batch. A
-// segment being read is left for a later pass. A failed remove fails the
-// WAL.
+// segment being read is left for a later pass. A failed remove or rename
+// fails the WAL.
 func (w *WAL) deleteDead() {
 	for _, num := range w.sortedSegs() {
 		if num == w.active.num || w.isLive(num) {
@@ -309,12 +353,19 @@ func (w *WAL) deleteDead() {
 		}
 		delete(w.segs, num)
 		w.mu.Unlock()
-		err := errors.Join(s.f.Close(), w.fs.Remove(s.name))
+		err := s.f.Close()
+		if len(w.free) < w.opts.RecycleSegments {
+			if err = errors.Join(err, w.fs.Rename(s.name, path.Join(w.dir, freeName(num)))); err == nil {
+				w.free = append(w.free, num)
+			}
+		} else {
+			err = errors.Join(err, w.fs.Remove(s.name))
+		}
 		if err != nil {
 			w.fail(fmt.Errorf("delete %s: %w", s.name, err))
 			return
 		}
-		w.log.Debug("WAL: deleted a segment with nothing live", "segment", s.name)
+		w.log.Debug("WAL: a segment with nothing live deleted or kept for reuse", "segment", s.name)
 	}
 }
 

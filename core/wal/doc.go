@@ -39,8 +39,18 @@
 //     same state.
 //   - Segments are deleted oldest first, only when no live entry is in
 //     them, and only after an fsync made durable whatever made them dead.
-//   - A sealed segment was fsynced when sealed: only the newest segment can
-//     end in a torn write.
+//     Up to Options.RecycleSegments dead segments are renamed NNNN.free
+//     instead and reused as the next segments (written over from offset
+//     0: overwriting allocated, cached blocks spares the fsync a journal
+//     commit for new blocks and the write fresh page-cache memory).
+//   - A sealed segment was fsynced when sealed, and a reused one truncated
+//     to its batches first: only the newest segment can end in a torn
+//     write or in a reused file's old bytes. Batch sequence numbers only
+//     grow over the WAL's life, so an old batch is told from a current
+//     one: a valid batch with a lower sequence number than the one before
+//     it ends the newest segment's content like a torn write (cut at
+//     open, and at Close), and never counts as "valid data after a bad
+//     batch" (which is corruption).
 //   - A relocated record moves live entries without truncating the log; it
 //     is written only for entries live at that point of the log.
 //   - A request's buffer (room for the batch header, then its records)

@@ -74,6 +74,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // errBadRecord: a record or batch failed its framing or CRC checks.
 var errBadRecord = errors.New("bad record")
 
+// errStale: a valid batch older than the one before it (wraps
+// errBadRecord: in the newest segment it ends the log like a torn write).
+var errStale = fmt.Errorf("%w: an older batch (a reused segment's old bytes)", errBadRecord)
+
 type nodeKey struct{ shard, replica uint64 }
 
 // appendRecord appends a record of type t whose payload is built by fill

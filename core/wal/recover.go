@@ -21,6 +21,7 @@ const (
 	markerName   = "FORMAT"
 	formatMarker = "chronik-wal 1\n"
 	segSuffix    = ".wal"
+	freeSuffix   = ".free"
 	tmpSuffix    = ".tmp"
 )
 
@@ -34,9 +35,12 @@ const (
 //     increasing.
 //  3. In the newest segment, a bad batch with no valid batch after it is a
 //     torn write (never acknowledged): it is truncated, durably, and
-//     logged. A bad batch followed by a valid one, a bad batch in an older
-//     segment, or a valid batch whose records do not verify or apply, is
-//     ErrCorrupt naming the file and offset: Open refuses.
+//     logged; so is a valid batch older than the one before it (a reused
+//     segment's old bytes, see doc.go). A bad batch followed by a valid
+//     one not older than the last good one, a bad or old batch in an
+//     older segment, or a valid batch whose records do not verify or
+//     apply, is ErrCorrupt naming the file and offset: Open refuses.
+//     Dead segments kept for reuse (NNNN.free) are not read.
 //  4. The newest segment is fsynced (a clean close leaves nothing
 //     unsynced, but a crash may have), a new segment is started with a
 //     checkpoint, and dead segments are deleted.
@@ -82,11 +86,9 @@ func (w *WAL) recover() error {
 	if len(nums) > 0 {
 		next = nums[len(nums)-1] + 1
 	}
-	s, err := w.createSegment(next)
-	if err != nil {
+	if err := w.startSegment(next); err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
-	w.active = s
 	if err := w.writeBatch(appendCheckpoint(make([]byte, batchHeaderBytes), w.st), true); err != nil {
 		return fmt.Errorf("wal: open: write the checkpoint: %w", err)
 	}
@@ -112,6 +114,14 @@ func (w *WAL) listSegments() ([]uint64, error) {
 			}
 			continue
 		}
+		if stem, ok := strings.CutSuffix(name, freeSuffix); ok {
+			num, err := strconv.ParseUint(stem, 16, 64)
+			if err != nil || len(stem) != 16 {
+				return nil, fmt.Errorf("%w: unexpected file %s in %s", ErrFormat, name, w.dir)
+			}
+			w.free = append(w.free, num)
+			continue
+		}
 		stem, ok := strings.CutSuffix(name, segSuffix)
 		if !ok {
 			continue
@@ -123,6 +133,16 @@ func (w *WAL) listSegments() ([]uint64, error) {
 		nums = append(nums, num)
 	}
 	slices.Sort(nums)
+	slices.Sort(w.free)
+	// Fewer kept for reuse than found (a smaller RecycleSegments): the
+	// newest are removed.
+	for len(w.free) > w.opts.RecycleSegments {
+		last := w.free[len(w.free)-1]
+		if err := w.fs.Remove(path.Join(w.dir, freeName(last))); err != nil {
+			return nil, fmt.Errorf("wal: open: %w", err)
+		}
+		w.free = w.free[:len(w.free)-1]
+	}
 	return nums, nil
 }
 
@@ -191,11 +211,16 @@ func (w *WAL) replaySegment(num uint64, newest bool) error {
 		if !newest || !errors.Is(scanErr, errBadRecord) {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, scanErr)
 		}
-		if later := validBatchAfter(data, end+1); later >= 0 {
+		if later := validBatchAfter(data, end+1, w.seq); later >= 0 {
 			return fmt.Errorf("%w: %s: %v, and a valid batch follows at offset %d", ErrCorrupt, name, scanErr, later)
 		}
-		w.log.Warn("WAL: truncating a torn tail (a write cut by a crash; never acknowledged)",
-			"segment", name, "offset", end, "dropped_bytes", int64(len(data))-end, "cause", scanErr)
+		if errors.Is(scanErr, errStale) {
+			w.log.Info("WAL: cutting a reused segment's old bytes after its last batch",
+				"segment", name, "offset", end, "dropped_bytes", int64(len(data))-end)
+		} else {
+			w.log.Warn("WAL: truncating a torn tail (a write cut by a crash, or a reused segment's old bytes; never acknowledged)",
+				"segment", name, "offset", end, "dropped_bytes", int64(len(data))-end, "cause", scanErr)
+		}
 	}
 	if !newest {
 		return w.openSealed(num, name)
@@ -288,7 +313,9 @@ func (w *WAL) scan(data []byte, verified int64, num uint64) (int64, error) {
 			return int64(pos), fmt.Errorf("batch at offset %d: %w", pos, err)
 		}
 		if seq < w.seq {
-			return int64(pos), fmt.Errorf("batch at offset %d: sequence %d after %d", pos, seq, w.seq-1)
+			// An older batch: a reused segment's old bytes (the newest
+			// segment's end) or, in a sealed segment, corruption.
+			return int64(pos), fmt.Errorf("batch at offset %d: sequence %d after %d: %w", pos, seq, w.seq-1, errStale)
 		}
 		if pos == 0 && (len(body) < recHeaderBytes || recType(body[8]) != recCheckpoint) {
 			return int64(pos), fmt.Errorf("segment does not open with a checkpoint")
@@ -303,8 +330,9 @@ func (w *WAL) scan(data []byte, verified int64, num uint64) (int64, error) {
 }
 
 // validBatchAfter returns the offset of the first batch at or after from
-// that verifies, or -1.
-func validBatchAfter(data []byte, from int64) int64 {
+// that verifies and is not older than sequence minSeq (older ones are a
+// reused segment's old bytes), or -1.
+func validBatchAfter(data []byte, from int64, minSeq uint64) int64 {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], batchMagic)
 	for i := from; i+batchHeaderBytes <= int64(len(data)); i++ {
@@ -313,7 +341,7 @@ func validBatchAfter(data []byte, from int64) int64 {
 			return -1
 		}
 		i += int64(j)
-		if _, _, _, err := parseBatch(data[i:]); err == nil {
+		if seq, _, _, err := parseBatch(data[i:]); err == nil && seq >= minSeq {
 			return i
 		}
 	}
