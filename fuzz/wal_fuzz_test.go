@@ -118,6 +118,10 @@ func FuzzWALRecover(f *testing.F) {
 	f.Add(seg1[:len(seg1)-9], []byte(nil))
 	f.Add(append(bytes.Clone(seg1), 0x43, 0x4b, 0x42, 0x31, 9, 9), []byte(nil))
 	f.Add([]byte{}, seg2)
+	// A reused segment's old bytes after the newest segment's batches:
+	// segment 1's batches (lower sequence numbers), whole and cut.
+	f.Add(seg1, append(bytes.Clone(seg2), seg1...))
+	f.Add(seg1, append(bytes.Clone(seg2), seg1[7:]...))
 	f.Fuzz(func(t *testing.T, s1, s2 []byte) {
 		fs := diskio.NewSim(2)
 		fs.MkdirAll("d/wal")
