@@ -131,3 +131,38 @@ func TestCleanStopSnapshots(t *testing.T) {
 		}
 	})
 }
+
+// TestRaftLogTrimIdle: a partition that applied 1 MiB or more since its
+// last snapshot, below its share of RaftLogBytes, and then nothing for a
+// trim pass is snapshotted (its tail no longer pins the WAL's oldest
+// segment); one below 1 MiB, or still writing, is not.
+func TestRaftLogTrimIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, 22, 1, func(cfg *Config) {
+			cfg.SnapshotEntries = 1 << 20
+			cfg.RaftLogBytes = 256 << 20
+		})
+		defer c.closeAll()
+		c.createTopic("idle", 1, 1)
+		c.createTopic("small", 1, 1)
+		for i := range 80 { // 1.25 MiB
+			c.produce("idle", 0, batch(-1, 0, 1, 16<<10, int64(i)), 20*time.Second)
+		}
+		for i := range 8 { // 128 KiB
+			c.produce("small", 0, batch(-1, 0, 1, 16<<10, int64(i)), 20*time.Second)
+		}
+		idle, _ := c.replicaOf(1, "idle")
+		small, _ := c.replicaOf(1, "small")
+		if _, b := idle.SinceSync(); b < raftLogShareMin {
+			t.Fatalf("idle partition: %d bytes since its snapshot before the passes", b)
+		}
+		time.Sleep(3 * raftLogTrimEvery) // virtual: trim passes run
+		synctest.Wait()
+		if _, b := idle.SinceSync(); b != 0 {
+			t.Fatalf("idle partition: %d bytes since its snapshot after 3 idle passes, want a snapshot", b)
+		}
+		if _, b := small.SinceSync(); b < 128<<10 {
+			t.Fatalf("small partition: %d bytes since its snapshot, want no snapshot below 1 MiB", b)
+		}
+	})
+}
