@@ -41,6 +41,16 @@ func (w *WAL) commitLoop() {
 		for _, r := range group {
 			r.done <- err
 		}
+		// Relocation goes on between groups, a chunk at a time, when
+		// nothing waits (or it waited relocStarveGroups groups), so that
+		// no group waits for more than one chunk.
+		if w.relocSeg != 0 {
+			w.relocWait++
+			if len(w.reqs) == 0 || w.relocWait >= relocStarveGroups {
+				w.relocWait = 0
+				w.relocateStep()
+			}
+		}
 	}
 }
 
@@ -258,14 +268,19 @@ func (w *WAL) liveBytes() map[uint64]int64 {
 	return live
 }
 
-// relocate copies the live entries of the oldest sealed segment into the
-// segment being started (as relocated records, which move entries without
-// truncating the log), when that segment is mostly dead or the WAL holds
-// more than twice its live bytes plus two segments. The copied segment is
-// then dead and goes with the next deletion. This bounds the space a
-// rarely-writing shard can pin: at most one segment's live bytes are
-// copied per roll.
+// relocate decides, at a roll, whether to move the live entries of the
+// oldest sealed segment forward (as relocated records, which move entries
+// without truncating the log): when that segment is mostly dead or the
+// WAL holds more than twice its live bytes plus two segments. The moving
+// is done by relocateStep, RelocateChunkBytes at a time between group
+// commits (one copy of tens of MB inside a group commit stalled every
+// shard's writes for over a second); the segment is then dead and goes
+// with the deletion after the last chunk. This bounds the space a
+// rarely-writing shard can pin.
 func (w *WAL) relocate(buf []byte) ([]byte, error) {
+	if w.relocSeg != 0 {
+		return buf, nil // one at a time; the next roll looks again
+	}
 	nums := w.sortedSegs()
 	if len(nums) < 2 {
 		return buf, nil
@@ -283,27 +298,75 @@ func (w *WAL) relocate(buf []byte) ([]byte, error) {
 	if live[oldest]*2 > w.opts.SegmentBytes && total <= 2*totalLive+2*w.opts.SegmentBytes {
 		return buf, nil
 	}
+	w.relocSeg = oldest
+	w.log.Info("WAL: relocating live entries out of the oldest segment", "segment", w.segPath(oldest), "live_bytes", live[oldest])
+	return buf, nil
+}
+
+// relocateStep writes the next chunk (at least one run, then runs up to
+// RelocateChunkBytes) of the live entries left in segment relocSeg as one
+// batch. The last chunk (nothing left after it) is fsynced and followed by
+// the deletion of the dead segments; the others are not (an entry whose
+// relocated copy is lost in a crash is still read where it was).
+// Committer only.
+func (w *WAL) relocateStep() {
+	if w.failed != nil {
+		w.relocSeg = 0
+		return
+	}
 	w.mu.RLock()
-	src := w.segs[oldest]
+	src := w.segs[w.relocSeg]
 	w.mu.RUnlock()
+	if src == nil {
+		w.relocSeg = 0
+		return
+	}
+	buf := w.batchBuf[:0]
+	buf = append(buf, make([]byte, batchHeaderBytes)...)
+	var moved int64
+	left := false
 	for _, k := range w.st.sortedKeys() {
 		for _, r := range w.st.nodes[k].runs {
-			if r.seg != oldest {
+			if r.seg != w.relocSeg {
 				continue
+			}
+			if moved > 0 && moved+r.recBytes > RelocateChunkBytes {
+				left = true
+				break
 			}
 			v, err := w.readEntries(src, r)
 			if err != nil {
-				return buf, err
+				w.fail(err)
+				return
 			}
 			var ents []pb.Entry
 			if err := v.each(r.first, r.last, func(e pb.Entry) bool { ents = append(ents, e); return true }); err != nil {
-				return buf, w.corrupt(src, r.off, err)
+				w.fail(w.corrupt(src, r.off, err))
+				return
 			}
 			buf = appendEntries(buf, recRelocated, k, ents)
+			moved += r.recBytes
+		}
+		if left {
+			break
 		}
 	}
-	w.log.Info("WAL: relocating live entries out of the oldest segment", "segment", src.name, "live_bytes", live[oldest])
-	return buf, nil
+	if moved == 0 {
+		w.relocSeg = 0
+		return
+	}
+	err := w.writeBatch(buf, !left)
+	if cap(buf) <= recBufKeepBytesMax {
+		w.batchBuf = buf[:0]
+	}
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	if !left {
+		w.relocSeg = 0
+		w.deleteDead()
+	}
 }
 
 func (w *WAL) segSize(num uint64) int64 {

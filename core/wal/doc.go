@@ -52,7 +52,10 @@
 //     open, and at Close), and never counts as "valid data after a bad
 //     batch" (which is corruption).
 //   - A relocated record moves live entries without truncating the log; it
-//     is written only for entries live at that point of the log.
+//     is written only for entries live at that point of the log. A
+//     segment's live entries move in chunks (RelocateChunkBytes) between
+//     group commits; only the last chunk, fsynced, lets it be deleted (an
+//     entry whose relocated copy a crash lost is read where it was).
 //   - A request's buffer (room for the batch header, then its records)
 //     belongs to the committer from the send until the committer answers
 //     it; only then may SaveRaftState put it back in its pool. A group of

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -169,5 +170,82 @@ func TestCloseCutsReusedTail(t *testing.T) {
 	w.Close()
 	if fi, err := fs.Stat(active); err != nil || fi.Size != size {
 		t.Fatalf("%s after close: %+v %v, want %d bytes", active, fi, err, size)
+	}
+}
+
+// TestRelocationInChunks: a quiet shard's 3 MiB of live entries in the
+// oldest segment move forward in batches of about RelocateChunkBytes
+// between group commits (not in one batch that every waiting write sits
+// behind), the old segments go, and the entries read back whole, also
+// after a reopen.
+func TestRelocationInChunks(t *testing.T) {
+	fs := diskio.NewSim(9)
+	opts := Options{SegmentBytes: 4 << 20}
+	w := mustOpen(t, fs, opts)
+	var quiet []pb.Entry
+	for i := uint64(1); i <= 12; i++ {
+		e := pb.Entry{Index: i, Term: 1, Cmd: bytes.Repeat([]byte{byte(i)}, 256<<10)}
+		quiet = append(quiet, e)
+		if err := w.SaveRaftState([]pb.Update{{ShardID: 2, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: []pb.Entry{e}}}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := make([]byte, 64<<10)
+	next := uint64(1)
+	for round := 0; round < 600; round++ {
+		es := []pb.Entry{{Index: next, Term: 1, Cmd: big}, {Index: next + 1, Term: 1, Cmd: big}}
+		next += 2
+		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: next - 1}, EntriesToSave: es}}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.RemoveEntriesTo(1, 1, next-3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	names, _ := fs.List("data/wal")
+	if names[0] == segmentName(1) {
+		t.Fatalf("segment 1 (the quiet shard's entries) still there: %v", names)
+	}
+	relocBatches := 0
+	for _, name := range names {
+		if !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		data, _ := fs.ReadFile("data/wal/" + name)
+		for pos := 0; pos < len(data); {
+			_, body, n, err := parseBatch(data[pos:])
+			if err != nil {
+				break
+			}
+			var reloc int
+			for rp := 0; rp < len(body); {
+				typ, _, rn, err := parseRecord(body[rp:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if typ == recRelocated {
+					reloc += rn
+				}
+				rp += rn
+			}
+			if reloc > 0 {
+				relocBatches++
+				if reloc > RelocateChunkBytes+(256<<10)+4096 {
+					t.Fatalf("%s: a batch relocates %d bytes, chunks are %d", name, reloc, RelocateChunkBytes)
+				}
+			}
+			pos += n
+		}
+	}
+	if relocBatches < 3 {
+		t.Fatalf("%d batches of relocated entries, want the 3 MiB in chunks", relocBatches)
+	}
+	for range 2 {
+		w = mustOpen(t, fs, opts)
+		if got := iterate(t, w, 2, 1, 13, 0); !reflect.DeepEqual(got, quiet) {
+			t.Fatalf("quiet shard after relocation: %s", indexes(got))
+		}
+		w.Close()
 	}
 }

@@ -55,6 +55,12 @@ const (
 	// blocks the caller (dragonboat's step workers), which is the
 	// backpressure.
 	queueLen = 1024
+	// RelocateChunkBytes bounds the live entries one relocation step
+	// copies between two group commits (a run larger than it moves alone).
+	RelocateChunkBytes = 1 << 20
+	// relocStarveGroups: a relocation step runs after this many group
+	// commits even if requests are waiting.
+	relocStarveGroups = 8
 	// recBufKeepBytesMax: a request's record buffer (pooled between
 	// SaveRaftState calls) and the committer's batch buffer are kept for
 	// reuse only up to this capacity; a larger one goes to the GC.
@@ -189,12 +195,16 @@ type WAL struct {
 	activeFileSize int64
 	// free holds the numbers of the dead segments kept for reuse
 	// (freeName), oldest first, at most Options.RecycleSegments.
-	free     []uint64
-	reused   int  // segments started on a reused file (read by tests after Close)
-	dirty    bool // active has writes not yet fsynced
-	seq      uint64
-	failed   error
-	batchBuf []byte // reused for groups that must be copied into one batch
+	free []uint64
+	// relocSeg is the segment whose live entries relocateStep is moving
+	// forward (0: none); relocWait counts the groups since its last step.
+	relocSeg  uint64
+	relocWait int
+	reused    int  // segments started on a reused file (read by tests after Close)
+	dirty     bool // active has writes not yet fsynced
+	seq       uint64
+	failed    error
+	batchBuf  []byte // reused for groups that must be copied into one batch
 }
 
 // recPool holds record buffers of SaveRaftState (as *[]byte), returned
