@@ -189,8 +189,9 @@ func (w *WAL) fail(err error) error {
 
 // roll seals the active segment (fsynced, so that only the newest segment
 // can ever have a torn tail) and starts the next one. It appends to buf
-// the records that open it: the checkpoint of every node's state, then the
-// live entries relocated out of the oldest segment if it is worth it.
+// the record that opens it, the checkpoint of every node's state, and
+// starts moving the oldest segment's live entries forward if it is worth
+// it (relocate).
 func (w *WAL) roll(buf []byte) ([]byte, error) {
 	if w.activeFileSize > w.activeSize {
 		// A reused segment: cut its old bytes, so that a sealed segment
@@ -209,8 +210,8 @@ func (w *WAL) roll(buf []byte) ([]byte, error) {
 	if err := w.startSegment(w.active.num + 1); err != nil {
 		return buf, err
 	}
-	buf = appendCheckpoint(buf, w.st)
-	return w.relocate(buf)
+	w.relocate()
+	return appendCheckpoint(buf, w.st), nil
 }
 
 // startSegment makes segment num the active one: the oldest dead segment
@@ -277,18 +278,18 @@ func (w *WAL) liveBytes() map[uint64]int64 {
 // shard's writes for over a second); the segment is then dead and goes
 // with the deletion after the last chunk. This bounds the space a
 // rarely-writing shard can pin.
-func (w *WAL) relocate(buf []byte) ([]byte, error) {
+func (w *WAL) relocate() {
 	if w.relocSeg != 0 {
-		return buf, nil // one at a time; the next roll looks again
+		return // one at a time; the next roll looks again
 	}
 	nums := w.sortedSegs()
 	if len(nums) < 2 {
-		return buf, nil
+		return
 	}
 	oldest := nums[0]
 	live := w.liveBytes()
 	if live[oldest] == 0 {
-		return buf, nil
+		return
 	}
 	var total, totalLive int64
 	for _, num := range nums {
@@ -296,11 +297,10 @@ func (w *WAL) relocate(buf []byte) ([]byte, error) {
 		totalLive += live[num]
 	}
 	if live[oldest]*2 > w.opts.SegmentBytes && total <= 2*totalLive+2*w.opts.SegmentBytes {
-		return buf, nil
+		return
 	}
 	w.relocSeg = oldest
 	w.log.Info("WAL: relocating live entries out of the oldest segment", "segment", w.segPath(oldest), "live_bytes", live[oldest])
-	return buf, nil
 }
 
 // relocateStep writes the next chunk (at least one run, then runs up to
@@ -321,8 +321,7 @@ func (w *WAL) relocateStep() {
 		w.relocSeg = 0
 		return
 	}
-	buf := w.batchBuf[:0]
-	buf = append(buf, make([]byte, batchHeaderBytes)...)
+	buf := slices.Grow(w.batchBuf[:0], batchHeaderBytes)[:batchHeaderBytes]
 	var moved int64
 	left := false
 	for _, k := range w.st.sortedKeys() {
