@@ -142,23 +142,7 @@ func TestSegmentsRollAndDelete(t *testing.T) {
 	if err := w.SaveRaftState([]pb.Update{{ShardID: 2, ReplicaID: 1, State: pb.State{Term: 1, Commit: 3}, EntriesToSave: ents(1, 3, 1)}}, 1); err != nil {
 		t.Fatal(err)
 	}
-	big := make([]byte, 500)
-	next := uint64(1)
-	for round := 0; round < 200; round++ {
-		var es []pb.Entry
-		for i := 0; i < 4; i++ {
-			es = append(es, pb.Entry{Index: next, Term: 1, Cmd: big})
-			next++
-		}
-		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: next - 1}, EntriesToSave: es}}, 1); err != nil {
-			t.Fatal(err)
-		}
-		if next > 20 {
-			if err := w.RemoveEntriesTo(1, 1, next-20); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	next := reuseWorkload(t, w, 1, func(round int) bool { return round == 200 })
 	names, _ := fs.List("data/wal")
 	if len(names) > 12 {
 		t.Fatalf("%d files in the WAL after compaction: %v", len(names), names)
