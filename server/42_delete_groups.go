@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
+
+	"github.com/chronik-go/chronik/core/group"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,8 +16,10 @@ import (
 //   - NOT_COORDINATOR on every group on a broker that is not the
 //     coordinator.
 //   - A group with members: NON_EMPTY_GROUP. An Empty group is forgotten by
-//     the coordinator, then its committed offsets are deleted through the
-//     controller. A group the coordinator does not hold is deleted if it
+//     the coordinator, which writes its tombstone record; the answer waits
+//     for that write (COORDINATOR_NOT_AVAILABLE if it fails: the retry
+//     writes it again), and its committed offsets are deleted through the
+//     group shard. A group the coordinator does not hold is deleted if it
 //     has committed offsets, else GROUP_ID_NOT_FOUND. Empty id:
 //     INVALID_GROUP_ID.
 //   - Offsets deletion failing (controller unavailable, timeout) reports
@@ -86,6 +91,9 @@ func deleteGroups(ctx context.Context, rc *RequestContext, req *kmsg.DeleteGroup
 		for k, r := range res {
 			i := mineAt[k]
 			codes[i] = r.ErrorCode
+			if r.ErrorCode == 0 {
+				codes[i] = awaitTombstone(ctx, rc, r)
+			}
 			if r.ErrorCode == 0 || r.ErrorCode == kerr.GroupIDNotFound.Code {
 				held[i] = r.ErrorCode == 0
 				offsetGroups = append(offsetGroups, r.Group)
@@ -96,6 +104,8 @@ func deleteGroups(ctx context.Context, rc *RequestContext, req *kmsg.DeleteGroup
 			for k, gcode := range rc.Broker.Node.DeleteGroups(ctx, offsetGroups) {
 				i := where[k]
 				switch {
+				case codes[i] != 0 && codes[i] != kerr.GroupIDNotFound.Code:
+					// the tombstone failed: its code stands
 				case gcode.Code == kerr.GroupIDNotFound.Code && held[i]:
 					codes[i] = 0 // had members once, never committed
 				default:
@@ -110,4 +120,27 @@ func deleteGroups(ctx context.Context, rc *RequestContext, req *kmsg.DeleteGroup
 		resp.Groups = append(resp.Groups, g)
 	}
 	return resp, nil
+}
+
+// awaitTombstone waits for a deleted group's tombstone record to be
+// written: the group is answered deleted only once that is durable (a
+// crash after the answer must not bring it back). A failed write
+// answers COORDINATOR_NOT_AVAILABLE (the client retries); a newer record
+// of the group superseding it (the group was joined again meanwhile)
+// counts as written.
+func awaitTombstone(ctx context.Context, rc *RequestContext, r group.DeleteResult) int16 {
+	if r.Written == nil {
+		return 0
+	}
+	var err error
+	select {
+	case err = <-r.Written:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err == nil || errors.Is(err, errGroupRecordSuperseded) {
+		return 0
+	}
+	rc.Broker.log.Warn("DeleteGroups: tombstone not written", "group", r.Group, "err", err)
+	return kerr.CoordinatorNotAvailable.Code
 }

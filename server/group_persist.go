@@ -10,6 +10,7 @@ import (
 	"github.com/chronik-go/chronik/core/group"
 	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/core/node"
+	"github.com/pingcap/failpoint"
 )
 
 // groupWriter proposes the group coordinator's membership records
@@ -128,6 +129,13 @@ func (w *groupWriter) run() {
 }
 
 func (w *groupWriter) write(ctx context.Context, rec group.Record) error {
+	// groupRecordWrite: sleep(ms) delays every write; return("msg") fails
+	// it with msg (failpoint builds only).
+	failpoint.Inject("groupRecordWrite", func(v failpoint.Value) {
+		if msg, ok := v.(string); ok {
+			failpoint.Return(errors.New(msg))
+		}
+	})
 	ctx, cancel := context.WithTimeout(ctx, groupWriteTimeout)
 	defer cancel()
 	err := w.node().PutGroupState(ctx, meta.PutGroupState{Group: rec.Group, Term: rec.Term, Seq: rec.Seq, Data: rec.Data})

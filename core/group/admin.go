@@ -160,7 +160,9 @@ func (c *Coordinator) List(states []State) []GroupListing {
 // Delete handles DeleteGroups' membership side: only Empty groups may go
 // (NON_EMPTY_GROUP otherwise); GROUP_ID_NOT_FOUND for a group not held
 // here. The handler deletes committed offsets itself, and may treat
-// GROUP_ID_NOT_FOUND as success when the offset store knows the group.
+// GROUP_ID_NOT_FOUND as success when the offset store knows the group. A
+// deleted group's tombstone record is written asynchronously: the
+// handler waits for DeleteResult.Written before it answers.
 func (c *Coordinator) Delete(groups []string) []DeleteResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -179,8 +181,12 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		case cg != nil:
 			c.killConsumerGroup(cg)
 			delete(c.cgroups, id)
-			c.persistGone(id)
+			out[i].Written = c.persistDeleted(id)
 			c.log.Info("group: deleted", "group", id)
+		case g == nil && c.unwritten[id] != 0 && c.unwritten[id] == c.termOf(id):
+			// a retry of a deletion whose tombstone failed
+			out[i].Written = c.persistDeleted(id)
+			c.log.Info("group: deletion retried", "group", id)
 		case g == nil:
 			out[i].ErrorCode = errGroupIDNotFound
 		case g.state != Empty:
@@ -188,11 +194,33 @@ func (c *Coordinator) Delete(groups []string) []DeleteResult {
 		default:
 			c.killGroup(g, errCoordinatorUnavailable)
 			delete(c.groups, id)
-			c.persistGone(id)
+			out[i].Written = c.persistDeleted(id)
 			c.log.Info("group: deleted", "group", id)
 		}
 	}
 	return out
+}
+
+// persistDeleted writes deleted group id's tombstone and returns the
+// channel that receives the write's outcome (nil: nothing written). A
+// failed write is remembered in unwritten for a retried DeleteGroups,
+// unless the group was created again meanwhile.
+func (c *Coordinator) persistDeleted(id string) <-chan error {
+	ch := make(chan error, 1)
+	term := c.termOf(id)
+	delete(c.unwritten, id)
+	done := func(err error) {
+		c.mu.Lock()
+		if err != nil && c.groups[id] == nil && c.cgroups[id] == nil && c.termOf(id) == term {
+			c.unwritten[id] = term
+		}
+		c.mu.Unlock()
+		ch <- err
+	}
+	if !c.persistGoneDone(id, done) {
+		return nil
+	}
+	return ch
 }
 
 // ValidateCommit checks an OffsetCommit (v0-v9) for the group, as Kafka's

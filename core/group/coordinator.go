@@ -41,6 +41,11 @@ type Coordinator struct {
 	tenures map[int32]tenure
 	// persistSeq counts the records handed out; it only grows.
 	persistSeq uint64
+	// unwritten holds the groups deleted here whose tombstone record
+	// failed to be written, with the term it carried: a DeleteGroups
+	// retried in that tenure writes it again (the group is no longer
+	// held, but its record still is).
+	unwritten map[string]uint64
 }
 
 // tenure is one shard's coordinator tenure: term names it (records of the
@@ -70,12 +75,13 @@ func New(clk clock.Clock, log *slog.Logger, opts Options) *Coordinator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Coordinator{
-		clock:   clk,
-		log:     log,
-		opts:    opts.withDefaults(),
-		groups:  make(map[string]*group),
-		cgroups: make(map[string]*cgroup),
-		tenures: make(map[int32]tenure),
+		clock:     clk,
+		log:       log,
+		opts:      opts.withDefaults(),
+		groups:    make(map[string]*group),
+		cgroups:   make(map[string]*cgroup),
+		tenures:   make(map[int32]tenure),
+		unwritten: make(map[string]uint64),
 	}
 }
 

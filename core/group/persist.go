@@ -121,11 +121,19 @@ func (c *Coordinator) stored(g *group, seq uint64, staged map[string][]byte, err
 // persistGone records that group id is no longer held (deleted, evicted,
 // or turned into a consumer group).
 func (c *Coordinator) persistGone(id string) {
+	c.persistGoneDone(id, nil)
+}
+
+// persistGoneDone is persistGone telling done the write's outcome; it
+// reports whether a record was handed out (false: nothing to write, done
+// is not called).
+func (c *Coordinator) persistGoneDone(id string, done func(error)) bool {
 	if c.opts.Persist == nil || c.termOf(id) == 0 {
-		return
+		return false
 	}
 	c.persistSeq++
-	c.opts.Persist(Record{Group: id, Term: c.termOf(id), Seq: c.persistSeq}, nil)
+	c.opts.Persist(Record{Group: id, Term: c.termOf(id), Seq: c.persistSeq}, done)
+	return true
 }
 
 // encodeGroup is g's record as it is.

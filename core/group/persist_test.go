@@ -3,6 +3,7 @@ package group
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -207,6 +208,62 @@ func TestPersistEmptyAndGone(t *testing.T) {
 		c.Delete([]string{"g"})
 		if last := rec.all[len(rec.all)-1]; last.Group != "g" || last.Data != nil {
 			t.Fatalf("delete persisted %+v", last)
+		}
+	})
+}
+
+// TestDeleteAwaitsTombstone: Delete hands out the deleted group's
+// tombstone with a channel for its outcome; a failed tombstone makes a
+// retried Delete of the no longer held group write it again (and answer
+// success), once; after that, and for a group never held, Delete answers
+// GROUP_ID_NOT_FOUND without writing.
+func TestDeleteAwaitsTombstone(t *testing.T) {
+	var rec records
+	bubble(t, Options{Incarnation: 1, Persist: rec.persist, InitialRebalanceDelay: -1}, func(t *testing.T, c *Coordinator) {
+		c.BeginTenure(3, nil)
+		m := memberID(t, c, jreq("g", "", ""))
+		recvNow(c, jreq("g", m, ""))
+		recv(t, goSync(c, SyncRequest{Group: "g", Generation: 1, MemberID: m, Assignments: []SyncAssignment{{m, []byte("x")}}}))
+		c.Leave(LeaveRequest{Group: "g", Members: []LeaveMember{{MemberID: m}}})
+		wantState(t, c, "g", Empty, 2)
+		boom := errors.New("boom")
+		setFail := func(err error) {
+			rec.mu.Lock()
+			rec.fail = err
+			rec.mu.Unlock()
+		}
+		deleteOnce := func(want int16) <-chan error {
+			t.Helper()
+			r := c.Delete([]string{"g"})[0]
+			wantCode(t, "delete g", r.ErrorCode, want)
+			return r.Written
+		}
+		setFail(boom)
+		if err := <-deleteOnce(0); !errors.Is(err, boom) {
+			t.Fatalf("failed tombstone reported %v", err)
+		}
+		hasRecord := func() bool {
+			return slices.ContainsFunc(rec.snapshot(), func(r Record) bool { return r.Group == "g" })
+		}
+		if !hasRecord() {
+			t.Fatal("the record went although its tombstone failed")
+		}
+		setFail(nil)
+		w := deleteOnce(0)
+		if w == nil {
+			t.Fatal("retried delete wrote no tombstone")
+		}
+		if err := <-w; err != nil {
+			t.Fatalf("retried tombstone: %v", err)
+		}
+		if hasRecord() {
+			t.Fatal("record kept after the retried tombstone")
+		}
+		if w := deleteOnce(errGroupIDNotFound); w != nil {
+			t.Fatal("a third delete wrote again")
+		}
+		if r := c.Delete([]string{"never"})[0]; r.ErrorCode != errGroupIDNotFound || r.Written != nil {
+			t.Fatalf("delete of an unknown group: %+v", r)
 		}
 	})
 }

@@ -210,8 +210,12 @@ type GroupListing struct {
 	Type         string // "classic" or "consumer" (ListGroups v5 GroupType)
 }
 
-// DeleteResult mirrors kmsg.DeleteGroupsResponseGroup.
+// DeleteResult mirrors kmsg.DeleteGroupsResponseGroup. Written, when not
+// nil, receives the outcome of the deleted group's tombstone record
+// (Options.Persist) once: the deletion is durable only when it says nil
+// (or that a newer record of the group superseded it).
 type DeleteResult struct {
 	Group     string
 	ErrorCode int16
+	Written   <-chan error
 }
