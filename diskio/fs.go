@@ -108,6 +108,12 @@ type File interface {
 	// Truncate sets the file's length; a shrink drops the bytes after size,
 	// a growth adds zeros. Durable only after Sync.
 	Truncate(size int64) error
+	// StartWriteback asks that the n bytes written at off start going to
+	// the device now, without waiting: a hint that spreads the write-out
+	// of a file synced rarely, so that its Sync does not flush a burst
+	// (and stall the other files' Syncs behind it). It makes nothing
+	// durable and reports nothing; a no-op where unsupported.
+	StartWriteback(off, n int64)
 	// Close releases the handle. It does not Sync.
 	Close() error
 	// Name is the path the file was opened with.

@@ -233,6 +233,13 @@ func (f *osFile) Size() (int64, error) {
 
 func (f *osFile) Sync() error { return wrapOSError("sync", f.name, f.f.Sync()) }
 
+func (f *osFile) StartWriteback(off, n int64) {
+	if f.closed.Load() || f.readOnly || n <= 0 {
+		return
+	}
+	startWriteback(f.f, off, n)
+}
+
 func (f *osFile) Truncate(size int64) error {
 	if err := f.writable("truncate"); err != nil {
 		return err

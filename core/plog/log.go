@@ -184,6 +184,7 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 	if err != nil {
 		return AppendResult{}, l.undoWriteW(seg, err)
 	}
+	l.startWritebackW(seg, seg.size+int64(len(buf)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pos := seg.size
@@ -200,6 +201,21 @@ func (l *Log) writeW(batches []byte, n int, frameBytes int64, raftIndex uint64, 
 	l.next = next
 	l.written = point{seq: l.written.seq + 1, next: next, raft: raftIndex}
 	return AppendResult{BaseOffset: base, LastOffset: next - 1, Ticket: Ticket(l.written.seq)}, nil
+}
+
+// startWritebackW starts the write-out of seg's bytes up to end once
+// Options.WritebackBytes of them accumulated since the last hint. Caller
+// holds wlock.
+func (l *Log) startWritebackW(seg *segment, end int64) {
+	if l.opts.WritebackBytes < 0 {
+		return
+	}
+	from := min(seg.writebackFrom, seg.size) // a cut (undo, truncation) moved the end back
+	if end-from >= l.opts.WritebackBytes {
+		seg.f.StartWriteback(from, end-from)
+		from = end
+	}
+	seg.writebackFrom = from
 }
 
 // frameBufPool holds the buffers writeW frames batches in (as *[]byte).

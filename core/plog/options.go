@@ -47,6 +47,7 @@ const (
 	DefaultSegmentAgeMax      = 7 * 24 * time.Hour
 	DefaultIndexIntervalBytes = 4096    // Kafka index.interval.bytes
 	DefaultBatchBytesMax      = 1048588 // Kafka max.message.bytes
+	DefaultWritebackBytes     = 1 << 20
 	// Retention is not applied by the log (the partition leader decides it
 	// and replicates a log-start move, see RetentionStart); these are the
 	// Kafka defaults the node's topic settings start from.
@@ -76,6 +77,12 @@ type Options struct {
 	SegmentAgeMax      time.Duration // roll a non-empty segment older than this; live: SetSegmentLimits
 	IndexIntervalBytes int64         // bytes between offset-index entries; [1, SegmentBytesMax]
 	BatchBytesMax      int           // Kafka max.message.bytes; [batch header, BatchBytesLimit]
+	// WritebackBytes: after this many bytes appended to a segment since
+	// the last hint, their write-out is started (File.StartWriteback), so
+	// that the rare Sync (a snapshot's) flushes little and does not stall
+	// the WAL's fsyncs behind a burst. Default DefaultWritebackBytes;
+	// negative: never.
+	WritebackBytes int64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -99,6 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BatchBytesMax == 0 {
 		o.BatchBytesMax = DefaultBatchBytesMax
+	}
+	if o.WritebackBytes == 0 {
+		o.WritebackBytes = DefaultWritebackBytes
 	}
 	if err := o.checkSegmentLimits(); err != nil {
 		return o, err

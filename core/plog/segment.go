@@ -29,6 +29,9 @@ type segment struct {
 	maxTsOffset     int64        // base offset of the batch with maxTs, -1 if none
 	bytesSinceIndex int64
 	createdAt       time.Time // clock time at creation or open (for SegmentAgeMax)
+	// writebackFrom is where the bytes not yet handed to StartWriteback
+	// begin (writer-owned, see Options.WritebackBytes).
+	writebackFrom int64
 }
 
 func (s *segment) indexPath() string     { return trimLog(s.path) + indexSuffix }
