@@ -43,6 +43,11 @@
 //     instead and reused as the next segments (written over from offset
 //     0: overwriting allocated, cached blocks spares the fsync a journal
 //     commit for new blocks and the write fresh page-cache memory).
+//     The others are renamed NNNN.dead.tmp (durably: no later open
+//     replays them) and removed by the unlinker goroutine, cut from their
+//     end a few MiB at a time first, so that freeing their blocks does
+//     not hold the file system's journal against the group commit's
+//     fsync; Open removes any left by a crash with the other .tmp files.
 //   - A sealed segment was fsynced when sealed, and a reused one truncated
 //     to its batches first: only the newest segment can end in a torn
 //     write or in a reused file's old bytes. Batch sequence numbers only
@@ -55,7 +60,9 @@
 //     is written only for entries live at that point of the log. A
 //     segment's live entries move in chunks (RelocateChunkBytes) between
 //     group commits; only the last chunk, fsynced, lets it be deleted (an
-//     entry whose relocated copy a crash lost is read where it was).
+//     entry whose relocated copy a crash lost is read where it was). The
+//     entries are copied as stored (table rows and bytes, after the
+//     source record verified), not decoded and encoded again.
 //   - A request's buffer (room for the batch header, then its records)
 //     belongs to the committer from the send until the committer answers
 //     it; only then may SaveRaftState put it back in its pool. A group of

@@ -209,6 +209,31 @@ func appendEntries(dst []byte, t recType, k nodeKey, ents []pb.Entry) []byte {
 	})
 }
 
+// appendEntriesRange encodes the entries [lo, hi] of v (a verified
+// record) as a record of type t, copying their table rows and bytes as
+// they are: nothing is decoded (relocation moves entries this way).
+func appendEntriesRange(dst []byte, t recType, v entriesView, lo, hi uint64) []byte {
+	if lo < v.first || hi > v.last() || lo > hi {
+		panic(fmt.Sprintf("wal: entries [%d, %d] outside the record's [%d, %d]", lo, hi, v.first, v.last()))
+	}
+	i, j := int(lo-v.first), int(hi-v.first)+1
+	start := 0
+	for k := 0; k < i; k++ {
+		start += int(binary.LittleEndian.Uint32(v.tab[k*entryTableBytes+8:]))
+	}
+	end := start
+	for k := i; k < j; k++ {
+		end += int(binary.LittleEndian.Uint32(v.tab[k*entryTableBytes+8:]))
+	}
+	tab := v.tab[i*entryTableBytes : j*entryTableBytes]
+	return appendRecordFull(dst, t, entriesFixed+len(tab)+end-start, func(p []byte) {
+		putKey(p, v.key)
+		binary.LittleEndian.PutUint64(p[16:], lo)
+		binary.LittleEndian.PutUint32(p[24:], uint32(j-i))
+		copy(p[entriesFixed+copy(p[entriesFixed:], tab):], v.data[start:end])
+	})
+}
+
 // entriesView is a decoded entries record header: the table, not the
 // entries.
 type entriesView struct {

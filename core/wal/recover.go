@@ -51,8 +51,12 @@ func Open(fs diskio.FS, dir string, opts Options) (*WAL, error) {
 	}
 	w := &WAL{fs: fs, dir: path.Join(dir, DirName), opts: o, log: o.Logger.With("component", "wal"),
 		reqs: make(chan *request, queueLen), stop: make(chan struct{}), done: make(chan struct{}),
+		unlinkQ: make(chan string, unlinkQueueLen), unlinked: make(chan struct{}),
 		st: newMemState(), segs: map[uint64]*segment{}, seq: 1}
+	go w.unlinker()
 	if err := w.recover(); err != nil {
+		close(w.unlinkQ)
+		<-w.unlinked
 		for _, s := range w.segs {
 			s.f.Close()
 		}

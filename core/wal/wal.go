@@ -94,7 +94,9 @@ type Options struct {
 	// ObserveSync, if set, is told how long each fsync of a segment took,
 	// timed on Clock (required with it): the node's fsync stage metric.
 	ObserveSync func(time.Duration)
-	Clock       clock.Clock
+	// Clock times fsyncs and paces the removal of dead segments. Nil:
+	// clock.Real() (not allowed with ObserveSync).
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -118,6 +120,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ObserveSync != nil && o.Clock == nil {
 		return o, fmt.Errorf("wal: ObserveSync without a Clock")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
 	}
 	return o, nil
 }
@@ -178,6 +183,11 @@ type WAL struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// unlinkQ carries the dead segments (renamed deadName) for unlinker
+	// to remove off the committer's path; closed when the committer
+	// ends; unlinked is closed when unlinker has removed them all.
+	unlinkQ  chan string
+	unlinked chan struct{}
 
 	// mu guards st and segs. Held for map and index operations only,
 	// never across I/O or a wait.
@@ -205,6 +215,7 @@ type WAL struct {
 	seq       uint64
 	failed    error
 	batchBuf  []byte // reused for groups that must be copied into one batch
+	relocRead []byte // reused by relocateStep to read the records it moves
 }
 
 // recPool holds record buffers of SaveRaftState (as *[]byte), returned
@@ -250,6 +261,7 @@ func (w *WAL) Close() error {
 	w.once.Do(func() {
 		close(w.stop)
 		<-w.done
+		<-w.unlinked
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, s := range w.segs {
@@ -533,7 +545,12 @@ const ReadRetries = 8
 // readEntries reads and verifies the record behind r (re-reading it up
 // to ReadRetries times while it fails verification).
 func (w *WAL) readEntries(s *segment, r run) (entriesView, error) {
-	buf := make([]byte, r.recBytes)
+	return w.readEntriesInto(s, r, make([]byte, r.recBytes))
+}
+
+// readEntriesInto is readEntries into buf (r.recBytes long); the view
+// points into it.
+func (w *WAL) readEntriesInto(s *segment, r run, buf []byte) (entriesView, error) {
 	var err error
 	for attempt := 0; attempt <= ReadRetries; attempt++ {
 		if n, rerr := s.f.ReadAt(buf, r.off); rerr != nil && !(errors.Is(rerr, io.EOF) && n == len(buf)) {
@@ -579,6 +596,10 @@ func segmentName(num uint64) string { return fmt.Sprintf("%016x.wal", num) }
 // (recovery reads no file of this name, and a version that knows nothing
 // of reuse ignores it).
 func freeName(num uint64) string { return fmt.Sprintf("%016x%s", num, freeSuffix) }
+
+// deadName is the name a dead segment is renamed to before unlinker
+// removes it: a temporary file's (Open removes any left by a crash).
+func deadName(num uint64) string { return fmt.Sprintf("%016x.dead%s", num, tmpSuffix) }
 
 func (w *WAL) segPath(num uint64) string { return path.Join(w.dir, segmentName(num)) }
 
