@@ -441,7 +441,8 @@ func (w *WAL) deleteDead() {
 // unlinkPause apart, then unlinks it (as RocksDB's rate-limited
 // deletes): freeing a 64 MiB file's blocks at once held the file
 // system's journal long enough to stall the WAL's fsyncs 10-25 ms. With
-// more than unlinkPacedMax segments waiting it cuts without pauses.
+// unlinkPacedMax or more others waiting it removes a segment at once
+// (falling behind would hold their disk space).
 const (
 	unlinkQueueLen   = 16
 	unlinkChunkBytes = 4 << 20
