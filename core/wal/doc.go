@@ -72,8 +72,8 @@
 //     before anything in it is returned; a mismatch is read again (up to
 //     ReadRetries times: a flip between the disk and memory is not the
 //     data on the disk), and one that fails every read is ErrCorrupt,
-//     never served. At open a segment whose batches do not all verify is
-//     read again the same way before a torn tail is cut.
+//     never served. At open a batch that does not verify is read again
+//     the same way before a torn tail is cut.
 //
 // The format and recovery rules are drawn in format.go and recover.go.
 package wal

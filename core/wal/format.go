@@ -143,11 +143,7 @@ func frameBatch(buf []byte, seq uint64) {
 
 // parseBatch checks the batch at the start of buf; it returns the batch's
 // sequence number, body and total length.
-func parseBatch(buf []byte) (uint64, []byte, int, error) { return parseBatchCRC(buf, true) }
-
-// parseBatchCRC is parseBatch that checks the batch's CRC only if
-// checkCRC (recovery skips it for batches readSegment just verified).
-func parseBatchCRC(buf []byte, checkCRC bool) (uint64, []byte, int, error) {
+func parseBatch(buf []byte) (uint64, []byte, int, error) {
 	if len(buf) < batchHeaderBytes {
 		return 0, nil, 0, fmt.Errorf("%w: %d bytes, short batch header", errBadRecord, len(buf))
 	}
@@ -159,10 +155,8 @@ func parseBatchCRC(buf []byte, checkCRC bool) (uint64, []byte, int, error) {
 		return 0, nil, 0, fmt.Errorf("%w: batch length %d, %d bytes available", errBadRecord, n, len(buf)-batchHeaderBytes)
 	}
 	end := batchHeaderBytes + int(n)
-	if checkCRC {
-		if got, want := crc32.Checksum(buf[8:end], castagnoli), binary.LittleEndian.Uint32(buf[4:]); got != want {
-			return 0, nil, 0, fmt.Errorf("%w: batch CRC %#x, want %#x", errBadRecord, got, want)
-		}
+	if got, want := crc32.Checksum(buf[8:end], castagnoli), binary.LittleEndian.Uint32(buf[4:]); got != want {
+		return 0, nil, 0, fmt.Errorf("%w: batch CRC %#x, want %#x", errBadRecord, got, want)
 	}
 	return binary.LittleEndian.Uint64(buf[12:]), buf[batchHeaderBytes:end], end, nil
 }

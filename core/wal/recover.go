@@ -96,6 +96,7 @@ func (w *WAL) recover() error {
 	if err := w.writeBatch(appendCheckpoint(make([]byte, batchHeaderBytes), w.st), true); err != nil {
 		return fmt.Errorf("wal: open: write the checkpoint: %w", err)
 	}
+	w.openBuf = nil
 	w.deleteDead()
 	if w.failed != nil {
 		return w.failed
@@ -202,28 +203,31 @@ func readFile(fs diskio.FS, name string) ([]byte, error) {
 	return data, nil
 }
 
-// replaySegment verifies and applies one segment; newest: torn tails are
-// truncated instead of refused.
+// replaySegment verifies and applies one segment, batch by batch (see
+// scanSegment); newest: torn tails are truncated instead of refused.
 func (w *WAL) replaySegment(num uint64, newest bool) error {
 	name := w.segPath(num)
-	data, verified, err := w.readSegment(name)
+	end, size, scanErr, err := w.scanSegment(name, num)
 	if err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
-	end, scanErr := w.scan(data, verified, num)
 	if scanErr != nil {
 		if !newest || !errors.Is(scanErr, errBadRecord) {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, scanErr)
 		}
-		if later := validBatchAfter(data, end+1, w.seq); later >= 0 {
+		later, err := w.validBatchIn(name, end+1, size)
+		if err != nil {
+			return fmt.Errorf("wal: open: %w", err)
+		}
+		if later >= 0 {
 			return fmt.Errorf("%w: %s: %v, and a valid batch follows at offset %d", ErrCorrupt, name, scanErr, later)
 		}
 		if errors.Is(scanErr, errStale) {
 			w.log.Info("WAL: cutting a reused segment's old bytes after its last batch",
-				"segment", name, "offset", end, "dropped_bytes", int64(len(data))-end)
+				"segment", name, "offset", end, "dropped_bytes", size-end)
 		} else {
 			w.log.Warn("WAL: truncating a torn tail (a write cut by a crash, or a reused segment's old bytes; never acknowledged)",
-				"segment", name, "offset", end, "dropped_bytes", int64(len(data))-end, "cause", scanErr)
+				"segment", name, "offset", end, "dropped_bytes", size-end, "cause", scanErr)
 		}
 	}
 	if !newest {
@@ -235,7 +239,7 @@ func (w *WAL) replaySegment(num uint64, newest bool) error {
 	if err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
-	if end < int64(len(data)) {
+	if end < size {
 		err = f.Truncate(end)
 	}
 	if err == nil {
@@ -258,79 +262,121 @@ func (w *WAL) openSealed(num uint64, name string) error {
 	return nil
 }
 
-// readSegment reads a whole segment. If a batch fails verification, the
-// file is read again (up to ReadRetries times) before the failure is
-// believed: a flip on the way from the disk (bus, memory, a controller)
-// is not the data on the disk, and taken as a torn tail it would drop
-// records this node acknowledged. The first read in which every batch
-// verifies is used, else the one that verified furthest; it also returns
-// where the verified batches end.
-func (w *WAL) readSegment(name string) ([]byte, int64, error) {
-	var best []byte
-	bestEnd := int64(-1)
-	for attempt := 0; ; attempt++ {
-		data, err := readFile(w.fs, name)
-		if err != nil {
-			return nil, 0, err
-		}
-		end := verifiedEnd(data)
-		if end == int64(len(data)) {
-			if attempt > 0 {
-				w.log.Warn("WAL: a segment read failed verification and a re-read passed (transient read corruption)",
-					"segment", name, "reads", attempt+1)
-			}
-			return data, end, nil
-		}
-		if end > bestEnd {
-			best, bestEnd = data, end
-		}
-		if attempt == ReadRetries {
-			return best, bestEnd, nil
-		}
+// scanSegment applies the batches of segment num (file name) in order and
+// returns where the valid ones end, the file's size and, when they end
+// before it, why (scanErr): an error wrapping errBadRecord is a batch that
+// does not verify (a torn tail if nothing valid follows) or an older one
+// (errStale); others are corruption inside a verified batch. err is an
+// I/O error. Each batch is read on its own into one buffer reused from
+// batch to batch and segment to segment (nothing the replay keeps points
+// into it): on these VMs memory costs 3-10 ms per MB the first time it is
+// touched, and a fresh buffer per segment was most of a start's time.
+func (w *WAL) scanSegment(name string, num uint64) (end, size int64, scanErr, err error) {
+	f, err := w.fs.Open(name)
+	if err != nil {
+		return 0, 0, nil, err
 	}
-}
-
-// verifiedEnd returns where the batches of data that verify, one after
-// the other from the start, end.
-func verifiedEnd(data []byte) int64 {
-	pos := 0
-	for pos < len(data) {
-		_, _, n, err := parseBatch(data[pos:])
-		if err != nil {
-			break
-		}
-		pos += n
+	defer f.Close()
+	if size, err = f.Size(); err != nil {
+		return 0, 0, nil, err
 	}
-	return int64(pos)
-}
-
-// scan applies the batches of data (segment num) and returns where the
-// valid batches end. An error wrapping errBadRecord at end is a batch that
-// does not verify (a torn tail if nothing valid follows); other errors are
-// corruption inside a verified batch.
-func (w *WAL) scan(data []byte, verified int64, num uint64) (int64, error) {
-	pos := 0
-	for pos < len(data) {
-		// Batches below verified passed their CRC in readSegment.
-		seq, body, n, err := parseBatchCRC(data[pos:], int64(pos) >= verified)
-		if err != nil {
-			return int64(pos), fmt.Errorf("batch at offset %d: %w", pos, err)
-		}
-		if seq < w.seq {
+	pos := int64(0)
+	for pos < size {
+		seq, body, n, bad, err := w.readBatch(f, name, pos, size)
+		switch {
+		case err != nil:
+			return pos, size, nil, err
+		case bad != nil:
+			return pos, size, fmt.Errorf("batch at offset %d: %w", pos, bad), nil
+		case seq < w.seq:
 			// An older batch: a reused segment's old bytes (the newest
 			// segment's end) or, in a sealed segment, corruption.
-			return int64(pos), fmt.Errorf("batch at offset %d: sequence %d after %d: %w", pos, seq, w.seq-1, errStale)
+			return pos, size, fmt.Errorf("batch at offset %d: sequence %d after %d: %w", pos, seq, w.seq-1, errStale), nil
+		case pos == 0 && (len(body) < recHeaderBytes || recType(body[8]) != recCheckpoint):
+			return pos, size, fmt.Errorf("segment does not open with a checkpoint"), nil
 		}
-		if pos == 0 && (len(body) < recHeaderBytes || recType(body[8]) != recCheckpoint) {
-			return int64(pos), fmt.Errorf("segment does not open with a checkpoint")
-		}
-		if err := applyBody(w.st, body, num, int64(pos+batchHeaderBytes), true); err != nil {
-			return int64(pos), fmt.Errorf("batch at offset %d: %s", pos, err.Error())
+		if err := applyBody(w.st, body, num, pos+batchHeaderBytes, true); err != nil {
+			return pos, size, fmt.Errorf("batch at offset %d: %s", pos, err.Error()), nil
 		}
 		w.seq = seq + 1
 		pos += n
 	}
-	return int64(pos), nil
+	return pos, size, nil, nil
+}
+
+// readBatch reads the batch at pos of f (size bytes long) into w.openBuf
+// and verifies it (framing, CRC). One that fails is read again, up to
+// ReadRetries times, before the failure is believed (bad, wrapping
+// errBadRecord): a flip on the way from the disk (bus, memory, a
+// controller) is not the data on the disk, and taken as a torn tail it
+// would drop records this node acknowledged. body is valid until the next
+// read; err is an I/O error.
+func (w *WAL) readBatch(f diskio.File, name string, pos, size int64) (seq uint64, body []byte, n int64, bad, err error) {
+	for attempt := 0; ; attempt++ {
+		total := int64(batchHeaderBytes)
+		if size-pos < total {
+			// A short header is the file's end, not a read: no re-read.
+			return 0, nil, 0, fmt.Errorf("%w: %d bytes, short batch header", errBadRecord, size-pos), nil
+		}
+		w.openBuf = slices.Grow(w.openBuf[:0], batchHeaderBytes)[:batchHeaderBytes]
+		if err := readAtFull(f, w.openBuf, pos); err != nil {
+			return 0, nil, 0, nil, fmt.Errorf("read %s at offset %d: %w", name, pos, err)
+		}
+		if binary.LittleEndian.Uint32(w.openBuf) == batchMagic {
+			total += int64(binary.LittleEndian.Uint32(w.openBuf[8:]))
+		}
+		if total <= size-pos {
+			w.openBuf = slices.Grow(w.openBuf[:0], int(total))[:total]
+			if err := readAtFull(f, w.openBuf, pos); err != nil {
+				return 0, nil, 0, nil, fmt.Errorf("read %s at offset %d: %w", name, pos, err)
+			}
+		}
+		// parseBatch refuses a bad magic or a length past the file's end
+		// (what was read is then the header alone).
+		var nn int
+		seq, body, nn, bad = parseBatch(w.openBuf)
+		if bad == nil {
+			if attempt > 0 {
+				w.log.Warn("WAL: a batch read failed verification and a re-read passed (transient read corruption)",
+					"segment", name, "offset", pos, "reads", attempt+1)
+			}
+			return seq, body, int64(nn), nil, nil
+		}
+		if attempt == ReadRetries {
+			return 0, nil, 0, bad, nil
+		}
+	}
+}
+
+// readAtFull reads len(buf) bytes at off.
+func readAtFull(f diskio.File, buf []byte, off int64) error {
+	if n, err := f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		return err
+	}
+	return nil
+}
+
+// validBatchIn returns the offset of the first batch of file name, between
+// from and size, that verifies and is not older than the last one applied
+// (validBatchAfter), or -1. It reads that part of the file whole: only a
+// newest segment that ends in a bad batch gets here.
+func (w *WAL) validBatchIn(name string, from, size int64) (int64, error) {
+	if from >= size {
+		return -1, nil
+	}
+	f, err := w.fs.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rest := make([]byte, size-from)
+	if err := readAtFull(f, rest, from); err != nil {
+		return 0, fmt.Errorf("read %s at offset %d: %w", name, from, err)
+	}
+	if later := validBatchAfter(rest, 0, w.seq); later >= 0 {
+		return from + later, nil
+	}
+	return -1, nil
 }
 
 // validBatchAfter returns the offset of the first batch at or after from

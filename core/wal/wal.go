@@ -216,6 +216,7 @@ type WAL struct {
 	failed    error
 	batchBuf  []byte // reused for groups that must be copied into one batch
 	relocRead []byte // reused by relocateStep to read the records it moves
+	openBuf   []byte // Open's: reused to read each batch (readBatch)
 }
 
 // recPool holds record buffers of SaveRaftState (as *[]byte), returned
