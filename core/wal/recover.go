@@ -204,10 +204,29 @@ func readFile(fs diskio.FS, name string) ([]byte, error) {
 }
 
 // replaySegment verifies and applies one segment, batch by batch (see
-// scanSegment); newest: torn tails are truncated instead of refused.
+// scanSegment); newest: torn tails are truncated instead of refused. The
+// file is opened once (read-write for the newest) and kept as the
+// segment's handle.
 func (w *WAL) replaySegment(num uint64, newest bool) error {
 	name := w.segPath(num)
-	end, size, scanErr, err := w.scanSegment(name, num)
+	open := w.fs.Open
+	if newest {
+		open = w.fs.OpenRW
+	}
+	f, err := open(name)
+	if err != nil {
+		return fmt.Errorf("wal: open: %w", err)
+	}
+	if err := w.replayFile(f, name, num, newest); err != nil {
+		f.Close()
+		return err
+	}
+	w.segs[num] = &segment{num: num, f: f, name: name}
+	return nil
+}
+
+func (w *WAL) replayFile(f diskio.File, name string, num uint64, newest bool) error {
+	end, size, scanErr, err := w.scanSegment(f, name, num)
 	if err != nil {
 		return fmt.Errorf("wal: open: %w", err)
 	}
@@ -215,7 +234,7 @@ func (w *WAL) replaySegment(num uint64, newest bool) error {
 		if !newest || !errors.Is(scanErr, errBadRecord) {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, scanErr)
 		}
-		later, err := w.validBatchIn(name, end+1, size)
+		later, err := w.validBatchIn(f, name, end+1, size)
 		if err != nil {
 			return fmt.Errorf("wal: open: %w", err)
 		}
@@ -231,14 +250,10 @@ func (w *WAL) replaySegment(num uint64, newest bool) error {
 		}
 	}
 	if !newest {
-		return w.openSealed(num, name)
+		return nil
 	}
 	// The newest segment: cut a torn tail, and fsync what a crash may have
 	// left unsynced, before anything is written after it.
-	f, err := w.fs.OpenRW(name)
-	if err != nil {
-		return fmt.Errorf("wal: open: %w", err)
-	}
 	if end < size {
 		err = f.Truncate(end)
 	}
@@ -246,37 +261,22 @@ func (w *WAL) replaySegment(num uint64, newest bool) error {
 		err = f.Sync()
 	}
 	if err != nil {
-		f.Close()
 		return fmt.Errorf("wal: open: %s: %w", name, err)
 	}
-	w.segs[num] = &segment{num: num, f: f, name: name}
 	return nil
 }
 
-func (w *WAL) openSealed(num uint64, name string) error {
-	f, err := w.fs.Open(name)
-	if err != nil {
-		return fmt.Errorf("wal: open: %w", err)
-	}
-	w.segs[num] = &segment{num: num, f: f, name: name}
-	return nil
-}
-
-// scanSegment applies the batches of segment num (file name) in order and
-// returns where the valid ones end, the file's size and, when they end
-// before it, why (scanErr): an error wrapping errBadRecord is a batch that
-// does not verify (a torn tail if nothing valid follows) or an older one
-// (errStale); others are corruption inside a verified batch. err is an
-// I/O error. Each batch is read on its own into one buffer reused from
-// batch to batch and segment to segment (nothing the replay keeps points
-// into it): on these VMs memory costs 3-10 ms per MB the first time it is
-// touched, and a fresh buffer per segment was most of a start's time.
-func (w *WAL) scanSegment(name string, num uint64) (end, size int64, scanErr, err error) {
-	f, err := w.fs.Open(name)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	defer f.Close()
+// scanSegment applies the batches of segment num (file f, named name) in
+// order and returns where the valid ones end, the file's size and, when
+// they end before it, why (scanErr): an error wrapping errBadRecord is a
+// batch that does not verify (a torn tail if nothing valid follows) or an
+// older one (errStale); others are corruption inside a verified batch.
+// err is an I/O error. Each batch is read on its own into one buffer
+// reused from batch to batch and segment to segment (nothing the replay
+// keeps points into it): on these VMs memory costs 3-10 ms per MB the
+// first time it is touched, and a fresh buffer per segment was most of a
+// start's time.
+func (w *WAL) scanSegment(f diskio.File, name string, num uint64) (end, size int64, scanErr, err error) {
 	if size, err = f.Size(); err != nil {
 		return 0, 0, nil, err
 	}
@@ -356,19 +356,14 @@ func readAtFull(f diskio.File, buf []byte, off int64) error {
 	return nil
 }
 
-// validBatchIn returns the offset of the first batch of file name, between
+// validBatchIn returns the offset of the first batch of file f, between
 // from and size, that verifies and is not older than the last one applied
 // (validBatchAfter), or -1. It reads that part of the file whole: only a
 // newest segment that ends in a bad batch gets here.
-func (w *WAL) validBatchIn(name string, from, size int64) (int64, error) {
+func (w *WAL) validBatchIn(f diskio.File, name string, from, size int64) (int64, error) {
 	if from >= size {
 		return -1, nil
 	}
-	f, err := w.fs.Open(name)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
 	rest := make([]byte, size-from)
 	if err := readAtFull(f, rest, from); err != nil {
 		return 0, fmt.Errorf("read %s at offset %d: %w", name, from, err)
