@@ -103,7 +103,8 @@ type File interface {
 	// Size is the current (not necessarily durable) length of the file.
 	Size() (int64, error)
 	// Sync makes every write and truncate made through any handle of this
-	// file durable. See the FS durability contract for what failure means.
+	// file durable (OS: fdatasync on Linux, so the data and size, not the
+	// timestamps). See the FS durability contract for what failure means.
 	Sync() error
 	// Truncate sets the file's length; a shrink drops the bytes after size,
 	// a growth adds zeros. Durable only after Sync.

@@ -231,7 +231,7 @@ func (f *osFile) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
-func (f *osFile) Sync() error { return wrapOSError("sync", f.name, f.f.Sync()) }
+func (f *osFile) Sync() error { return wrapOSError("sync", f.name, datasync(f.f)) }
 
 func (f *osFile) StartWriteback(off, n int64) {
 	if f.closed.Load() || f.readOnly || n <= 0 {
