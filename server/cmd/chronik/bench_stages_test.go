@@ -174,8 +174,12 @@ func benchRestarts(b *testing.B, rs *benchResults) {
 	keep := map[string]int{topic: 8}
 	if mib > 0 {
 		benchProduce(b, ctx, target(), topic, mib<<20/benchRecordBytes, false)
+		// First a crash (nothing snapshotted for the stop: the WAL's
+		// budget is read back and replayed), then a clean stop.
 		var d time.Duration
-		p, d = restartTimed(b, ctx, p, dir, raftAddr, keep)
+		p, d = restartTimed(b, ctx, p, dir, raftAddr, keep, syscall.SIGKILL)
+		rs.set("chronik-1node/crash-restart", benchRun{records: mib << 20 / benchRecordBytes, restart: d, restartMiB: mib})
+		p, d = restartTimed(b, ctx, p, dir, raftAddr, keep, syscall.SIGTERM)
 		rs.set("chronik-1node/restart", benchRun{records: mib << 20 / benchRecordBytes, restart: d, restartMiB: mib})
 	}
 	if many == 0 {
@@ -205,21 +209,22 @@ func benchRestarts(b *testing.B, rs *benchResults) {
 		time.Sleep(50 * time.Millisecond) // poll, bounded by ctx
 	}
 	cl.Close()
-	_, d := restartTimed(b, ctx, p, dir, raftAddr, keep)
+	_, d := restartTimed(b, ctx, p, dir, raftAddr, keep, syscall.SIGTERM)
 	rs.set("chronik-1node/delete-restart", benchRun{restart: d, partitions: many})
 }
 
-// restartTimed stops p with SIGTERM, starts it again on dir and the same
-// Raft address, and returns the new process and the time from its start
-// until every partition of topics has a leader.
-func restartTimed(b *testing.B, ctx context.Context, p *process, dir, raftAddr string, topics map[string]int) (*process, time.Duration) {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+// restartTimed stops p with sig (SIGTERM: a clean stop; SIGKILL: a crash),
+// starts it again on dir and the same Raft address, and returns the new
+// process and the time from its start until every partition of topics has
+// a leader.
+func restartTimed(b *testing.B, ctx context.Context, p *process, dir, raftAddr string, topics map[string]int, sig syscall.Signal) (*process, time.Duration) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		b.Fatal(err)
 	}
 	select {
 	case <-p.exited:
 	case <-time.After(2 * time.Minute):
-		b.Fatal("no exit within 2 minutes of SIGTERM")
+		b.Fatalf("no exit within 2 minutes of %v", sig)
 	}
 	start := time.Now()
 	np := launchProcess(b, dir, "--raft-addr", raftAddr)

@@ -62,9 +62,10 @@ import (
 //   - latency-10k-linger10ms: the same with kgo's default 10 ms linger,
 //     which dominates the latency of every target at this rate.
 //
-// chronik-1node also runs, on a process of its own: restart (fill
-// CHRONIK_BENCH_RESTART_MB into 8 partitions, SIGTERM, start again, time
-// until every partition has a leader), many-partitions (a topic of
+// chronik-1node also runs, on a process of its own: crash-restart (fill
+// CHRONIK_BENCH_RESTART_MB into 8 partitions, SIGKILL, start again, time
+// until every partition has a leader), restart (then the same with
+// SIGTERM, a clean stop), many-partitions (a topic of
 // CHRONIK_BENCH_MANY_PARTITIONS partitions: produce MB/s and the process's
 // peak RSS, VmHWM) and delete-restart (delete that topic, SIGTERM, time the
 // restart until every remaining partition has a leader). Bytes on disk per
