@@ -173,12 +173,12 @@ func benchRestarts(b *testing.B, rs *benchResults) {
 	topic := newBenchTopic(b, ctx, target().seeds, 8)
 	keep := map[string]int{topic: 8}
 	if mib > 0 {
-		benchProduce(b, ctx, target(), topic, mib<<20/benchRecordBytes, false)
+		fill := benchProduce(b, ctx, target(), topic, mib<<20/benchRecordBytes, false)
 		// First a crash (nothing snapshotted for the stop: the WAL's
 		// budget is read back and replayed), then a clean stop.
 		var d time.Duration
 		p, d = restartTimed(b, ctx, p, dir, raftAddr, keep, syscall.SIGKILL)
-		rs.set("chronik-1node/crash-restart", benchRun{records: mib << 20 / benchRecordBytes, restart: d, restartMiB: mib})
+		rs.set("chronik-1node/crash-restart", benchRun{records: mib << 20 / benchRecordBytes, restart: d, restartMiB: mib, diskPerByte: fill.diskPerByte})
 		p, d = restartTimed(b, ctx, p, dir, raftAddr, keep, syscall.SIGTERM)
 		rs.set("chronik-1node/restart", benchRun{records: mib << 20 / benchRecordBytes, restart: d, restartMiB: mib})
 	}
