@@ -5,15 +5,16 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -407,19 +408,32 @@ func diskKiB(dir string) int64 {
 	if dir == "" {
 		return -1
 	}
-	out, err := exec.Command("du", "-sk", dir).Output()
+	// As du -sk (allocated blocks), but a file removed during the walk (the
+	// WAL's unlinker, a segment roll) is skipped, not an error.
+	var blocks int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			blocks += st.Blocks // 512-byte units
+		}
+		return nil
+	})
 	if err != nil {
 		return -1
 	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return -1
-	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
+	return blocks / 2
 }
 
 // benchLatency offers benchLatencyRate records/s from one producer
