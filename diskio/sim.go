@@ -4,6 +4,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ type Sim struct {
 	faults    Faults
 	stats     SimStats
 	frozen    *simImage // the crash instant; nil until Freeze
+	// badInodes are the inodes with sticky bit flips (Faults.ReadBitFlipSticky),
+	// in the order they got their first, so SetFaults can forget them.
+	badInodes []*inode
 }
 
 // rootDir is the Sim's root; "/a" and "a" name the same file.
@@ -46,6 +50,9 @@ type inode struct {
 	// from data in reverse order yields the durable content.
 	journal []journalOp
 	linked  bool // reachable from Sim.files (counts in usedBytes)
+	// badBits are sticky read flips (bit offsets in the file), applied to
+	// every read covering them; a write over one removes it.
+	badBits []int64
 }
 
 // journalOp is one unsynced write or truncate with its undo information.
@@ -470,10 +477,21 @@ func (f *simFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(p, f.ino.data[off:])
+	for _, b := range f.ino.badBits {
+		if i := b/8 - off; i >= 0 && i < int64(n) {
+			p[i] ^= 1 << (b % 8)
+		}
+	}
 	if n > 0 && s.faults.ReadBitFlipProbability > 0 && flips(s.faults.ReadBitFlipPattern, f.name) && s.faultRng.Float64() < s.faults.ReadBitFlipProbability {
 		bit := s.faultRng.IntN(n * 8)
 		p[bit/8] ^= 1 << (bit % 8)
 		s.stats.FaultsInjected++
+		if s.faults.ReadBitFlipSticky {
+			if f.ino.badBits == nil {
+				s.badInodes = append(s.badInodes, f.ino)
+			}
+			f.ino.badBits = append(f.ino.badBits, off*8+int64(bit))
+		}
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -518,6 +536,9 @@ func (f *simFile) write(op string, p []byte, off int64, atEnd bool) (int, error)
 		s.resize(ino, end)
 	}
 	copy(ino.data[off:], p)
+	if len(ino.badBits) > 0 {
+		ino.badBits = slices.DeleteFunc(ino.badBits, func(b int64) bool { return b/8 >= off && b/8 < end })
+	}
 	s.stats.BytesWritten += int64(len(p))
 	return len(p), nil
 }

@@ -50,6 +50,12 @@ type Faults struct {
 	// in, without a leading "/") matches one of its path.Match globs,
 	// separated by "|" ("" = every file).
 	ReadBitFlipPattern string
+	// ReadBitFlipSticky makes each flip a bad spot: every later read of
+	// that byte returns the bit flipped too, as a failing sector or path
+	// would, until a write covers it or SetFaults is called again (which
+	// forgets every bad spot; a crash image has none). The stored bytes
+	// stay intact.
+	ReadBitFlipSticky bool
 	// Latency is slept (outside the Sim's lock, so virtual time under
 	// synctest) before each operation of the kind.
 	Latency map[Op]time.Duration
@@ -77,6 +83,10 @@ func (s *Sim) SetFaults(f Faults) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = f
+	for _, ino := range s.badInodes {
+		ino.badBits = nil
+	}
+	s.badInodes = nil
 }
 
 // before runs the fault rules and the latency for an operation of kind op

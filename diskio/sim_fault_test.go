@@ -186,6 +186,67 @@ func TestReadBitFlip(t *testing.T) {
 	}
 }
 
+// TestReadBitFlipSticky: a sticky flip comes back on every read of its
+// byte (also a read at another offset that covers it), without a new
+// draw; a write over the byte, or SetFaults, ends it; the stored bytes
+// are never changed.
+func TestReadBitFlipSticky(t *testing.T) {
+	s := NewSim(9)
+	f, err := s.Create("f")
+	must(t, err)
+	stored := bytes.Repeat([]byte{0x55}, 32)
+	_, err = f.Append(stored)
+	must(t, err)
+	s.SetFaults(Faults{ReadBitFlipProbability: 1, ReadBitFlipSticky: true})
+	buf := make([]byte, 32)
+	_, err = f.ReadAt(buf, 0)
+	must(t, err)
+	bad := -1
+	for i := range buf {
+		if buf[i] != stored[i] {
+			bad = i
+		}
+	}
+	if bad < 0 {
+		t.Fatal("no bit flipped")
+	}
+	// No more new flips: only the bad spot stays.
+	s.mu.Lock()
+	s.faults.ReadBitFlipProbability = 0
+	s.mu.Unlock()
+	for _, off := range []int64{0, int64(bad)} {
+		part := make([]byte, 32-off)
+		_, err = f.ReadAt(part, off)
+		must(t, err)
+		if part[int64(bad)-off] == stored[bad] {
+			t.Fatalf("read at %d: the sticky flip at byte %d is gone", off, bad)
+		}
+	}
+	if got, _ := s.ReadFile("f"); !bytes.Equal(got, stored) {
+		t.Fatal("a sticky flip changed the stored bytes")
+	}
+
+	// A write over the bad byte ends it.
+	_, err = f.WriteAt(stored[bad:bad+1], int64(bad))
+	must(t, err)
+	_, err = f.ReadAt(buf, 0)
+	must(t, err)
+	if !bytes.Equal(buf, stored) {
+		t.Fatal("a write over a sticky flip did not end it")
+	}
+
+	// SetFaults forgets every bad spot.
+	s.SetFaults(Faults{ReadBitFlipProbability: 1, ReadBitFlipSticky: true})
+	_, err = f.ReadAt(buf, 0)
+	must(t, err)
+	s.SetFaults(Faults{})
+	_, err = f.ReadAt(buf, 0)
+	must(t, err)
+	if !bytes.Equal(buf, stored) {
+		t.Fatal("SetFaults kept a sticky flip")
+	}
+}
+
 // TestFaultDeterminism: the same seed and calls give the same faults.
 func TestFaultDeterminism(t *testing.T) {
 	run := func(seed int64) string {
