@@ -742,3 +742,36 @@ func TestTransientReadFlips(t *testing.T) {
 		t.Fatalf("every read flipped: %d entries, err %v, reported %v", len(got), err, reported)
 	}
 }
+
+// TestReadAfterFailStop: a record that fails every read (a sticky flip, as
+// a bad sector gives) is reported to OnFailure; when that hook returns
+// having cleared the fault (the simulator's fail-stop), the read is tried
+// once more and, verifying, served exact, so that dragonboat (which panics
+// on a LogDB error) winds the dead node down quietly. A hook that clears
+// nothing still gets ErrCorrupt.
+func TestReadAfterFailStop(t *testing.T) {
+	fs := diskio.NewSim(11)
+	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10})
+	const last = 50
+	for i := uint64(1); i <= last; i++ {
+		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	var reported []error
+	w = mustOpen(t, fs, Options{SegmentBytes: 4 << 10, OnFailure: func(err error) {
+		reported = append(reported, err)
+		fs.SetFaults(diskio.Faults{}) // the fail-stop: the disk's faults cleared
+	}})
+	defer w.Close()
+	// Sticky flips (a new one on each read too): every re-read fails.
+	fs.SetFaults(diskio.Faults{ReadBitFlipProbability: 1, ReadBitFlipSticky: true, ReadBitFlipPattern: "data/wal/*.wal"})
+	got, _, err := w.IterateEntries(nil, 0, 1, 1, 1, 2, 0)
+	if err != nil || len(reported) != 1 || !errors.Is(reported[0], ErrCorrupt) {
+		t.Fatalf("sticky flip, fail-stop clearing it: err %v, reported %v", err, reported)
+	}
+	if want := ents(1, 1, 1); len(got) != 1 || got[0].Index != 1 || !bytes.Equal(got[0].Cmd, want[0].Cmd) {
+		t.Fatalf("served %+v after the fail-stop, want entry 1 exact", got)
+	}
+}
