@@ -406,17 +406,25 @@
 // fails verification again, up to wal.ReadRetries times, and serves only
 // a read that verifies: a flip must change nothing Raft sees and must
 // not be taken for a torn tail at open (which would drop acknowledged
-// entries).
+// entries). In half of the bit-flip faults that do not restart the node
+// the flips are sticky (diskio's ReadBitFlipSticky: a bad spot returns
+// flipped on every read of its byte, as a bad sector would, until the
+// fault ends): a Raft-log record that fails every read goes to the
+// node's fail-stop hook, which crashes the node and clears its disk's
+// faults; the WAL then reads the record once more and serves it only if
+// it verifies, so that dragonboat (which panics on a LogDB error, ending
+// every simulated node at once) winds the dead node down quietly. Each
+// seed's summary counts these fail-stops.
 //
 // # Not injected, and why
 //
-//   - Corruption stored in the Raft log (a flip on every read of a
-//     record, as a bad sector would give) and read flips in dragonboat's
-//     snapshots: the WAL reports a record that fails every read to the
-//     node's fail-stop hook, but dragonboat then panics on the read error
-//     on a worker goroutine, which ends the whole test process (every
-//     simulated node at once). Crashes (every crash mode) and the
-//     lying-fsync variant do reach the WAL's files. A dragonboat panic during a run writes the trace first
+//   - Corruption stored across a crash, and bad spots met at open: a bad
+//     spot in the newest Raft-log segment's last batch would be cut as a
+//     torn tail (beyond the crash model, which never corrupts fsynced
+//     bytes; DESIGN.md, "Not built yet"). Read flips in dragonboat's
+//     snapshots: dragonboat panics on the error. Crashes (every crash
+//     mode) and the lying-fsync variant do reach the WAL's files. A
+//     dragonboat panic during a run writes the trace first
 //     (failstop_test.go); TestSimCatchesLyingFsync relies on it, in a
 //     child process.
 //   - Slow disk (diskio Latency): a goroutine waiting on a sync.Mutex is

@@ -120,9 +120,9 @@ func noteCollections(t *testing.T, res result) int {
 // and the trace file.
 func report(t *testing.T, res result, o runOpts) {
 	t.Helper()
-	t.Logf("seed %d: %s; %d acks, %d records read, %d faults (%d failpoints, %d storage fail-stops, %d corrupt reads refused, %d partitions with a log start moved by retention), %v virtual; trace hash %s schedule hash %s",
+	t.Logf("seed %d: %s; %d acks, %d records read, %d faults (%d failpoints, %d storage fail-stops (%d on a Raft-log record failing every read), %d corrupt reads refused, %d partitions with a log start moved by retention), %v virtual; trace hash %s schedule hash %s",
 		res.seed, res.topo, res.acks, res.reads, res.tr.count(evFault, " lane")-res.tr.count(evFault, " end"),
-		res.tr.count(evFault, " failpoint "), res.tr.count(evNode, " fail-stop "), strings.Count(res.logs, "corrupt read refused"),
+		res.tr.count(evFault, " failpoint "), res.tr.count(evNode, " fail-stop "), res.tr.count(evNode, "wal: corrupt"), strings.Count(res.logs, "corrupt read refused"),
 		res.tr.count(evCheck, " retained from log start "), res.virtual.Round(time.Millisecond), res.hash, res.schedHash)
 	if res.txns != "" {
 		t.Logf("seed %d: %s", res.seed, res.txns)
