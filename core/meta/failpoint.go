@@ -16,6 +16,9 @@ import "errors"
 //	             before publishing it or returning its result: the same
 //	             fail-stop; the state the node held is discarded with it,
 //	             and the restart applies the entry exactly once.
+//	slowApply    (StateMachine only) enabled as sleep(N): each Update
+//	             waits N ms first, so a restarted node's controller replica
+//	             replays its log slowly (TestFailpointRestartStartsNoDeletedShard).
 //
 // errFailpoint is what they inject.
 var errFailpoint = errors.New("meta: failpoint: injected error")

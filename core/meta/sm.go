@@ -85,6 +85,7 @@ func (m *StateMachine) Update(e sm.Entry) (sm.Result, error) {
 		panic(fmt.Sprintf("meta: update at index %d after applied index %d", e.Index, m.st.applied))
 	}
 	failpoint.Inject("beforeApply", func() { failpoint.Return(sm.Result{}, errFailpoint) })
+	failpoint.Inject("slowApply", func() {}) // a delay: enabled as sleep(N)
 	m.st.applied = e.Index
 	var res Result
 	changed := false

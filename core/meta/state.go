@@ -123,6 +123,7 @@ func (s *state) view() *View {
 		ACLs:            s.acls,
 		PreparingTxns:   s.preparingTxns(),
 		GroupShards:     s.groupShards,
+		NextShardID:     s.nextShardID,
 	}
 }
 

@@ -31,6 +31,10 @@ type View struct {
 	// GroupShards are the group coordinator shards by index (nil until
 	// created; groupshard.go). Shared between Views: do not modify.
 	GroupShards []GroupShard
+	// NextShardID is above every partition shard id ever allocated. Ids
+	// are never reused, so an id from FirstPartitionShardID up to it that
+	// no topic lists belonged to a deleted topic.
+	NextShardID uint64
 }
 
 // BrokerConfig returns the cluster-wide dynamic value of key, if set.
