@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"path"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/chronik-go/chronik/core/meta"
 	"github.com/chronik-go/chronik/diskio"
 )
 
@@ -160,6 +162,59 @@ func TestMetadataAfterRestartKnowsRecentTopics(t *testing.T) {
 			if tm.ErrorCode != 0 || len(tm.Partitions) != 2 {
 				t.Errorf("topic %s after restart: error %d, %d partitions", tm.Name, tm.ErrorCode, len(tm.Partitions))
 			}
+		}
+	})
+}
+
+// TestRestartSweepsDeletedPartitionDir: a partition directory of a deleted
+// topic left on disk (a removal cut by a crash after the Raft data went)
+// is removed at the next start, and nothing else is.
+func TestRestartSweepsDeletedPartitionDir(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 13, 1)
+		defer c.closeAll()
+		c.createTopic("keep", 1, 1)
+		c.createTopic("gone", 1, 1)
+		n := c.node(1)
+		var pt meta.Partition
+		waitFor(t, 20*time.Second, "gone's shard started", func() bool {
+			var ok bool
+			pt, ok = partitionOf(n.view(), "gone", 0)
+			return ok && n.isHosted(pt.ShardID)
+		})
+		if r := n.DeleteTopics(context.Background(), []string{"gone"}); r[0].ErrorCode != 0 {
+			t.Fatalf("delete: %+v", r[0])
+		}
+		dir := n.popts.Dir + "/" + strconv.FormatUint(pt.ShardID, 10)
+		c.mu.Lock()
+		disk := c.disks[1]
+		c.mu.Unlock()
+		waitFor(t, 20*time.Second, "gone's shard removed", func() bool {
+			_, err := disk.Stat(dir)
+			return !n.isHosted(pt.ShardID) && err != nil
+		})
+		c.stop(1)
+		if err := disk.MkdirAll(dir + "/log"); err != nil {
+			t.Fatal(err)
+		}
+		f, err := disk.Create(dir + "/log/00000000000000000000.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		n = c.start(1)
+		waitFor(t, 20*time.Second, "the deleted partition's directory swept", func() bool {
+			_, err := disk.Stat(dir)
+			return err != nil
+		})
+		var keep meta.Partition
+		waitFor(t, 20*time.Second, "keep's shard started", func() bool {
+			var ok bool
+			keep, ok = partitionOf(n.view(), "keep", 0)
+			return ok && n.isHosted(keep.ShardID)
+		})
+		if _, err := disk.Stat(n.popts.Dir + "/" + strconv.FormatUint(keep.ShardID, 10)); err != nil {
+			t.Fatalf("keep's directory: %v", err)
 		}
 	})
 }

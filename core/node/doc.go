@@ -36,7 +36,15 @@
 // partition.Factory; after a restart dragonboat's bootstrap record supplies
 // the members), then stops and deletes (StopShard, SyncRemoveData,
 // partition.RemoveData) every running shard no longer placed here (its
-// topic was deleted; shard ids are never reused).
+// topic was deleted; shard ids are never reused). After a start it first
+// waits (bounded) until the local controller replica has applied the
+// commands its Raft log held committed (awaitControllerReplay: a restart
+// soon after a 1,000-partition topic was deleted started 220 of its
+// replicas again from the view of the controller's snapshot), and once it
+// has reconciled it sweeps what the node still holds of deleted topics
+// (sweepDeleted: Raft data and partition directories of shard ids below
+// View.NextShardID that no topic lists; a view that is behind knows fewer
+// ids, never a live one).
 //
 // Leadership view. dragonboat's RaftEventListener pushes LeaderUpdated
 // into a bounded channel without ever blocking (a full channel sets a
@@ -225,9 +233,6 @@
 //     dragonboat starts it), so for a move the quorum is computed over
 //     R ∪ {t} until the old replica leaves; the leader removes nothing
 //     before the added replica caught up.
-//   - Orphaned partition data of topics deleted while this node was down is
-//     not swept from disk (dragonboat does not restart those shards, so
-//     nothing serves it).
 //   - Controller voters are fixed at bootstrap (the first 3 ids); they are
 //     never replaced.
 //   - No transactions: LastStableOffset == HighWatermark.

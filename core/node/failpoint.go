@@ -19,6 +19,9 @@ import (
 //	                            the original offsets)
 //	startPartitionError         the reconciler fails to start a partition
 //	                            shard (it retries on its timer)
+//	stopPartitionError          the reconciler fails to stop and remove a
+//	                            partition shard (it retries on its timer;
+//	                            a restart sweeps it, sweepDeleted)
 //	commitOffsetsBeforePropose  a group offset commit fails before it is
 //	                            proposed (nothing committed)
 //	commitOffsetsAfterPropose   a group offset commit's proposal returns an

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	pb "github.com/lni/dragonboat/v4/raftpb"
 	"github.com/pingcap/failpoint"
 
 	"github.com/chronik-go/chronik/core/clock"
@@ -19,7 +22,114 @@ import (
 // node and stops (and deletes) those it no longer does. It wakes on every
 // controller change, and retries after failures on a timer.
 func (n *Node) reconcileLoop() {
-	n.watchView(reconcileRetryEvery, func(v *meta.View) bool { return !n.reconcile(v) })
+	n.awaitControllerReplay()
+	swept := false
+	n.watchView(reconcileRetryEvery, func(v *meta.View) bool {
+		ok := n.reconcile(v)
+		if !swept {
+			swept = n.sweepDeleted(v)
+		}
+		return !ok || !swept
+	})
+}
+
+// sweepDeleted removes, once per start, what this node still holds of
+// partitions of deleted topics: the Raft data (dragonboat's node info,
+// the WAL's entries) and the partition directory of every shard id that
+// v knows was allocated (below v.NextShardID) but that no topic of v
+// lists and that does not run here. Shard ids are never reused, so such
+// a shard is never needed again, and a view that is behind knows fewer
+// ids, never one still live. Covers a topic deleted while this node was
+// down, and one deleted just before a stop whose replicas the reconciler
+// had not removed yet. It reports whether everything succeeded.
+func (n *Node) sweepDeleted(v *meta.View) bool {
+	listed := map[uint64]bool{}
+	for _, t := range v.Topics {
+		for _, p := range t.Partitions {
+			listed[p.ShardID] = true
+		}
+	}
+	deleted := func(id uint64) bool {
+		return id >= meta.FirstPartitionShardID && id < v.NextShardID && !listed[id] && !n.isHosted(id)
+	}
+	found := map[uint64]bool{}
+	if info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}); info != nil {
+		for _, ni := range info.LogInfo {
+			if ni.ReplicaID == n.cfg.NodeID && deleted(ni.ShardID) {
+				found[ni.ShardID] = true
+			}
+		}
+	}
+	names, err := n.cfg.FS.List(n.popts.Dir)
+	if err != nil {
+		n.log.Warn("sweep deleted partitions: list the partition directory", "dir", n.popts.Dir, "err", err)
+		return false
+	}
+	for _, name := range names {
+		if id, err := strconv.ParseUint(name, 10, 64); err == nil && deleted(id) {
+			found[id] = true
+		}
+	}
+	ok := true
+	for _, id := range sortedIDs(found) {
+		if err := n.stopPartition(id); err != nil {
+			n.log.Warn("sweep deleted partitions: remove", "shard", id, "err", err)
+			ok = false
+			continue
+		}
+		n.log.Info("removed the data of a partition of a deleted topic", "shard", id)
+	}
+	return ok
+}
+
+// awaitControllerReplay returns once the local controller replica has
+// applied the last command its Raft log held committed when this was
+// called (a restart applies those from the log, no leader needed), or
+// after controllerCatchUpMax. Without it the first reconcile acts on the
+// view of the controller's snapshot: a restart soon after deleting a
+// 1,000-partition topic started 220 of its replicas again, then stopped
+// and removed them.
+func (n *Node) awaitControllerReplay() {
+	lr, err := n.nh.GetLogReader(meta.ControllerShardID)
+	if err != nil {
+		return
+	}
+	st, _ := lr.NodeState()
+	target := n.lastCommand(lr, st.Commit)
+	ctx, cancel := context.WithTimeout(n.ctx, controllerCatchUpMax)
+	defer cancel()
+	for n.meta.Load().Version() < target {
+		if n.cfg.Clock.Sleep(ctx, controllerReplayPoll) != nil {
+			n.log.Info("reconcile: starting before the controller replica applied its log", "applied", n.meta.Load().Version(), "committed_command", target)
+			return
+		}
+	}
+}
+
+// controllerReplayPoll is awaitControllerReplay's pause between looks.
+const controllerReplayPoll = 5 * time.Millisecond
+
+// lastCommand returns the index of the last entry at or below commit that
+// reaches the controller's state machine (a command: dragonboat applies
+// no-op and membership entries without it, so the applied version never
+// reaches those), or the version already applied if none is after it.
+func (n *Node) lastCommand(lr dragonboat.ReadonlyLogReader, commit uint64) uint64 {
+	applied := n.meta.Load().Version()
+	first, _ := lr.GetRange()
+	low := max(applied+1, first)
+	if commit < low {
+		return applied
+	}
+	ents, err := lr.Entries(low, commit+1, math.MaxUint64)
+	if err != nil {
+		return applied
+	}
+	for i := len(ents) - 1; i >= 0; i-- {
+		if e := ents[i]; (e.Type == pb.ApplicationEntry || e.Type == pb.EncodedEntry) && len(e.Cmd) > 0 {
+			return e.Index
+		}
+	}
+	return applied
 }
 
 // watchView runs step with the current controller view on every controller
@@ -138,6 +248,7 @@ func (n *Node) startPartition(v *meta.View, h meta.HostedPartition) error {
 // never reused and a removed replica id can never rejoin its shard, so the
 // data can never be needed).
 func (n *Node) stopPartition(id uint64) error {
+	failpoint.Inject("stopPartitionError", func() { failpoint.Return(errFailpoint) })
 	n.isr.untrack(id)
 	rep, open := n.reg.Get(id)
 	if err := n.nh.StopShard(id); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
