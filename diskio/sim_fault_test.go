@@ -159,13 +159,21 @@ func TestNoSpace(t *testing.T) {
 	must(t, err)
 }
 
-func TestReadBitFlip(t *testing.T) {
+// flipFile returns a Sim holding file "f" of 32 bytes 0x55, open, and
+// those bytes.
+func flipFile(t *testing.T) (*Sim, File, []byte) {
+	t.Helper()
 	s := NewSim(9)
 	f, err := s.Create("f")
 	must(t, err)
 	stored := bytes.Repeat([]byte{0x55}, 32)
 	_, err = f.Append(stored)
 	must(t, err)
+	return s, f, stored
+}
+
+func TestReadBitFlip(t *testing.T) {
+	s, f, stored := flipFile(t)
 	s.SetFaults(Faults{ReadBitFlipProbability: 1})
 	buf := make([]byte, 32)
 	n, err := f.ReadAt(buf, 0)
@@ -191,15 +199,10 @@ func TestReadBitFlip(t *testing.T) {
 // draw; a write over the byte, or SetFaults, ends it; the stored bytes
 // are never changed.
 func TestReadBitFlipSticky(t *testing.T) {
-	s := NewSim(9)
-	f, err := s.Create("f")
-	must(t, err)
-	stored := bytes.Repeat([]byte{0x55}, 32)
-	_, err = f.Append(stored)
-	must(t, err)
+	s, f, stored := flipFile(t)
 	s.SetFaults(Faults{ReadBitFlipProbability: 1, ReadBitFlipSticky: true})
 	buf := make([]byte, 32)
-	_, err = f.ReadAt(buf, 0)
+	_, err := f.ReadAt(buf, 0)
 	must(t, err)
 	bad := -1
 	for i := range buf {
