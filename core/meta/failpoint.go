@@ -18,7 +18,7 @@ import "errors"
 //	             and the restart applies the entry exactly once.
 //	slowApply    (StateMachine only) enabled as sleep(N): each Update
 //	             waits N ms first, so a restarted node's controller replica
-//	             replays its log slowly (TestFailpointRestartStartsNoDeletedShard).
+//	             replays its log slowly (TestFailpointRestartSweepsDeletedShards).
 //
 // errFailpoint is what they inject.
 var errFailpoint = errors.New("meta: failpoint: injected error")

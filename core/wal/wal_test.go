@@ -701,14 +701,8 @@ func crashOnce(t *testing.T, seed int64, mode diskio.CrashMode) {
 // that fails every read is ErrCorrupt, reported to OnFailure.
 func TestTransientReadFlips(t *testing.T) {
 	fs := diskio.NewSim(7)
-	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10})
 	const last = 200
-	for i := uint64(1); i <= last; i++ {
-		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}}, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.Close()
+	saveEach(t, fs, last)
 	want := ents(1, last, 1)
 	check := func(w *WAL, what string) {
 		t.Helper()
@@ -735,7 +729,7 @@ func TestTransientReadFlips(t *testing.T) {
 	// Every read flipped: corruption, reported, never served.
 	fs.SetFaults(diskio.Faults{})
 	var reported []error
-	w = mustOpen(t, fs, Options{SegmentBytes: 4 << 10, OnFailure: func(err error) { reported = append(reported, err) }})
+	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10, OnFailure: func(err error) { reported = append(reported, err) }})
 	defer w.Close()
 	fs.SetFaults(diskio.Faults{ReadBitFlipProbability: 1, ReadBitFlipPattern: "data/wal/*.wal"})
 	if got, _, err := w.IterateEntries(nil, 0, 1, 1, 1, last+1, 0); !errors.Is(err, ErrCorrupt) || len(got) != 0 || len(reported) != 1 {
@@ -747,20 +741,14 @@ func TestTransientReadFlips(t *testing.T) {
 // a bad sector gives) is reported to OnFailure; when that hook returns
 // having cleared the fault (the simulator's fail-stop), the read is tried
 // once more and, verifying, served exact, so that dragonboat (which panics
-// on a LogDB error) winds the dead node down quietly. A hook that clears
-// nothing still gets ErrCorrupt.
+// on a LogDB error) winds the dead node down quietly. (A hook that clears
+// nothing still gets ErrCorrupt: TestTransientReadFlips.)
 func TestReadAfterFailStop(t *testing.T) {
 	fs := diskio.NewSim(11)
-	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10})
 	const last = 50
-	for i := uint64(1); i <= last; i++ {
-		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}}, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.Close()
+	saveEach(t, fs, last)
 	var reported []error
-	w = mustOpen(t, fs, Options{SegmentBytes: 4 << 10, OnFailure: func(err error) {
+	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10, OnFailure: func(err error) {
 		reported = append(reported, err)
 		fs.SetFaults(diskio.Faults{}) // the fail-stop: the disk's faults cleared
 	}})
@@ -774,4 +762,17 @@ func TestReadAfterFailStop(t *testing.T) {
 	if want := ents(1, 1, 1); len(got) != 1 || got[0].Index != 1 || !bytes.Equal(got[0].Cmd, want[0].Cmd) {
 		t.Fatalf("served %+v after the fail-stop, want entry 1 exact", got)
 	}
+}
+
+// saveEach writes entries 1..last of shard 1, one SaveRaftState each, into
+// a WAL of 4 KiB segments on fs, and closes it.
+func saveEach(t *testing.T, fs diskio.FS, last uint64) {
+	t.Helper()
+	w := mustOpen(t, fs, Options{SegmentBytes: 4 << 10})
+	for i := uint64(1); i <= last; i++ {
+		if err := w.SaveRaftState([]pb.Update{{ShardID: 1, ReplicaID: 1, State: pb.State{Term: 1, Commit: i}, EntriesToSave: ents(i, i, 1)}}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
 }
